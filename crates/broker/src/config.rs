@@ -1,0 +1,332 @@
+//! Broker configuration: one TOML file (`config/tickwire.toml` documents every
+//! key), built-in defaults identical to that file, CLI overrides on top.
+//!
+//! Durations are integer milliseconds: unambiguous in TOML and easy to grep.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Upper bound on worker threads: the router tracks per-topic interest as a
+/// 64-bit mask of workers.
+pub const MAX_WORKERS: usize = 64;
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub websocket: WebSocketConfig,
+    pub subscriber: SubscriberConfig,
+    pub ingest: IngestConfig,
+    pub demo: DemoConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// HTTP + WebSocket listener (`ws://HOST:PORT/ws`).
+    pub ws_addr: String,
+    /// Worker threads; 0 = one per CPU core.
+    pub workers: usize,
+    /// Connections (subscribers + HTTP) accepted at once across all workers.
+    pub max_connections: usize,
+    /// An HTTP request head or WebSocket handshake must complete within this.
+    pub handshake_timeout_ms: u64,
+    /// Largest HTTP request head; larger → 431.
+    pub max_head_bytes: usize,
+    /// On SIGINT/SIGTERM, how long to wait for clients' close replies.
+    pub shutdown_grace_ms: u64,
+    /// Bounded queue of quote batches from the router to each worker.
+    pub worker_queue_batches: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketConfig {
+    /// Largest client message (all fragments); larger → close 1009.
+    pub max_message_bytes: usize,
+    /// Silence from a client for this long → the server pings it.
+    pub idle_ping_ms: u64,
+    /// Further silence after that ping → the TCP connection is closed.
+    pub dead_peer_ms: u64,
+    /// After the broker sends a close frame, how long it waits for the peer.
+    pub close_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscriberConfig {
+    /// Subscription entries per connection; more → `too_many_subscriptions`.
+    pub max_subscriptions: usize,
+    /// Bytes queued for one subscriber but not yet accepted by the kernel
+    /// beyond which it is closed with 1008 "slow consumer". (Conflation below
+    /// this cap comes with the pressure work; see docs/decisions.md.)
+    pub outbound_hard_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Feed producers' TCP listener.
+    pub addr: String,
+    /// Largest ingest frame payload; larger → the producer is closed.
+    pub max_frame_bytes: usize,
+    /// When non-empty, a producer's first frame must be `Hello` with one of these.
+    pub tokens: Vec<String>,
+    /// Producer connections at once.
+    pub max_producers: usize,
+    /// Distinct topics the broker will track; quotes for new topics past it are dropped.
+    pub max_topics: usize,
+    /// Bounded queue of decoded batches from ingest to the router. When it is
+    /// full, ingest stops reading and producers feel TCP back-pressure.
+    pub queue_batches: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// Quotes per second, all tickers together, published by `--demo`.
+    pub rate: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// tracing filter, e.g. "info" or "tickwire_broker=debug"; RUST_LOG overrides it.
+    pub level: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            ws_addr: "0.0.0.0:8080".into(),
+            workers: 0,
+            max_connections: 100_000,
+            handshake_timeout_ms: 10_000,
+            max_head_bytes: 8192,
+            shutdown_grace_ms: 2_000,
+            worker_queue_batches: 1024,
+        }
+    }
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            max_message_bytes: 65_536,
+            idle_ping_ms: 30_000,
+            dead_peer_ms: 30_000,
+            close_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl Default for SubscriberConfig {
+    fn default() -> Self {
+        SubscriberConfig {
+            max_subscriptions: 1024,
+            outbound_hard_limit_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            addr: "0.0.0.0:7001".into(),
+            max_frame_bytes: 1_048_576,
+            tokens: Vec::new(),
+            max_producers: 1024,
+            max_topics: 100_000,
+            queue_batches: 1024,
+        }
+    }
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig { rate: 3000 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Parse(String),
+    #[error("invalid config: `{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        // toml's messages already name the offending key and line.
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string().trim().into()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Semantic checks serde cannot express; each error names its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                problem: problem.into(),
+            }
+        }
+        parse_addr(&self.server.ws_addr).map_err(|p| invalid("server.ws_addr", p))?;
+        parse_addr(&self.ingest.addr).map_err(|p| invalid("ingest.addr", p))?;
+        if self.server.workers > MAX_WORKERS {
+            return Err(invalid(
+                "server.workers",
+                format!("must be at most {MAX_WORKERS} (0 = one per core)"),
+            ));
+        }
+        let positive: [(&'static str, u64); 11] = [
+            ("server.max_connections", self.server.max_connections as u64),
+            (
+                "server.handshake_timeout_ms",
+                self.server.handshake_timeout_ms,
+            ),
+            (
+                "server.worker_queue_batches",
+                self.server.worker_queue_batches as u64,
+            ),
+            ("websocket.idle_ping_ms", self.websocket.idle_ping_ms),
+            ("websocket.dead_peer_ms", self.websocket.dead_peer_ms),
+            (
+                "subscriber.max_subscriptions",
+                self.subscriber.max_subscriptions as u64,
+            ),
+            ("ingest.max_producers", self.ingest.max_producers as u64),
+            ("ingest.max_topics", self.ingest.max_topics as u64),
+            ("ingest.queue_batches", self.ingest.queue_batches as u64),
+            ("ingest.max_frame_bytes", self.ingest.max_frame_bytes as u64),
+            ("demo.rate", self.demo.rate as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(invalid(key, "must be greater than 0"));
+        }
+        if self.server.max_head_bytes < 256 {
+            return Err(invalid("server.max_head_bytes", "must be at least 256"));
+        }
+        if self.websocket.max_message_bytes < 125 {
+            return Err(invalid(
+                "websocket.max_message_bytes",
+                "must be at least 125 (the control-frame size)",
+            ));
+        }
+        if self.ingest.max_frame_bytes > u32::MAX as usize {
+            return Err(invalid(
+                "ingest.max_frame_bytes",
+                "must fit the 4-byte length prefix",
+            ));
+        }
+        if self.subscriber.outbound_hard_limit_bytes < 64 * 1024 {
+            return Err(invalid(
+                "subscriber.outbound_hard_limit_bytes",
+                "must be at least 65536",
+            ));
+        }
+        if self.ingest.tokens.iter().any(|t| t.is_empty()) {
+            return Err(invalid("ingest.tokens", "must not contain an empty token"));
+        }
+        Ok(())
+    }
+
+    pub fn ws_addr(&self) -> SocketAddr {
+        parse_addr(&self.server.ws_addr).unwrap_or_else(|_| unreachable_addr())
+    }
+
+    pub fn ingest_addr(&self) -> SocketAddr {
+        parse_addr(&self.ingest.addr).unwrap_or_else(|_| unreachable_addr())
+    }
+
+    /// Worker count with `0` resolved to the number of cores.
+    pub fn worker_count(&self) -> usize {
+        match self.server.workers {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(MAX_WORKERS),
+            n => n,
+        }
+    }
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("must be an IP:port socket address, got {s:?}"))
+}
+
+// Only reachable when validate() was skipped; binding then fails loudly.
+fn unreachable_addr() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 0))
+}
+
+pub fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_file_equals_builtin_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/tickwire.toml");
+        let from_file = Config::from_file(&path).expect("shipped config parses");
+        assert_eq!(from_file, Config::default());
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[server]\nworkerz = 3\n").unwrap_err();
+        assert!(err.to_string().contains("workerz"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = Config::from_toml("[server]\nworkers = \"many\"\n").unwrap_err();
+        assert!(err.to_string().contains("workers"), "{err}");
+    }
+
+    #[test]
+    fn semantic_error_names_key() {
+        let err = Config::from_toml("[ingest]\naddr = \"nowhere\"\n").unwrap_err();
+        assert!(err.to_string().contains("ingest.addr"), "{err}");
+        let err = Config::from_toml("[server]\nworkers = 65\n").unwrap_err();
+        assert!(err.to_string().contains("server.workers"), "{err}");
+        let err = Config::from_toml("[demo]\nrate = 0\n").unwrap_err();
+        assert!(err.to_string().contains("demo.rate"), "{err}");
+    }
+}

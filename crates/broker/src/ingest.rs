@@ -1,0 +1,298 @@
+//! The ingest thread: accepts feed producers, decodes their frames and hands
+//! quotes to the router in batches (one per read). A bad frame closes only
+//! the producer that sent it; quotes it sent before that frame stand.
+//!
+//! The queue to the router is bounded. When it is full this thread blocks in
+//! `send`, stops reading, and producers feel TCP back-pressure: that happens
+//! only when the router as a whole cannot keep up.
+
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use tickwire_protocol::ingest::{decode_frame, IngestError, IngestFrame};
+use tickwire_protocol::Quote;
+
+use crate::config::IngestConfig;
+use crate::messages::IngestBatch;
+use crate::metrics::{self, Metrics, RejectReason};
+
+const LISTENER: Token = Token(0);
+pub const WAKER: Token = Token(1);
+const FIRST_CONN: usize = 2;
+const READ_CHUNK: usize = 64 * 1024;
+/// Reads per producer per turn, so one fast producer cannot starve others.
+const READS_PER_TURN: usize = 16;
+
+struct Producer {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    hello_seen: bool,
+    quote_seen: bool,
+    authorized: bool,
+}
+
+pub struct Ingest {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    producers: Slab<Producer>,
+    tx: Sender<IngestBatch>,
+    config: IngestConfig,
+    metrics: Arc<Metrics>,
+    shutdown: Arc<AtomicBool>,
+    scratch: Vec<u8>,
+    unread: Vec<usize>,
+}
+
+enum ReadEnd {
+    WouldBlock,
+    MoreLeft,
+    Closed,
+}
+
+impl Ingest {
+    pub fn new(
+        poll: Poll,
+        listener: std::net::TcpListener,
+        tx: Sender<IngestBatch>,
+        config: IngestConfig,
+        metrics: Arc<Metrics>,
+        shutdown: Arc<AtomicBool>,
+    ) -> io::Result<Ingest> {
+        let mut listener = TcpListener::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        Ok(Ingest {
+            poll,
+            listener: Some(listener),
+            producers: Slab::new(),
+            tx,
+            config,
+            metrics,
+            shutdown,
+            scratch: vec![0; READ_CHUNK],
+            unread: Vec::new(),
+        })
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let timeout = if self.unread.is_empty() {
+                None
+            } else {
+                Some(std::time::Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!(error = %e, "ingest poll failed; ingest stops");
+                    break;
+                }
+            }
+            if self.shutdown.load(Ordering::Acquire) {
+                break;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    Token(t) => self.unread.push(t - FIRST_CONN),
+                }
+            }
+            self.unread.sort_unstable();
+            self.unread.dedup();
+            for slot in std::mem::take(&mut self.unread) {
+                match self.read(slot, READS_PER_TURN) {
+                    ReadEnd::MoreLeft => self.unread.push(slot),
+                    ReadEnd::Closed => self.remove(slot),
+                    ReadEnd::WouldBlock => {}
+                }
+            }
+        }
+        self.drain_and_close();
+    }
+
+    /// Shutdown: handle what producers already sent (bounded: what is in
+    /// their socket buffers now), then close them.
+    fn drain_and_close(&mut self) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let slots: Vec<usize> = self.producers.iter().map(|(s, _)| s).collect();
+        for slot in slots {
+            let _ = self.read(slot, 64);
+            self.remove(slot);
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((mut stream, addr)) => {
+                    if self.producers.len() >= self.config.max_producers {
+                        tracing::warn!(%addr, max = self.config.max_producers, "producer refused: too many producers");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let entry = self.producers.vacant_entry();
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        Token(entry.key() + FIRST_CONN),
+                        Interest::READABLE,
+                    ) {
+                        tracing::warn!(error = %e, "cannot register producer");
+                        continue;
+                    }
+                    tracing::info!(%addr, "producer connected");
+                    metrics::gauge_add(&self.metrics.producer_connections, 1);
+                    entry.insert(Producer {
+                        stream,
+                        buf: Vec::new(),
+                        hello_seen: false,
+                        quote_seen: false,
+                        authorized: self.config.tokens.is_empty(),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "ingest accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn read(&mut self, slot: usize, max_reads: usize) -> ReadEnd {
+        for _ in 0..max_reads {
+            let Some(producer) = self.producers.get_mut(slot) else {
+                return ReadEnd::Closed;
+            };
+            let n = match producer.stream.read(&mut self.scratch) {
+                Ok(0) => return ReadEnd::Closed,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return ReadEnd::Closed,
+            };
+            producer
+                .buf
+                .extend_from_slice(self.scratch.get(..n).unwrap_or_default());
+            let (quotes, result) = decode_all(producer, &self.config);
+            if !quotes.is_empty() {
+                // Blocks while the router is saturated: TCP back-pressure.
+                if self.tx.send(IngestBatch { quotes }).is_err() {
+                    return ReadEnd::Closed;
+                }
+            }
+            if let Err(reason) = result {
+                self.metrics.reject(reason);
+                return ReadEnd::Closed;
+            }
+        }
+        ReadEnd::MoreLeft
+    }
+
+    fn remove(&mut self, slot: usize) {
+        if let Some(mut producer) = self.producers.try_remove(slot) {
+            let _ = self.poll.registry().deregister(&mut producer.stream);
+            metrics::gauge_add(&self.metrics.producer_connections, -1);
+            if let Ok(addr) = producer.stream.peer_addr() {
+                tracing::info!(%addr, "producer disconnected");
+            }
+        }
+    }
+}
+
+/// Decodes every whole frame buffered for `producer`. Returns the quotes
+/// accepted, and the reason to close it if a frame was bad.
+fn decode_all(
+    producer: &mut Producer,
+    config: &IngestConfig,
+) -> (Vec<Quote>, Result<(), RejectReason>) {
+    let mut quotes = Vec::new();
+    let mut offset = 0;
+    let result = loop {
+        let input = producer.buf.get(offset..).unwrap_or_default();
+        match decode_frame(input, config.max_frame_bytes) {
+            Ok(None) => break Ok(()),
+            Ok(Some((frame, used))) => {
+                offset += used;
+                if let Err(reason) = accept_frame(producer, config, frame, &mut quotes) {
+                    break Err(reason);
+                }
+            }
+            Err(e) => {
+                let reason = match e {
+                    IngestError::TooLong { .. } => RejectReason::TooLong,
+                    IngestError::Decode(_) => RejectReason::Decode,
+                    IngestError::BadTopic(_) => RejectReason::BadTopic,
+                };
+                log_reject(producer, &e.to_string());
+                break Err(reason);
+            }
+        }
+    };
+    producer.buf.drain(..offset.min(producer.buf.len()));
+    if producer.buf.is_empty() {
+        producer.buf = Vec::new();
+    }
+    (quotes, result)
+}
+
+fn accept_frame(
+    producer: &mut Producer,
+    config: &IngestConfig,
+    frame: IngestFrame,
+    quotes: &mut Vec<Quote>,
+) -> Result<(), RejectReason> {
+    match frame {
+        IngestFrame::Hello { token } => {
+            if producer.hello_seen || producer.quote_seen {
+                log_reject(producer, "Hello must be the first frame, once");
+                return Err(RejectReason::UnexpectedHello);
+            }
+            producer.hello_seen = true;
+            if !config.tokens.is_empty() {
+                if !config.tokens.contains(&token) {
+                    log_reject(producer, "wrong token");
+                    return Err(RejectReason::Unauthorized);
+                }
+                producer.authorized = true;
+            }
+            Ok(())
+        }
+        IngestFrame::Quote(quote) => {
+            check_authorized(producer)?;
+            quotes.push(quote);
+            Ok(())
+        }
+        IngestFrame::Batch(batch) => {
+            check_authorized(producer)?;
+            quotes.extend(batch);
+            Ok(())
+        }
+    }
+}
+
+fn check_authorized(producer: &mut Producer) -> Result<(), RejectReason> {
+    producer.quote_seen = true;
+    if producer.authorized {
+        Ok(())
+    } else {
+        log_reject(producer, "Hello with a token required first");
+        Err(RejectReason::Unauthorized)
+    }
+}
+
+fn log_reject(producer: &Producer, why: &str) {
+    let addr = producer.stream.peer_addr().ok();
+    tracing::warn!(addr = ?addr, reason = why, "producer closed: bad frame");
+}

@@ -1,0 +1,193 @@
+//! tickwire broker: listeners, worker threads, router, ingest.
+//!
+//! Threads and what each owns (see docs/architecture.md):
+//! - `ingest`: producer connections; decodes frames → router.
+//! - `router`: topic state (seq, last value, worker interest); encodes each
+//!   quote once per format → the interested workers.
+//! - `worker-N`: its listener and its connections; queues shared frames on
+//!   subscribers and writes them.
+
+pub mod config;
+pub mod demo;
+mod ingest;
+mod listener;
+mod messages;
+pub mod metrics;
+mod router;
+mod transport;
+mod worker;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mio::{Poll, Waker};
+
+pub use config::Config;
+use metrics::Metrics;
+use router::{Router, WorkerLink};
+use worker::{Worker, WorkerParts, WorkerSettings};
+
+/// Bound on queued subscribe/interest commands from workers to the router.
+const ROUTER_CMD_QUEUE: usize = 65_536;
+
+/// A running broker. Dropping it shuts the broker down and waits for it.
+pub struct Broker {
+    ws_addr: SocketAddr,
+    ingest_addr: SocketAddr,
+    epoch: Arc<str>,
+    metrics: Arc<Metrics>,
+    shutdown: Arc<AtomicBool>,
+    wakers: Vec<Arc<Waker>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Broker {
+    /// Binds every listener and starts all threads; returns once the broker
+    /// accepts connections.
+    pub fn start(config: &Config) -> io::Result<Broker> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let workers = config.worker_count();
+        let metrics = Arc::new(Metrics::default());
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let epoch: Arc<str> = new_epoch().into();
+
+        let ws_listeners = listener::bind_group(config.ws_addr(), workers)?;
+        let ws_addr = ws_listeners
+            .first()
+            .ok_or_else(|| io::Error::other("no worker listener"))?
+            .local_addr()?;
+        let ingest_listener = listener::bind_one(config.ingest_addr())?;
+        let ingest_addr = ingest_listener.local_addr()?;
+
+        let (ingest_tx, ingest_rx) = crossbeam_channel::bounded(config.ingest.queue_batches);
+        let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(ROUTER_CMD_QUEUE);
+        let settings = Arc::new(WorkerSettings::from_config(config));
+        let open_connections = Arc::new(AtomicUsize::new(0));
+
+        let mut threads = Vec::new();
+        let mut wakers = Vec::new();
+        let mut links = Vec::new();
+        for (id, listener) in ws_listeners.into_iter().enumerate() {
+            let poll = Poll::new()?;
+            let waker = worker::waker(&poll)?;
+            let (tx, rx) = crossbeam_channel::bounded(config.server.worker_queue_batches);
+            links.push(WorkerLink {
+                tx,
+                waker: waker.clone(),
+            });
+            wakers.push(waker);
+            let worker = Worker::new(WorkerParts {
+                id,
+                poll,
+                listener,
+                rx,
+                router_tx: cmd_tx.clone(),
+                settings: settings.clone(),
+                metrics: metrics.clone(),
+                epoch: epoch.clone(),
+                open_connections: open_connections.clone(),
+                shutdown: shutdown.clone(),
+            })?;
+            threads.push(spawn(format!("worker-{id}"), move || worker.run())?);
+        }
+        drop(cmd_tx);
+
+        let router = Router::new(links, config.ingest.max_topics, metrics.clone());
+        threads.push(spawn("router".into(), move || {
+            router.run(ingest_rx, cmd_rx)
+        })?);
+
+        let poll = Poll::new()?;
+        wakers.push(Arc::new(Waker::new(poll.registry(), ingest::WAKER)?));
+        let ingest = ingest::Ingest::new(
+            poll,
+            ingest_listener,
+            ingest_tx,
+            config.ingest.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )?;
+        threads.push(spawn("ingest".into(), move || ingest.run())?);
+
+        tracing::info!(%ws_addr, %ingest_addr, workers, epoch = %epoch, "tickwire listening");
+        Ok(Broker {
+            ws_addr,
+            ingest_addr,
+            epoch,
+            metrics,
+            shutdown,
+            wakers,
+            threads,
+        })
+    }
+
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.ws_addr
+    }
+
+    pub fn ingest_addr(&self) -> SocketAddr {
+        self.ingest_addr
+    }
+
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Starts shutdown: subscribers get close 1001, producers are drained
+    /// and closed. Returns at once; `join` waits.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        for waker in &self.wakers {
+            let _ = waker.wake();
+        }
+    }
+
+    /// Waits for every thread to finish (after `begin_shutdown`).
+    pub fn join(mut self) {
+        self.join_threads();
+    }
+
+    fn join_threads(&mut self) {
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                tracing::error!("a broker thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.begin_shutdown();
+            self.join_threads();
+        }
+    }
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(f)
+}
+
+/// 64 random-enough bits as 16 hex digits: different on every start, so
+/// clients can tell that `seq` numbering restarted.
+fn new_epoch() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    hasher.write_u128(nanos);
+    hasher.write_u32(std::process::id());
+    format!("{:016x}", hasher.finish())
+}

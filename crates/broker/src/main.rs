@@ -1,0 +1,126 @@
+//! `tickwire`: the broker binary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tickwire_broker::{demo, Broker, Config};
+
+/// Real-time market-data pub/sub broker: binary quotes in, WebSocket out.
+#[derive(Parser, Debug)]
+#[command(name = "tickwire", version)]
+struct Cli {
+    /// TOML config file (every key and default: config/tickwire.toml).
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// Also run a simulated feed of ~50 tickers through the ingest socket.
+    #[arg(long)]
+    demo: bool,
+    /// Overrides [demo] rate: quotes per second in total.
+    #[arg(long)]
+    demo_rate: Option<u32>,
+    /// Overrides [server] ws_addr, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    ws_addr: Option<String>,
+    /// Overrides [ingest] addr, e.g. 127.0.0.1:7001.
+    #[arg(long)]
+    ingest_addr: Option<String>,
+    /// Overrides [server] workers (0 = one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Overrides [log] level (RUST_LOG overrides both).
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+/// Exit code for configuration errors (clap uses 2 for bad flags too).
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(&cli) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("tickwire: {message}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_logging(&config.log.level);
+
+    let broker = match Broker::start(&config) {
+        Ok(broker) => broker,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop_demo = Arc::new(AtomicBool::new(false));
+    let demo_thread = if cli.demo {
+        match demo::spawn(broker.ingest_addr(), config.demo.rate, stop_demo.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the demo feed");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(signal) = signals.forever().next() {
+        tracing::info!(signal, "shutting down");
+    }
+    stop_demo.store(true, Ordering::Relaxed);
+    if let Some(t) = demo_thread {
+        let _ = t.join();
+    }
+    broker.begin_shutdown();
+    broker.join();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+fn load_config(cli: &Cli) -> Result<Config, String> {
+    let mut config = match &cli.config {
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(rate) = cli.demo_rate {
+        config.demo.rate = rate;
+    }
+    if let Some(addr) = &cli.ws_addr {
+        config.server.ws_addr = addr.clone();
+    }
+    if let Some(addr) = &cli.ingest_addr {
+        config.ingest.addr = addr.clone();
+    }
+    if let Some(workers) = cli.workers {
+        config.server.workers = workers;
+    }
+    if let Some(level) = &cli.log_level {
+        config.log.level = level.clone();
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,76 @@
+//! What the threads send each other. Ingest → router: decoded quotes.
+//! Worker → router: interest and subscribe commands. Router → worker: shared
+//! encoded quotes and subscription activations (on one channel, so a worker
+//! sees them in the router's order).
+
+use std::sync::Arc;
+
+use tickwire_protocol::{Quote, Selector};
+
+/// A quote as the router accepted it: numbered and encoded once per wire
+/// format, as complete WebSocket frames. Every subscriber's outbound queue
+/// holds an `Arc` to these same bytes.
+#[derive(Debug)]
+pub struct SharedQuote {
+    pub topic: Arc<str>,
+    pub json_frame: Box<[u8]>,
+    pub binary_frame: Box<[u8]>,
+}
+
+/// Subscriber wire format, chosen by `?format=` at connect time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Binary,
+}
+
+impl SharedQuote {
+    pub fn frame(&self, format: Format) -> &[u8] {
+        match format {
+            Format::Json => &self.json_frame,
+            Format::Binary => &self.binary_frame,
+        }
+    }
+}
+
+/// Identifies one connection of one worker: slot index plus a serial, so a
+/// late router reply for a closed connection never reaches a new one that
+/// reused the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnId {
+    pub slot: usize,
+    pub serial: u64,
+}
+
+pub struct IngestBatch {
+    pub quotes: Vec<Quote>,
+}
+
+pub enum RouterCmd {
+    /// A connection subscribed to `selectors`. `interest_add` lists those this
+    /// worker had no subscriber for until now. The router replies `Activate`.
+    Subscribe {
+        worker: usize,
+        conn: ConnId,
+        request: u64,
+        selectors: Vec<Selector>,
+        snapshot: bool,
+        interest_add: Vec<Selector>,
+    },
+    /// This worker no longer has any subscriber for these selectors.
+    DropInterest {
+        worker: usize,
+        selectors: Vec<Selector>,
+    },
+}
+
+pub enum WorkerMsg {
+    Quotes(Vec<Arc<SharedQuote>>),
+    /// The router has processed a subscribe: quotes sent after this message
+    /// are newer than `snapshots`, so the worker activates the entries now.
+    Activate {
+        conn: ConnId,
+        request: u64,
+        snapshots: Vec<Arc<SharedQuote>>,
+    },
+}

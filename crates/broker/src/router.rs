@@ -1,0 +1,351 @@
+//! The router thread owns all topic state: per-topic `seq`, the last-value
+//! cache, and which workers have interest. It numbers each quote, encodes it
+//! once per wire format, and hands one shared copy to each interested worker.
+//!
+//! Workers report interest only on transitions (their first subscriber to a
+//! selector, their last one leaving), so the router's state is a bit mask of
+//! workers per selector, independent of the number of subscribers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crossbeam_channel::{select, Receiver, Sender, TryRecvError};
+use mio::Waker;
+use tickwire_protocol::{server, Quote, Selector};
+use tickwire_ws::frame::{header_len, write_header, OpCode};
+
+use crate::messages::{IngestBatch, RouterCmd, SharedQuote, WorkerMsg};
+use crate::metrics::{self, Metrics};
+
+/// Ingest batches handled before the router flushes to workers, so a deep
+/// backlog still reaches subscribers in steady slices.
+const INGEST_BATCHES_PER_ROUND: usize = 64;
+
+pub struct WorkerLink {
+    pub tx: Sender<WorkerMsg>,
+    pub waker: Arc<Waker>,
+}
+
+struct Topic {
+    seq: u64,
+    last: Option<Arc<SharedQuote>>,
+    /// Bit w set: worker w has a subscriber matching this topic.
+    workers: u64,
+}
+
+pub struct Router {
+    topics: HashMap<Arc<str>, Topic>,
+    exact_interest: HashMap<String, u64>,
+    prefix_interest: HashMap<String, u64>,
+    workers: Vec<WorkerLink>,
+    /// Quotes for each worker, sent as one message per round.
+    pending: Vec<Vec<Arc<SharedQuote>>>,
+    to_wake: u64,
+    max_topics: usize,
+    metrics: Arc<Metrics>,
+    scratch: Vec<u8>,
+}
+
+impl Router {
+    pub fn new(workers: Vec<WorkerLink>, max_topics: usize, metrics: Arc<Metrics>) -> Router {
+        let pending = workers.iter().map(|_| Vec::new()).collect();
+        Router {
+            topics: HashMap::new(),
+            exact_interest: HashMap::new(),
+            prefix_interest: HashMap::new(),
+            workers,
+            pending,
+            to_wake: 0,
+            max_topics,
+            metrics,
+            scratch: Vec::with_capacity(512),
+        }
+    }
+
+    /// Runs until ingest has gone away (shutdown) or every worker has.
+    pub fn run(mut self, ingest_rx: Receiver<IngestBatch>, cmd_rx: Receiver<RouterCmd>) {
+        loop {
+            // Commands first: a subscribe should not wait behind a quote backlog.
+            while let Ok(cmd) = cmd_rx.try_recv() {
+                self.handle_cmd(cmd);
+            }
+            let mut handled = 0;
+            let mut ingest_open = true;
+            while handled < INGEST_BATCHES_PER_ROUND {
+                match ingest_rx.try_recv() {
+                    Ok(batch) => {
+                        self.ingest(batch);
+                        handled += 1;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        ingest_open = false;
+                        break;
+                    }
+                }
+            }
+            self.flush();
+            if !ingest_open {
+                return;
+            }
+            if handled == 0 {
+                select! {
+                    recv(cmd_rx) -> cmd => match cmd {
+                        Ok(cmd) => self.handle_cmd(cmd),
+                        Err(_) => return,
+                    },
+                    recv(ingest_rx) -> batch => match batch {
+                        Ok(batch) => self.ingest(batch),
+                        Err(_) => {
+                            self.flush();
+                            return;
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    pub fn ingest(&mut self, batch: IngestBatch) {
+        metrics::add(&self.metrics.quotes_in, batch.quotes.len() as u64);
+        for quote in &batch.quotes {
+            self.accept(quote);
+        }
+    }
+
+    fn accept(&mut self, quote: &Quote) {
+        let name: Arc<str> = match self.topics.get_key_value(quote.topic.as_str()) {
+            Some((name, _)) => name.clone(),
+            None => {
+                if self.topics.len() >= self.max_topics {
+                    if self
+                        .metrics
+                        .topics_dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                        == 0
+                    {
+                        tracing::warn!(max_topics = self.max_topics, topic = %quote.topic, "topic limit reached; quotes for new topics are dropped");
+                    }
+                    return;
+                }
+                let name: Arc<str> = Arc::from(quote.topic.as_str());
+                let workers = self.interest_mask(&name);
+                self.topics.insert(
+                    name.clone(),
+                    Topic {
+                        seq: 0,
+                        last: None,
+                        workers,
+                    },
+                );
+                metrics::gauge_add(&self.metrics.topics, 1);
+                name
+            }
+        };
+        let Some(topic) = self.topics.get_mut(&name) else {
+            return;
+        };
+        topic.seq += 1;
+        let shared = Arc::new(encode(quote, name, topic.seq, &mut self.scratch));
+        let mut mask = topic.workers;
+        topic.last = Some(shared.clone());
+        while mask != 0 {
+            let w = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if let Some(pending) = self.pending.get_mut(w) {
+                pending.push(shared.clone());
+            }
+        }
+    }
+
+    pub fn handle_cmd(&mut self, cmd: RouterCmd) {
+        match cmd {
+            RouterCmd::Subscribe {
+                worker,
+                conn,
+                request,
+                selectors,
+                snapshot,
+                interest_add,
+            } => {
+                for selector in &interest_add {
+                    self.add_interest(worker, selector);
+                }
+                let snapshots = if snapshot {
+                    self.snapshots(&selectors)
+                } else {
+                    Vec::new()
+                };
+                // Quotes already numbered for this worker go first: the
+                // activation marks the point after which quotes are newer
+                // than the snapshot.
+                self.send_pending(worker);
+                self.send(
+                    worker,
+                    WorkerMsg::Activate {
+                        conn,
+                        request,
+                        snapshots,
+                    },
+                );
+            }
+            RouterCmd::DropInterest { worker, selectors } => {
+                for selector in &selectors {
+                    self.drop_interest(worker, selector);
+                }
+            }
+        }
+    }
+
+    fn snapshots(&self, selectors: &[Selector]) -> Vec<Arc<SharedQuote>> {
+        let mut out = Vec::new();
+        for selector in selectors {
+            match selector {
+                Selector::Exact(t) => {
+                    if let Some(last) = self.topics.get(t.as_str()).and_then(|t| t.last.as_ref()) {
+                        out.push(last.clone());
+                    }
+                }
+                Selector::Prefix(p) => out.extend(
+                    self.topics
+                        .iter()
+                        .filter(|(name, _)| name.starts_with(p.as_str()))
+                        .filter_map(|(_, t)| t.last.clone()),
+                ),
+            }
+        }
+        if selectors.len() > 1 {
+            // At most once per topic, however many selectors match it.
+            let mut seen = HashSet::new();
+            out.retain(|q| seen.insert(q.topic.clone()));
+        }
+        out
+    }
+
+    fn add_interest(&mut self, worker: usize, selector: &Selector) {
+        let bit = 1u64 << worker;
+        match selector {
+            Selector::Exact(t) => {
+                *self.exact_interest.entry(t.clone()).or_default() |= bit;
+                if let Some(topic) = self.topics.get_mut(t.as_str()) {
+                    topic.workers |= bit;
+                }
+            }
+            Selector::Prefix(p) => {
+                *self.prefix_interest.entry(p.clone()).or_default() |= bit;
+                for (name, topic) in self.topics.iter_mut() {
+                    if name.starts_with(p.as_str()) {
+                        topic.workers |= bit;
+                    }
+                }
+            }
+        }
+    }
+
+    fn drop_interest(&mut self, worker: usize, selector: &Selector) {
+        let bit = 1u64 << worker;
+        let (map, key) = match selector {
+            Selector::Exact(t) => (&mut self.exact_interest, t),
+            Selector::Prefix(p) => (&mut self.prefix_interest, p),
+        };
+        if let Some(mask) = map.get_mut(key.as_str()) {
+            *mask &= !bit;
+            if *mask == 0 {
+                map.remove(key.as_str());
+            }
+        }
+        // Another selector of the same worker may still match: recompute.
+        let affected: Vec<Arc<str>> = match selector {
+            Selector::Exact(t) => self
+                .topics
+                .get_key_value(t.as_str())
+                .map(|(n, _)| n.clone())
+                .into_iter()
+                .collect(),
+            Selector::Prefix(p) => self
+                .topics
+                .keys()
+                .filter(|n| n.starts_with(p.as_str()))
+                .cloned()
+                .collect(),
+        };
+        for name in affected {
+            let mask = self.interest_mask(&name);
+            if let Some(topic) = self.topics.get_mut(&name) {
+                topic.workers = mask;
+            }
+        }
+    }
+
+    /// Workers interested in `topic`: exact interest plus every prefix of the
+    /// name (at most 65 lookups, however many patterns exist).
+    fn interest_mask(&self, topic: &str) -> u64 {
+        let mut mask = self.exact_interest.get(topic).copied().unwrap_or(0);
+        if !self.prefix_interest.is_empty() {
+            for end in 0..=topic.len() {
+                if let Some(m) = topic.get(..end).and_then(|p| self.prefix_interest.get(p)) {
+                    mask |= m;
+                }
+            }
+        }
+        mask
+    }
+
+    fn send_pending(&mut self, worker: usize) {
+        let Some(pending) = self.pending.get_mut(worker) else {
+            return;
+        };
+        if !pending.is_empty() {
+            let batch = std::mem::take(pending);
+            self.send(worker, WorkerMsg::Quotes(batch));
+        }
+    }
+
+    fn send(&mut self, worker: usize, msg: WorkerMsg) {
+        if let Some(link) = self.workers.get(worker) {
+            // Blocks when the worker's queue is full: the worker never blocks
+            // on the router, so it drains; meanwhile ingest backs up.
+            if link.tx.send(msg).is_ok() {
+                self.to_wake |= 1 << worker;
+            }
+        }
+    }
+
+    /// Sends each worker its quotes of this round and wakes it once.
+    pub fn flush(&mut self) {
+        for w in 0..self.workers.len() {
+            self.send_pending(w);
+        }
+        while self.to_wake != 0 {
+            let w = self.to_wake.trailing_zeros() as usize;
+            self.to_wake &= self.to_wake - 1;
+            if let Some(link) = self.workers.get(w) {
+                if let Err(e) = link.waker.wake() {
+                    tracing::error!(worker = w, error = %e, "cannot wake worker");
+                }
+            }
+        }
+    }
+}
+
+/// Encodes `quote` once per wire format as complete server frames.
+fn encode(quote: &Quote, topic: Arc<str>, seq: u64, scratch: &mut Vec<u8>) -> SharedQuote {
+    scratch.clear();
+    server::json_quote(quote, seq, scratch);
+    let json_frame = frame(OpCode::Text, scratch);
+    scratch.clear();
+    server::binary_quote(quote, seq, scratch);
+    let binary_frame = frame(OpCode::Binary, scratch);
+    SharedQuote {
+        topic,
+        json_frame,
+        binary_frame,
+    }
+}
+
+fn frame(opcode: OpCode, payload: &[u8]) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(header_len(payload.len(), false) + payload.len());
+    write_header(&mut out, opcode, true, payload.len(), None);
+    out.extend_from_slice(payload);
+    out.into_boxed_slice()
+}

@@ -1,0 +1,451 @@
+//! One connection on the WebSocket listener: HTTP request → WebSocket
+//! session → closing. Owned by exactly one worker; all I/O is done by the
+//! worker, this file turns bytes and router messages into queued frames.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tickwire_protocol::control::{parse_request, ErrorCode, Request};
+use tickwire_protocol::{server, Selector};
+use tickwire_ws::frame::{
+    encode_close, encode_frame, DecoderLimits, Event, FrameDecoder, OpCode, Role,
+};
+use tickwire_ws::handshake::accept_response;
+
+use super::http::{route, HttpOutcome};
+use super::outbound::{OutFrame, Outbound};
+use super::Ctx;
+use crate::messages::{ConnId, Format, RouterCmd, SharedQuote};
+use crate::metrics;
+use crate::transport::Transport;
+
+pub struct Conn {
+    pub id: ConnId,
+    pub transport: Transport,
+    /// Bytes received but not yet a whole frame / head; empty (unallocated)
+    /// whenever everything received was consumed.
+    pub read_buf: Vec<u8>,
+    pub out: Outbound,
+    pub state: State,
+    pub opened_at: Instant,
+    /// Queued in the worker's list of connections to flush this round.
+    pub dirty: bool,
+}
+
+pub enum State {
+    Http,
+    Ws(Session),
+    /// A close frame or final HTTP response is queued: flush it, half-close,
+    /// discard input until the peer closes or the deadline passes.
+    Closing {
+        deadline: Instant,
+        write_shut: bool,
+    },
+}
+
+pub struct Session {
+    decoder: FrameDecoder,
+    pub format: Format,
+    entries: HashMap<Selector, Entry>,
+    next_request: u64,
+    pub last_heard: Instant,
+    pub ping_sent_at: Option<Instant>,
+}
+
+struct Entry {
+    /// The subscribe request that created it; the router's `Activate` for
+    /// that request turns it on.
+    request: u64,
+    active: bool,
+}
+
+impl Conn {
+    pub fn new(id: ConnId, transport: Transport, now: Instant) -> Conn {
+        Conn {
+            id,
+            transport,
+            read_buf: Vec::new(),
+            out: Outbound::default(),
+            state: State::Http,
+            opened_at: now,
+            dirty: false,
+        }
+    }
+
+    pub fn mark_dirty(&mut self, ctx: &mut Ctx) {
+        if !self.dirty {
+            self.dirty = true;
+            ctx.dirty.push(self.id.slot);
+        }
+    }
+
+    /// Handles bytes read from the socket.
+    pub fn on_bytes(&mut self, ctx: &mut Ctx, data: &[u8]) {
+        match &mut self.state {
+            State::Http => {
+                self.read_buf.extend_from_slice(data);
+                self.on_http(ctx);
+            }
+            State::Ws(session) => {
+                session.last_heard = ctx.now;
+                session.ping_sent_at = None;
+                if self.read_buf.is_empty() {
+                    let used = self.on_frames(ctx, data);
+                    if used < data.len() && matches!(self.state, State::Ws(_)) {
+                        self.read_buf.extend_from_slice(&data[used..]);
+                    }
+                } else {
+                    self.read_buf.extend_from_slice(data);
+                    self.on_buffered_frames(ctx);
+                }
+            }
+            State::Closing { .. } => {}
+        }
+    }
+
+    fn on_http(&mut self, ctx: &mut Ctx) {
+        match route(&self.read_buf, ctx.settings.max_head_bytes) {
+            HttpOutcome::NeedMore => {}
+            HttpOutcome::Respond(response) => {
+                self.read_buf = Vec::new();
+                self.out.push_priority(response);
+                self.start_closing(ctx);
+            }
+            HttpOutcome::Upgrade {
+                accept,
+                format,
+                head_len,
+            } => {
+                self.out.push_priority(accept_response(&accept));
+                self.mark_dirty(ctx);
+                self.state = State::Ws(Session {
+                    decoder: FrameDecoder::new(
+                        Role::Server,
+                        DecoderLimits {
+                            max_message: ctx.settings.max_message_bytes,
+                            accept_binary: false,
+                        },
+                    ),
+                    format,
+                    entries: HashMap::new(),
+                    next_request: 0,
+                    last_heard: ctx.now,
+                    ping_sent_at: None,
+                });
+                metrics::gauge_add(&ctx.metrics.subscriber_connections, 1);
+                self.read_buf.drain(..head_len.min(self.read_buf.len()));
+                if !self.read_buf.is_empty() {
+                    self.on_buffered_frames(ctx);
+                } else {
+                    self.read_buf = Vec::new();
+                }
+            }
+        }
+    }
+
+    fn on_buffered_frames(&mut self, ctx: &mut Ctx) {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let used = self.on_frames(ctx, &buf);
+        if matches!(self.state, State::Ws(_)) && used < buf.len() {
+            buf.drain(..used);
+            self.read_buf = buf;
+        }
+    }
+
+    /// Decodes and handles whole frames from `input`; returns bytes consumed.
+    fn on_frames(&mut self, ctx: &mut Ctx, input: &[u8]) -> usize {
+        let mut offset = 0;
+        loop {
+            let State::Ws(session) = &mut self.state else {
+                return input.len();
+            };
+            match session
+                .decoder
+                .decode(input.get(offset..).unwrap_or_default())
+            {
+                Ok((0, _)) => return offset,
+                Ok((n, event)) => {
+                    offset += n;
+                    if let Some(event) = event {
+                        self.on_event(ctx, event);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(
+                        conn = self.id.slot,
+                        code = e.code,
+                        reason = e.reason,
+                        "protocol error"
+                    );
+                    self.close_with(ctx, e.code, e.reason);
+                    return input.len();
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, ctx: &mut Ctx, event: Event) {
+        match event {
+            Event::Text(text) => self.on_request(ctx, &text),
+            Event::Binary(_) => self.close_with(
+                ctx,
+                tickwire_ws::close::UNSUPPORTED_DATA,
+                "binary messages are not accepted",
+            ),
+            Event::Ping(payload) => {
+                let mut pong = Vec::with_capacity(payload.len() + 2);
+                encode_frame(&mut pong, OpCode::Pong, &payload);
+                self.out.push_priority(pong);
+                self.mark_dirty(ctx);
+            }
+            Event::Pong(_) => {}
+            Event::Close(Some((code, _))) => self.close_with(ctx, code, ""),
+            Event::Close(None) => self.close_with(ctx, tickwire_ws::close::NORMAL, ""),
+        }
+    }
+
+    fn on_request(&mut self, ctx: &mut Ctx, text: &str) {
+        let result = match parse_request(text) {
+            Ok(Request::Subscribe {
+                id,
+                topics,
+                snapshot,
+                max_hz,
+            }) => {
+                if max_hz.is_some() {
+                    Err((
+                        id,
+                        ErrorCode::BadRequest,
+                        "max_hz is not supported yet".to_owned(),
+                    ))
+                } else {
+                    self.subscribe(ctx, id, &topics, snapshot)
+                }
+            }
+            Ok(Request::Unsubscribe { id, topics }) => {
+                self.unsubscribe(ctx, id, &topics);
+                Ok(())
+            }
+            Err(e) => Err((e.id, e.code, e.message)),
+        };
+        if let Err((id, code, message)) = result {
+            self.reply(ctx, server::json_error(id, code, &message));
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        ctx: &mut Ctx,
+        id: Option<u64>,
+        topics: &[String],
+        snapshot: bool,
+    ) -> Result<(), (Option<u64>, ErrorCode, String)> {
+        let State::Ws(session) = &mut self.state else {
+            return Ok(());
+        };
+        let selectors = unique_selectors(topics)
+            .map_err(|t| (id, ErrorCode::BadTopic, format!("invalid topic {t:?}")))?;
+        let added = selectors
+            .iter()
+            .filter(|s| !session.entries.contains_key(*s))
+            .count();
+        let max = ctx.settings.max_subscriptions;
+        if session.entries.len() + added > max {
+            return Err((
+                id,
+                ErrorCode::TooManySubscriptions,
+                format!("at most {max} subscription entries per connection"),
+            ));
+        }
+        let request = session.next_request;
+        session.next_request += 1;
+        let mut interest_add = Vec::new();
+        for selector in &selectors {
+            if !session.entries.contains_key(selector) {
+                session.entries.insert(
+                    selector.clone(),
+                    Entry {
+                        request,
+                        active: false,
+                    },
+                );
+                if ctx.subs.add_ref(selector) {
+                    interest_add.push(selector.clone());
+                }
+            }
+        }
+        metrics::gauge_add(&ctx.metrics.subscriptions, added as i64);
+        // The ack is queued before anything the router sends for the request.
+        self.reply(ctx, server::json_subscribed(id, topics, &ctx.epoch));
+        ctx.send_router(RouterCmd::Subscribe {
+            worker: ctx.id,
+            conn: self.id,
+            request,
+            selectors,
+            snapshot,
+            interest_add,
+        });
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, ctx: &mut Ctx, id: Option<u64>, topics: &[String]) {
+        let State::Ws(session) = &mut self.state else {
+            return;
+        };
+        let mut dropped = Vec::new();
+        let mut removed = 0;
+        // Topics were validated by the parser; invalid ones cannot be entries.
+        for selector in topics.iter().filter_map(|t| Selector::parse(t)) {
+            if let Some(entry) = session.entries.remove(&selector) {
+                removed += 1;
+                release_entry(ctx, self.id.slot, &selector, &entry, &mut dropped);
+            }
+        }
+        if removed > 0 {
+            metrics::gauge_add(&ctx.metrics.subscriptions, -removed);
+            // Quotes queued but not yet written for topics no longer wanted
+            // are not sent after the `unsubscribed` reply.
+            let entries = &session.entries;
+            self.out
+                .retain_quotes(|topic| entries.keys().any(|s| s.matches(topic)));
+        }
+        if !dropped.is_empty() {
+            ctx.send_router(RouterCmd::DropInterest {
+                worker: ctx.id,
+                selectors: dropped,
+            });
+        }
+        self.reply(ctx, server::json_unsubscribed(id, topics));
+    }
+
+    /// The router processed subscribe `request`: write the snapshots, then
+    /// let live quotes flow to the entries it created.
+    pub fn activate(&mut self, ctx: &mut Ctx, request: u64, snapshots: Vec<Arc<SharedQuote>>) {
+        let State::Ws(session) = &mut self.state else {
+            return;
+        };
+        for (selector, entry) in session.entries.iter_mut() {
+            if entry.request == request && !entry.active {
+                entry.active = true;
+                ctx.subs.activate(selector, self.id.slot);
+            }
+        }
+        let format = session.format;
+        let mut delivered = 0;
+        for quote in snapshots {
+            // Skip topics unsubscribed while the router was working.
+            if session.entries.keys().any(|s| s.matches(&quote.topic)) {
+                self.out.push_data(OutFrame::Quote(quote, format));
+                delivered += 1;
+            }
+        }
+        ctx.deliveries += delivered;
+        self.mark_dirty(ctx);
+    }
+
+    /// Queues a live quote; false when that took the connection over its
+    /// outbound limit.
+    pub fn push_quote(&mut self, ctx: &mut Ctx, quote: &Arc<SharedQuote>) -> bool {
+        let State::Ws(session) = &self.state else {
+            return true;
+        };
+        self.out
+            .push_data(OutFrame::Quote(quote.clone(), session.format));
+        ctx.deliveries += 1;
+        self.mark_dirty(ctx);
+        self.out.queued_bytes() <= ctx.settings.outbound_hard_limit_bytes
+    }
+
+    pub fn ping(&mut self, ctx: &mut Ctx) {
+        let mut ping = Vec::with_capacity(2);
+        encode_frame(&mut ping, OpCode::Ping, &[]);
+        self.out.push_priority(ping);
+        if let State::Ws(session) = &mut self.state {
+            session.ping_sent_at = Some(ctx.now);
+        }
+        self.mark_dirty(ctx);
+    }
+
+    fn reply(&mut self, ctx: &mut Ctx, json: String) {
+        let mut frame = Vec::with_capacity(json.len() + 4);
+        encode_frame(&mut frame, OpCode::Text, json.as_bytes());
+        self.out
+            .push_data(OutFrame::Owned(frame.into_boxed_slice()));
+        self.mark_dirty(ctx);
+    }
+
+    /// Sends a close frame (ahead of any queued quotes, which are dropped)
+    /// and starts closing.
+    pub fn close_with(&mut self, ctx: &mut Ctx, code: u16, reason: &str) {
+        if !matches!(self.state, State::Ws(_)) {
+            return;
+        }
+        self.leave_session(ctx);
+        self.out.clear_data();
+        let mut frame = Vec::with_capacity(reason.len() + 4);
+        encode_close(&mut frame, code, reason);
+        self.out.push_priority(frame);
+        ctx.metrics.close_sent(code);
+        self.start_closing(ctx);
+    }
+
+    fn start_closing(&mut self, ctx: &mut Ctx) {
+        self.read_buf = Vec::new();
+        self.state = State::Closing {
+            deadline: ctx.now + ctx.settings.close_timeout,
+            write_shut: false,
+        };
+        self.mark_dirty(ctx);
+    }
+
+    /// Gives back everything the connection holds in shared state; called
+    /// when it leaves the WebSocket state, whichever way.
+    pub fn leave_session(&mut self, ctx: &mut Ctx) {
+        let State::Ws(session) = &mut self.state else {
+            return;
+        };
+        let mut dropped = Vec::new();
+        let count = session.entries.len() as i64;
+        for (selector, entry) in session.entries.drain() {
+            release_entry(ctx, self.id.slot, &selector, &entry, &mut dropped);
+        }
+        metrics::gauge_add(&ctx.metrics.subscriptions, -count);
+        metrics::gauge_add(&ctx.metrics.subscriber_connections, -1);
+        if !dropped.is_empty() {
+            ctx.send_router(RouterCmd::DropInterest {
+                worker: ctx.id,
+                selectors: dropped,
+            });
+        }
+        // Any state but Ws; the caller sets the real next state.
+        self.state = State::Http;
+    }
+}
+
+fn release_entry(
+    ctx: &mut Ctx,
+    slot: usize,
+    selector: &Selector,
+    entry: &Entry,
+    dropped: &mut Vec<Selector>,
+) {
+    if entry.active {
+        ctx.subs.deactivate(selector, slot);
+    }
+    if ctx.subs.remove_ref(selector) {
+        dropped.push(selector.clone());
+    }
+}
+
+/// Request topics as selectors, a topic repeated in one request counted once.
+fn unique_selectors(topics: &[String]) -> Result<Vec<Selector>, &str> {
+    let mut out: Vec<Selector> = Vec::with_capacity(topics.len());
+    for topic in topics {
+        let selector = Selector::parse(topic).ok_or(topic.as_str())?;
+        if !out.contains(&selector) {
+            out.push(selector);
+        }
+    }
+    Ok(out)
+}

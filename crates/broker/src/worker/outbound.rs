@@ -1,0 +1,235 @@
+//! One connection's outbound queue.
+//!
+//! Quotes are queued as `Arc`s to the router's encoded frames, never copied,
+//! and flushed with vectored writes (many frames per syscall). Control frames
+//! (pong, ping, close, HTTP responses) have their own lane that is written
+//! before any queued data at the next frame boundary, so they are never
+//! delayed behind quotes. Buffers are released once drained so an idle
+//! connection holds no queue memory.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
+
+use crate::messages::{Format, SharedQuote};
+
+/// Frames handed to one `writev`; well under IOV_MAX (1024).
+const MAX_IOVECS: usize = 64;
+
+/// Queues that grew past this many frames are released, not kept, when
+/// drained.
+const KEEP_CAPACITY: usize = 16;
+
+pub enum OutFrame {
+    Quote(Arc<SharedQuote>, Format),
+    Owned(Box<[u8]>),
+}
+
+impl OutFrame {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            OutFrame::Quote(q, format) => q.frame(*format),
+            OutFrame::Owned(b) => b,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Outbound {
+    /// The frame a previous write stopped in the middle of, and how much of
+    /// it is written: it must be finished before anything else goes out.
+    current: Option<(OutFrame, usize)>,
+    priority: VecDeque<Box<[u8]>>,
+    data: VecDeque<OutFrame>,
+    queued_bytes: usize,
+    priority_bytes: usize,
+}
+
+impl Outbound {
+    pub fn push_priority(&mut self, frame: Vec<u8>) {
+        self.queued_bytes += frame.len();
+        self.priority_bytes += frame.len();
+        self.priority.push_back(frame.into_boxed_slice());
+    }
+
+    pub fn push_data(&mut self, frame: OutFrame) {
+        self.queued_bytes += frame.bytes().len();
+        self.data.push_back(frame);
+    }
+
+    /// Bytes queued and not yet accepted by the socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// Control-lane bytes waiting; a peer that makes us queue many pongs
+    /// without reading them is not read from until they drain.
+    pub fn priority_bytes(&self) -> usize {
+        self.priority_bytes
+    }
+
+    /// Drops queued data frames (not the partly written one, not control
+    /// frames), e.g. before a close frame.
+    pub fn clear_data(&mut self) {
+        let dropped: usize = self.data.iter().map(|f| f.bytes().len()).sum();
+        self.queued_bytes -= dropped;
+        self.data = VecDeque::new();
+    }
+
+    /// Keeps only the queued quotes for which `keep(topic)` holds.
+    pub fn retain_quotes(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        let mut dropped = 0;
+        self.data.retain(|f| match f {
+            OutFrame::Quote(q, format) if !keep(&q.topic) => {
+                dropped += q.frame(*format).len();
+                false
+            }
+            _ => true,
+        });
+        self.queued_bytes -= dropped;
+    }
+
+    /// Writes until the queue is empty (`Ok(true)`) or the socket would
+    /// block (`Ok(false)`). Returns bytes written through `written`.
+    pub fn write_to<W: Write>(&mut self, w: &mut W, written: &mut usize) -> io::Result<bool> {
+        loop {
+            if self.queued_bytes == 0 {
+                self.release();
+                return Ok(true);
+            }
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut n = 0;
+            if let Some((frame, offset)) = &self.current {
+                slices[n] = IoSlice::new(frame.bytes().get(*offset..).unwrap_or_default());
+                n += 1;
+            }
+            for frame in self.priority.iter().take(MAX_IOVECS - n) {
+                slices[n] = IoSlice::new(frame);
+                n += 1;
+            }
+            for frame in self.data.iter().take(MAX_IOVECS - n) {
+                slices[n] = IoSlice::new(frame.bytes());
+                n += 1;
+            }
+            match w.write_vectored(&slices[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => {
+                    *written += k;
+                    self.advance(k);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Consumes `k` written bytes in the same order `write_to` laid them out.
+    fn advance(&mut self, mut k: usize) {
+        self.queued_bytes -= k;
+        if let Some((frame, offset)) = &mut self.current {
+            let left = frame.bytes().len() - *offset;
+            if k < left {
+                *offset += k;
+                return;
+            }
+            k -= left;
+            self.current = None;
+        }
+        while k > 0 {
+            let frame = if let Some(p) = self.priority.pop_front() {
+                self.priority_bytes -= p.len();
+                OutFrame::Owned(p)
+            } else if let Some(d) = self.data.pop_front() {
+                d
+            } else {
+                debug_assert!(false, "advance past queued bytes");
+                return;
+            };
+            let len = frame.bytes().len();
+            if k < len {
+                self.current = Some((frame, k));
+                return;
+            }
+            k -= len;
+        }
+    }
+
+    fn release(&mut self) {
+        if self.priority.capacity() > KEEP_CAPACITY {
+            self.priority = VecDeque::new();
+        }
+        if self.data.capacity() > KEEP_CAPACITY {
+            self.data = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that accepts at most `cap` bytes per call and `budget` in all.
+    struct Trickle {
+        out: Vec<u8>,
+        cap: usize,
+        budget: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.budget == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.cap).min(self.budget);
+            self.out.extend_from_slice(&buf[..n]);
+            self.budget -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn quote(topic: &str, body: &[u8]) -> Arc<SharedQuote> {
+        Arc::new(SharedQuote {
+            topic: topic.into(),
+            json_frame: body.into(),
+            binary_frame: body.into(),
+        })
+    }
+
+    #[test]
+    fn control_frames_overtake_data_but_never_split_a_frame() {
+        let mut out = Outbound::default();
+        out.push_data(OutFrame::Quote(quote("A", b"aaaa"), Format::Json));
+        out.push_data(OutFrame::Quote(quote("B", b"bbbb"), Format::Json));
+        let mut w = Trickle {
+            out: Vec::new(),
+            cap: 2,
+            budget: 2,
+        };
+        let mut written = 0;
+        assert!(!out.write_to(&mut w, &mut written).unwrap());
+        out.push_priority(b"PP".to_vec());
+        w.budget = usize::MAX;
+        assert!(out.write_to(&mut w, &mut written).unwrap());
+        // "aa" was in flight: its frame completes, then the pong, then data.
+        assert_eq!(w.out, b"aaaaPPbbbb");
+        assert_eq!(written, 10);
+        assert_eq!(out.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn retain_and_clear_keep_byte_count_exact() {
+        let mut out = Outbound::default();
+        out.push_data(OutFrame::Quote(quote("A", b"123"), Format::Binary));
+        out.push_data(OutFrame::Quote(quote("B", b"45"), Format::Binary));
+        out.push_priority(b"x".to_vec());
+        out.retain_quotes(|t| t != "A");
+        assert_eq!(out.queued_bytes(), 3);
+        out.clear_data();
+        assert_eq!(out.queued_bytes(), 1);
+        assert_eq!(out.priority_bytes(), 1);
+    }
+}

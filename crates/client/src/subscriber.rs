@@ -1,0 +1,245 @@
+//! Subscriber side: a blocking WebSocket client speaking the control protocol.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use tickwire_protocol::control::{encode_subscribe, encode_unsubscribe};
+use tickwire_protocol::server::{decode_binary, decode_json, ServerMessage};
+use tickwire_ws::frame::{
+    encode_masked_close, encode_masked_frame, DecoderLimits, Event, FrameDecoder, OpCode, Role,
+};
+use tickwire_ws::handshake::{client_request, parse_client_response, ResponseParse};
+
+use crate::{ClientError, Result};
+
+const MAX_SERVER_MESSAGE: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Binary,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SubscribeOptions {
+    pub id: Option<u64>,
+    pub snapshot: Option<bool>,
+    pub max_hz: Option<f64>,
+}
+
+pub struct Subscriber {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    buf: Vec<u8>,
+    mask_state: u64,
+}
+
+impl Subscriber {
+    pub fn connect(addr: SocketAddr, format: Format) -> Result<Subscriber> {
+        let path = match format {
+            Format::Json => "/ws?format=json",
+            Format::Binary => "/ws?format=binary",
+        };
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        let mut mask_state = seed();
+        let key = websocket_key(&mut mask_state);
+        let mut sub = Subscriber {
+            stream,
+            decoder: FrameDecoder::new(
+                Role::Client,
+                DecoderLimits {
+                    max_message: MAX_SERVER_MESSAGE,
+                    accept_binary: true,
+                },
+            ),
+            buf: Vec::new(),
+            mask_state,
+        };
+        sub.stream
+            .write_all(&client_request(&addr.to_string(), path, &key))?;
+        sub.stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        loop {
+            match parse_client_response(&sub.buf, &key, 16 * 1024) {
+                Ok(ResponseParse::Complete { len }) => {
+                    sub.buf.drain(..len);
+                    return Ok(sub);
+                }
+                Ok(ResponseParse::Partial) => sub.fill()?,
+                Err(e) => return Err(ClientError::Handshake(e.to_string())),
+            }
+        }
+    }
+
+    pub fn subscribe(&mut self, topics: &[&str], options: SubscribeOptions) -> Result<()> {
+        let text = encode_subscribe(topics, options.id, options.snapshot, options.max_hz);
+        self.send_text(&text)
+    }
+
+    pub fn unsubscribe(&mut self, topics: &[&str], id: Option<u64>) -> Result<()> {
+        let text = encode_unsubscribe(topics, id);
+        self.send_text(&text)
+    }
+
+    pub fn send_text(&mut self, text: &str) -> Result<()> {
+        self.send_frame(OpCode::Text, text.as_bytes())
+    }
+
+    pub fn send_frame(&mut self, opcode: OpCode, payload: &[u8]) -> Result<()> {
+        let mut frame = Vec::with_capacity(payload.len() + 14);
+        let mask = self.next_mask();
+        encode_masked_frame(&mut frame, opcode, true, payload, mask);
+        self.stream.write_all(&frame)?;
+        Ok(())
+    }
+
+    pub fn close(&mut self, code: u16) -> Result<()> {
+        let mut frame = Vec::new();
+        let mask = self.next_mask();
+        encode_masked_close(&mut frame, code, "", mask);
+        self.stream.write_all(&frame)?;
+        Ok(())
+    }
+
+    /// The next server message, answering pings on the way. `Ok(None)` when
+    /// nothing arrived within `timeout`.
+    pub fn next(&mut self, timeout: Duration) -> Result<Option<ServerMessage>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.next_event(deadline)? {
+                None => return Ok(None),
+                Some(Event::Text(text)) => {
+                    return decode_json(&text)
+                        .map(Some)
+                        .map_err(|e| ClientError::Protocol(e.to_string()))
+                }
+                Some(Event::Binary(bytes)) => {
+                    return decode_binary(&bytes)
+                        .map(Some)
+                        .map_err(|e| ClientError::Protocol(e.to_string()))
+                }
+                Some(Event::Ping(payload)) => self.send_frame(OpCode::Pong, &payload)?,
+                Some(Event::Pong(_)) => {}
+                Some(Event::Close(close)) => {
+                    let (code, reason) = match close {
+                        Some((code, reason)) => (Some(code), reason),
+                        None => (None, String::new()),
+                    };
+                    return Err(ClientError::Closed { code, reason });
+                }
+            }
+        }
+    }
+
+    /// The next raw WebSocket event (tests use it to see pings and frame
+    /// types). `Ok(None)` on timeout.
+    pub fn next_event(&mut self, deadline: Instant) -> Result<Option<Event>> {
+        loop {
+            match self.decoder.decode(&self.buf) {
+                Ok((0, _)) => {}
+                Ok((n, event)) => {
+                    self.buf.drain(..n);
+                    match event {
+                        Some(event) => return Ok(Some(event)),
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(ClientError::Protocol(e.to_string())),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            self.stream.set_read_timeout(Some(deadline - now))?;
+            match self.fill() {
+                Ok(()) => {}
+                Err(ClientError::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn fill(&mut self) -> Result<()> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self.stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(ClientError::Closed {
+                code: None,
+                reason: "connection closed without a close frame".into(),
+            });
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
+    fn next_mask(&mut self) -> [u8; 4] {
+        (xorshift(&mut self.mask_state) as u32).to_le_bytes()
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64 ^ d.as_secs())
+        .unwrap_or(0);
+    (nanos ^ (u64::from(std::process::id()) << 32)) | 1
+}
+
+fn xorshift(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
+}
+
+fn websocket_key(state: &mut u64) -> String {
+    let mut raw = [0u8; 16];
+    raw[..8].copy_from_slice(&xorshift(state).to_le_bytes());
+    raw[8..].copy_from_slice(&xorshift(state).to_le_bytes());
+    base64_16(&raw)
+}
+
+/// Base64 of 16 bytes (24 chars), without pulling a crate into the client.
+fn base64_16(raw: &[u8; 16]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(24);
+    for chunk in raw.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc_sample() {
+        // RFC 6455's sample nonce "the sample nonce".
+        assert_eq!(
+            super::base64_16(b"the sample nonce"),
+            "dGhlIHNhbXBsZSBub25jZQ=="
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! tickwire wire formats.
+//!
+//! Pure encode/decode code: no sockets, clocks or threads live here, so every
+//! format can be tested exhaustively and reused by the broker and the client.
+//! Decoders treat their input as hostile: they return errors, never panic.
+
+pub mod control;
+pub mod ingest;
+pub mod quote;
+pub mod server;
+pub mod topic;
+
+mod bincode_legacy;
+mod json_write;
+
+pub use quote::Quote;
+pub use topic::Selector;

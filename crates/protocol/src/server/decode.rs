@@ -1,0 +1,120 @@
+//! Client-side decoding of server JSON messages.
+
+use serde_json::{Map, Value};
+
+use crate::quote::Quote;
+
+/// Any message the server sends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerMessage {
+    Subscribed {
+        id: Option<u64>,
+        topics: Vec<String>,
+        epoch: String,
+    },
+    Unsubscribed {
+        id: Option<u64>,
+        topics: Vec<String>,
+    },
+    Error {
+        id: Option<u64>,
+        /// Kept as text so codes added later still decode.
+        code: String,
+        message: String,
+    },
+    Quote {
+        quote: Quote,
+        seq: u64,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(pub String);
+
+type Obj = Map<String, Value>;
+
+fn missing(field: &str) -> DecodeError {
+    DecodeError(format!("missing or mistyped field {field:?}"))
+}
+
+fn string(obj: &Obj, field: &str) -> Result<String, DecodeError> {
+    obj.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| missing(field))
+}
+
+/// Integers are read exactly (serde_json keeps u64 without going via f64).
+fn u64_field(obj: &Obj, field: &str) -> Result<u64, DecodeError> {
+    obj.get(field)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| missing(field))
+}
+
+fn opt_id(obj: &Obj) -> Result<Option<u64>, DecodeError> {
+    match obj.get("id") {
+        None => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| missing("id")),
+    }
+}
+
+/// `null` stands for a non-finite number; it decodes as NaN.
+fn f64_field(obj: &Obj, field: &str) -> Result<f64, DecodeError> {
+    match obj.get(field) {
+        Some(Value::Null) => Ok(f64::NAN),
+        Some(v) => v.as_f64().ok_or_else(|| missing(field)),
+        None => Err(missing(field)),
+    }
+}
+
+fn topics(obj: &Obj) -> Result<Vec<String>, DecodeError> {
+    obj.get("topics")
+        .and_then(Value::as_array)
+        .and_then(|a| {
+            a.iter()
+                .map(|t| t.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+        })
+        .ok_or_else(|| missing("topics"))
+}
+
+/// Decodes one JSON text frame from the server.
+pub fn decode_json(text: &str) -> Result<ServerMessage, DecodeError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| DecodeError(format!("invalid JSON: {e}")))?;
+    let Value::Object(obj) = value else {
+        return Err(DecodeError("message is not a JSON object".into()));
+    };
+    match obj.get("type").and_then(Value::as_str) {
+        Some("subscribed") => Ok(ServerMessage::Subscribed {
+            id: opt_id(&obj)?,
+            topics: topics(&obj)?,
+            epoch: string(&obj, "epoch")?,
+        }),
+        Some("unsubscribed") => Ok(ServerMessage::Unsubscribed {
+            id: opt_id(&obj)?,
+            topics: topics(&obj)?,
+        }),
+        Some("error") => Ok(ServerMessage::Error {
+            id: opt_id(&obj)?,
+            code: string(&obj, "code")?,
+            message: string(&obj, "message")?,
+        }),
+        Some("quote") => Ok(ServerMessage::Quote {
+            seq: u64_field(&obj, "seq")?,
+            quote: Quote {
+                topic: string(&obj, "topic")?,
+                bid: f64_field(&obj, "bid")?,
+                ask: f64_field(&obj, "ask")?,
+                bid_size: f64_field(&obj, "bid_size")?,
+                ask_size: f64_field(&obj, "ask_size")?,
+                last: f64_field(&obj, "last")?,
+                volume: f64_field(&obj, "volume")?,
+                ts: u64_field(&obj, "ts")?,
+            },
+        }),
+        Some(other) => Err(DecodeError(format!("unknown message type {other:?}"))),
+        None => Err(missing("type")),
+    }
+}

@@ -1,0 +1,78 @@
+//! JSON encodings of server messages. Field order is part of the contract.
+
+use crate::control::ErrorCode;
+use crate::json_write::{self as w, JsonOut};
+use crate::quote::Quote;
+
+/// Writes `,"id":N` when the request carried an id.
+fn id_field(out: &mut String, id: Option<u64>) {
+    if let Some(id) = id {
+        out.push(',');
+        w::key(out, "id");
+        w::u64_num(out, id);
+    }
+}
+
+/// `{"type":"subscribed","id":1,"topics":[...],"epoch":"..."}`
+pub fn json_subscribed(id: Option<u64>, topics: &[String], epoch: &str) -> String {
+    let mut out = String::from("{\"type\":\"subscribed\"");
+    id_field(&mut out, id);
+    out.push(',');
+    w::key(&mut out, "topics");
+    w::string_array(&mut out, topics);
+    out.push(',');
+    w::key(&mut out, "epoch");
+    w::string(&mut out, epoch);
+    out.push('}');
+    out
+}
+
+/// `{"type":"unsubscribed","id":3,"topics":[...]}`
+pub fn json_unsubscribed(id: Option<u64>, topics: &[String]) -> String {
+    let mut out = String::from("{\"type\":\"unsubscribed\"");
+    id_field(&mut out, id);
+    out.push(',');
+    w::key(&mut out, "topics");
+    w::string_array(&mut out, topics);
+    out.push('}');
+    out
+}
+
+/// `{"type":"error","id":2,"code":"bad_request","message":"..."}`
+pub fn json_error(id: Option<u64>, code: ErrorCode, message: &str) -> String {
+    let mut out = String::from("{\"type\":\"error\"");
+    id_field(&mut out, id);
+    out.push(',');
+    w::key(&mut out, "code");
+    w::string(&mut out, code.as_str());
+    out.push(',');
+    w::key(&mut out, "message");
+    w::string(&mut out, message);
+    out.push('}');
+    out
+}
+
+/// Appends `{"type":"quote","topic":..,"seq":..,"bid":..,...,"ts":..}` to
+/// `out`. Hot path: written straight into the caller's buffer. Non-finite
+/// numbers become `null`.
+pub fn json_quote(q: &Quote, seq: u64, out: &mut Vec<u8>) {
+    out.push_text("{\"type\":\"quote\",\"topic\":");
+    w::string(out, &q.topic);
+    out.push_text(",\"seq\":");
+    w::u64_num(out, seq);
+    let nums = [
+        (",\"bid\":", q.bid),
+        (",\"ask\":", q.ask),
+        (",\"bid_size\":", q.bid_size),
+        (",\"ask_size\":", q.ask_size),
+        (",\"last\":", q.last),
+        (",\"volume\":", q.volume),
+    ];
+    for (k, x) in nums {
+        out.push_text(k);
+        w::f64_num(out, x);
+    }
+    out.push_text(",\"ts\":");
+    w::u64_num(out, q.ts);
+    out.push_text("}");
+}

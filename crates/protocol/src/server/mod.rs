@@ -1,0 +1,11 @@
+//! Server → client messages: JSON text frames, the compact binary quote
+//! frame, and client-side decoders for both (used by the Rust client and
+//! tests).
+
+mod binary;
+mod decode;
+mod json;
+
+pub use binary::{binary_quote, decode_binary, BINARY_QUOTE, BINARY_QUOTE_HEADER_LEN};
+pub use decode::{decode_json, DecodeError, ServerMessage};
+pub use json::{json_error, json_quote, json_subscribed, json_unsubscribed};

@@ -1,0 +1,102 @@
+//! Property tests: server encodings round-trip through the client decoders.
+
+use proptest::prelude::*;
+use tickwire_protocol::server::{
+    binary_quote, decode_binary, decode_json, json_quote, ServerMessage,
+};
+use tickwire_protocol::Quote;
+
+fn any_f64() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<f64>(),
+        any::<u64>().prop_map(f64::from_bits),
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY),
+        Just(-0.0),
+        Just(f64::MAX),
+        Just(5e-324),
+    ]
+}
+
+fn quote() -> impl Strategy<Value = Quote> {
+    (
+        "[A-Za-z0-9._:/-]{1,64}",
+        [
+            any_f64(),
+            any_f64(),
+            any_f64(),
+            any_f64(),
+            any_f64(),
+            any_f64(),
+        ],
+        any::<u64>(),
+    )
+        .prop_map(|(topic, n, ts)| Quote {
+            topic,
+            bid: n[0],
+            ask: n[1],
+            bid_size: n[2],
+            ask_size: n[3],
+            last: n[4],
+            volume: n[5],
+            ts,
+        })
+}
+
+fn nums(q: &Quote) -> [f64; 6] {
+    [q.bid, q.ask, q.bid_size, q.ask_size, q.last, q.volume]
+}
+
+proptest! {
+    #[test]
+    fn json_quote_round_trips(q in quote(), seq in any::<u64>()) {
+        let mut out = Vec::new();
+        json_quote(&q, seq, &mut out);
+        let text = std::str::from_utf8(&out).unwrap();
+        // Valid JSON with the contract's field order.
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        prop_assert_eq!(v["ts"].as_u64(), Some(q.ts));
+        let keys = ["type", "topic", "seq", "bid", "ask", "bid_size", "ask_size", "last", "volume", "ts"];
+        let mut at = 0;
+        for k in keys {
+            let pos = text[at..].find(&format!("\"{k}\":"));
+            prop_assert!(pos.is_some(), "{} missing/out of order in {}", k, text);
+            at += pos.unwrap() + k.len() + 3;
+        }
+        let Ok(ServerMessage::Quote { quote: back, seq: bseq }) = decode_json(text) else {
+            return Err(TestCaseError::fail(format!("did not decode: {text}")));
+        };
+        prop_assert_eq!(bseq, seq);
+        prop_assert_eq!(&back.topic, &q.topic);
+        prop_assert_eq!(back.ts, q.ts);
+        for (a, b) in nums(&q).into_iter().zip(nums(&back)) {
+            if a.is_finite() {
+                prop_assert_eq!(a.to_bits(), b.to_bits(), "{} in {}", a, text);
+            } else {
+                prop_assert!(b.is_nan());
+            }
+        }
+    }
+
+    #[test]
+    fn binary_round_trips_bit_exact(q in quote(), seq in any::<u64>()) {
+        let mut out = Vec::new();
+        binary_quote(&q, seq, &mut out);
+        prop_assert_eq!(out.len(), 66 + q.topic.len());
+        let Ok(ServerMessage::Quote { quote: back, seq: bseq }) = decode_binary(&out) else {
+            return Err(TestCaseError::fail("did not decode"));
+        };
+        prop_assert_eq!(bseq, seq);
+        prop_assert_eq!(&back.topic, &q.topic);
+        prop_assert_eq!(back.ts, q.ts);
+        prop_assert_eq!(nums(&q).map(f64::to_bits), nums(&back).map(f64::to_bits));
+    }
+
+    #[test]
+    fn decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200), text in any::<String>()) {
+        let _ = decode_binary(&bytes);
+        let _ = decode_json(&text);
+        let _ = decode_json(&String::from_utf8_lossy(&bytes));
+    }
+}
