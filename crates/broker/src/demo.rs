@@ -183,8 +183,10 @@ fn step(instruments: &mut [Instrument], rng: &mut Rng) -> Quote {
 
 /// Price increments like real books: cents for stocks, finer below $10.
 fn round_price(p: f64) -> f64 {
-    let tick = if p >= 10.0 { 0.01 } else { 0.00001 };
-    (p / tick).round() * tick
+    // Divide (not multiply by 0.01) so the result is the double nearest the
+    // decimal price and prints as e.g. 189.13, not 189.13000000000002.
+    let per_unit = if p >= 10.0 { 100.0 } else { 100_000.0 };
+    (p * per_unit).round() / per_unit
 }
 
 struct Rng(u64);

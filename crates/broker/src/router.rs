@@ -63,17 +63,20 @@ impl Router {
     }
 
     /// Runs until ingest has gone away (shutdown) or every worker has.
+    ///
+    /// Commands are drained before every ingest batch: a client that saw its
+    /// `subscribed` ack (sent after the command was queued) must receive any
+    /// quote published after that, so no batch may overtake an earlier
+    /// command.
     pub fn run(mut self, ingest_rx: Receiver<IngestBatch>, cmd_rx: Receiver<RouterCmd>) {
         loop {
-            // Commands first: a subscribe should not wait behind a quote backlog.
-            while let Ok(cmd) = cmd_rx.try_recv() {
-                self.handle_cmd(cmd);
-            }
+            self.drain_cmds(&cmd_rx);
             let mut handled = 0;
             let mut ingest_open = true;
             while handled < INGEST_BATCHES_PER_ROUND {
                 match ingest_rx.try_recv() {
                     Ok(batch) => {
+                        self.drain_cmds(&cmd_rx);
                         self.ingest(batch);
                         handled += 1;
                     }
@@ -95,14 +98,20 @@ impl Router {
                         Err(_) => return,
                     },
                     recv(ingest_rx) -> batch => match batch {
-                        Ok(batch) => self.ingest(batch),
-                        Err(_) => {
-                            self.flush();
-                            return;
+                        Ok(batch) => {
+                            self.drain_cmds(&cmd_rx);
+                            self.ingest(batch);
                         }
+                        Err(_) => return,
                     },
                 }
             }
+        }
+    }
+
+    fn drain_cmds(&mut self, cmd_rx: &Receiver<RouterCmd>) {
+        while let Ok(cmd) = cmd_rx.try_recv() {
+            self.handle_cmd(cmd);
         }
     }
 
