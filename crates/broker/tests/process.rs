@@ -1,0 +1,160 @@
+//! The `tickwire` binary as an operator runs it: config errors, SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tickwire");
+
+/// Starts the binary on ephemeral ports and reads the addresses it logs.
+fn spawn_broker(extra: &[&str]) -> (Child, SocketAddr, SocketAddr) {
+    let mut child = Command::new(BIN)
+        .args([
+            "--ws-addr",
+            "127.0.0.1:0",
+            "--ingest-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+        ])
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tickwire");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut ws, mut ingest) = (None, None);
+    while ws.is_none() || ingest.is_none() {
+        let line = lines.next().expect("broker logs its addresses").unwrap();
+        let plain: String = strip_ansi(&line);
+        ws = ws.or_else(|| field(&plain, "ws_addr="));
+        ingest = ingest.or_else(|| field(&plain, "ingest_addr="));
+    }
+    // Keep draining the log so the broker never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, ws.unwrap(), ingest.unwrap())
+}
+
+fn field(line: &str, key: &str) -> Option<SocketAddr> {
+    let start = line.find(key)? + key.len();
+    line[start..].split_whitespace().next()?.parse().ok()
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_escape = false;
+    for c in s.chars() {
+        match (in_escape, c) {
+            (false, '\x1b') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
+fn wait_exit(child: &mut Child) -> Option<i32> {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[test]
+fn sigterm_sends_1001_to_every_client_and_exits_0() {
+    let (mut child, ws_addr, ingest_addr) = spawn_broker(&[]);
+    let mut clients: Vec<Ws> = (0..5).map(|_| connect_path(ws_addr, "/ws")).collect();
+    for ws in clients.iter_mut() {
+        subscribe(ws, &["X"], false);
+    }
+    let mut p = tickwire_client::Publisher::connect(ingest_addr).unwrap();
+    publish(&mut p, quote("X", 1.0));
+    for ws in clients.iter_mut() {
+        next_quote(ws);
+    }
+    let started = Instant::now();
+    terminate(child.id());
+    for ws in clients.iter_mut() {
+        match recv(ws) {
+            tungstenite::Message::Close(Some(frame)) => {
+                assert_eq!(u16::from(frame.code), 1001);
+                let _ = ws.flush(); // sends tungstenite's close reply
+            }
+            other => panic!("expected close 1001, got {other:?}"),
+        }
+    }
+    assert_eq!(wait_exit(&mut child), Some(0));
+    // Generous: the contract says within a second or two.
+    assert!(started.elapsed() < PATIENCE);
+}
+
+#[test]
+fn demo_feed_publishes_through_the_ingest_socket() {
+    let (mut child, ws_addr, _) = spawn_broker(&["--demo", "--demo-rate", "500"]);
+    let mut ws = connect_path(ws_addr, "/ws");
+    subscribe(&mut ws, &["AAPL", "BTC-USD", "EURUSD"], true);
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 3 {
+        let q = next_quote(&mut ws);
+        assert!(q["bid"].as_f64().unwrap() < q["ask"].as_f64().unwrap());
+        seen.insert(q["topic"].as_str().unwrap().to_owned());
+    }
+    terminate(child.id());
+    assert_eq!(wait_exit(&mut child), Some(0));
+}
+
+#[test]
+fn invalid_config_exits_2_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("tickwire-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, "[websocket]\nidle_ping_ms = \"soon\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("idle_ping_ms"), "{err}");
+
+    std::fs::write(&path, "[server]\nmax_connections = 0\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.max_connections"));
+
+    let out = Command::new(BIN)
+        .args(["--workers", "100"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.workers"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sends SIGTERM to a process this test started.
+fn terminate(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
