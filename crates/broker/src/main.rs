@@ -112,13 +112,19 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
         config.log.level = level.clone();
     }
     config.validate().map_err(|e| e.to_string())?;
+    if tracing_subscriber::EnvFilter::try_new(&config.log.level).is_err() {
+        return Err(format!(
+            "invalid config: `log.level` is not a tracing filter: {:?}",
+            config.log.level
+        ));
+    }
     Ok(config)
 }
 
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")); // level was validated
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

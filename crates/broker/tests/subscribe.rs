@@ -313,3 +313,26 @@ fn a_thousand_subscribers_all_receive_a_quote() {
         .load(std::sync::atomic::Ordering::Relaxed)
         >= 1000));
 }
+
+#[test]
+fn subscribing_again_resends_the_snapshot_when_asked() {
+    let broker = start();
+    let mut ws = connect(&broker);
+    subscribe(&mut ws, &["AAPL"], false);
+    let mut p = publisher(&broker);
+    publish(&mut p, quote("AAPL", 5.0));
+    assert_eq!(next_quote(&mut ws)["seq"], 1);
+    subscribe(&mut ws, &["AAPL"], true);
+    let again = next_quote(&mut ws);
+    assert_eq!(
+        (again["topic"].as_str(), again["seq"].as_u64()),
+        (Some("AAPL"), Some(1))
+    );
+    // Still one entry: unsubscribing once stops it.
+    send_json(&mut ws, json!({"op": "unsubscribe", "topics": ["AAPL"]}));
+    assert_eq!(recv_json(&mut ws)["type"], "unsubscribed");
+    subscribe(&mut ws, &["OTHER"], false);
+    publish(&mut p, quote("AAPL", 6.0));
+    publish(&mut p, quote("OTHER", 6.0));
+    assert_eq!(next_quote(&mut ws)["topic"], "OTHER");
+}
