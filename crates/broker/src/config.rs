@@ -97,6 +97,8 @@ pub struct DemoConfig {
 pub struct LogConfig {
     /// tracing filter, e.g. "info" or "tickwire_broker=debug"; RUST_LOG overrides it.
     pub level: String,
+    /// A one-line summary (rates, p99) this often; 0 = never.
+    pub summary_interval_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -156,6 +158,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             level: "info".into(),
+            summary_interval_ms: 10_000,
         }
     }
 }

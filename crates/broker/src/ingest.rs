@@ -9,6 +9,7 @@
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::Sender;
 use mio::net::{TcpListener, TcpStream};
@@ -182,13 +183,14 @@ impl Ingest {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return ReadEnd::Closed,
             };
+            let decoded_at = Instant::now();
             producer
                 .buf
                 .extend_from_slice(self.scratch.get(..n).unwrap_or_default());
             let (quotes, result) = decode_all(producer, &self.config);
             if !quotes.is_empty() {
                 // Blocks while the router is saturated: TCP back-pressure.
-                if self.tx.send(IngestBatch { quotes }).is_err() {
+                if self.tx.send(IngestBatch { quotes, decoded_at }).is_err() {
                     return ReadEnd::Closed;
                 }
             }
@@ -271,19 +273,21 @@ fn accept_frame(
         }
         IngestFrame::Quote(quote) => {
             check_authorized(producer)?;
+            producer.quote_seen = true;
             quotes.push(quote);
             Ok(())
         }
         IngestFrame::Batch(batch) => {
             check_authorized(producer)?;
+            // An empty batch does nothing, so it is not "a quote" before Hello.
+            producer.quote_seen |= !batch.is_empty();
             quotes.extend(batch);
             Ok(())
         }
     }
 }
 
-fn check_authorized(producer: &mut Producer) -> Result<(), RejectReason> {
-    producer.quote_seen = true;
+fn check_authorized(producer: &Producer) -> Result<(), RejectReason> {
     if producer.authorized {
         Ok(())
     } else {

@@ -17,6 +17,14 @@ mod router;
 mod transport;
 mod worker;
 
+/// Building blocks exposed for the criterion benchmarks only; not a stable API.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::messages::{ConnId, Format, IngestBatch, RouterCmd, SharedQuote, WorkerMsg};
+    pub use crate::router::{Router, WorkerLink};
+    pub use crate::worker::internals::{OutFrame, Outbound, SubscriptionIndex};
+}
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -52,7 +60,7 @@ impl Broker {
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let workers = config.worker_count();
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(workers));
         let shutdown = Arc::new(AtomicBool::new(false));
         let epoch: Arc<str> = new_epoch().into();
 
@@ -113,6 +121,14 @@ impl Broker {
             shutdown.clone(),
         )?;
         threads.push(spawn("ingest".into(), move || ingest.run())?);
+        if config.log.summary_interval_ms > 0 {
+            let (metrics, stop) = (metrics.clone(), shutdown.clone());
+            let every = config::ms(config.log.summary_interval_ms);
+            // Not joined: it only reads counters and ends with the process.
+            spawn("stats-log".into(), move || {
+                metrics::log_summaries(&metrics, &stop, every)
+            })?;
+        }
 
         tracing::info!(%ws_addr, %ingest_addr, workers, epoch = %epoch, "tickwire listening");
         Ok(Broker {

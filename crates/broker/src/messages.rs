@@ -4,6 +4,7 @@
 //! sees them in the router's order).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tickwire_protocol::{Quote, Selector};
 
@@ -15,6 +16,9 @@ pub struct SharedQuote {
     pub topic: Arc<str>,
     pub json_frame: Box<[u8]>,
     pub binary_frame: Box<[u8]>,
+    /// When ingest decoded the frame that carried this quote: the start of
+    /// the delivery latency.
+    pub decoded_at: Instant,
 }
 
 /// Subscriber wire format, chosen by `?format=` at connect time.
@@ -44,6 +48,7 @@ pub struct ConnId {
 
 pub struct IngestBatch {
     pub quotes: Vec<Quote>,
+    pub decoded_at: Instant,
 }
 
 pub enum RouterCmd {
@@ -65,7 +70,10 @@ pub enum RouterCmd {
 }
 
 pub enum WorkerMsg {
-    Quotes(Vec<Arc<SharedQuote>>),
+    Quotes {
+        quotes: Vec<Arc<SharedQuote>>,
+        sent_at: Instant,
+    },
     /// The router has processed a subscribe: quotes sent after this message
     /// are newer than `snapshots`, so the worker activates the entries now.
     Activate {

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender, TryRecvError};
 use mio::Waker;
@@ -15,11 +16,13 @@ use tickwire_protocol::{server, Quote, Selector};
 use tickwire_ws::frame::{header_len, write_header, OpCode};
 
 use crate::messages::{IngestBatch, RouterCmd, SharedQuote, WorkerMsg};
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, LatencyRecorder, Metrics};
 
 /// Ingest batches handled before the router flushes to workers, so a deep
 /// backlog still reaches subscribers in steady slices.
 const INGEST_BATCHES_PER_ROUND: usize = 64;
+/// How often local latency samples are merged into the shared window.
+const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct WorkerLink {
     pub tx: Sender<WorkerMsg>,
@@ -44,6 +47,9 @@ pub struct Router {
     max_topics: usize,
     metrics: Arc<Metrics>,
     scratch: Vec<u8>,
+    /// Ingest decode → router pickup, merged into `metrics` periodically.
+    hop_latency: LatencyRecorder,
+    last_publish: Instant,
 }
 
 impl Router {
@@ -59,6 +65,8 @@ impl Router {
             max_topics,
             metrics,
             scratch: Vec::with_capacity(512),
+            hop_latency: LatencyRecorder::default(),
+            last_publish: Instant::now(),
         }
     }
 
@@ -88,6 +96,7 @@ impl Router {
                 }
             }
             self.flush();
+            self.publish_stats(&ingest_rx);
             if !ingest_open {
                 return;
             }
@@ -104,9 +113,26 @@ impl Router {
                         }
                         Err(_) => return,
                     },
+                    // Wake now and then to publish stats even when idle.
+                    default(PUBLISH_INTERVAL) => {}
                 }
             }
         }
+    }
+
+    fn publish_stats(&mut self, ingest_rx: &Receiver<IngestBatch>) {
+        let now = Instant::now();
+        if now.duration_since(self.last_publish) < PUBLISH_INTERVAL {
+            return;
+        }
+        self.last_publish = now;
+        self.metrics
+            .ingest_queue_depth
+            .store(ingest_rx.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.metrics
+            .ingest_router_latency
+            .lock()
+            .absorb(&mut self.hop_latency, now);
     }
 
     fn drain_cmds(&mut self, cmd_rx: &Receiver<RouterCmd>) {
@@ -117,12 +143,14 @@ impl Router {
 
     pub fn ingest(&mut self, batch: IngestBatch) {
         metrics::add(&self.metrics.quotes_in, batch.quotes.len() as u64);
+        self.hop_latency
+            .record_n(batch.decoded_at.elapsed(), batch.quotes.len() as u64);
         for quote in &batch.quotes {
-            self.accept(quote);
+            self.accept(quote, batch.decoded_at);
         }
     }
 
-    fn accept(&mut self, quote: &Quote) {
+    fn accept(&mut self, quote: &Quote, decoded_at: Instant) {
         let name: Arc<str> = match self.topics.get_key_value(quote.topic.as_str()) {
             Some((name, _)) => name.clone(),
             None => {
@@ -155,7 +183,13 @@ impl Router {
             return;
         };
         topic.seq += 1;
-        let shared = Arc::new(encode(quote, name, topic.seq, &mut self.scratch));
+        let shared = Arc::new(encode(
+            quote,
+            name,
+            topic.seq,
+            decoded_at,
+            &mut self.scratch,
+        ));
         let mut mask = topic.workers;
         topic.last = Some(shared.clone());
         while mask != 0 {
@@ -305,8 +339,9 @@ impl Router {
             return;
         };
         if !pending.is_empty() {
-            let batch = std::mem::take(pending);
-            self.send(worker, WorkerMsg::Quotes(batch));
+            let quotes = std::mem::take(pending);
+            let sent_at = Instant::now();
+            self.send(worker, WorkerMsg::Quotes { quotes, sent_at });
         }
     }
 
@@ -338,7 +373,13 @@ impl Router {
 }
 
 /// Encodes `quote` once per wire format as complete server frames.
-fn encode(quote: &Quote, topic: Arc<str>, seq: u64, scratch: &mut Vec<u8>) -> SharedQuote {
+fn encode(
+    quote: &Quote,
+    topic: Arc<str>,
+    seq: u64,
+    decoded_at: Instant,
+    scratch: &mut Vec<u8>,
+) -> SharedQuote {
     scratch.clear();
     server::json_quote(quote, seq, scratch);
     let json_frame = frame(OpCode::Text, scratch);
@@ -349,6 +390,7 @@ fn encode(quote: &Quote, topic: Arc<str>, seq: u64, scratch: &mut Vec<u8>) -> Sh
         topic,
         json_frame,
         binary_frame,
+        decoded_at,
     }
 }
 
@@ -412,13 +454,14 @@ mod tests {
         subscribe(&mut router, 1, "*", false);
         router.ingest(IngestBatch {
             quotes: vec![quote("AAPL")],
+            decoded_at: Instant::now(),
         });
         router.flush();
 
         let mut delivered = Vec::new();
         for rx in &rxs {
             for msg in rx.try_iter() {
-                if let WorkerMsg::Quotes(quotes) = msg {
+                if let WorkerMsg::Quotes { quotes, .. } = msg {
                     delivered.extend(quotes);
                 }
             }
@@ -434,7 +477,7 @@ mod tests {
             .try_iter()
             .find_map(|m| match m {
                 WorkerMsg::Activate { snapshots, .. } => snapshots.into_iter().next(),
-                WorkerMsg::Quotes(_) => None,
+                WorkerMsg::Quotes { .. } => None,
             })
             .expect("a snapshot");
         assert!(Arc::ptr_eq(&snapshot, &delivered[0]));
@@ -456,13 +499,14 @@ mod tests {
         let count = |rx: &crossbeam_channel::Receiver<WorkerMsg>| {
             rx.try_iter()
                 .map(|m| match m {
-                    WorkerMsg::Quotes(q) => q.len(),
+                    WorkerMsg::Quotes { quotes, .. } => quotes.len(),
                     WorkerMsg::Activate { .. } => 0,
                 })
                 .sum::<usize>()
         };
         router.ingest(IngestBatch {
             quotes: vec![quote("BTC"), quote("ETH"), quote("BCH")],
+            decoded_at: Instant::now(),
         });
         router.flush();
         // BTC matches; ETH does not; BCH is past max_topics (2) and dropped.
@@ -480,6 +524,7 @@ mod tests {
         });
         router.ingest(IngestBatch {
             quotes: vec![quote("BTC")],
+            decoded_at: Instant::now(),
         });
         router.flush();
         assert_eq!(count(&rx), 0);

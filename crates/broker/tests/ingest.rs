@@ -203,3 +203,16 @@ fn hello_without_tokens_is_accepted_and_ignored() {
         == 1));
     assert_eq!(broker.metrics().quotes_in.load(Ordering::Relaxed), 1);
 }
+
+#[test]
+fn an_empty_batch_before_hello_is_not_a_quote() {
+    let broker = start();
+    let mut ws = connect(&broker);
+    subscribe(&mut ws, &["E"], false);
+    let mut p = publisher(&broker);
+    p.publish_batch(vec![]).unwrap();
+    p.hello("ignored").unwrap();
+    publish(&mut p, quote("E", 1.0));
+    assert_eq!(next_quote(&mut ws)["topic"], "E");
+    assert_eq!(rejected(&broker, RejectReason::UnexpectedHello), 0);
+}

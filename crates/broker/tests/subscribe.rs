@@ -336,3 +336,42 @@ fn subscribing_again_resends_the_snapshot_when_asked() {
     publish(&mut p, quote("OTHER", 6.0));
     assert_eq!(next_quote(&mut ws)["topic"], "OTHER");
 }
+
+#[test]
+fn a_new_entry_overlapping_a_pattern_gets_no_second_copy_as_snapshot() {
+    let broker = start();
+    let mut ws = connect(&broker);
+    subscribe(&mut ws, &["*"], false);
+    let mut p = publisher(&broker);
+    publish(&mut p, quote("AAPL", 1.0));
+    assert_eq!(next_quote(&mut ws)["seq"], 1);
+    // AAPL seq 1 already arrived under "*": subscribing AAPL must not repeat it.
+    subscribe(&mut ws, &["AAPL"], true);
+    publish(&mut p, quote("AAPL", 2.0));
+    assert_eq!(next_quote(&mut ws)["seq"], 2);
+}
+
+#[test]
+fn snapshot_false_after_a_quick_resubscribe_is_respected() {
+    let broker = start();
+    publish_confirmed(&broker, quote("MSFT", 1.0));
+    let mut ws = connect(&broker);
+    // Three requests in one TCP write, so the broker handles all of them
+    // before the router's answer to the first can arrive.
+    let requests = [
+        json!({"op": "subscribe", "topics": ["MSFT"], "snapshot": true}),
+        json!({"op": "unsubscribe", "topics": ["MSFT"]}),
+        json!({"op": "subscribe", "topics": ["MSFT", "BARRIER"], "snapshot": false}),
+    ];
+    for r in requests {
+        ws.write(Message::Text(r.to_string())).unwrap();
+    }
+    ws.flush().unwrap();
+    for expected in ["subscribed", "unsubscribed", "subscribed"] {
+        assert_eq!(recv_json(&mut ws)["type"], expected);
+    }
+    let mut p = publisher(&broker);
+    publish(&mut p, quote("BARRIER", 1.0));
+    // Had the first request's snapshot of MSFT gone out, it would come first.
+    assert_eq!(next_quote(&mut ws)["topic"], "BARRIER");
+}

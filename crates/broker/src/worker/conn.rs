@@ -57,6 +57,9 @@ struct Entry {
     /// The subscribe request that created it; the router's `Activate` for
     /// that request turns it on.
     request: u64,
+    /// The latest subscribe request that named it (creation or re-subscribe):
+    /// only that request's snapshots are delivered for it.
+    named_in: u64,
     active: bool,
 }
 
@@ -107,6 +110,19 @@ impl Conn {
     fn on_http(&mut self, ctx: &mut Ctx) {
         match route(&self.read_buf, ctx.settings.max_head_bytes) {
             HttpOutcome::NeedMore => {}
+            HttpOutcome::Metrics => {
+                let body = crate::metrics::render(&ctx.metrics);
+                let response = tickwire_ws::http::response(
+                    200,
+                    "OK",
+                    &[],
+                    crate::metrics::CONTENT_TYPE,
+                    body.as_bytes(),
+                );
+                self.read_buf = Vec::new();
+                self.out.push_priority(response);
+                self.start_closing(ctx);
+            }
             HttpOutcome::Respond(response) => {
                 self.read_buf = Vec::new();
                 self.out.push_priority(response);
@@ -230,6 +246,7 @@ impl Conn {
             Err(e) => Err((e.id, e.code, e.message)),
         };
         if let Err((id, code, message)) = result {
+            ctx.metrics.request_error(code);
             self.reply(ctx, server::json_error(id, code, &message));
         }
     }
@@ -262,16 +279,18 @@ impl Conn {
         session.next_request += 1;
         let mut interest_add = Vec::new();
         for selector in &selectors {
-            if !session.entries.contains_key(selector) {
-                session.entries.insert(
-                    selector.clone(),
-                    Entry {
+            match session.entries.get_mut(selector) {
+                Some(entry) => entry.named_in = request,
+                None => {
+                    let entry = Entry {
                         request,
+                        named_in: request,
                         active: false,
-                    },
-                );
-                if ctx.subs.add_ref(selector) {
-                    interest_add.push(selector.clone());
+                    };
+                    session.entries.insert(selector.clone(), entry);
+                    if ctx.subs.add_ref(selector) {
+                        interest_add.push(selector.clone());
+                    }
                 }
             }
         }
@@ -334,8 +353,7 @@ impl Conn {
         let format = session.format;
         let mut delivered = 0;
         for quote in snapshots {
-            // Skip topics unsubscribed while the router was working.
-            if session.entries.keys().any(|s| s.matches(&quote.topic)) {
+            if snapshot_wanted(&session.entries, request, &quote.topic) {
                 self.out.push_data(OutFrame::Quote(quote, format));
                 delivered += 1;
             }
@@ -436,6 +454,28 @@ fn release_entry(
     if ctx.subs.remove_ref(selector) {
         dropped.push(selector.clone());
     }
+}
+
+/// Whether subscribe `request`'s snapshot of `topic` goes out: an entry that
+/// request named must match it (not unsubscribed or re-requested without a
+/// snapshot meanwhile), and — unless that entry already existed and was
+/// re-subscribed, where the contract asks for the snapshot again — no other
+/// active entry may already be delivering the topic, so a quote the client
+/// got under an overlapping pattern is not sent twice.
+fn snapshot_wanted(entries: &HashMap<Selector, Entry>, request: u64, topic: &str) -> bool {
+    let mut new_match = false;
+    for (selector, entry) in entries {
+        if entry.named_in == request && selector.matches(topic) {
+            if entry.request != request {
+                return true; // re-subscribed existing entry
+            }
+            new_match = true;
+        }
+    }
+    new_match
+        && !entries
+            .iter()
+            .any(|(s, e)| e.active && e.named_in != request && s.matches(topic))
 }
 
 /// Request topics as selectors, a topic repeated in one request counted once.

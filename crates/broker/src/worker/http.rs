@@ -9,6 +9,8 @@ use crate::messages::Format;
 pub enum HttpOutcome {
     /// Not a complete head yet.
     NeedMore,
+    /// `GET /metrics`: the caller renders the current metrics.
+    Metrics,
     /// Answer with these bytes, then close.
     Respond(Vec<u8>),
     /// Switch to WebSocket: send the 101 with this accept key; `head_len`
@@ -46,6 +48,7 @@ pub fn route(buf: &[u8], max_head: usize) -> HttpOutcome {
     }
     match head.path.as_str() {
         "/healthz" => ok("text/plain; charset=utf-8", b"ok"),
+        "/metrics" => HttpOutcome::Metrics,
         "/" => ok("text/html; charset=utf-8", INDEX_HTML.as_bytes()),
         "/ws" => {
             let format = match head.query_param("format") {

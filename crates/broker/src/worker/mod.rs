@@ -8,6 +8,11 @@ mod http;
 mod outbound;
 mod subscriptions;
 
+pub mod internals {
+    pub use super::outbound::{OutFrame, Outbound};
+    pub use super::subscriptions::SubscriptionIndex;
+}
+
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -21,9 +26,10 @@ use slab::Slab;
 
 use crate::config::{ms, Config};
 use crate::messages::{ConnId, RouterCmd, WorkerMsg};
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, LatencyRecorder, Metrics};
 use crate::transport::Transport;
 use conn::{Conn, State};
+use outbound::OutFrame;
 use subscriptions::SubscriptionIndex;
 
 const LISTENER: Token = Token(0);
@@ -40,6 +46,8 @@ const READS_PER_EVENT: usize = 8;
 /// reading its pings.
 const PRIORITY_LIMIT: usize = 64 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// How often local counters and latency samples are merged into `Metrics`.
+const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The parts of the config a worker needs, resolved once.
 pub struct WorkerSettings {
@@ -131,6 +139,12 @@ pub struct Worker {
     /// Connections that may have more input: edge-triggered readiness will
     /// not fire again for them, so they get another turn next loop.
     unread: Vec<usize>,
+    /// Ingest decode → bytes handed to a subscriber's socket.
+    delivery_latency: LatencyRecorder,
+    /// Router send → this worker picking the batch up.
+    hop_latency: LatencyRecorder,
+    frames_out: u64,
+    last_publish: Instant,
 }
 
 pub struct WorkerParts {
@@ -175,6 +189,10 @@ impl Worker {
             next_serial: 0,
             scratch: vec![0; READ_CHUNK],
             unread: Vec::new(),
+            delivery_latency: LatencyRecorder::default(),
+            hop_latency: LatencyRecorder::default(),
+            frames_out: 0,
+            last_publish: Instant::now(),
         })
     }
 
@@ -222,6 +240,9 @@ impl Worker {
                 &self.ctx.metrics.deliveries,
                 std::mem::take(&mut self.ctx.deliveries),
             );
+            if self.ctx.now.duration_since(self.last_publish) >= PUBLISH_INTERVAL {
+                self.publish_stats();
+            }
 
             if shutdown_deadline.is_none() && self.shutdown.load(Ordering::Acquire) {
                 shutdown_deadline = Some(self.ctx.now + self.ctx.settings.shutdown_grace);
@@ -342,7 +363,17 @@ impl Worker {
         };
         let paused = conn.out.priority_bytes() > PRIORITY_LIMIT;
         let mut written = 0;
-        let result = conn.out.write_to(&mut conn.transport, &mut written);
+        let now = Instant::now();
+        let (latency, frames) = (&mut self.delivery_latency, &mut self.frames_out);
+        let mut on_sent = |frame: &OutFrame| {
+            *frames += 1;
+            if let OutFrame::Quote(quote, _) = frame {
+                latency.record(now.saturating_duration_since(quote.decoded_at));
+            }
+        };
+        let result = conn
+            .out
+            .write_to(&mut conn.transport, &mut written, &mut on_sent);
         metrics::add(&self.ctx.metrics.bytes_out, written as u64);
         match result {
             Ok(drained) => {
@@ -366,7 +397,9 @@ impl Worker {
                 return false;
             };
             match msg {
-                WorkerMsg::Quotes(quotes) => {
+                WorkerMsg::Quotes { quotes, sent_at } => {
+                    self.hop_latency
+                        .record_n(sent_at.elapsed(), quotes.len() as u64);
                     let mut over_limit = Vec::new();
                     for quote in &quotes {
                         let targets = self.ctx.subs.targets(&quote.topic);
@@ -410,6 +443,22 @@ impl Worker {
             }
         }
         true
+    }
+
+    fn publish_stats(&mut self) {
+        let now = self.ctx.now;
+        self.last_publish = now;
+        let m = &self.ctx.metrics;
+        metrics::add(&m.frames_out, std::mem::take(&mut self.frames_out));
+        if let Some(depth) = m.worker_queue_depth.get(self.ctx.id) {
+            depth.store(self.rx.len() as u64, Ordering::Relaxed);
+        }
+        m.delivery_latency
+            .lock()
+            .absorb(&mut self.delivery_latency, now);
+        m.router_worker_latency
+            .lock()
+            .absorb(&mut self.hop_latency, now);
     }
 
     /// Timeouts. O(connections) every SWEEP_INTERVAL: cheap next to the

@@ -90,8 +90,14 @@ impl Outbound {
     }
 
     /// Writes until the queue is empty (`Ok(true)`) or the socket would
-    /// block (`Ok(false)`). Returns bytes written through `written`.
-    pub fn write_to<W: Write>(&mut self, w: &mut W, written: &mut usize) -> io::Result<bool> {
+    /// block (`Ok(false)`). Adds the bytes written to `written` and calls
+    /// `on_sent` for each frame handed to the socket in full.
+    pub fn write_to<W: Write>(
+        &mut self,
+        w: &mut W,
+        written: &mut usize,
+        on_sent: &mut impl FnMut(&OutFrame),
+    ) -> io::Result<bool> {
         loop {
             if self.queued_bytes == 0 {
                 self.release();
@@ -115,7 +121,7 @@ impl Outbound {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(k) => {
                     *written += k;
-                    self.advance(k);
+                    self.advance(k, on_sent);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -125,7 +131,7 @@ impl Outbound {
     }
 
     /// Consumes `k` written bytes in the same order `write_to` laid them out.
-    fn advance(&mut self, mut k: usize) {
+    fn advance(&mut self, mut k: usize, on_sent: &mut impl FnMut(&OutFrame)) {
         self.queued_bytes -= k;
         if let Some((frame, offset)) = &mut self.current {
             let left = frame.bytes().len() - *offset;
@@ -134,6 +140,7 @@ impl Outbound {
                 return;
             }
             k -= left;
+            on_sent(frame);
             self.current = None;
         }
         while k > 0 {
@@ -152,6 +159,7 @@ impl Outbound {
                 return;
             }
             k -= len;
+            on_sent(&frame);
         }
     }
 
@@ -196,6 +204,7 @@ mod tests {
             topic: topic.into(),
             json_frame: body.into(),
             binary_frame: body.into(),
+            decoded_at: std::time::Instant::now(),
         })
     }
 
@@ -210,10 +219,13 @@ mod tests {
             budget: 2,
         };
         let mut written = 0;
-        assert!(!out.write_to(&mut w, &mut written).unwrap());
+        let mut sent = Vec::new();
+        let mut on_sent = |f: &OutFrame| sent.push(f.bytes().to_vec());
+        assert!(!out.write_to(&mut w, &mut written, &mut on_sent).unwrap());
         out.push_priority(b"PP".to_vec());
         w.budget = usize::MAX;
-        assert!(out.write_to(&mut w, &mut written).unwrap());
+        assert!(out.write_to(&mut w, &mut written, &mut on_sent).unwrap());
+        assert_eq!(sent, [b"aaaa".to_vec(), b"PP".to_vec(), b"bbbb".to_vec()]);
         // "aa" was in flight: its frame completes, then the pong, then data.
         assert_eq!(w.out, b"aaaaPPbbbb");
         assert_eq!(written, 10);

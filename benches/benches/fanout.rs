@@ -1,0 +1,151 @@
+//! In-process fan-out of quotes to 1,000 local subscribers: the router's part
+//! (number, encode once per format, hand the shared `Arc` to the worker
+//! channel, wake the worker) plus the worker's part (resolve the topic's
+//! subscribers, queue an `Arc` clone on each outbound queue, flush each queue
+//! with vectored writes). Sockets are replaced by `std::io::sink()`, so this
+//! measures the broker's own per-delivery cost, not the kernel's.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use crossbeam_channel::Receiver;
+use mio::{Poll, Token, Waker};
+use tickwire_benches::typical_quote;
+use tickwire_broker::internals::{
+    ConnId, Format, IngestBatch, OutFrame, Outbound, Router, RouterCmd, SubscriptionIndex,
+    WorkerLink, WorkerMsg,
+};
+use tickwire_broker::metrics::Metrics;
+use tickwire_protocol::{Quote, Selector};
+
+const SUBSCRIBERS: usize = 1_000;
+const TOPIC: &str = "AAPL";
+
+/// One router with a single worker link and the worker-side state of that
+/// worker: its subscription index and one outbound queue per connection.
+struct Fanout {
+    /// Kept alive for the waker's registration; never polled.
+    _poll: Poll,
+    router: Router,
+    rx: Receiver<WorkerMsg>,
+    index: SubscriptionIndex,
+    outbound: Vec<Outbound>,
+}
+
+impl Fanout {
+    fn new(subscribers: usize) -> Fanout {
+        let poll = Poll::new().expect("mio poll");
+        let waker = Arc::new(Waker::new(poll.registry(), Token(1)).expect("mio waker"));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut router = Router::new(
+            vec![WorkerLink { tx, waker }],
+            1_000,
+            Arc::new(Metrics::default()),
+        );
+
+        // What a worker does for its first subscriber to the topic: count
+        // the entry, tell the router (interest transition), and activate
+        // when the router answers.
+        let selector = Selector::parse(TOPIC).expect("valid topic");
+        let mut index = SubscriptionIndex::default();
+        let first = index.add_ref(&selector);
+        assert!(first);
+        router.handle_cmd(RouterCmd::Subscribe {
+            worker: 0,
+            conn: ConnId { slot: 0, serial: 1 },
+            request: 1,
+            selectors: vec![selector.clone()],
+            snapshot: false,
+            interest_add: vec![selector.clone()],
+        });
+        match rx.try_recv() {
+            Ok(WorkerMsg::Activate { snapshots, .. }) => assert!(snapshots.is_empty()),
+            _ => panic!("router did not answer the subscribe with Activate"),
+        }
+        index.activate(&selector, 0);
+        for slot in 1..subscribers {
+            assert!(!index.add_ref(&selector));
+            index.activate(&selector, slot);
+        }
+
+        let outbound = (0..subscribers).map(|_| Outbound::default()).collect();
+        let mut fanout = Fanout {
+            _poll: poll,
+            router,
+            rx,
+            index,
+            outbound,
+        };
+        // Warm the topic (router entry, cached route) and check the wiring.
+        let (deliveries, _) = fanout.run(IngestBatch {
+            quotes: vec![typical_quote(TOPIC)],
+        });
+        assert_eq!(deliveries, subscribers);
+        fanout
+    }
+
+    /// Routes one ingest batch and delivers it to every subscriber's queue,
+    /// then flushes the queues. Returns (deliveries, bytes written).
+    fn run(&mut self, batch: IngestBatch) -> (usize, usize) {
+        self.router.ingest(batch);
+        self.router.flush();
+        let mut deliveries = 0;
+        for msg in self.rx.try_iter() {
+            let WorkerMsg::Quotes(quotes) = msg else {
+                continue;
+            };
+            for quote in &quotes {
+                let targets = self.index.targets(&quote.topic);
+                for &slot in targets.iter() {
+                    self.outbound[slot].push_data(OutFrame::Quote(quote.clone(), Format::Json));
+                }
+                deliveries += targets.len();
+            }
+        }
+        let mut sink = std::io::sink();
+        let mut written = 0;
+        for out in &mut self.outbound {
+            let drained = out.write_to(&mut sink, &mut written).expect("sink write");
+            debug_assert!(drained);
+        }
+        // The sink counts nothing, so report deliveries and what write_to saw.
+        (deliveries, written)
+    }
+}
+
+fn quotes(n: usize) -> Vec<Quote> {
+    (0..n).map(|_| typical_quote(TOPIC)).collect()
+}
+
+fn bench_fanout(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fanout");
+
+    for quotes_per_iter in [1usize, 10] {
+        let mut fanout = Fanout::new(SUBSCRIBERS);
+        let (deliveries, written) = fanout.run(IngestBatch {
+            quotes: quotes(quotes_per_iter),
+        });
+        assert_eq!(deliveries, SUBSCRIBERS * quotes_per_iter);
+        assert!(written > 0);
+
+        group.throughput(Throughput::Elements((SUBSCRIBERS * quotes_per_iter) as u64));
+        group.bench_function(
+            format!("{quotes_per_iter}q_to_{SUBSCRIBERS}_subs_json"),
+            |b| {
+                b.iter_batched(
+                    || IngestBatch {
+                        quotes: quotes(quotes_per_iter),
+                    },
+                    |batch| black_box(fanout.run(batch)),
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+    }
+
+    group.finish();
+}
+
+criterion_group!(benches, bench_fanout);
+criterion_main!(benches);

@@ -1,0 +1,208 @@
+//! Counters and gauges shared by all threads.
+//!
+//! Plain relaxed atomics: threads add per batch or per event (never per
+//! delivery: workers keep local tallies and add them once per batch), so
+//! there is no lock and little cache-line traffic on the hot path. The
+//! `/metrics` exposition reads these.
+
+mod exposition;
+mod latency;
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tickwire_protocol::control::ErrorCode;
+
+pub use exposition::{render, CONTENT_TYPE};
+pub use latency::{LatencyRecorder, LatencyWindow, Quantiles};
+
+/// Sliding window for latency quantiles, in slots.
+const WINDOW: Duration = Duration::from_secs(60);
+const WINDOW_SLOTS: usize = 6;
+
+/// Why a producer connection was closed (`tickwire_ingest_rejected_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    TooLong,
+    Decode,
+    BadTopic,
+    UnexpectedHello,
+    Unauthorized,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 5] = [
+        RejectReason::TooLong,
+        RejectReason::Decode,
+        RejectReason::BadTopic,
+        RejectReason::UnexpectedHello,
+        RejectReason::Unauthorized,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectReason::TooLong => "too_long",
+            RejectReason::Decode => "decode",
+            RejectReason::BadTopic => "bad_topic",
+            RejectReason::UnexpectedHello => "unexpected_hello",
+            RejectReason::Unauthorized => "unauthorized",
+        }
+    }
+}
+
+/// Close codes the broker sends, in a fixed table so counting needs no map.
+pub const CLOSE_CODES: [u16; 8] = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011];
+
+/// Error replies to subscribers, by code (a fixed table, like close codes).
+pub const ERROR_CODES: [ErrorCode; 4] = [
+    ErrorCode::BadRequest,
+    ErrorCode::BadTopic,
+    ErrorCode::TooManySubscriptions,
+    ErrorCode::NotAuthorized,
+];
+
+pub struct Metrics {
+    pub subscriber_connections: AtomicI64,
+    pub producer_connections: AtomicI64,
+    pub subscriptions: AtomicI64,
+    pub topics: AtomicI64,
+    pub quotes_in: AtomicU64,
+    pub deliveries: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub topics_dropped: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub slow_consumer_closes: AtomicU64,
+    pub conflated: AtomicU64,
+    ingest_rejected: [AtomicU64; RejectReason::ALL.len()],
+    closes: [AtomicU64; CLOSE_CODES.len()],
+    closes_other: AtomicU64,
+    request_errors: [AtomicU64; ERROR_CODES.len()],
+    pub frames_out: AtomicU64,
+    /// Batches waiting in each router → worker queue, sampled by the worker.
+    pub worker_queue_depth: Vec<AtomicU64>,
+    /// Batches waiting in the ingest → router queue, sampled by the router.
+    pub ingest_queue_depth: AtomicU64,
+    /// Ingest decode → bytes handed to the subscriber's socket.
+    pub delivery_latency: Mutex<LatencyWindow>,
+    /// Ingest decode → router picks the batch up.
+    pub ingest_router_latency: Mutex<LatencyWindow>,
+    /// Router sends a batch → the worker picks it up.
+    pub router_worker_latency: Mutex<LatencyWindow>,
+    pub started: Instant,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new(1)
+    }
+}
+
+impl Metrics {
+    pub fn new(workers: usize) -> Metrics {
+        let now = Instant::now();
+        let window = || Mutex::new(LatencyWindow::new(WINDOW, WINDOW_SLOTS, now));
+        Metrics {
+            subscriber_connections: AtomicI64::new(0),
+            producer_connections: AtomicI64::new(0),
+            subscriptions: AtomicI64::new(0),
+            topics: AtomicI64::new(0),
+            quotes_in: AtomicU64::new(0),
+            deliveries: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            topics_dropped: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            slow_consumer_closes: AtomicU64::new(0),
+            conflated: AtomicU64::new(0),
+            ingest_rejected: Default::default(),
+            closes: Default::default(),
+            closes_other: AtomicU64::new(0),
+            request_errors: Default::default(),
+            frames_out: AtomicU64::new(0),
+            worker_queue_depth: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            ingest_queue_depth: AtomicU64::new(0),
+            delivery_latency: window(),
+            ingest_router_latency: window(),
+            router_worker_latency: window(),
+            started: now,
+        }
+    }
+
+    pub fn request_error(&self, code: ErrorCode) {
+        if let Some(i) = ERROR_CODES.iter().position(|&c| c == code) {
+            self.request_errors[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn request_errors(&self, code: ErrorCode) -> u64 {
+        ERROR_CODES
+            .iter()
+            .position(|&c| c == code)
+            .map_or(0, |i| self.request_errors[i].load(Relaxed))
+    }
+
+    pub fn reject(&self, reason: RejectReason) {
+        self.ingest_rejected[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn rejected(&self, reason: RejectReason) -> u64 {
+        self.ingest_rejected[reason as usize].load(Relaxed)
+    }
+
+    pub fn close_sent(&self, code: u16) {
+        match CLOSE_CODES.iter().position(|&c| c == code) {
+            Some(i) => self.closes[i].fetch_add(1, Relaxed),
+            None => self.closes_other.fetch_add(1, Relaxed),
+        };
+    }
+
+    pub fn closes_sent(&self, code: u16) -> u64 {
+        CLOSE_CODES
+            .iter()
+            .position(|&c| c == code)
+            .map_or(0, |i| self.closes[i].load(Relaxed))
+    }
+}
+
+pub fn add(counter: &AtomicU64, n: u64) {
+    if n != 0 {
+        counter.fetch_add(n, Relaxed);
+    }
+}
+
+pub fn gauge_add(gauge: &AtomicI64, n: i64) {
+    if n != 0 {
+        gauge.fetch_add(n, Relaxed);
+    }
+}
+
+/// Logs one line per `every`: rates since the last line and the delivery
+/// p99 over the window. Runs until `stop` is set.
+pub fn log_summaries(m: &Metrics, stop: &std::sync::atomic::AtomicBool, every: Duration) {
+    let tick = Duration::from_millis(100).min(every);
+    let mut last = (
+        Instant::now(),
+        m.quotes_in.load(Relaxed),
+        m.deliveries.load(Relaxed),
+    );
+    while !stop.load(Relaxed) {
+        std::thread::sleep(tick);
+        let now = Instant::now();
+        let elapsed = now.duration_since(last.0);
+        if elapsed < every {
+            continue;
+        }
+        let (quotes, deliveries) = (m.quotes_in.load(Relaxed), m.deliveries.load(Relaxed));
+        let secs = elapsed.as_secs_f64();
+        let q = m.delivery_latency.lock().quantiles(now);
+        tracing::info!(
+            quotes_per_s = ((quotes - last.1) as f64 / secs).round(),
+            deliveries_per_s = ((deliveries - last.2) as f64 / secs).round(),
+            p99_us = (q.p99 * 1e6).round(),
+            subscribers = m.subscriber_connections.load(Relaxed),
+            producers = m.producer_connections.load(Relaxed),
+            "summary"
+        );
+        last = (now, quotes, deliveries);
+    }
+}
