@@ -7,6 +7,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use crossbeam_channel::Receiver;
@@ -17,7 +18,7 @@ use tickwire_broker::internals::{
     WorkerLink, WorkerMsg,
 };
 use tickwire_broker::metrics::Metrics;
-use tickwire_protocol::{Quote, Selector};
+use tickwire_protocol::Selector;
 
 const SUBSCRIBERS: usize = 1_000;
 const TOPIC: &str = "AAPL";
@@ -78,21 +79,20 @@ impl Fanout {
             outbound,
         };
         // Warm the topic (router entry, cached route) and check the wiring.
-        let (deliveries, _) = fanout.run(IngestBatch {
-            quotes: vec![typical_quote(TOPIC)],
-        });
-        assert_eq!(deliveries, subscribers);
+        let (deliveries, sent, _) = fanout.run(batch(1));
+        assert_eq!((deliveries, sent), (subscribers, subscribers));
         fanout
     }
 
     /// Routes one ingest batch and delivers it to every subscriber's queue,
-    /// then flushes the queues. Returns (deliveries, bytes written).
-    fn run(&mut self, batch: IngestBatch) -> (usize, usize) {
+    /// then flushes the queues. Returns (deliveries queued, frames written,
+    /// bytes written).
+    fn run(&mut self, batch: IngestBatch) -> (usize, usize, usize) {
         self.router.ingest(batch);
         self.router.flush();
         let mut deliveries = 0;
         for msg in self.rx.try_iter() {
-            let WorkerMsg::Quotes(quotes) = msg else {
+            let WorkerMsg::Quotes { quotes, .. } = msg else {
                 continue;
             };
             for quote in &quotes {
@@ -105,17 +105,26 @@ impl Fanout {
         }
         let mut sink = std::io::sink();
         let mut written = 0;
+        let mut sent = 0;
+        // The worker also records delivery latency here; that histogram is
+        // not part of the exposed internals, so only frames are counted.
+        let mut on_sent = |_: &OutFrame| sent += 1;
         for out in &mut self.outbound {
-            let drained = out.write_to(&mut sink, &mut written).expect("sink write");
+            let drained = out
+                .write_to(&mut sink, &mut written, &mut on_sent)
+                .expect("sink write");
             debug_assert!(drained);
         }
-        // The sink counts nothing, so report deliveries and what write_to saw.
-        (deliveries, written)
+        (deliveries, sent, written)
     }
 }
 
-fn quotes(n: usize) -> Vec<Quote> {
-    (0..n).map(|_| typical_quote(TOPIC)).collect()
+/// An ingest batch of `n` quotes of the benchmarked topic.
+fn batch(n: usize) -> IngestBatch {
+    IngestBatch {
+        quotes: (0..n).map(|_| typical_quote(TOPIC)).collect(),
+        decoded_at: Instant::now(),
+    }
 }
 
 fn bench_fanout(c: &mut Criterion) {
@@ -123,10 +132,9 @@ fn bench_fanout(c: &mut Criterion) {
 
     for quotes_per_iter in [1usize, 10] {
         let mut fanout = Fanout::new(SUBSCRIBERS);
-        let (deliveries, written) = fanout.run(IngestBatch {
-            quotes: quotes(quotes_per_iter),
-        });
+        let (deliveries, sent, written) = fanout.run(batch(quotes_per_iter));
         assert_eq!(deliveries, SUBSCRIBERS * quotes_per_iter);
+        assert_eq!(sent, deliveries);
         assert!(written > 0);
 
         group.throughput(Throughput::Elements((SUBSCRIBERS * quotes_per_iter) as u64));
@@ -134,9 +142,7 @@ fn bench_fanout(c: &mut Criterion) {
             format!("{quotes_per_iter}q_to_{SUBSCRIBERS}_subs_json"),
             |b| {
                 b.iter_batched(
-                    || IngestBatch {
-                        quotes: quotes(quotes_per_iter),
-                    },
+                    || batch(quotes_per_iter),
                     |batch| black_box(fanout.run(batch)),
                     BatchSize::SmallInput,
                 )

@@ -362,17 +362,17 @@ impl Conn {
         self.mark_dirty(ctx);
     }
 
-    /// Queues a live quote; false when that took the connection over its
-    /// outbound limit.
-    pub fn push_quote(&mut self, ctx: &mut Ctx, quote: &Arc<SharedQuote>) -> bool {
+    /// Queues a live quote (the outbound limit is judged after the next
+    /// write attempt, not here: a burst the socket will take at once is no
+    /// sign of a slow reader).
+    pub fn push_quote(&mut self, ctx: &mut Ctx, quote: &Arc<SharedQuote>) {
         let State::Ws(session) = &self.state else {
-            return true;
+            return;
         };
         self.out
             .push_data(OutFrame::Quote(quote.clone(), session.format));
         ctx.deliveries += 1;
         self.mark_dirty(ctx);
-        self.out.queued_bytes() <= ctx.settings.outbound_hard_limit_bytes
     }
 
     pub fn ping(&mut self, ctx: &mut Ctx) {

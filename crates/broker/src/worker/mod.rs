@@ -383,7 +383,18 @@ impl Worker {
                         conn.transport.shutdown_write();
                     }
                 }
-                if paused && conn.out.priority_bytes() <= PRIORITY_LIMIT {
+                let over_limit = !drained
+                    && matches!(conn.state, State::Ws(_))
+                    && conn.out.queued_bytes() > self.ctx.settings.outbound_hard_limit_bytes;
+                if over_limit {
+                    tracing::info!(worker = self.ctx.id, conn = slot, "slow consumer closed");
+                    metrics::add(&self.ctx.metrics.slow_consumer_closes, 1);
+                    conn.close_with(
+                        &mut self.ctx,
+                        tickwire_ws::close::POLICY_VIOLATION,
+                        "slow consumer",
+                    );
+                } else if paused && conn.out.priority_bytes() <= PRIORITY_LIMIT {
                     self.read(slot);
                 }
             }
@@ -400,34 +411,17 @@ impl Worker {
                 WorkerMsg::Quotes { quotes, sent_at } => {
                     self.hop_latency
                         .record_n(sent_at.elapsed(), quotes.len() as u64);
-                    let mut over_limit = Vec::new();
                     for quote in &quotes {
                         let targets = self.ctx.subs.targets(&quote.topic);
                         for &slot in targets.iter() {
                             if let Some(conn) = self.conns.get_mut(slot) {
-                                if !conn.push_quote(&mut self.ctx, quote) {
-                                    over_limit.push(slot);
-                                }
+                                conn.push_quote(&mut self.ctx, quote);
                             }
                         }
                     }
-                    for slot in over_limit {
-                        if let Some(conn) = self.conns.get_mut(slot) {
-                            if matches!(conn.state, State::Ws(_)) {
-                                tracing::info!(
-                                    worker = self.ctx.id,
-                                    conn = slot,
-                                    "slow consumer closed"
-                                );
-                                metrics::add(&self.ctx.metrics.slow_consumer_closes, 1);
-                                conn.close_with(
-                                    &mut self.ctx,
-                                    tickwire_ws::close::POLICY_VIOLATION,
-                                    "slow consumer",
-                                );
-                            }
-                        }
-                    }
+                    // Write each batch out before taking the next, so queues
+                    // hold at most about one batch for a reader keeping up.
+                    self.flush_dirty();
                 }
                 WorkerMsg::Activate {
                     conn,

@@ -1,0 +1,172 @@
+//! Command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "tickwire-loadtest",
+    version,
+    about = "Load generator for the tickwire broker (loopback by default)",
+    after_help = "Scenarios: fanout (throughput), latency (paced, coordinated-omission corrected), \
+                  connections (idle subscribers, broker RSS), slow (slow consumers vs fast ones)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Broker WebSocket listener.
+    #[arg(
+        long = "ws",
+        visible_alias = "ws-addr",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub ws: String,
+    /// Broker ingest listener.
+    #[arg(
+        long = "ingest",
+        visible_alias = "ingest-addr",
+        default_value = "127.0.0.1:7001",
+        global = true
+    )]
+    pub ingest: String,
+    /// Allow non-loopback broker addresses.
+    #[arg(long, global = true)]
+    pub allow_remote: bool,
+    /// Length of the measured phase in seconds (publishing window; hold time for `connections`).
+    #[arg(long, default_value_t = 10.0, global = true)]
+    pub duration: f64,
+    /// Receiving threads; subscribers are split across them, each with its own mio Poll.
+    #[arg(long, default_value_t = 1, global = true)]
+    pub threads: usize,
+    /// Subscriber wire format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Json, global = true)]
+    pub format: FormatArg,
+    /// Deadline in seconds for connecting and subscribing every subscriber.
+    #[arg(long, default_value_t = 60.0, global = true)]
+    pub connect_timeout: f64,
+    /// Connection set-ups (connect + upgrade + subscribe) in flight per receiving thread.
+    #[arg(long, default_value_t = 256, global = true)]
+    pub inflight: usize,
+    /// After publishing stops, wait at most this many seconds for quotes still in flight
+    /// (ends early once every expected delivery arrived or nothing arrived for 1 s).
+    #[arg(long, default_value_t = 2.0, global = true)]
+    pub drain: f64,
+    /// Topic names are PREFIX0 .. PREFIX{T-1}.
+    #[arg(long, default_value = "lt.", global = true)]
+    pub topic_prefix: String,
+    /// Print the machine-readable report (JSON) to stdout instead of the table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Write the latency distribution as HdrHistogram percentile text (.hgrm, values in ms).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub hgrm: Option<PathBuf>,
+    /// Write latency by percentile as an SVG plot.
+    #[arg(long, value_name = "FILE.svg", global = true)]
+    pub plot: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Json,
+    Binary,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// S subscribers × K topics each out of T, P publishers, max rate or paced.
+    Fanout(LoadArgs),
+    /// Paced run; ts = scheduled send time, so stalls show up as latency.
+    Latency(LatencyArgs),
+    /// N idle subscribers (1 topic each): connect and subscribe-ack times, broker RSS per connection.
+    Connections(ConnArgs),
+    /// Fanout where a share of subscribers stops reading after subscribing.
+    Slow(SlowArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// Subscribers (WebSocket connections).
+    #[arg(long, short = 's', default_value_t = 100)]
+    pub subscribers: usize,
+    /// Topics in total.
+    #[arg(long, short = 't', default_value_t = 100)]
+    pub topics: usize,
+    /// Topics per subscriber (K consecutive topics, mod T).
+    #[arg(long, short = 'k', default_value_t = 10)]
+    pub topics_per_sub: usize,
+    /// Publishers (ingest connections); topics are split across them. 0 = use an external feed.
+    #[arg(long, short = 'p', default_value_t = 1)]
+    pub publishers: usize,
+    /// Total quotes/s over all publishers; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Most quotes per Batch frame.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LatencyArgs {
+    #[arg(long, short = 's', default_value_t = 10)]
+    pub subscribers: usize,
+    #[arg(long, short = 't', default_value_t = 10)]
+    pub topics: usize,
+    #[arg(long, short = 'k', default_value_t = 1)]
+    pub topics_per_sub: usize,
+    #[arg(long, short = 'p', default_value_t = 1)]
+    pub publishers: usize,
+    /// Total quotes/s (must be > 0).
+    #[arg(long, default_value_t = 10_000.0)]
+    pub rate: f64,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+}
+
+impl From<LatencyArgs> for LoadArgs {
+    fn from(a: LatencyArgs) -> Self {
+        LoadArgs {
+            subscribers: a.subscribers,
+            topics: a.topics,
+            topics_per_sub: a.topics_per_sub,
+            publishers: a.publishers,
+            rate: a.rate,
+            batch: a.batch,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConnArgs {
+    /// Idle subscribers to open.
+    #[arg(long, short = 'n', default_value_t = 10_000)]
+    pub connections: usize,
+    /// Topics the subscribers are spread over (one each).
+    #[arg(long, short = 't', default_value_t = 100)]
+    pub topics: usize,
+    /// Broker process id: report its RSS (VmRSS) before and after, per connection.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SlowArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Share of subscribers that stop reading after subscribing (spread evenly).
+    #[arg(long, default_value_t = 0.1)]
+    pub slow_share: f64,
+    /// First run a baseline phase without the slow subscribers, then the slow phase.
+    #[arg(long)]
+    pub compare: bool,
+}
