@@ -9,7 +9,7 @@ use tickwire_protocol::server::{decode_binary, decode_json, ServerMessage};
 use tickwire_ws::frame::{
     encode_masked_close, encode_masked_frame, DecoderLimits, Event, FrameDecoder, OpCode, Role,
 };
-use tickwire_ws::handshake::{client_request, parse_client_response, ResponseParse};
+use tickwire_ws::handshake::{client_key, client_request, parse_client_response, ResponseParse};
 
 use crate::{ClientError, Result};
 
@@ -204,42 +204,8 @@ fn xorshift(state: &mut u64) -> u64 {
 }
 
 fn websocket_key(state: &mut u64) -> String {
-    let mut raw = [0u8; 16];
-    raw[..8].copy_from_slice(&xorshift(state).to_le_bytes());
-    raw[8..].copy_from_slice(&xorshift(state).to_le_bytes());
-    base64_16(&raw)
-}
-
-/// Base64 of 16 bytes (24 chars), without pulling a crate into the client.
-fn base64_16(raw: &[u8; 16]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(24);
-    for chunk in raw.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_matches_rfc_sample() {
-        // RFC 6455's sample nonce "the sample nonce".
-        assert_eq!(
-            super::base64_16(b"the sample nonce"),
-            "dGhlIHNhbXBsZSBub25jZQ=="
-        );
-    }
+    let mut nonce = [0u8; 16];
+    nonce[..8].copy_from_slice(&xorshift(state).to_le_bytes());
+    nonce[8..].copy_from_slice(&xorshift(state).to_le_bytes());
+    client_key(nonce)
 }

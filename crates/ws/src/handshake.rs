@@ -54,6 +54,12 @@ pub fn validate_upgrade(head: &RequestHead) -> Result<String, UpgradeError> {
 
 /// `base64(sha1(key + GUID))`, the value proving the server understood the
 /// WebSocket handshake.
+/// The client's `Sec-WebSocket-Key` for a 16-byte nonce (the caller picks
+/// the nonce: this crate has no randomness).
+pub fn client_key(nonce: [u8; 16]) -> String {
+    STANDARD.encode(nonce)
+}
+
 pub fn accept_key(key: &str) -> String {
     let mut sha = Sha1::new();
     sha.update(key.as_bytes());
@@ -353,6 +359,18 @@ mod tests {
         assert_eq!(
             parse_client_response(&long, KEY, 100),
             Ok(ResponseParse::Partial)
+        );
+    }
+}
+
+#[cfg(test)]
+mod client_key_tests {
+    #[test]
+    fn client_key_is_base64_of_the_nonce() {
+        // RFC 6455's sample: the nonce "the sample nonce".
+        assert_eq!(
+            super::client_key(*b"the sample nonce"),
+            "dGhlIHNhbXBsZSBub25jZQ=="
         );
     }
 }
