@@ -64,10 +64,10 @@ impl Fanout {
             Ok(WorkerMsg::Activate { snapshots, .. }) => assert!(snapshots.is_empty()),
             _ => panic!("router did not answer the subscribe with Activate"),
         }
-        index.activate(&selector, 0);
+        index.activate(&selector, 0, None);
         for slot in 1..subscribers {
             assert!(!index.add_ref(&selector));
-            index.activate(&selector, slot);
+            index.activate(&selector, slot, None);
         }
 
         let outbound = (0..subscribers).map(|_| Outbound::default()).collect();
@@ -97,8 +97,8 @@ impl Fanout {
             };
             for quote in &quotes {
                 let targets = self.index.targets(&quote.topic);
-                for &slot in targets.iter() {
-                    self.outbound[slot].push_data(OutFrame::Quote(quote.clone(), Format::Json));
+                for target in targets.iter() {
+                    self.outbound[target.slot].push_quote(quote.clone(), Format::Json);
                 }
                 deliveries += targets.len();
             }

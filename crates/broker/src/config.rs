@@ -61,10 +61,17 @@ pub struct WebSocketConfig {
 pub struct SubscriberConfig {
     /// Subscription entries per connection; more → `too_many_subscriptions`.
     pub max_subscriptions: usize,
-    /// Bytes queued for one subscriber but not yet accepted by the kernel
-    /// beyond which it is closed with 1008 "slow consumer". (Conflation below
-    /// this cap comes with the pressure work; see docs/decisions.md.)
-    pub outbound_hard_limit_bytes: usize,
+    /// Bytes queued for one subscriber and not yet accepted by its socket.
+    /// Strict: a quote that would pass it is conflated instead (newest per
+    /// topic kept), or the subscriber disconnected under `disconnect`.
+    pub outbound_budget_bytes: usize,
+    /// What happens to a subscriber over its budget.
+    pub slow_consumer_policy: SlowConsumerPolicy,
+    /// `disconnect` policy: close 1008 "slow consumer" once over budget this long.
+    pub disconnect_after_ms: u64,
+    /// Either policy: a subscriber that reads nothing for this long while
+    /// quotes are pending is closed 1008 "slow consumer".
+    pub stall_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -126,11 +133,24 @@ impl Default for WebSocketConfig {
     }
 }
 
+/// `subscriber.slow_consumer_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlowConsumerPolicy {
+    /// Keep only the newest pending quote per topic until the reader catches up.
+    Conflate,
+    /// Close 1008 after `disconnect_after_ms` over budget.
+    Disconnect,
+}
+
 impl Default for SubscriberConfig {
     fn default() -> Self {
         SubscriberConfig {
             max_subscriptions: 1024,
-            outbound_hard_limit_bytes: 4 * 1024 * 1024,
+            outbound_budget_bytes: 256 * 1024,
+            slow_consumer_policy: SlowConsumerPolicy::Conflate,
+            disconnect_after_ms: 2_000,
+            stall_timeout_ms: 60_000,
         }
     }
 }
@@ -209,7 +229,7 @@ impl Config {
                 format!("must be at most {MAX_WORKERS} (0 = one per core)"),
             ));
         }
-        let positive: [(&'static str, u64); 11] = [
+        let positive: [(&'static str, u64); 12] = [
             ("server.max_connections", self.server.max_connections as u64),
             (
                 "server.handshake_timeout_ms",
@@ -221,6 +241,10 @@ impl Config {
             ),
             ("websocket.idle_ping_ms", self.websocket.idle_ping_ms),
             ("websocket.dead_peer_ms", self.websocket.dead_peer_ms),
+            (
+                "subscriber.stall_timeout_ms",
+                self.subscriber.stall_timeout_ms,
+            ),
             (
                 "subscriber.max_subscriptions",
                 self.subscriber.max_subscriptions as u64,
@@ -249,10 +273,10 @@ impl Config {
                 "must fit the 4-byte length prefix",
             ));
         }
-        if self.subscriber.outbound_hard_limit_bytes < 64 * 1024 {
+        if self.subscriber.outbound_budget_bytes < 4096 {
             return Err(invalid(
-                "subscriber.outbound_hard_limit_bytes",
-                "must be at least 65536",
+                "subscriber.outbound_budget_bytes",
+                "must be at least 4096",
             ));
         }
         if self.ingest.tokens.iter().any(|t| t.is_empty()) {

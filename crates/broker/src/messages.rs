@@ -40,7 +40,7 @@ impl SharedQuote {
 /// Identifies one connection of one worker: slot index plus a serial, so a
 /// late router reply for a closed connection never reaches a new one that
 /// reused the slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ConnId {
     pub slot: usize,
     pub serial: u64,

@@ -188,7 +188,7 @@ fn error_replies_keep_the_connection_open() {
             "bad_topic",
         ),
         (
-            r#"{"op":"subscribe","topics":["A"],"max_hz":4,"id":4}"#,
+            r#"{"op":"subscribe","topics":["A"],"max_hz":0,"id":4}"#,
             json!(4),
             "bad_request",
         ),

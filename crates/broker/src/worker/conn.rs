@@ -2,9 +2,10 @@
 //! session → closing. Owned by exactly one worker; all I/O is done by the
 //! worker, this file turns bytes and router messages into queued frames.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tickwire_protocol::control::{parse_request, ErrorCode, Request};
 use tickwire_protocol::{server, Selector};
@@ -14,7 +15,7 @@ use tickwire_ws::frame::{
 use tickwire_ws::handshake::accept_response;
 
 use super::http::{route, HttpOutcome};
-use super::outbound::{OutFrame, Outbound};
+use super::outbound::{OutFrame, Outbound, Pushed};
 use super::Ctx;
 use crate::messages::{ConnId, Format, RouterCmd, SharedQuote};
 use crate::metrics;
@@ -31,11 +32,18 @@ pub struct Conn {
     pub opened_at: Instant,
     /// Queued in the worker's list of connections to flush this round.
     pub dirty: bool,
+    /// Last time the socket took bytes (or the queue drained).
+    pub progress_at: Instant,
+    /// Since when something has been waiting to be written (sampled by the
+    /// worker's sweep).
+    pending_since: Option<Instant>,
+    /// Since when quotes have been conflated (sampled by the sweep).
+    conflating_since: Option<Instant>,
 }
 
 pub enum State {
     Http,
-    Ws(Session),
+    Ws(Box<Session>),
     /// A close frame or final HTTP response is queued: flush it, half-close,
     /// discard input until the peer closes or the deadline passes.
     Closing {
@@ -51,6 +59,14 @@ pub struct Session {
     next_request: u64,
     pub last_heard: Instant,
     pub ping_sent_at: Option<Instant>,
+    /// Per throttled topic (`max_hz`): when the next delivery may go and
+    /// the newest quote held until then.
+    throttles: HashMap<Arc<str>, Throttle>,
+}
+
+struct Throttle {
+    next_allowed: Instant,
+    held: Option<Arc<SharedQuote>>,
 }
 
 struct Entry {
@@ -61,19 +77,44 @@ struct Entry {
     /// only that request's snapshots are delivered for it.
     named_in: u64,
     active: bool,
+    max_hz: Option<f64>,
 }
 
 impl Conn {
-    pub fn new(id: ConnId, transport: Transport, now: Instant) -> Conn {
+    pub fn new(id: ConnId, transport: Transport, now: Instant, budget: usize) -> Conn {
         Conn {
             id,
             transport,
             read_buf: Vec::new(),
-            out: Outbound::default(),
+            out: Outbound::new(budget),
             state: State::Http,
             opened_at: now,
             dirty: false,
+            progress_at: now,
+            pending_since: None,
+            conflating_since: None,
         }
+    }
+
+    /// The slow-consumer rules, checked by the sweep: nothing read for
+    /// `stall_timeout` while quotes are pending, or (policy `disconnect`)
+    /// over budget for `disconnect_after`.
+    pub fn is_too_slow(&mut self, s: &super::WorkerSettings, now: Instant) -> bool {
+        if self.out.is_empty() {
+            self.pending_since = None;
+        } else {
+            let since = *self.pending_since.get_or_insert(now);
+            if now.duration_since(since.max(self.progress_at)) >= s.stall_timeout {
+                return true;
+            }
+        }
+        if !self.out.is_conflating() {
+            self.conflating_since = None;
+            return false;
+        }
+        let since = *self.conflating_since.get_or_insert(now);
+        s.slow_consumer_policy == crate::config::SlowConsumerPolicy::Disconnect
+            && now.duration_since(since) >= s.disconnect_after
     }
 
     pub fn mark_dirty(&mut self, ctx: &mut Ctx) {
@@ -135,7 +176,7 @@ impl Conn {
             } => {
                 self.out.push_priority(accept_response(&accept));
                 self.mark_dirty(ctx);
-                self.state = State::Ws(Session {
+                self.state = State::Ws(Box::new(Session {
                     decoder: FrameDecoder::new(
                         Role::Server,
                         DecoderLimits {
@@ -148,7 +189,8 @@ impl Conn {
                     next_request: 0,
                     last_heard: ctx.now,
                     ping_sent_at: None,
-                });
+                    throttles: HashMap::new(),
+                }));
                 metrics::gauge_add(&ctx.metrics.subscriber_connections, 1);
                 self.read_buf.drain(..head_len.min(self.read_buf.len()));
                 if !self.read_buf.is_empty() {
@@ -228,17 +270,7 @@ impl Conn {
                 topics,
                 snapshot,
                 max_hz,
-            }) => {
-                if max_hz.is_some() {
-                    Err((
-                        id,
-                        ErrorCode::BadRequest,
-                        "max_hz is not supported yet".to_owned(),
-                    ))
-                } else {
-                    self.subscribe(ctx, id, &topics, snapshot)
-                }
-            }
+            }) => self.subscribe(ctx, id, &topics, snapshot, max_hz),
             Ok(Request::Unsubscribe { id, topics }) => {
                 self.unsubscribe(ctx, id, &topics);
                 Ok(())
@@ -257,6 +289,7 @@ impl Conn {
         id: Option<u64>,
         topics: &[String],
         snapshot: bool,
+        max_hz: Option<f64>,
     ) -> Result<(), (Option<u64>, ErrorCode, String)> {
         let State::Ws(session) = &mut self.state else {
             return Ok(());
@@ -280,12 +313,23 @@ impl Conn {
         let mut interest_add = Vec::new();
         for selector in &selectors {
             match session.entries.get_mut(selector) {
-                Some(entry) => entry.named_in = request,
+                Some(entry) => {
+                    // Subscribing again replaces the entry's options.
+                    entry.named_in = request;
+                    if entry.max_hz != max_hz {
+                        entry.max_hz = max_hz;
+                        if entry.active {
+                            ctx.subs.deactivate(selector, self.id.slot);
+                            ctx.subs.activate(selector, self.id.slot, max_hz);
+                        }
+                    }
+                }
                 None => {
                     let entry = Entry {
                         request,
                         named_in: request,
                         active: false,
+                        max_hz,
                     };
                     session.entries.insert(selector.clone(), entry);
                     if ctx.subs.add_ref(selector) {
@@ -328,6 +372,9 @@ impl Conn {
             let entries = &session.entries;
             self.out
                 .retain_quotes(|topic| entries.keys().any(|s| s.matches(topic)));
+            session
+                .throttles
+                .retain(|topic, _| entries.keys().any(|s| s.matches(topic)));
         }
         if !dropped.is_empty() {
             ctx.send_router(RouterCmd::DropInterest {
@@ -347,31 +394,79 @@ impl Conn {
         for (selector, entry) in session.entries.iter_mut() {
             if entry.request == request && !entry.active {
                 entry.active = true;
-                ctx.subs.activate(selector, self.id.slot);
+                ctx.subs.activate(selector, self.id.slot, entry.max_hz);
             }
         }
-        let format = session.format;
-        let mut delivered = 0;
         for quote in snapshots {
-            if snapshot_wanted(&session.entries, request, &quote.topic) {
-                self.out.push_data(OutFrame::Quote(quote, format));
-                delivered += 1;
+            if !snapshot_wanted(&session.entries, request, &quote.topic) {
+                continue;
             }
+            // A snapshot counts as a delivery for `max_hz` spacing.
+            if let Some(interval) = min_interval(&session.entries, &quote.topic) {
+                let throttle = session
+                    .throttles
+                    .entry(quote.topic.clone())
+                    .or_insert(Throttle {
+                        next_allowed: ctx.now,
+                        held: None,
+                    });
+                throttle.next_allowed = ctx.now + interval;
+            }
+            enqueue(&mut self.out, ctx, quote, session.format);
         }
-        ctx.deliveries += delivered;
         self.mark_dirty(ctx);
     }
 
-    /// Queues a live quote (the outbound limit is judged after the next
-    /// write attempt, not here: a burst the socket will take at once is no
-    /// sign of a slow reader).
-    pub fn push_quote(&mut self, ctx: &mut Ctx, quote: &Arc<SharedQuote>) {
-        let State::Ws(session) = &self.state else {
+    /// Delivers a live quote, or holds it when its topic is throttled and
+    /// the spacing has not passed (newest wins; a timer sends it later).
+    pub fn push_quote(
+        &mut self,
+        ctx: &mut Ctx,
+        quote: &Arc<SharedQuote>,
+        min_interval: Option<Duration>,
+    ) {
+        let State::Ws(session) = &mut self.state else {
             return;
         };
-        self.out
-            .push_data(OutFrame::Quote(quote.clone(), session.format));
-        ctx.deliveries += 1;
+        if let Some(interval) = min_interval {
+            let throttle = session
+                .throttles
+                .entry(quote.topic.clone())
+                .or_insert(Throttle {
+                    next_allowed: ctx.now,
+                    held: None,
+                });
+            if throttle.held.is_some() || ctx.now < throttle.next_allowed {
+                match throttle.held.replace(quote.clone()) {
+                    Some(_) => ctx.conflated += 1,
+                    None => ctx.timers.push(Reverse((
+                        throttle.next_allowed,
+                        self.id,
+                        quote.topic.clone(),
+                    ))),
+                }
+                return;
+            }
+            throttle.next_allowed = ctx.now + interval;
+        }
+        enqueue(&mut self.out, ctx, quote.clone(), session.format);
+        self.mark_dirty(ctx);
+    }
+
+    /// A throttle timer fired: send the held quote of `topic`, if any.
+    pub fn release_held(&mut self, ctx: &mut Ctx, topic: &Arc<str>) {
+        let State::Ws(session) = &mut self.state else {
+            return;
+        };
+        let interval = min_interval(&session.entries, topic);
+        let Some(throttle) = session.throttles.get_mut(topic) else {
+            return;
+        };
+        let Some(quote) = throttle.held.take() else {
+            return;
+        };
+        throttle.next_allowed = ctx.now + interval.unwrap_or_default();
+        enqueue(&mut self.out, ctx, quote, session.format);
         self.mark_dirty(ctx);
     }
 
@@ -454,6 +549,24 @@ fn release_entry(
     if ctx.subs.remove_ref(selector) {
         dropped.push(selector.clone());
     }
+}
+
+/// Queues a quote on `out`, counting what conflation did.
+fn enqueue(out: &mut Outbound, ctx: &mut Ctx, quote: Arc<SharedQuote>, format: Format) {
+    match out.push_quote(quote, format) {
+        Pushed::Queued | Pushed::Conflated { replaced: false } => ctx.deliveries += 1,
+        Pushed::Conflated { replaced: true } => ctx.conflated += 1,
+    }
+}
+
+/// The spacing set by the most specific entry matching `topic`, if any.
+fn min_interval(entries: &HashMap<Selector, Entry>, topic: &str) -> Option<Duration> {
+    entries
+        .iter()
+        .filter(|(s, _)| s.matches(topic))
+        .max_by_key(|(s, _)| s.specificity())
+        .and_then(|(_, e)| e.max_hz)
+        .map(|hz| Duration::from_secs_f64(1.0 / hz))
 }
 
 /// Whether subscribe `request`'s snapshot of `topic` goes out: an entry that

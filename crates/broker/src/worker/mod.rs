@@ -13,7 +13,8 @@ pub mod internals {
     pub use super::subscriptions::SubscriptionIndex;
 }
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::config::{ms, Config};
+use crate::config::{ms, Config, SlowConsumerPolicy};
 use crate::messages::{ConnId, RouterCmd, WorkerMsg};
 use crate::metrics::{self, LatencyRecorder, Metrics};
 use crate::transport::Transport;
@@ -64,7 +65,10 @@ pub struct WorkerSettings {
     pub close_timeout: Duration,
     pub shutdown_grace: Duration,
     pub max_subscriptions: usize,
-    pub outbound_hard_limit_bytes: usize,
+    pub outbound_budget_bytes: usize,
+    pub slow_consumer_policy: SlowConsumerPolicy,
+    pub disconnect_after: Duration,
+    pub stall_timeout: Duration,
     pub max_connections: usize,
 }
 
@@ -79,7 +83,10 @@ impl WorkerSettings {
             close_timeout: ms(c.websocket.close_timeout_ms),
             shutdown_grace: ms(c.server.shutdown_grace_ms),
             max_subscriptions: c.subscriber.max_subscriptions,
-            outbound_hard_limit_bytes: c.subscriber.outbound_hard_limit_bytes,
+            outbound_budget_bytes: c.subscriber.outbound_budget_bytes,
+            slow_consumer_policy: c.subscriber.slow_consumer_policy,
+            disconnect_after: ms(c.subscriber.disconnect_after_ms),
+            stall_timeout: ms(c.subscriber.stall_timeout_ms),
             max_connections: c.server.max_connections,
         }
     }
@@ -100,6 +107,11 @@ pub struct Ctx {
     pub now: Instant,
     /// Deliveries queued since the last metrics update.
     pub deliveries: u64,
+    /// Quotes replaced by a newer one before a slow reader got them.
+    pub conflated: u64,
+    /// `max_hz` deadlines: when a connection's held quote of a topic is due.
+    /// One heap per worker, no timer per subscription.
+    pub timers: BinaryHeap<Reverse<(Instant, ConnId, Arc<str>)>>,
 }
 
 impl Ctx {
@@ -188,6 +200,8 @@ impl Worker {
                 dirty: Vec::new(),
                 now: Instant::now(),
                 deliveries: 0,
+                conflated: 0,
+                timers: BinaryHeap::new(),
             },
             open_connections: parts.open_connections,
             shutdown: parts.shutdown,
@@ -210,7 +224,10 @@ impl Worker {
             let timeout = if busy {
                 Duration::ZERO
             } else {
-                next_sweep.saturating_duration_since(Instant::now())
+                let next_timer = self.ctx.timers.peek().map(|Reverse((at, _, _))| *at);
+                let wake = next_timer.map_or(next_sweep, |t| t.min(next_sweep));
+                // Round up: waking a moment early would just poll again.
+                wake.saturating_duration_since(Instant::now()) + Duration::from_micros(100)
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -237,6 +254,7 @@ impl Worker {
             for slot in std::mem::take(&mut self.unread) {
                 self.read(slot);
             }
+            self.fire_timers();
             busy = self.handle_router_msgs();
             self.flush_dirty();
             busy |= !self.unread.is_empty();
@@ -244,6 +262,10 @@ impl Worker {
             metrics::add(
                 &self.ctx.metrics.deliveries,
                 std::mem::take(&mut self.ctx.deliveries),
+            );
+            metrics::add(
+                &self.ctx.metrics.conflated,
+                std::mem::take(&mut self.ctx.conflated),
             );
             if self.ctx.now.duration_since(self.last_publish) >= PUBLISH_INTERVAL {
                 self.publish_stats();
@@ -300,7 +322,8 @@ impl Worker {
                         slot,
                         serial: self.next_serial,
                     };
-                    entry.insert(Conn::new(id, transport, self.ctx.now));
+                    let budget = self.ctx.settings.outbound_budget_bytes;
+                    entry.insert(Conn::new(id, transport, self.ctx.now, budget));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -388,18 +411,10 @@ impl Worker {
                         conn.transport.shutdown_write();
                     }
                 }
-                let over_limit = !drained
-                    && matches!(conn.state, State::Ws(_))
-                    && conn.out.queued_bytes() > self.ctx.settings.outbound_hard_limit_bytes;
-                if over_limit {
-                    tracing::info!(worker = self.ctx.id, conn = slot, "slow consumer closed");
-                    metrics::add(&self.ctx.metrics.slow_consumer_closes, 1);
-                    conn.close_with(
-                        &mut self.ctx,
-                        tickwire_ws::close::POLICY_VIOLATION,
-                        "slow consumer",
-                    );
-                } else if paused && conn.out.priority_bytes() <= PRIORITY_LIMIT {
+                if written > 0 || drained {
+                    conn.progress_at = now;
+                }
+                if paused && conn.out.priority_bytes() <= PRIORITY_LIMIT {
                     self.read(slot);
                 }
             }
@@ -421,9 +436,9 @@ impl Worker {
                         .record_n(sent_at.elapsed(), quotes.len() as u64);
                     for quote in &quotes {
                         let targets = self.ctx.subs.targets(&quote.topic);
-                        for &slot in targets.iter() {
-                            if let Some(conn) = self.conns.get_mut(slot) {
-                                conn.push_quote(&mut self.ctx, quote);
+                        for target in targets.iter() {
+                            if let Some(conn) = self.conns.get_mut(target.slot) {
+                                conn.push_quote(&mut self.ctx, quote, target.min_interval);
                             }
                         }
                     }
@@ -442,6 +457,24 @@ impl Worker {
             }
         }
         true
+    }
+
+    /// Sends the held quotes whose `max_hz` spacing has passed.
+    fn fire_timers(&mut self) {
+        while let Some(Reverse((at, id, _))) = self.ctx.timers.peek() {
+            if *at > self.ctx.now {
+                return;
+            }
+            let id = *id;
+            let Some(Reverse((_, _, topic))) = self.ctx.timers.pop() else {
+                return;
+            };
+            if let Some(conn) = self.conns.get_mut(id.slot) {
+                if conn.id == id {
+                    conn.release_held(&mut self.ctx, &topic);
+                }
+            }
+        }
     }
 
     fn publish_stats(&mut self) {
@@ -467,7 +500,12 @@ impl Worker {
         let s = &self.ctx.settings;
         let mut expired = Vec::new();
         let mut to_ping = Vec::new();
-        for (slot, conn) in self.conns.iter() {
+        let mut too_slow = Vec::new();
+        for (slot, conn) in self.conns.iter_mut() {
+            if matches!(conn.state, State::Ws(_)) && conn.is_too_slow(s, now) {
+                too_slow.push(slot);
+                continue;
+            }
             match &conn.state {
                 State::Http => {
                     if now.duration_since(conn.opened_at) >= s.handshake_timeout {
@@ -490,6 +528,17 @@ impl Worker {
         }
         for slot in expired {
             self.remove(slot);
+        }
+        for slot in too_slow {
+            if let Some(conn) = self.conns.get_mut(slot) {
+                tracing::info!(worker = self.ctx.id, conn = slot, "slow consumer closed");
+                metrics::add(&self.ctx.metrics.slow_consumer_closes, 1);
+                conn.close_with(
+                    &mut self.ctx,
+                    tickwire_ws::close::POLICY_VIOLATION,
+                    "slow consumer",
+                );
+            }
         }
         for slot in to_ping {
             if let Some(conn) = self.conns.get_mut(slot) {

@@ -6,8 +6,16 @@
 //! before any queued data at the next frame boundary, so they are never
 //! delayed behind quotes. Buffers are released once drained so an idle
 //! connection holds no queue memory.
+//!
+//! Quotes respect a strict byte budget. A quote that does not fit switches
+//! the queue to conflated delivery: each topic gets one slot holding its
+//! newest pending quote (an `Arc`, so the memory is bounded by the number of
+//! topics, whatever the feed rate). Slots move into the queue, oldest topic
+//! first, as the socket accepts bytes; when they are empty, delivery is in
+//! order again. An older quote of a topic is always in the queue ahead of
+//! its slot, so nothing stale follows something newer.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 
@@ -34,7 +42,16 @@ impl OutFrame {
     }
 }
 
-#[derive(Default)]
+/// What `push_quote` did with a quote.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued in order.
+    Queued,
+    /// Kept in its topic's slot; `replaced` when it overwrote an older quote
+    /// that will now never be sent.
+    Conflated { replaced: bool },
+}
+
 pub struct Outbound {
     /// The frame a previous write stopped in the middle of, and how much of
     /// it is written: it must be finished before anything else goes out.
@@ -43,9 +60,80 @@ pub struct Outbound {
     data: VecDeque<OutFrame>,
     queued_bytes: usize,
     priority_bytes: usize,
+    /// Quote bytes the queue may hold (control frames and replies aside).
+    budget: usize,
+    /// Topics with a conflated quote, oldest first, and the quotes.
+    slot_order: VecDeque<Arc<str>>,
+    slots: HashMap<Arc<str>, OutFrame>,
+}
+
+impl Default for Outbound {
+    /// No budget: everything is queued in order.
+    fn default() -> Self {
+        Outbound::new(usize::MAX)
+    }
 }
 
 impl Outbound {
+    pub fn new(budget: usize) -> Outbound {
+        Outbound {
+            current: None,
+            priority: VecDeque::new(),
+            data: VecDeque::new(),
+            queued_bytes: 0,
+            priority_bytes: 0,
+            budget,
+            slot_order: VecDeque::new(),
+            slots: HashMap::new(),
+        }
+    }
+
+    /// Queues a quote if it fits the budget and nothing is conflated;
+    /// otherwise keeps it as its topic's newest pending quote.
+    pub fn push_quote(&mut self, quote: Arc<SharedQuote>, format: Format) -> Pushed {
+        let len = quote.frame(format).len();
+        if self.slots.is_empty() && self.queued_bytes + len <= self.budget {
+            self.push_data(OutFrame::Quote(quote, format));
+            return Pushed::Queued;
+        }
+        let topic = quote.topic.clone();
+        let replaced = self
+            .slots
+            .insert(topic.clone(), OutFrame::Quote(quote, format))
+            .is_some();
+        if !replaced {
+            self.slot_order.push_back(topic);
+        }
+        Pushed::Conflated { replaced }
+    }
+
+    /// True while quotes are being conflated (the reader is behind).
+    pub fn is_conflating(&self) -> bool {
+        !self.slots.is_empty()
+    }
+
+    /// True when nothing at all waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.queued_bytes == 0 && self.slots.is_empty()
+    }
+
+    /// Moves conflated quotes into the queue while they fit the budget.
+    fn refill(&mut self) {
+        while let Some(topic) = self.slot_order.front() {
+            let Some(frame) = self.slots.get(topic) else {
+                self.slot_order.pop_front();
+                continue;
+            };
+            if self.queued_bytes + frame.bytes().len() > self.budget && self.queued_bytes > 0 {
+                return;
+            }
+            if let Some(frame) = self.slots.remove(topic) {
+                self.push_data(frame);
+            }
+            self.slot_order.pop_front();
+        }
+    }
+
     pub fn push_priority(&mut self, frame: Vec<u8>) {
         self.queued_bytes += frame.len();
         self.priority_bytes += frame.len();
@@ -74,6 +162,8 @@ impl Outbound {
         let dropped: usize = self.data.iter().map(|f| f.bytes().len()).sum();
         self.queued_bytes -= dropped;
         self.data = VecDeque::new();
+        self.slots = HashMap::new();
+        self.slot_order = VecDeque::new();
     }
 
     /// Keeps only the queued quotes for which `keep(topic)` holds.
@@ -87,6 +177,9 @@ impl Outbound {
             _ => true,
         });
         self.queued_bytes -= dropped;
+        self.slots.retain(|topic, _| keep(topic));
+        let slots = &self.slots;
+        self.slot_order.retain(|topic| slots.contains_key(topic));
     }
 
     /// Writes until the queue is empty (`Ok(true)`) or the socket would
@@ -99,6 +192,7 @@ impl Outbound {
         on_sent: &mut impl FnMut(&OutFrame),
     ) -> io::Result<bool> {
         loop {
+            self.refill();
             if self.queued_bytes == 0 {
                 self.release();
                 return Ok(true);
@@ -169,6 +263,10 @@ impl Outbound {
         }
         if self.data.capacity() > KEEP_CAPACITY {
             self.data = VecDeque::new();
+        }
+        if self.slots.capacity() > KEEP_CAPACITY {
+            self.slots = HashMap::new();
+            self.slot_order = VecDeque::new();
         }
     }
 }
@@ -243,5 +341,79 @@ mod tests {
         out.clear_data();
         assert_eq!(out.queued_bytes(), 1);
         assert_eq!(out.priority_bytes(), 1);
+    }
+
+    fn quote_seq(topic: &str, seq: u8) -> Arc<SharedQuote> {
+        quote(topic, &[seq; 10])
+    }
+
+    #[test]
+    fn over_budget_keeps_the_newest_per_topic_and_never_sends_stale_after_new() {
+        let mut out = Outbound::new(25); // two 10-byte frames fit, a third does not
+        assert_eq!(
+            out.push_quote(quote_seq("A", 1), Format::Json),
+            Pushed::Queued
+        );
+        assert_eq!(
+            out.push_quote(quote_seq("B", 1), Format::Json),
+            Pushed::Queued
+        );
+        assert_eq!(
+            out.push_quote(quote_seq("A", 2), Format::Json),
+            Pushed::Conflated { replaced: false }
+        );
+        assert_eq!(
+            out.push_quote(quote_seq("C", 1), Format::Json),
+            Pushed::Conflated { replaced: false }
+        );
+        assert_eq!(
+            out.push_quote(quote_seq("A", 3), Format::Json),
+            Pushed::Conflated { replaced: true }
+        );
+        // Once conflating, even a quote that would fit waits its turn.
+        assert!(out.is_conflating());
+        assert_eq!(out.queued_bytes(), 20, "the budget is strict");
+
+        let mut w = Trickle {
+            out: Vec::new(),
+            cap: usize::MAX,
+            budget: usize::MAX,
+        };
+        let mut written = 0;
+        assert!(out
+            .write_to(&mut w, &mut written, &mut |_: &OutFrame| {})
+            .unwrap());
+        let frames: Vec<u8> = w.out.chunks(10).map(|c| c[0]).collect();
+        // A1 B1 queued in order; then A's newest (3), then C1. A2 was replaced.
+        assert_eq!(frames, [1, 1, 3, 1]);
+        assert!(!out.is_conflating());
+        assert!(out.is_empty());
+        assert_eq!(
+            out.push_quote(quote_seq("A", 4), Format::Json),
+            Pushed::Queued
+        );
+    }
+
+    #[test]
+    fn unsubscribe_and_close_drop_conflated_slots_too() {
+        let mut out = Outbound::new(10);
+        out.push_quote(quote_seq("A", 1), Format::Json);
+        out.push_quote(quote_seq("B", 1), Format::Json);
+        out.push_quote(quote_seq("C", 1), Format::Json);
+        out.retain_quotes(|t| t != "B");
+        let mut w = Trickle {
+            out: Vec::new(),
+            cap: usize::MAX,
+            budget: usize::MAX,
+        };
+        let mut n = 0;
+        assert!(out
+            .write_to(&mut w, &mut n, &mut |_: &OutFrame| {})
+            .unwrap());
+        assert_eq!(n, 20, "A and C, not B");
+        out.push_quote(quote_seq("A", 2), Format::Json);
+        out.push_quote(quote_seq("B", 2), Format::Json);
+        out.clear_data();
+        assert!(out.is_empty() && !out.is_conflating());
     }
 }

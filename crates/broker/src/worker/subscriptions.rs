@@ -2,22 +2,39 @@
 //!
 //! Exact and prefix entries are indexed separately; the set of connections a
 //! topic reaches is resolved once, de-duplicated (a connection matching a
-//! topic through several entries gets each quote once), and cached until a
-//! subscription change touches that topic.
+//! topic through several entries gets each quote once, with the options of
+//! its most specific entry), and cached until a subscription change touches
+//! that topic.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tickwire_protocol::Selector;
 
+/// One connection a topic's quotes go to, and its minimum spacing
+/// (`max_hz`) for that topic, if throttled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    pub slot: usize,
+    pub min_interval: Option<Duration>,
+}
+
+/// An entry in the index: which connection, with which `max_hz`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Member {
+    slot: usize,
+    max_hz: Option<f64>,
+}
+
 #[derive(Default)]
 pub struct SubscriptionIndex {
-    exact: HashMap<String, Vec<usize>>,
-    prefix: HashMap<String, Vec<usize>>,
+    exact: HashMap<String, Vec<Member>>,
+    prefix: HashMap<String, Vec<Member>>,
     /// Entries (pending or active) per selector on this worker, so the
     /// router hears only about the first and the last.
     refs: HashMap<Selector, u32>,
-    routes: HashMap<Arc<str>, Arc<[usize]>>,
+    routes: HashMap<Arc<str>, Arc<[Target]>>,
 }
 
 impl SubscriptionIndex {
@@ -43,17 +60,20 @@ impl SubscriptionIndex {
         }
     }
 
-    /// Connection `slot` now receives live quotes matching `selector`.
-    pub fn activate(&mut self, selector: &Selector, slot: usize) {
+    /// Connection `slot` now receives live quotes matching `selector`, at
+    /// most `max_hz` per second per topic.
+    pub fn activate(&mut self, selector: &Selector, slot: usize, max_hz: Option<f64>) {
         let (map, key) = self.map_for(selector);
-        map.entry(key.to_owned()).or_default().push(slot);
+        map.entry(key.to_owned())
+            .or_default()
+            .push(Member { slot, max_hz });
         self.invalidate(selector);
     }
 
     pub fn deactivate(&mut self, selector: &Selector, slot: usize) {
         let (map, key) = self.map_for(selector);
         if let Some(slots) = map.get_mut(key) {
-            if let Some(i) = slots.iter().position(|&s| s == slot) {
+            if let Some(i) = slots.iter().position(|m| m.slot == slot) {
                 slots.swap_remove(i);
             }
             if slots.is_empty() {
@@ -63,22 +83,34 @@ impl SubscriptionIndex {
         self.invalidate(selector);
     }
 
-    /// Connections that get a quote of `topic`, each once.
-    pub fn targets(&mut self, topic: &Arc<str>) -> Arc<[usize]> {
+    /// Connections that get a quote of `topic`, each once, with the
+    /// options of the most specific entry matching it.
+    pub fn targets(&mut self, topic: &Arc<str>) -> Arc<[Target]> {
         if let Some(route) = self.routes.get(topic) {
             return route.clone();
         }
-        let mut slots: Vec<usize> = self.exact.get(&**topic).cloned().unwrap_or_default();
+        // (slot, specificity, max_hz) for every matching entry.
+        let mut found: Vec<(usize, usize, Option<f64>)> = Vec::new();
+        if let Some(members) = self.exact.get(&**topic) {
+            found.extend(members.iter().map(|m| (m.slot, usize::MAX, m.max_hz)));
+        }
         if !self.prefix.is_empty() {
             for end in 0..=topic.len() {
-                if let Some(more) = topic.get(..end).and_then(|p| self.prefix.get(p)) {
-                    slots.extend_from_slice(more);
+                if let Some(members) = topic.get(..end).and_then(|p| self.prefix.get(p)) {
+                    found.extend(members.iter().map(|m| (m.slot, end, m.max_hz)));
                 }
             }
-            slots.sort_unstable();
-            slots.dedup();
         }
-        let route: Arc<[usize]> = slots.into();
+        // Per slot, the most specific entry first; keep only that one.
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        found.dedup_by_key(|f| f.0);
+        let route: Arc<[Target]> = found
+            .into_iter()
+            .map(|(slot, _, max_hz)| Target {
+                slot,
+                min_interval: max_hz.map(|hz| Duration::from_secs_f64(1.0 / hz)),
+            })
+            .collect();
         self.routes.insert(topic.clone(), route.clone());
         route
     }
@@ -86,7 +118,7 @@ impl SubscriptionIndex {
     fn map_for<'a>(
         &mut self,
         selector: &'a Selector,
-    ) -> (&mut HashMap<String, Vec<usize>>, &'a str) {
+    ) -> (&mut HashMap<String, Vec<Member>>, &'a str) {
         match selector {
             Selector::Exact(t) => (&mut self.exact, t),
             Selector::Prefix(p) => (&mut self.prefix, p),
@@ -113,22 +145,51 @@ mod tests {
         Selector::parse(s).unwrap()
     }
 
+    fn slots(index: &mut SubscriptionIndex, topic: &str) -> Vec<usize> {
+        index
+            .targets(&topic.into())
+            .iter()
+            .map(|t| t.slot)
+            .collect()
+    }
+
     #[test]
     fn overlapping_entries_reach_a_connection_once() {
         let mut index = SubscriptionIndex::default();
-        index.activate(&sel("AAPL"), 1);
-        index.activate(&sel("AA*"), 1);
-        index.activate(&sel("*"), 1);
-        index.activate(&sel("*"), 2);
-        let topic: Arc<str> = "AAPL".into();
-        assert_eq!(&*index.targets(&topic), &[1, 2]);
+        index.activate(&sel("AAPL"), 1, None);
+        index.activate(&sel("AA*"), 1, None);
+        index.activate(&sel("*"), 1, None);
+        index.activate(&sel("*"), 2, None);
+        assert_eq!(slots(&mut index, "AAPL"), [1, 2]);
         index.deactivate(&sel("*"), 2);
-        assert_eq!(&*index.targets(&topic), &[1]);
+        assert_eq!(slots(&mut index, "AAPL"), [1]);
         index.deactivate(&sel("AAPL"), 1);
         index.deactivate(&sel("AA*"), 1);
-        assert_eq!(&*index.targets(&topic), &[1]);
+        assert_eq!(slots(&mut index, "AAPL"), [1]);
         index.deactivate(&sel("*"), 1);
-        assert!(index.targets(&topic).is_empty());
+        assert!(slots(&mut index, "AAPL").is_empty());
+    }
+
+    #[test]
+    fn the_most_specific_entry_sets_the_rate() {
+        let mut index = SubscriptionIndex::default();
+        index.activate(&sel("*"), 1, Some(1.0));
+        index.activate(&sel("AA*"), 1, Some(4.0));
+        index.activate(&sel("AAPL"), 1, None);
+        let interval =
+            |index: &mut SubscriptionIndex, t: &str| index.targets(&t.into())[0].min_interval;
+        assert_eq!(interval(&mut index, "AAPL"), None, "exact beats patterns");
+        assert_eq!(
+            interval(&mut index, "AAL"),
+            Some(Duration::from_millis(250)),
+            "longer prefix"
+        );
+        assert_eq!(interval(&mut index, "MSFT"), Some(Duration::from_secs(1)));
+        index.deactivate(&sel("AAPL"), 1);
+        assert_eq!(
+            interval(&mut index, "AAPL"),
+            Some(Duration::from_millis(250))
+        );
     }
 
     #[test]

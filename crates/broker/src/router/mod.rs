@@ -10,12 +10,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{select, Receiver, Sender, TryRecvError, TrySendError};
 use mio::Waker;
 use tickwire_protocol::{server, Quote, Selector};
 use tickwire_ws::frame::{header_len, write_header, OpCode};
 
 use crate::messages::{IngestBatch, RouterCmd, SharedQuote, WorkerMsg};
+use outbox::Outbox;
+
+mod outbox;
 use crate::metrics::{self, LatencyRecorder, Metrics};
 
 /// Ingest batches handled before the router flushes to workers, so a deep
@@ -23,6 +26,9 @@ use crate::metrics::{self, LatencyRecorder, Metrics};
 const INGEST_BATCHES_PER_ROUND: usize = 64;
 /// How often local latency samples are merged into the shared window.
 const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+/// How soon to retry handing a backed-up worker its outbox when no input
+/// arrives meanwhile.
+const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 
 pub struct WorkerLink {
     pub tx: Sender<WorkerMsg>,
@@ -43,6 +49,8 @@ pub struct Router {
     workers: Vec<WorkerLink>,
     /// Quotes for each worker, sent as one message per round.
     pending: Vec<Vec<Arc<SharedQuote>>>,
+    /// Per worker, what its full queue could not take yet.
+    outboxes: Vec<Outbox>,
     to_wake: u64,
     max_topics: usize,
     metrics: Arc<Metrics>,
@@ -55,12 +63,14 @@ pub struct Router {
 impl Router {
     pub fn new(workers: Vec<WorkerLink>, max_topics: usize, metrics: Arc<Metrics>) -> Router {
         let pending = workers.iter().map(|_| Vec::new()).collect();
+        let outboxes = workers.iter().map(|_| Outbox::default()).collect();
         Router {
             topics: HashMap::new(),
             exact_interest: HashMap::new(),
             prefix_interest: HashMap::new(),
             workers,
             pending,
+            outboxes,
             to_wake: 0,
             max_topics,
             metrics,
@@ -114,7 +124,7 @@ impl Router {
                         Err(_) => return,
                     },
                     // Wake now and then to publish stats even when idle.
-                    default(PUBLISH_INTERVAL) => {}
+                    default(self.idle_wait()) => {}
                 }
             }
         }
@@ -334,6 +344,16 @@ impl Router {
         mask
     }
 
+    /// How long to wait for input when idle: short while an outbox holds
+    /// quotes for a worker that is catching up.
+    fn idle_wait(&self) -> Duration {
+        if self.outboxes.iter().any(|o| !o.is_empty()) {
+            BACKLOG_RETRY
+        } else {
+            PUBLISH_INTERVAL
+        }
+    }
+
     fn send_pending(&mut self, worker: usize) {
         let Some(pending) = self.pending.get_mut(worker) else {
             return;
@@ -342,15 +362,50 @@ impl Router {
             let quotes = std::mem::take(pending);
             let sent_at = Instant::now();
             self.send(worker, WorkerMsg::Quotes { quotes, sent_at });
+        } else {
+            self.drain_outbox(worker);
         }
     }
 
+    /// Hands `msg` to the worker without ever blocking: if its queue is
+    /// full (or already backed up), quotes wait in its outbox, conflated per
+    /// topic, and activations wait in order behind them. So a worker that
+    /// falls behind costs its own subscribers a `seq` gap, never the feed.
     fn send(&mut self, worker: usize, msg: WorkerMsg) {
-        if let Some(link) = self.workers.get(worker) {
-            // Blocks when the worker's queue is full: the worker never blocks
-            // on the router, so it drains; meanwhile ingest backs up.
-            if link.tx.send(msg).is_ok() {
-                self.to_wake |= 1 << worker;
+        let Some(outbox) = self.outboxes.get_mut(worker) else {
+            return;
+        };
+        if outbox.is_empty() {
+            match self.workers[worker].tx.try_send(msg) {
+                Ok(()) => {
+                    self.to_wake |= 1 << worker;
+                    return;
+                }
+                Err(TrySendError::Full(msg)) => outbox.put(msg, &self.metrics),
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        } else {
+            outbox.put(msg, &self.metrics);
+        }
+        self.drain_outbox(worker);
+    }
+
+    fn drain_outbox(&mut self, worker: usize) {
+        let (Some(outbox), Some(link)) = (self.outboxes.get_mut(worker), self.workers.get(worker))
+        else {
+            return;
+        };
+        while let Some(msg) = outbox.take_next() {
+            match link.tx.try_send(msg) {
+                Ok(()) => self.to_wake |= 1 << worker,
+                Err(TrySendError::Full(msg)) => {
+                    outbox.put_back(msg);
+                    return;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    *outbox = Outbox::default();
+                    return;
+                }
             }
         }
     }
