@@ -1,6 +1,32 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, property and end-to-end tests of every crate.
-# This is the README's test command; .ci/run calls it.
+# The whole test suite: unit, property and end-to-end tests of every crate,
+# then the browser tests of the dashboard (browser-tests/, node --test:
+# Playwright driving Debian's chromium, and the decoder golden test).
+# This is the README's test command; .ci/run calls it (and installs what the
+# browser tests need on a fresh machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --all-targets "$@"
+
+echo "== browser tests (browser-tests/)"
+# The tests start target/debug/tickwire (or $TICKWIRE_BIN).
+if [[ -z "${TICKWIRE_BIN:-}" ]]; then
+  cargo build -p tickwire-broker
+  bin="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/debug/tickwire"
+  export TICKWIRE_BIN="$bin"
+fi
+missing=()
+if ! command -v node >/dev/null || (($(node -p 'process.versions.node.split(".")[0]') < 20)); then
+  missing+=("Node.js >= 20 with npm (playwright-core needs it; Debian 12's nodejs is 18: use nodejs.org or NodeSource)")
+fi
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+[[ -x "$chromium" ]] || missing+=("chromium at $chromium: apt-get install -y chromium (or set CHROMIUM)")
+[[ -d browser-tests/node_modules/playwright-core ]] ||
+  missing+=("browser-tests/node_modules: (cd browser-tests && npm ci)")
+if ((${#missing[@]})); then
+  echo "scripts/test.sh: cannot run the browser tests, missing:" >&2
+  printf '  - %s\n' "${missing[@]}" >&2
+  echo "(.ci/run installs all of them.)" >&2
+  exit 1
+fi
+(cd browser-tests && node --test)

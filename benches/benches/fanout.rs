@@ -91,6 +91,7 @@ impl Fanout {
         self.router.ingest(batch);
         self.router.flush();
         let mut deliveries = 0;
+        let now = std::time::Instant::now();
         for msg in self.rx.try_iter() {
             let WorkerMsg::Quotes { quotes, .. } = msg else {
                 continue;
@@ -98,7 +99,7 @@ impl Fanout {
             for quote in &quotes {
                 let targets = self.index.targets(&quote.topic);
                 for target in targets.iter() {
-                    self.outbound[target.slot].push_quote(quote.clone(), Format::Json);
+                    self.outbound[target.slot].push_quote(quote.clone(), Format::Json, now);
                 }
                 deliveries += targets.len();
             }

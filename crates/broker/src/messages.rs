@@ -57,7 +57,7 @@ pub enum RouterCmd {
     Subscribe {
         worker: usize,
         conn: ConnId,
-        request: u64,
+        request: u32,
         selectors: Vec<Selector>,
         snapshot: bool,
         interest_add: Vec<Selector>,
@@ -78,7 +78,7 @@ pub enum WorkerMsg {
     /// are newer than `snapshots`, so the worker activates the entries now.
     Activate {
         conn: ConnId,
-        request: u64,
+        request: u32,
         snapshots: Vec<Arc<SharedQuote>>,
     },
 }

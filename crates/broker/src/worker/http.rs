@@ -22,7 +22,17 @@ pub enum HttpOutcome {
     },
 }
 
-const INDEX_HTML: &str = include_str!("index.html");
+// The dashboard (`GET /`), embedded in the binary: no build step, no files
+// to deploy. The decoder is the one documented in docs/protocol.md, served
+// as is so the page and the docs can never disagree.
+const INDEX_HTML: &str = include_str!("../dashboard/index.html");
+const APP_JS: &str = include_str!("../dashboard/app.js");
+const STYLE_CSS: &str = include_str!("../dashboard/style.css");
+const DECODER_JS: &str = include_str!("../../../../docs/js/tickwire-decoder.js");
+
+const HTML: &str = "text/html; charset=utf-8";
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
 
 pub fn route(buf: &[u8], max_head: usize) -> HttpOutcome {
     let (head, head_len) = match parse_request_head(buf, max_head) {
@@ -49,7 +59,10 @@ pub fn route(buf: &[u8], max_head: usize) -> HttpOutcome {
     match head.path.as_str() {
         "/healthz" => ok("text/plain; charset=utf-8", b"ok"),
         "/metrics" => HttpOutcome::Metrics,
-        "/" => ok("text/html; charset=utf-8", INDEX_HTML.as_bytes()),
+        "/" => asset(HTML, INDEX_HTML),
+        "/app.js" => asset(JAVASCRIPT, APP_JS),
+        "/style.css" => asset(CSS, STYLE_CSS),
+        "/tickwire-decoder.js" => asset(JAVASCRIPT, DECODER_JS),
         "/ws" => {
             let format = match head.query_param("format") {
                 None | Some("json") => Format::Json,
@@ -81,6 +94,18 @@ fn ok(content_type: &str, body: &[u8]) -> HttpOutcome {
     HttpOutcome::Respond(response(200, "OK", &[], content_type, body))
 }
 
+/// A dashboard asset. `no-cache`: the browser revalidates, so a page and
+/// its scripts always come from the same (possibly upgraded) binary.
+fn asset(content_type: &str, body: &str) -> HttpOutcome {
+    HttpOutcome::Respond(response(
+        200,
+        "OK",
+        &[("Cache-Control", "no-cache")],
+        content_type,
+        body.as_bytes(),
+    ))
+}
+
 fn error(status: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> HttpOutcome {
     let body = format!("{body}\n");
     HttpOutcome::Respond(response(
@@ -90,4 +115,62 @@ fn error(status: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> Htt
         "text/plain; charset=utf-8",
         body.as_bytes(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(path: &str) -> String {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        match route(request.as_bytes(), 8192) {
+            HttpOutcome::Respond(bytes) => String::from_utf8(bytes).unwrap(),
+            _ => panic!("{path}: expected a plain response"),
+        }
+    }
+
+    fn body(response: &str) -> &str {
+        &response[response.find("\r\n\r\n").unwrap() + 4..]
+    }
+
+    #[test]
+    fn dashboard_assets_are_served_with_their_types() {
+        for (path, content_type, content) in [
+            ("/", HTML, INDEX_HTML),
+            ("/app.js", JAVASCRIPT, APP_JS),
+            ("/style.css", CSS, STYLE_CSS),
+            ("/tickwire-decoder.js", JAVASCRIPT, DECODER_JS),
+        ] {
+            let r = get(path);
+            assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{path}: {r}");
+            assert!(
+                r.contains(&format!("\r\nContent-Type: {content_type}\r\n")),
+                "{path}"
+            );
+            assert!(r.contains("\r\nCache-Control: no-cache\r\n"), "{path}");
+            assert_eq!(body(&r), content, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_page_uses_the_documented_decoder() {
+        // The served decoder is docs/js/tickwire-decoder.js itself, and the
+        // page imports it from there.
+        assert!(DECODER_JS.contains("export function decodeMessage"));
+        assert!(APP_JS.contains("from \"./tickwire-decoder.js\""));
+        assert!(INDEX_HTML.contains("src=\"./app.js\""));
+        assert!(INDEX_HTML.contains("href=\"./style.css\""));
+    }
+
+    #[test]
+    fn asset_paths_are_exact() {
+        for path in [
+            "/app.js/",
+            "/index.html",
+            "/style.css.map",
+            "/docs/js/tickwire-decoder.js",
+        ] {
+            assert!(get(path).starts_with("HTTP/1.1 404 "), "{path}");
+        }
+    }
 }

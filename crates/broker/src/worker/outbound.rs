@@ -18,6 +18,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::messages::{Format, SharedQuote};
 
@@ -62,9 +63,17 @@ pub struct Outbound {
     priority_bytes: usize,
     /// Quote bytes the queue may hold (control frames and replies aside).
     budget: usize,
-    /// Topics with a conflated quote, oldest first, and the quotes.
-    slot_order: VecDeque<Arc<str>>,
-    slots: HashMap<Arc<str>, OutFrame>,
+    /// Allocated only while conflating: idle and keeping-up connections pay
+    /// one pointer for it.
+    slots: Option<Box<Slots>>,
+}
+
+/// Topics with a conflated quote, oldest first, and the quotes.
+struct Slots {
+    order: VecDeque<Arc<str>>,
+    newest: HashMap<Arc<str>, OutFrame>,
+    /// When conflation began (for the `disconnect` policy).
+    since: Instant,
 }
 
 impl Default for Outbound {
@@ -83,55 +92,73 @@ impl Outbound {
             queued_bytes: 0,
             priority_bytes: 0,
             budget,
-            slot_order: VecDeque::new(),
-            slots: HashMap::new(),
+            slots: None,
         }
     }
 
     /// Queues a quote if it fits the budget and nothing is conflated;
     /// otherwise keeps it as its topic's newest pending quote.
-    pub fn push_quote(&mut self, quote: Arc<SharedQuote>, format: Format) -> Pushed {
+    pub fn push_quote(&mut self, quote: Arc<SharedQuote>, format: Format, now: Instant) -> Pushed {
         let len = quote.frame(format).len();
-        if self.slots.is_empty() && self.queued_bytes + len <= self.budget {
+        if self.slots.is_none() && self.queued_bytes + len <= self.budget {
             self.push_data(OutFrame::Quote(quote, format));
             return Pushed::Queued;
         }
+        let slots = self.slots.get_or_insert_with(|| {
+            Box::new(Slots {
+                order: VecDeque::new(),
+                newest: HashMap::new(),
+                since: now,
+            })
+        });
         let topic = quote.topic.clone();
-        let replaced = self
-            .slots
+        let replaced = slots
+            .newest
             .insert(topic.clone(), OutFrame::Quote(quote, format))
             .is_some();
         if !replaced {
-            self.slot_order.push_back(topic);
+            slots.order.push_back(topic);
         }
         Pushed::Conflated { replaced }
     }
 
     /// True while quotes are being conflated (the reader is behind).
     pub fn is_conflating(&self) -> bool {
-        !self.slots.is_empty()
+        self.slots.is_some()
+    }
+
+    /// Since when quotes have been conflated, if they are.
+    pub fn conflating_since(&self) -> Option<Instant> {
+        self.slots.as_ref().map(|s| s.since)
     }
 
     /// True when nothing at all waits to be written.
     pub fn is_empty(&self) -> bool {
-        self.queued_bytes == 0 && self.slots.is_empty()
+        self.queued_bytes == 0 && self.slots.is_none()
     }
 
-    /// Moves conflated quotes into the queue while they fit the budget.
+    /// Moves conflated quotes into the queue while they fit the budget;
+    /// back to ordered delivery once the slots are empty.
     fn refill(&mut self) {
-        while let Some(topic) = self.slot_order.front() {
-            let Some(frame) = self.slots.get(topic) else {
-                self.slot_order.pop_front();
+        let Some(slots) = self.slots.as_mut() else {
+            return;
+        };
+        while let Some(topic) = slots.order.front() {
+            let Some(frame) = slots.newest.get(topic) else {
+                slots.order.pop_front();
                 continue;
             };
-            if self.queued_bytes + frame.bytes().len() > self.budget && self.queued_bytes > 0 {
+            let len = frame.bytes().len();
+            if self.queued_bytes + len > self.budget && self.queued_bytes > 0 {
                 return;
             }
-            if let Some(frame) = self.slots.remove(topic) {
-                self.push_data(frame);
+            if let Some(frame) = slots.newest.remove(topic) {
+                self.queued_bytes += len;
+                self.data.push_back(frame);
             }
-            self.slot_order.pop_front();
+            slots.order.pop_front();
         }
+        self.slots = None;
     }
 
     pub fn push_priority(&mut self, frame: Vec<u8>) {
@@ -162,8 +189,7 @@ impl Outbound {
         let dropped: usize = self.data.iter().map(|f| f.bytes().len()).sum();
         self.queued_bytes -= dropped;
         self.data = VecDeque::new();
-        self.slots = HashMap::new();
-        self.slot_order = VecDeque::new();
+        self.slots = None;
     }
 
     /// Keeps only the queued quotes for which `keep(topic)` holds.
@@ -177,9 +203,14 @@ impl Outbound {
             _ => true,
         });
         self.queued_bytes -= dropped;
-        self.slots.retain(|topic, _| keep(topic));
-        let slots = &self.slots;
-        self.slot_order.retain(|topic| slots.contains_key(topic));
+        if let Some(slots) = self.slots.as_mut() {
+            slots.newest.retain(|topic, _| keep(topic));
+            let newest = &slots.newest;
+            slots.order.retain(|topic| newest.contains_key(topic));
+            if slots.newest.is_empty() {
+                self.slots = None;
+            }
+        }
     }
 
     /// Writes until the queue is empty (`Ok(true)`) or the socket would
@@ -264,10 +295,6 @@ impl Outbound {
         if self.data.capacity() > KEEP_CAPACITY {
             self.data = VecDeque::new();
         }
-        if self.slots.capacity() > KEEP_CAPACITY {
-            self.slots = HashMap::new();
-            self.slot_order = VecDeque::new();
-        }
     }
 }
 
@@ -351,23 +378,23 @@ mod tests {
     fn over_budget_keeps_the_newest_per_topic_and_never_sends_stale_after_new() {
         let mut out = Outbound::new(25); // two 10-byte frames fit, a third does not
         assert_eq!(
-            out.push_quote(quote_seq("A", 1), Format::Json),
+            out.push_quote(quote_seq("A", 1), Format::Json, Instant::now()),
             Pushed::Queued
         );
         assert_eq!(
-            out.push_quote(quote_seq("B", 1), Format::Json),
+            out.push_quote(quote_seq("B", 1), Format::Json, Instant::now()),
             Pushed::Queued
         );
         assert_eq!(
-            out.push_quote(quote_seq("A", 2), Format::Json),
+            out.push_quote(quote_seq("A", 2), Format::Json, Instant::now()),
             Pushed::Conflated { replaced: false }
         );
         assert_eq!(
-            out.push_quote(quote_seq("C", 1), Format::Json),
+            out.push_quote(quote_seq("C", 1), Format::Json, Instant::now()),
             Pushed::Conflated { replaced: false }
         );
         assert_eq!(
-            out.push_quote(quote_seq("A", 3), Format::Json),
+            out.push_quote(quote_seq("A", 3), Format::Json, Instant::now()),
             Pushed::Conflated { replaced: true }
         );
         // Once conflating, even a quote that would fit waits its turn.
@@ -389,7 +416,7 @@ mod tests {
         assert!(!out.is_conflating());
         assert!(out.is_empty());
         assert_eq!(
-            out.push_quote(quote_seq("A", 4), Format::Json),
+            out.push_quote(quote_seq("A", 4), Format::Json, Instant::now()),
             Pushed::Queued
         );
     }
@@ -397,9 +424,9 @@ mod tests {
     #[test]
     fn unsubscribe_and_close_drop_conflated_slots_too() {
         let mut out = Outbound::new(10);
-        out.push_quote(quote_seq("A", 1), Format::Json);
-        out.push_quote(quote_seq("B", 1), Format::Json);
-        out.push_quote(quote_seq("C", 1), Format::Json);
+        out.push_quote(quote_seq("A", 1), Format::Json, Instant::now());
+        out.push_quote(quote_seq("B", 1), Format::Json, Instant::now());
+        out.push_quote(quote_seq("C", 1), Format::Json, Instant::now());
         out.retain_quotes(|t| t != "B");
         let mut w = Trickle {
             out: Vec::new(),
@@ -411,8 +438,8 @@ mod tests {
             .write_to(&mut w, &mut n, &mut |_: &OutFrame| {})
             .unwrap());
         assert_eq!(n, 20, "A and C, not B");
-        out.push_quote(quote_seq("A", 2), Format::Json);
-        out.push_quote(quote_seq("B", 2), Format::Json);
+        out.push_quote(quote_seq("A", 2), Format::Json, Instant::now());
+        out.push_quote(quote_seq("B", 2), Format::Json, Instant::now());
         out.clear_data();
         assert!(out.is_empty() && !out.is_conflating());
     }

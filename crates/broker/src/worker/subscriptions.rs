@@ -23,8 +23,8 @@ pub struct Target {
 /// An entry in the index: which connection, with which `max_hz`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Member {
-    slot: usize,
-    max_hz: Option<f64>,
+    slot: u32,
+    max_hz: Option<f32>,
 }
 
 #[derive(Default)]
@@ -62,18 +62,19 @@ impl SubscriptionIndex {
 
     /// Connection `slot` now receives live quotes matching `selector`, at
     /// most `max_hz` per second per topic.
-    pub fn activate(&mut self, selector: &Selector, slot: usize, max_hz: Option<f64>) {
+    pub fn activate(&mut self, selector: &Selector, slot: usize, max_hz: Option<f32>) {
         let (map, key) = self.map_for(selector);
-        map.entry(key.to_owned())
-            .or_default()
-            .push(Member { slot, max_hz });
+        map.entry(key.to_owned()).or_default().push(Member {
+            slot: slot as u32,
+            max_hz,
+        });
         self.invalidate(selector);
     }
 
     pub fn deactivate(&mut self, selector: &Selector, slot: usize) {
         let (map, key) = self.map_for(selector);
         if let Some(slots) = map.get_mut(key) {
-            if let Some(i) = slots.iter().position(|m| m.slot == slot) {
+            if let Some(i) = slots.iter().position(|m| m.slot as usize == slot) {
                 slots.swap_remove(i);
             }
             if slots.is_empty() {
@@ -90,14 +91,18 @@ impl SubscriptionIndex {
             return route.clone();
         }
         // (slot, specificity, max_hz) for every matching entry.
-        let mut found: Vec<(usize, usize, Option<f64>)> = Vec::new();
+        let mut found: Vec<(usize, usize, Option<f32>)> = Vec::new();
         if let Some(members) = self.exact.get(&**topic) {
-            found.extend(members.iter().map(|m| (m.slot, usize::MAX, m.max_hz)));
+            found.extend(
+                members
+                    .iter()
+                    .map(|m| (m.slot as usize, usize::MAX, m.max_hz)),
+            );
         }
         if !self.prefix.is_empty() {
             for end in 0..=topic.len() {
                 if let Some(members) = topic.get(..end).and_then(|p| self.prefix.get(p)) {
-                    found.extend(members.iter().map(|m| (m.slot, end, m.max_hz)));
+                    found.extend(members.iter().map(|m| (m.slot as usize, end, m.max_hz)));
                 }
             }
         }
@@ -108,7 +113,7 @@ impl SubscriptionIndex {
             .into_iter()
             .map(|(slot, _, max_hz)| Target {
                 slot,
-                min_interval: max_hz.map(|hz| Duration::from_secs_f64(1.0 / hz)),
+                min_interval: max_hz.map(|hz| Duration::from_secs_f64(1.0 / f64::from(hz))),
             })
             .collect();
         self.routes.insert(topic.clone(), route.clone());

@@ -1,0 +1,119 @@
+// Starts and stops the real `tickwire` binary for the browser tests, the way
+// crates/broker/tests/process.rs does: ephemeral ports (or a given ws port),
+// addresses read from the log line `tickwire listening ws_addr=… ingest_addr=…`.
+
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createInterface } from "node:readline";
+
+import { BROKER_BIN } from "./paths.js";
+
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+
+function field(line, key) {
+  const m = line.match(new RegExp(`${key}=(\\S+)`));
+  return m ? m[1] : null;
+}
+
+/**
+ * Spawns the broker once. Resolves {child, wsAddr, ingestAddr, log} when it
+ * has logged its addresses; rejects if it exits first (e.g. port in use) or
+ * does not log them within `timeoutMs`.
+ */
+export function startBroker({ wsPort = 0, demoRate = 1000, timeoutMs = 30_000 } = {}) {
+  if (!existsSync(BROKER_BIN)) {
+    return Promise.reject(
+      new Error(`broker binary not found at ${BROKER_BIN}: run \`cargo build -p tickwire-broker\` (or set TICKWIRE_BIN)`),
+    );
+  }
+  const env = { ...process.env, NO_COLOR: "1" };
+  delete env.RUST_LOG;
+  const child = spawn(
+    BROKER_BIN,
+    [
+      "--demo",
+      "--demo-rate",
+      String(demoRate),
+      "--ws-addr",
+      `127.0.0.1:${wsPort}`,
+      "--ingest-addr",
+      "127.0.0.1:0",
+      "--log-level",
+      "info",
+    ],
+    { env, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const log = [];
+  const keep = (line) => {
+    log.push(line);
+    if (log.length > 200) log.shift();
+  };
+  // Keep draining both pipes for the life of the process so it never blocks.
+  createInterface({ input: child.stderr }).on("line", (l) => keep(l.replace(ANSI, "")));
+  const lines = createInterface({ input: child.stdout });
+
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (err, value) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) {
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+        reject(err);
+      } else resolve(value);
+    };
+    const timer = setTimeout(
+      () => finish(new Error(`broker did not log its addresses within ${timeoutMs} ms:\n${log.join("\n")}`)),
+      timeoutMs,
+    );
+    lines.on("line", (raw) => {
+      const line = raw.replace(ANSI, "");
+      keep(line);
+      if (done || !line.includes("tickwire listening")) return;
+      const wsAddr = field(line, "ws_addr");
+      const ingestAddr = field(line, "ingest_addr");
+      if (wsAddr && ingestAddr) finish(null, { child, wsAddr, ingestAddr, log });
+    });
+    child.once("error", (e) => finish(e));
+    child.once("exit", (code, signal) =>
+      finish(new Error(`broker exited (code ${code}, signal ${signal}) before listening:\n${log.join("\n")}`)),
+    );
+  });
+}
+
+/**
+ * Starts the broker on a fixed ws port, retrying while the port is briefly
+ * busy (the previous process still releasing it) until `deadlineMs`.
+ */
+export async function startBrokerOnPort(wsPort, { deadlineMs = 20_000, retryMs = 250, ...opts } = {}) {
+  const deadline = Date.now() + deadlineMs;
+  for (let tries = 1; ; tries++) {
+    try {
+      return await startBroker({ ...opts, wsPort });
+    } catch (e) {
+      if (Date.now() + retryMs > deadline) {
+        throw new Error(`could not restart the broker on port ${wsPort} after ${tries} tries: ${e.message}`);
+      }
+      // A retry interval for a busy port, not synchronisation.
+      await new Promise((r) => setTimeout(r, retryMs));
+    }
+  }
+}
+
+/** Kills a broker this test started (by its PID) and waits for it to exit. */
+export async function stopBroker(broker, signal = "SIGKILL") {
+  const { child } = broker;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  try {
+    process.kill(child.pid, signal);
+  } catch (e) {
+    if (e.code !== "ESRCH") throw e; // already gone
+  }
+  await exited;
+}
+
+export function portOf(addr) {
+  return Number(addr.slice(addr.lastIndexOf(":") + 1));
+}

@@ -1,0 +1,769 @@
+// tickwire dashboard: live quotes over /ws in binary mode.
+//
+// Plain ES module, no build step, no dependencies. It is served by the broker
+// (crates/broker/src/worker/http.rs) next to the documented decoder
+// (docs/js/tickwire-decoder.js, served as /tickwire-decoder.js); see
+// docs/protocol.md for the wire protocol.
+//
+// How it works:
+// - One WebSocket to /ws?format=binary. Quotes are binary frames, decoded by
+//   the shared decoder (seq/ts as exact BigInt); control replies are JSON text.
+// - Incoming quotes only update the in-memory model (one Row per topic) and
+//   mark the row dirty; the DOM is written once per animation frame for the
+//   dirty rows only, and only the cells whose text changed. Header figures
+//   (msg/s, latency, per-row rates) are computed once a second. Columns have
+//   fixed widths and numbers use tabular figures, so nothing moves at
+//   1,000+ updates/s.
+// - The watchlist (tickers and `PREFIX*` patterns) lives in localStorage and
+//   is subscribed with snapshot:true on every (re)connect, so rows fill at once.
+// - Gap tracking: per topic the last seq seen; a quote with seq <= last is a
+//   repeat (e.g. a snapshot of a quote already received) and dropped; a jump
+//   of more than 1 counts the skipped quotes in the Gaps column (conflation by
+//   the broker, or quotes missed while disconnected). seq numbering restarts
+//   when the broker restarts, which the `epoch` in every `subscribed` reply
+//   tells: when it changes, every topic's last seq and gap count is reset.
+// - Reconnect: exponential backoff (0.5 s doubling up to 10 s) with jitter
+//   (each delay drawn from [d/2, d]), shown as "reconnecting…"; the backoff
+//   resets once the new connection has answered a request.
+//
+// max_hz detection (throttle selector): the broker may not support `max_hz`
+// yet; this release answers a subscribe that carries one with
+// {"type":"error","code":"bad_request","message":"max_hz is not supported yet"}.
+// So right after each connect, before subscribing the watchlist, the page sends
+// ONE probe: {"op":"subscribe","topics":[PROBE_TOPIC],"snapshot":false,"max_hz":1}
+// to a dummy topic nobody publishes. If the reply is `subscribed`, max_hz is
+// supported: the selector is shown and the probe is unsubscribed at once.
+// If the reply is an error, the selector stays hidden and subscribes never
+// carry max_hz. (Each probe on an old broker counts once in
+// tickwire_request_errors_total{code="bad_request"}.) The probe runs on every
+// connect because a reconnect may reach an upgraded or downgraded broker.
+
+import { decodeMessage } from "./tickwire-decoder.js";
+
+const WATCHLIST_KEY = "tickwire.dashboard.watchlist";
+const THROTTLE_KEY = "tickwire.dashboard.max_hz";
+const PROBE_TOPIC = "tickwire.dashboard.max_hz-probe";
+const TOPIC_RE = /^[A-Za-z0-9._:/-]{1,64}$/;
+const PATTERN_RE = /^[A-Za-z0-9._:/-]{0,63}\*$/;
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 10_000;
+const GAP_HIGHLIGHT_MS = 3_000;
+const SPARK_POINTS = 60;
+const MAX_LATENCY_SAMPLES = 20_000; // per second; beyond that, reservoir sampling
+const reducedMotion = window.matchMedia?.("(prefers-reduced-motion: reduce)").matches ?? false;
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  state: $("conn-state"),
+  detail: $("conn-detail"),
+  msgRate: $("msg-rate"),
+  p50: $("lat-p50"),
+  p99: $("lat-p99"),
+  sparkP50: $("spark-p50"),
+  sparkP99: $("spark-p99"),
+  throttleBox: $("throttle-box"),
+  throttle: $("throttle"),
+  form: $("add-form"),
+  input: $("add-input"),
+  message: $("message"),
+  chips: $("watchlist"),
+  table: $("quotes"),
+  tbody: $("rows"),
+};
+const emptyRow = el.tbody.querySelector("tr.empty");
+
+// ---------------------------------------------------------------- state ----
+
+let watchlist = loadWatchlist(); // entries as typed: "AAPL", "BTC*"
+let throttle = loadThrottle(); // "off" | "10" | "4" | "1"
+
+const rows = new Map(); // topic -> Row
+const sortedTopics = []; // display order
+let epoch = null; // broker run id from `subscribed`
+
+let ws = null;
+let ready = false; // probe answered and watchlist subscribed on this connection
+let everConnected = false;
+let attempt = 0; // consecutive failed connects
+let retryTimer = null;
+let retryAt = 0;
+let nextId = 1;
+const pending = new Map(); // request id -> {kind, entries}
+let maxHzSupported = false;
+
+let msgCount = 0;
+// Totals since the page loaded, for the console and the browser tests.
+const stats = { messages: 0, quotes: 0, reconnects: 0 };
+window.tickwireDashboard = { stats };
+let latSamples = [];
+let latSeen = 0; // samples offered this second (for the reservoir)
+const latHistory = []; // [{p50, p99}] per second, null when no samples
+
+// ------------------------------------------------------------- helpers ----
+
+function loadWatchlist() {
+  try {
+    const v = JSON.parse(localStorage.getItem(WATCHLIST_KEY) ?? "[]");
+    return Array.isArray(v) ? [...new Set(v.filter((t) => typeof t === "string" && isValidEntry(t)))] : [];
+  } catch {
+    return [];
+  }
+}
+
+function saveWatchlist() {
+  try {
+    localStorage.setItem(WATCHLIST_KEY, JSON.stringify(watchlist));
+  } catch {
+    /* private mode or quota: the list still works for this page */
+  }
+}
+
+function loadThrottle() {
+  try {
+    const v = localStorage.getItem(THROTTLE_KEY);
+    return ["off", "10", "4", "1"].includes(v) ? v : "off";
+  } catch {
+    return "off";
+  }
+}
+
+function isValidEntry(s) {
+  return TOPIC_RE.test(s) || PATTERN_RE.test(s);
+}
+
+function matches(entry, topic) {
+  return entry.endsWith("*") ? topic.startsWith(entry.slice(0, -1)) : entry === topic;
+}
+
+function isWatched(topic) {
+  return watchlist.some((e) => matches(e, topic));
+}
+
+function nowMs() {
+  return performance.timeOrigin + performance.now();
+}
+
+function fin(x) {
+  return typeof x === "number" && Number.isFinite(x);
+}
+
+/** Decimal places of the shortest representation of x (display precision). */
+function decimalsOf(x) {
+  if (!fin(x)) return 0;
+  const s = String(Math.abs(x));
+  if (s.includes("e")) return 8;
+  const dot = s.indexOf(".");
+  return dot < 0 ? 0 : s.length - dot - 1;
+}
+
+const MINUS = "\u2212";
+
+function fmtPx(x, decimals) {
+  if (!fin(x)) return "\u2014";
+  const s = x.toLocaleString("en-US", {
+    minimumFractionDigits: decimals,
+    maximumFractionDigits: decimals,
+  });
+  return s.replace("-", MINUS);
+}
+
+function fmtSigned(x, decimals, suffix = "") {
+  if (!fin(x)) return "\u2014";
+  const abs = Math.abs(x).toLocaleString("en-US", {
+    minimumFractionDigits: decimals,
+    maximumFractionDigits: decimals,
+  });
+  if (Number(abs.replace(/,/g, "")) === 0) return `0${decimals ? "." + "0".repeat(decimals) : ""}${suffix}`;
+  return (x > 0 ? "+" : MINUS) + abs + suffix;
+}
+
+const volFull = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
+const volCompact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 3 });
+function fmtVol(x) {
+  if (!fin(x)) return "\u2014";
+  return Math.abs(x) >= 1e9 ? volCompact.format(x) : volFull.format(x);
+}
+
+function fmtLatency(ms) {
+  if (ms === null || !Number.isFinite(ms)) return "\u2014";
+  if (Math.abs(ms) < 1) return `${ms.toFixed(2)} ms`;
+  if (Math.abs(ms) < 100) return `${ms.toFixed(1)} ms`;
+  if (Math.abs(ms) < 10_000) return `${Math.round(ms)} ms`;
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+let messageTimer = null;
+function showMessage(text, kind = "error") {
+  el.message.textContent = text;
+  el.message.className = `message${kind === "info" ? " info" : ""}`;
+  clearTimeout(messageTimer);
+  if (text) messageTimer = setTimeout(() => showMessage(""), kind === "info" ? 5000 : 12000);
+}
+
+// ---------------------------------------------------------------- rows ----
+
+class Row {
+  constructor(topic) {
+    this.topic = topic;
+    this.q = null; // latest accepted quote
+    this.first = NaN; // reference price when first seen (last, else mid)
+    this.lastSeq = null; // BigInt
+    this.gaps = 0; // quotes skipped (seq gaps) in this epoch
+    this.lastGapAt = 0;
+    this.count = 0; // quotes this second
+    this.rate = 0; // quotes in the last full second
+    this.decimals = 2;
+    // The first quote after a (re)subscribe may be a snapshot, possibly old:
+    // it is not a latency sample.
+    this.latencyArmed = false;
+
+    const tr = document.createElement("tr");
+    tr.dataset.topic = topic;
+    const mk = (cls, text = "\u2014") => {
+      const td = document.createElement("td");
+      td.className = cls;
+      td.textContent = text;
+      tr.appendChild(td);
+      return { td, text, value: NaN, cls, extra: null, flash: null, flashUntil: 0 };
+    };
+    const sym = mk("sym", topic);
+    sym.td.title = topic;
+    this.cells = {
+      bid: mk("bid"),
+      ask: mk("ask"),
+      spread: mk("spread"),
+      last: mk("last"),
+      chg: mk("chg"),
+      pct: mk("pct"),
+      vol: mk("vol"),
+      rate: mk("rate", "0"),
+      gap: mk("gap", "0"),
+    };
+    this.tr = tr;
+  }
+}
+
+function ensureRow(topic) {
+  let row = rows.get(topic);
+  if (row) return row;
+  row = new Row(topic);
+  rows.set(topic, row);
+  // Sorted insert (binary search) so the order is stable and predictable.
+  let lo = 0;
+  let hi = sortedTopics.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sortedTopics[mid] < topic) lo = mid + 1;
+    else hi = mid;
+  }
+  const before = lo < sortedTopics.length ? rows.get(sortedTopics[lo]).tr : null;
+  sortedTopics.splice(lo, 0, topic);
+  el.tbody.insertBefore(row.tr, before);
+  if (emptyRow.isConnected) emptyRow.remove();
+  scheduleChips();
+  return row;
+}
+
+function dropRow(topic) {
+  const row = rows.get(topic);
+  if (!row) return;
+  rows.delete(topic);
+  dirty.delete(row);
+  for (const c of Object.values(row.cells)) flashing.delete(c);
+  const i = sortedTopics.indexOf(topic);
+  if (i >= 0) sortedTopics.splice(i, 1);
+  row.tr.remove();
+  if (rows.size === 0) el.tbody.appendChild(emptyRow);
+  scheduleChips();
+}
+
+/** Rows for exact tickers exist at once (values "—" until a quote comes). */
+function ensureExactRows() {
+  for (const e of watchlist) if (!e.endsWith("*")) ensureRow(e);
+}
+
+// ------------------------------------------------------- render (rAF) ----
+
+const dirty = new Set();
+let rafPending = false;
+
+function markDirty(row) {
+  dirty.add(row);
+  if (!rafPending) {
+    rafPending = true;
+    requestAnimationFrame(flush);
+  }
+}
+
+function flush(ts) {
+  rafPending = false;
+  frameNow = ts;
+  const now = nowMs();
+  for (const row of dirty) renderRow(row, now);
+  dirty.clear();
+  endFlashes();
+  if (flashing.size && !rafPending) {
+    rafPending = true;
+    requestAnimationFrame(flush);
+  }
+}
+
+// Flashes are a class held for FLASH_MS after an up/down tick, not a CSS
+// animation: a cell repaints when it changes and once when the flash ends,
+// instead of on every frame of a fade (which, with every cell of a busy
+// table fading at once, costs more than everything else together).
+const FLASH_MS = 300;
+const flashing = new Set(); // cells with a flash class on
+let frameNow = 0;
+
+function applyClass(cell) {
+  let full = cell.cls;
+  if (cell.extra) full += ` ${cell.extra}`;
+  if (cell.flash) full += ` ${cell.flash}`;
+  if (cell.td.className !== full) cell.td.className = full;
+}
+
+/**
+ * Writes a cell only if its text changed. With `tick`, a numeric rise or
+ * fall flashes the cell green/red and colours its text by the last move.
+ */
+function setCell(cell, text, value, { tick = false, cls = null } = {}) {
+  if (cell.text !== text) {
+    cell.td.textContent = text;
+    cell.text = text;
+  }
+  if (tick) {
+    if (fin(value) && fin(cell.value) && value !== cell.value) {
+      const up = value > cell.value;
+      cell.extra = up ? "up" : "down";
+      if (!reducedMotion) {
+        cell.flash = up ? "fu" : "fd";
+        cell.flashUntil = frameNow + FLASH_MS;
+        flashing.add(cell);
+      }
+    }
+  } else {
+    cell.extra = cls;
+  }
+  applyClass(cell);
+  cell.value = value;
+}
+
+function endFlashes() {
+  for (const cell of flashing) {
+    if (frameNow >= cell.flashUntil) {
+      cell.flash = null;
+      applyClass(cell);
+      flashing.delete(cell);
+    }
+  }
+}
+
+function renderRow(row, now) {
+  const c = row.cells;
+  const q = row.q;
+  if (q) {
+    const d = row.decimals;
+    setCell(c.bid, fmtPx(q.bid, d), q.bid, { tick: true });
+    setCell(c.ask, fmtPx(q.ask, d), q.ask, { tick: true });
+    const spread = fin(q.bid) && fin(q.ask) ? q.ask - q.bid : NaN;
+    setCell(c.spread, fmtPx(spread, d), spread);
+    setCell(c.last, fmtPx(q.last, d), q.last, { tick: true });
+    const ref = refPrice(q);
+    const chg = fin(ref) && fin(row.first) ? ref - row.first : NaN;
+    const pct = fin(chg) && row.first !== 0 ? (chg / row.first) * 100 : NaN;
+    const sign = (x) => (!fin(x) || x === 0 ? null : x > 0 ? "up" : "down");
+    setCell(c.chg, fmtSigned(chg, d), chg, { cls: sign(chg) });
+    setCell(c.pct, fmtSigned(pct, 2, "%"), pct, { cls: sign(pct) });
+    setCell(c.vol, fmtVol(q.volume), q.volume);
+  }
+  setCell(c.rate, String(row.rate), row.rate);
+  const recent = row.gaps > 0 && now - row.lastGapAt < GAP_HIGHLIGHT_MS;
+  setCell(c.gap, row.gaps > 0 ? `\u26A1${row.gaps}` : "0", row.gaps, {
+    cls: row.gaps === 0 ? null : recent ? "has recent" : "has",
+  });
+  const title = row.gaps > 0 ? `${row.gaps} quote(s) skipped (seq gaps): conflated by the broker or missed while disconnected` : "";
+  if (c.gap.td.title !== title) c.gap.td.title = title;
+}
+
+function refPrice(q) {
+  if (fin(q.last)) return q.last;
+  if (fin(q.bid) && fin(q.ask)) return (q.bid + q.ask) / 2;
+  return NaN;
+}
+
+// ---------------------------------------------------------- watchlist ----
+
+let chipsPending = false;
+function scheduleChips() {
+  if (chipsPending) return;
+  chipsPending = true;
+  queueMicrotask(() => {
+    chipsPending = false;
+    renderChips();
+  });
+}
+
+function renderChips() {
+  const focused = document.activeElement?.closest?.("li.chip")?.dataset.entry;
+  el.chips.replaceChildren(
+    ...watchlist.map((entry) => {
+      const li = document.createElement("li");
+      li.className = "chip";
+      li.dataset.entry = entry;
+      const name = document.createElement("span");
+      name.textContent = entry;
+      li.appendChild(name);
+      if (entry.endsWith("*")) {
+        let n = 0;
+        for (const t of rows.keys()) if (matches(entry, t)) n++;
+        const count = document.createElement("span");
+        count.className = "count";
+        count.textContent = `(${n})`;
+        li.appendChild(count);
+      }
+      const btn = document.createElement("button");
+      btn.type = "button";
+      btn.textContent = "\u00D7";
+      btn.title = `Remove ${entry}`;
+      btn.setAttribute("aria-label", `Remove ${entry}`);
+      btn.addEventListener("click", () => removeEntry(entry));
+      li.appendChild(btn);
+      return li;
+    }),
+  );
+  if (focused) el.chips.querySelector(`li.chip[data-entry="${CSS.escape(focused)}"] button`)?.focus();
+}
+
+function addEntries(text) {
+  const parts = text.split(/[\s,;]+/).filter(Boolean);
+  const bad = parts.filter((p) => !isValidEntry(p));
+  if (bad.length) {
+    showMessage(
+      `Invalid ticker ${JSON.stringify(bad[0])}: use 1–64 characters of A–Z a–z 0–9 . _ - : / with an optional trailing * (e.g. BTC*).`,
+    );
+    return false;
+  }
+  const fresh = [...new Set(parts)].filter((p) => !watchlist.includes(p));
+  if (!fresh.length) {
+    if (parts.length) showMessage(`Already watching ${parts.join(", ")}.`, "info");
+    return parts.length > 0;
+  }
+  watchlist.push(...fresh);
+  saveWatchlist();
+  ensureExactRows();
+  renderChips();
+  if (ready) subscribe(fresh, "add");
+  showMessage("");
+  return true;
+}
+
+function removeEntry(entry) {
+  const i = watchlist.indexOf(entry);
+  if (i < 0) return;
+  // Keep keyboard focus in the list: next chip, else previous, else the input.
+  const buttons = [...el.chips.querySelectorAll("button")];
+  const hadFocus = buttons.indexOf(document.activeElement);
+  watchlist.splice(i, 1);
+  saveWatchlist();
+  if (ready) send({ op: "unsubscribe", topics: [entry] }, { kind: "unsub", entries: [entry] });
+  for (const t of [...rows.keys()]) if (!isWatched(t)) dropRow(t);
+  renderChips();
+  if (hadFocus >= 0) {
+    const rest = el.chips.querySelectorAll("button");
+    (rest[Math.min(hadFocus, rest.length - 1)] ?? el.input).focus();
+  }
+}
+
+// --------------------------------------------------------- connection ----
+
+function setState(state, detail = "") {
+  const label = { connecting: "connecting…", live: "live", reconnecting: "reconnecting…" }[state] ?? state;
+  if (el.state.dataset.state !== state) {
+    el.state.dataset.state = state;
+    el.state.textContent = label;
+    document.title = state === "live" ? "tickwire · live quotes" : `tickwire · ${label}`;
+    el.table.classList.toggle("stale", state !== "live");
+  }
+  if (el.detail.textContent !== detail) el.detail.textContent = detail;
+}
+
+function wsUrl() {
+  const url = new URL("ws", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.search = "?format=binary";
+  return url.href;
+}
+
+function connect() {
+  clearTimeout(retryTimer);
+  retryTimer = null;
+  ready = false;
+  pending.clear();
+  setState(everConnected ? "reconnecting" : "connecting", attempt ? `attempt ${attempt + 1}…` : "");
+  let sock;
+  try {
+    sock = new WebSocket(wsUrl());
+  } catch (e) {
+    showMessage(`Cannot open the WebSocket: ${e.message}`);
+    scheduleReconnect();
+    return;
+  }
+  sock.binaryType = "arraybuffer"; // required by the decoder
+  ws = sock;
+  sock.onopen = () => {
+    if (ws !== sock) return;
+    everConnected = true;
+    setState("live", "subscribing…");
+    // The max_hz probe goes first; the watchlist is subscribed on its reply.
+    send({ op: "subscribe", topics: [PROBE_TOPIC], snapshot: false, max_hz: 1 }, { kind: "probe" });
+  };
+  sock.onmessage = (ev) => {
+    if (ws !== sock) return;
+    msgCount++;
+    stats.messages++;
+    let m;
+    try {
+      m = decodeMessage(ev);
+    } catch (e) {
+      showMessage(`Undecodable message from the broker: ${e.message}`);
+      return;
+    }
+    onMessage(m);
+  };
+  sock.onclose = () => {
+    if (ws !== sock) return;
+    ws = null;
+    ready = false;
+    pending.clear();
+    stats.reconnects++;
+    scheduleReconnect();
+  };
+  // onerror is always followed by onclose.
+}
+
+function scheduleReconnect() {
+  attempt++;
+  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
+  const delay = ceiling / 2 + Math.random() * (ceiling / 2); // jitter in [d/2, d]
+  retryAt = Date.now() + delay;
+  retryTimer = setTimeout(connect, delay);
+  showRetry();
+}
+
+function showRetry() {
+  if (retryTimer === null) return;
+  const s = Math.max(0, (retryAt - Date.now()) / 1000);
+  setState(everConnected ? "reconnecting" : "connecting", `retry ${attempt} in ${s.toFixed(1)} s`);
+}
+
+// Back online (laptop lid, Wi-Fi): try now instead of waiting out the backoff.
+window.addEventListener("online", () => {
+  if (retryTimer !== null) connect();
+});
+
+function send(obj, meta) {
+  if (!ws || ws.readyState !== WebSocket.OPEN) return null;
+  const id = nextId++;
+  pending.set(id, meta);
+  ws.send(JSON.stringify({ ...obj, id }));
+  return id;
+}
+
+function subscribe(entries, kind, snapshot = true) {
+  if (!entries.length) return;
+  const req = { op: "subscribe", topics: entries, snapshot };
+  if (maxHzSupported && throttle !== "off") req.max_hz = Number(throttle);
+  send(req, { kind, entries });
+}
+
+function onMessage(m) {
+  switch (m.type) {
+    case "quote":
+      onQuote(m);
+      break;
+    case "subscribed":
+      onEpoch(m.epoch);
+      onReply(m.id, true, m);
+      break;
+    case "unsubscribed":
+      onReply(m.id, true, m);
+      break;
+    case "error":
+      onReply(m.id, false, m);
+      break;
+    default:
+      break;
+  }
+}
+
+function onEpoch(e) {
+  if (typeof e !== "string" || e === epoch) return;
+  if (epoch !== null) {
+    // The broker restarted: seq numbering starts again at 1.
+    for (const row of rows.values()) {
+      row.lastSeq = null;
+      row.gaps = 0;
+      markDirty(row);
+    }
+  }
+  epoch = e;
+}
+
+function onReply(id, ok, m) {
+  const meta = id === undefined ? undefined : pending.get(id);
+  if (id !== undefined) pending.delete(id);
+  // Any answer proves the connection works: reset the backoff.
+  attempt = 0;
+  if (!meta) {
+    if (!ok) showMessage(`Broker error: ${m.code}: ${m.message}`);
+    return;
+  }
+  switch (meta.kind) {
+    case "probe":
+      maxHzSupported = ok;
+      el.throttleBox.hidden = !ok;
+      document.body.dataset.maxHz = ok ? "supported" : "unsupported";
+      if (ok) send({ op: "unsubscribe", topics: [PROBE_TOPIC] }, { kind: "probe-unsub" });
+      ready = true;
+      for (const row of rows.values()) row.latencyArmed = false;
+      ensureExactRows();
+      subscribe(watchlist, "all");
+      setState("live", epoch ? `epoch ${epoch}` : "");
+      break;
+    case "all":
+    case "add":
+    case "resub":
+      if (!ok) {
+        showMessage(`Subscribe refused (${m.code}): ${m.message}`);
+        if (meta.kind === "add") {
+          // Refused as a whole: take the entries back out of the list.
+          watchlist = watchlist.filter((e) => !meta.entries.includes(e));
+          saveWatchlist();
+          for (const t of [...rows.keys()]) if (!isWatched(t)) dropRow(t);
+          renderChips();
+        }
+      }
+      setState("live", epoch ? `epoch ${epoch}` : "");
+      break;
+    default:
+      if (!ok) showMessage(`Broker error: ${m.code}: ${m.message}`);
+  }
+}
+
+function onQuote(m) {
+  const topic = m.topic;
+  // Quotes still in flight for an entry just removed, or for the probe.
+  if (!isWatched(topic)) return;
+  const row = ensureRow(topic);
+  const seq = BigInt(m.seq);
+  if (row.lastSeq !== null) {
+    if (seq <= row.lastSeq) return; // already seen (snapshot overlap)
+    if (seq > row.lastSeq + 1n) {
+      row.gaps += Number(seq - row.lastSeq - 1n);
+      row.lastGapAt = nowMs();
+    }
+  }
+  row.lastSeq = seq;
+  stats.quotes++;
+  row.q = m;
+  row.count++;
+  row.decimals = Math.min(8, Math.max(row.decimals, decimalsOf(m.bid), decimalsOf(m.ask), decimalsOf(m.last)));
+  if (!fin(row.first)) row.first = refPrice(m);
+  if (row.latencyArmed) addLatency(nowMs() - m.tsMs);
+  row.latencyArmed = true;
+  markDirty(row);
+}
+
+function addLatency(ms) {
+  if (!Number.isFinite(ms)) return;
+  latSeen++;
+  if (latSamples.length < MAX_LATENCY_SAMPLES) latSamples.push(ms);
+  else {
+    const j = Math.floor(Math.random() * latSeen);
+    if (j < MAX_LATENCY_SAMPLES) latSamples[j] = ms;
+  }
+}
+
+// ------------------------------------------------------ 1-second tick ----
+
+function quantile(sorted, q) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+function tick() {
+  el.msgRate.textContent = String(msgCount);
+  msgCount = 0;
+
+  let point = null;
+  if (latSamples.length) {
+    const s = Float64Array.from(latSamples).sort();
+    point = { p50: quantile(s, 0.5), p99: quantile(s, 0.99) };
+  }
+  latSamples = [];
+  latSeen = 0;
+  el.p50.textContent = fmtLatency(point?.p50 ?? null);
+  el.p99.textContent = fmtLatency(point?.p99 ?? null);
+  latHistory.push(point);
+  if (latHistory.length > SPARK_POINTS) latHistory.shift();
+  drawSpark();
+
+  const now = nowMs();
+  for (const row of rows.values()) {
+    const gapFading = row.gaps > 0 && now - row.lastGapAt < GAP_HIGHLIGHT_MS + 1000;
+    if (row.rate !== row.count || gapFading) markDirty(row);
+    row.rate = row.count;
+    row.count = 0;
+  }
+  showRetry();
+}
+
+function drawSpark() {
+  const w = 120;
+  const h = 28;
+  const max = Math.max(1, ...latHistory.map((p) => (p ? p.p99 : 0)));
+  const line = (key) => {
+    const pts = [];
+    const offset = SPARK_POINTS - latHistory.length;
+    latHistory.forEach((p, i) => {
+      if (!p) return;
+      const x = ((offset + i) / (SPARK_POINTS - 1)) * w;
+      const y = h - 2 - (Math.max(0, p[key]) / max) * (h - 4);
+      pts.push(`${x.toFixed(1)},${y.toFixed(1)}`);
+    });
+    return pts.join(" ");
+  };
+  el.sparkP50.setAttribute("points", line("p50"));
+  el.sparkP99.setAttribute("points", line("p99"));
+}
+
+// ---------------------------------------------------------------- wire ----
+
+el.form.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  if (addEntries(el.input.value.trim())) el.input.value = "";
+  el.input.focus();
+});
+el.input.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape") el.input.value = "";
+});
+
+el.throttle.value = throttle;
+el.throttle.addEventListener("change", () => {
+  throttle = el.throttle.value;
+  try {
+    localStorage.setItem(THROTTLE_KEY, throttle);
+  } catch {
+    /* ignore */
+  }
+  if (ready && maxHzSupported && watchlist.length) {
+    // Subscribing again to an existing entry replaces its options
+    // (docs/protocol.md 2.4): the new max_hz, or none for "off".
+    subscribe([...watchlist], "resub", false);
+  }
+});
+
+ensureExactRows();
+renderChips();
+setInterval(tick, 1000);
+connect();
