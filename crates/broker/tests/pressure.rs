@@ -16,7 +16,7 @@ use tickwire_broker::Broker;
 
 /// A raw subscriber that reads only when the test says so.
 fn stalled_subscriber(broker: &Broker, topics: &[&str]) -> TcpStream {
-    let mut s = raw_upgrade(broker.ws_addr(), "/ws");
+    let mut s = raw_upgrade_small_rcvbuf(broker.ws_addr(), "/ws");
     let request = serde_json::json!({"op": "subscribe", "topics": topics, "snapshot": false});
     s.write_all(&client_frame(
         true,
@@ -278,8 +278,7 @@ fn a_reader_that_reads_nothing_while_quotes_wait_is_closed_after_the_stall_timeo
     let broker = start_with(config);
     let mut stalled = stalled_subscriber(&broker, &["HOT"]);
     let mut p = publisher(&broker);
-    // Kernel buffers on loopback can absorb tens of MB (tcp_rmem max here is
-    // 32 MiB): keep quotes coming (bounded) until they are full and the
+    // Keep quotes coming (bounded) until the kernel buffers are full and the
     // broker's queue has waited 300 ms without the reader taking a byte.
     let deadline = Instant::now() + PATIENCE;
     let mut sent = 0u64;

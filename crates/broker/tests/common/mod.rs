@@ -163,7 +163,26 @@ pub fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
 
 /// Opens a raw connection and completes the upgrade by hand.
 pub fn raw_upgrade(addr: SocketAddr, path: &str) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
+    upgrade_on(TcpStream::connect(addr).unwrap(), path)
+}
+
+/// Like `raw_upgrade`, with a small fixed receive buffer (which also turns
+/// off the kernel's autotuning, up to 32 MiB on loopback here): a client
+/// that stops reading fills up after kilobytes, as a stuck browser on a slow
+/// link would, not after tens of megabytes.
+pub fn raw_upgrade_small_rcvbuf(addr: SocketAddr, path: &str) -> TcpStream {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    upgrade_on(socket.into(), path)
+}
+
+fn upgrade_on(mut s: TcpStream, path: &str) -> TcpStream {
     s.set_read_timeout(Some(PATIENCE)).unwrap();
     write!(
         s,
