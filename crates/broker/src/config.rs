@@ -72,6 +72,12 @@ pub struct SubscriberConfig {
     /// Either policy: a subscriber that reads nothing for this long while
     /// quotes are pending is closed 1008 "slow consumer".
     pub stall_timeout_ms: u64,
+    /// SO_SNDBUF for subscriber sockets; 0 = the kernel's autotuning (up to
+    /// net.ipv4.tcp_wmem max). Smaller means less stale data waits in the
+    /// kernel for a slow reader, so conflation starts sooner and a stalled
+    /// reader's socket costs the others less (docs/performance.md).
+    /// 64 KiB still carries ~5 Mbit/s at 100 ms RTT.
+    pub socket_send_buffer_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -151,6 +157,7 @@ impl Default for SubscriberConfig {
             slow_consumer_policy: SlowConsumerPolicy::Conflate,
             disconnect_after_ms: 2_000,
             stall_timeout_ms: 60_000,
+            socket_send_buffer_bytes: 65_536,
         }
     }
 }
@@ -279,6 +286,13 @@ impl Config {
                 "must be at least 4096",
             ));
         }
+        let sndbuf = self.subscriber.socket_send_buffer_bytes;
+        if sndbuf != 0 && sndbuf < 4096 {
+            return Err(invalid(
+                "subscriber.socket_send_buffer_bytes",
+                "must be 0 (kernel default) or at least 4096",
+            ));
+        }
         if self.ingest.tokens.iter().any(|t| t.is_empty()) {
             return Err(invalid("ingest.tokens", "must not contain an empty token"));
         }
@@ -345,6 +359,21 @@ mod tests {
     fn wrong_type_is_named() {
         let err = Config::from_toml("[server]\nworkers = \"many\"\n").unwrap_err();
         assert!(err.to_string().contains("workers"), "{err}");
+    }
+
+    #[test]
+    fn send_buffer_is_zero_or_at_least_4096() {
+        let with = |n: usize| {
+            Config::from_toml(&format!("[subscriber]\nsocket_send_buffer_bytes = {n}\n"))
+        };
+        assert!(with(0).is_ok());
+        assert!(with(4096).is_ok());
+        let err = with(4095).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("subscriber.socket_send_buffer_bytes"),
+            "{err}"
+        );
     }
 
     #[test]

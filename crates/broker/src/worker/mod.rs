@@ -69,6 +69,7 @@ pub struct WorkerSettings {
     pub slow_consumer_policy: SlowConsumerPolicy,
     pub disconnect_after: Duration,
     pub stall_timeout: Duration,
+    pub socket_send_buffer_bytes: usize,
     pub max_connections: usize,
 }
 
@@ -87,6 +88,7 @@ impl WorkerSettings {
             slow_consumer_policy: c.subscriber.slow_consumer_policy,
             disconnect_after: ms(c.subscriber.disconnect_after_ms),
             stall_timeout: ms(c.subscriber.stall_timeout_ms),
+            socket_send_buffer_bytes: c.subscriber.socket_send_buffer_bytes,
             max_connections: c.server.max_connections,
         }
     }
@@ -305,6 +307,10 @@ impl Worker {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
+                    if self.ctx.settings.socket_send_buffer_bytes > 0 {
+                        let size = self.ctx.settings.socket_send_buffer_bytes;
+                        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(size);
+                    }
                     let entry = self.conns.vacant_entry();
                     let slot = entry.key();
                     let mut transport = Transport::Plain(stream);
