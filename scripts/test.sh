@@ -2,8 +2,8 @@
 # The whole test suite: unit, property and end-to-end tests of every crate,
 # then the browser tests of the dashboard (browser-tests/, node --test:
 # Playwright driving Debian's chromium, and the decoder golden test).
-# This is the README's test command; .ci/run calls it (and installs what the
-# browser tests need on a fresh machine).
+# This is the README's test command; .ci/run calls it. On a fresh machine it
+# installs what the browser tests need (chromium, browser-tests/node_modules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --all-targets "$@"
@@ -15,18 +15,31 @@ if [[ -z "${TICKWIRE_BIN:-}" ]]; then
   bin="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/debug/tickwire"
   export TICKWIRE_BIN="$bin"
 fi
+# A fresh machine has neither: install them (Debian's chromium, the pinned
+# playwright-core from the npm registry).
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+if [[ ! -x "$chromium" && "$chromium" == /usr/bin/chromium ]]; then
+  echo "== installing chromium (apt-get)"
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium
+fi
+if [[ ! -d browser-tests/node_modules/playwright-core ]] && command -v npm >/dev/null; then
+  echo "== installing browser-tests/node_modules (npm ci)"
+  (cd browser-tests && npm ci --no-audit --no-fund)
+fi
 missing=()
 if ! command -v node >/dev/null || (($(node -p 'process.versions.node.split(".")[0]') < 20)); then
   missing+=("Node.js >= 20 with npm (playwright-core needs it; Debian 12's nodejs is 18: use nodejs.org or NodeSource)")
 fi
-chromium="${CHROMIUM:-/usr/bin/chromium}"
 [[ -x "$chromium" ]] || missing+=("chromium at $chromium: apt-get install -y chromium (or set CHROMIUM)")
 [[ -d browser-tests/node_modules/playwright-core ]] ||
   missing+=("browser-tests/node_modules: (cd browser-tests && npm ci)")
 if ((${#missing[@]})); then
   echo "scripts/test.sh: cannot run the browser tests, missing:" >&2
   printf '  - %s\n' "${missing[@]}" >&2
-  echo "(.ci/run installs all of them.)" >&2
+  echo "(this script installs chromium and node_modules itself when it can.)" >&2
   exit 1
 fi
 (cd browser-tests && node --test)
