@@ -3,7 +3,7 @@
 //! worker, this file turns bytes and router messages into queued frames.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -623,11 +623,14 @@ fn snapshot_wanted(entries: &HashMap<Selector, Entry>, request: u32, topic: &str
 }
 
 /// Request topics as selectors, a topic repeated in one request counted once.
+/// Linear in the request size: a hash set, not `Vec::contains`, so a 64 KiB
+/// request of a thousand topics costs microseconds, not milliseconds.
 fn unique_selectors(topics: &[String]) -> Result<Vec<Selector>, &str> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(topics.len());
     let mut out: Vec<Selector> = Vec::with_capacity(topics.len());
     for topic in topics {
         let selector = Selector::parse(topic).ok_or(topic.as_str())?;
-        if !out.contains(&selector) {
+        if seen.insert(topic.as_str()) {
             out.push(selector);
         }
     }
