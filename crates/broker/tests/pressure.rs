@@ -328,3 +328,69 @@ fn a_snapshot_counts_as_a_delivery_for_max_hz() {
         snapshot_at.elapsed()
     );
 }
+
+#[test]
+fn an_absurdly_small_max_hz_is_a_day_not_a_crash() {
+    let broker = start();
+    let mut watcher = connect(&broker);
+    subscribe(&mut watcher, &["TINY"], false);
+    let mut p = publisher(&broker);
+    publish(&mut p, quote("TINY", 1.0));
+    next_quote(&mut watcher); // cached: the subscribe below gets a snapshot
+
+    let mut ws = connect(&broker);
+    // Each (re)subscribe: its ack, then the snapshot again (a delivery, so
+    // the spacing is computed and added to the clock right there).
+    for hz in [1e-30, 5e-320, 1e-19] {
+        send_json(
+            &mut ws,
+            serde_json::json!({"op": "subscribe", "topics": ["TINY"], "max_hz": hz}),
+        );
+        assert_eq!(recv_json(&mut ws)["type"], "subscribed", "max_hz {hz}");
+        assert_eq!(next_quote(&mut ws)["seq"], 1, "snapshot, max_hz {hz}");
+    }
+    publish(&mut p, quote("TINY", 2.0)); // held for a day, not a panic
+    assert_eq!(next_quote(&mut watcher)["seq"], 2);
+    // The worker is alive and serving this connection.
+    subscribe(&mut ws, &["OTHER"], false);
+    publish(&mut p, quote("OTHER", 1.0));
+    assert_eq!(next_quote(&mut ws)["topic"], "OTHER");
+}
+
+#[test]
+fn a_snapshot_replaces_a_held_quote_so_it_is_not_sent_twice() {
+    let broker = start();
+    let mut ws = connect(&broker);
+    send_json(
+        &mut ws,
+        serde_json::json!({"op": "subscribe", "topics": ["H"], "max_hz": 1, "snapshot": false}),
+    );
+    assert_eq!(recv_json(&mut ws)["type"], "subscribed");
+    subscribe(&mut ws, &["BARRIER"], false);
+    let mut p = publisher(&broker);
+    publish(&mut p, quote("H", 1.0));
+    assert_eq!(next_quote(&mut ws)["seq"], 1);
+    let mut watcher = connect(&broker);
+    subscribe(&mut watcher, &["H"], false);
+    publish(&mut p, quote("H", 2.0)); // inside the 1 s spacing: held for ws
+    assert_eq!(
+        next_quote(&mut watcher)["seq"],
+        2,
+        "the router has seq 2 now"
+    );
+    // Re-subscribing with a snapshot delivers seq 2 now (the newest)...
+    send_json(
+        &mut ws,
+        serde_json::json!({"op": "subscribe", "topics": ["H"], "max_hz": 1}),
+    );
+    assert_eq!(recv_json(&mut ws)["type"], "subscribed");
+    assert_eq!(next_quote(&mut ws)["seq"], 2);
+    // ...so when the old spacing ends, nothing more of H is due.
+    std::thread::sleep(Duration::from_millis(1500)); // the behaviour under test is time
+    publish(&mut p, quote("BARRIER", 1.0));
+    assert_eq!(
+        next_quote(&mut ws)["topic"],
+        "BARRIER",
+        "seq 2 of H came twice"
+    );
+}

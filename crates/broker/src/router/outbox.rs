@@ -1,10 +1,14 @@
 //! What the router holds for one worker whose queue is full.
 //!
-//! Quotes are kept newest-per-topic (a later quote of a topic replaces the
-//! earlier one in place, counted as conflated), so the outbox is bounded by
-//! the number of topics however long the worker lags. Activations wait
-//! behind the quotes in order: a worker must never see an activation before
-//! a quote that was numbered ahead of it.
+//! Messages wait in order, as segments: a batch of quotes, an activation, a
+//! batch of quotes, ... Quotes conflate only within the last quote batch
+//! (a later quote of a topic replaces the earlier one in place, counted as
+//! conflated), never across an activation: a quote numbered after a
+//! subscribe must reach the worker after that subscribe's activation, or the
+//! subscriber could get its snapshot after a newer quote. So the outbox is
+//! bounded by the number of topics per batch, and there is one batch per
+//! activation waiting — activations are bounded by the subscribers' own
+//! request rate.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -16,30 +20,49 @@ use crate::metrics::Metrics;
 
 #[derive(Default)]
 pub struct Outbox {
-    quotes: Vec<Arc<SharedQuote>>,
-    by_topic: HashMap<Arc<str>, usize>,
-    after: VecDeque<WorkerMsg>,
+    segments: VecDeque<Segment>,
+}
+
+enum Segment {
+    Quotes {
+        quotes: Vec<Arc<SharedQuote>>,
+        by_topic: HashMap<Arc<str>, usize>,
+    },
+    Activate(WorkerMsg),
 }
 
 impl Outbox {
     pub fn is_empty(&self) -> bool {
-        self.quotes.is_empty() && self.after.is_empty()
+        self.segments.is_empty()
     }
 
     /// Adds a message the worker's queue could not take.
     pub fn put(&mut self, msg: WorkerMsg, metrics: &Metrics) {
         match msg {
             WorkerMsg::Quotes { quotes, .. } => {
+                if !matches!(self.segments.back(), Some(Segment::Quotes { .. })) {
+                    self.segments.push_back(Segment::Quotes {
+                        quotes: Vec::new(),
+                        by_topic: HashMap::new(),
+                    });
+                }
+                let Some(Segment::Quotes {
+                    quotes: held,
+                    by_topic,
+                }) = self.segments.back_mut()
+                else {
+                    return;
+                };
                 let mut replaced = 0;
                 for quote in quotes {
-                    match self.by_topic.get(&quote.topic) {
+                    match by_topic.get(&quote.topic) {
                         Some(&i) => {
-                            self.quotes[i] = quote;
+                            held[i] = quote;
                             replaced += 1;
                         }
                         None => {
-                            self.by_topic.insert(quote.topic.clone(), self.quotes.len());
-                            self.quotes.push(quote);
+                            by_topic.insert(quote.topic.clone(), held.len());
+                            held.push(quote);
                         }
                     }
                 }
@@ -47,36 +70,37 @@ impl Outbox {
                     metrics.conflated.fetch_add(replaced, Relaxed);
                 }
             }
-            activate @ WorkerMsg::Activate { .. } => self.after.push_back(activate),
+            activate @ WorkerMsg::Activate { .. } => {
+                self.segments.push_back(Segment::Activate(activate))
+            }
         }
     }
 
-    /// The next message to try: all held quotes as one batch, then the
-    /// activations in order.
+    /// The next message to try, oldest first.
     pub fn take_next(&mut self) -> Option<WorkerMsg> {
-        if !self.quotes.is_empty() {
-            self.by_topic.clear();
-            return Some(WorkerMsg::Quotes {
-                quotes: std::mem::take(&mut self.quotes),
+        Some(match self.segments.pop_front()? {
+            Segment::Quotes { quotes, .. } => WorkerMsg::Quotes {
+                quotes,
                 sent_at: Instant::now(),
-            });
-        }
-        self.after.pop_front()
+            },
+            Segment::Activate(msg) => msg,
+        })
     }
 
     /// Returns a message `take_next` gave out that the queue refused.
     pub fn put_back(&mut self, msg: WorkerMsg) {
-        match msg {
-            WorkerMsg::Quotes { quotes, .. } => {
-                self.by_topic = quotes
+        let segment = match msg {
+            WorkerMsg::Quotes { quotes, .. } => Segment::Quotes {
+                by_topic: quotes
                     .iter()
                     .enumerate()
                     .map(|(i, q)| (q.topic.clone(), i))
-                    .collect();
-                self.quotes = quotes;
-            }
-            activate @ WorkerMsg::Activate { .. } => self.after.push_front(activate),
-        }
+                    .collect(),
+                quotes,
+            },
+            activate @ WorkerMsg::Activate { .. } => Segment::Activate(activate),
+        };
+        self.segments.push_front(segment);
     }
 }
 
@@ -94,6 +118,13 @@ mod tests {
         })
     }
 
+    fn batch(quotes: Vec<Arc<SharedQuote>>) -> WorkerMsg {
+        WorkerMsg::Quotes {
+            quotes,
+            sent_at: Instant::now(),
+        }
+    }
+
     fn quotes(msg: &WorkerMsg) -> Vec<(String, u8)> {
         match msg {
             WorkerMsg::Quotes { quotes, .. } => quotes
@@ -105,14 +136,11 @@ mod tests {
     }
 
     #[test]
-    fn keeps_the_newest_per_topic_and_activations_behind_the_quotes() {
+    fn conflates_within_a_batch_but_never_across_an_activation() {
         let metrics = Metrics::default();
         let mut outbox = Outbox::default();
-        let batch = |qs: Vec<Arc<SharedQuote>>| WorkerMsg::Quotes {
-            quotes: qs,
-            sent_at: Instant::now(),
-        };
         outbox.put(batch(vec![quote("A", 1), quote("B", 1)]), &metrics);
+        outbox.put(batch(vec![quote("A", 2)]), &metrics);
         let conn = ConnId { slot: 0, serial: 1 };
         outbox.put(
             WorkerMsg::Activate {
@@ -123,27 +151,22 @@ mod tests {
             &metrics,
         );
         outbox.put(
-            batch(vec![quote("A", 2), quote("C", 1), quote("A", 3)]),
+            batch(vec![quote("A", 3), quote("C", 1), quote("A", 4)]),
             &metrics,
         );
-        assert_eq!(metrics.conflated.load(Relaxed), 2, "A1 and A2 replaced");
+        assert_eq!(metrics.conflated.load(Relaxed), 2, "A1 and A3 replaced");
 
         let first = outbox.take_next().unwrap();
-        assert_eq!(
-            quotes(&first),
-            [("A".into(), 3), ("B".into(), 1), ("C".into(), 1)]
-        );
+        assert_eq!(quotes(&first), [("A".into(), 2), ("B".into(), 1)]);
         outbox.put_back(first); // the worker's queue was still full
-        outbox.put(batch(vec![quote("B", 2)]), &metrics);
         let first = outbox.take_next().unwrap();
-        assert_eq!(
-            quotes(&first),
-            [("A".into(), 3), ("B".into(), 2), ("C".into(), 1)]
-        );
+        assert_eq!(quotes(&first), [("A".into(), 2), ("B".into(), 1)]);
         assert!(matches!(
             outbox.take_next(),
             Some(WorkerMsg::Activate { request: 7, .. })
         ));
+        let last = outbox.take_next().unwrap();
+        assert_eq!(quotes(&last), [("A".into(), 4), ("C".into(), 1)]);
         assert!(outbox.take_next().is_none());
         assert!(outbox.is_empty());
     }

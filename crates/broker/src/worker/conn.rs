@@ -16,6 +16,7 @@ use tickwire_ws::handshake::accept_response;
 
 use super::http::{route, HttpOutcome};
 use super::outbound::{OutFrame, Outbound, Pushed};
+use super::subscriptions::spacing;
 use super::Ctx;
 use crate::messages::{ConnId, Format, RouterCmd, SharedQuote};
 use crate::metrics;
@@ -393,10 +394,22 @@ impl Conn {
             if !snapshot_wanted(&session.entries, request, &quote.topic) {
                 continue;
             }
-            // A snapshot counts as a delivery for `max_hz` spacing.
-            if let Some(interval) = min_interval(&session.entries, &quote.topic) {
-                throttle_of(&mut session.throttles, &quote.topic, ctx.now).next_allowed =
-                    ctx.now + interval;
+            // A snapshot counts as a delivery for `max_hz` spacing, and it is
+            // the topic's newest quote: a held one is older or the same.
+            let superseded = match min_interval(&session.entries, &quote.topic) {
+                Some(interval) => {
+                    let throttle = throttle_of(&mut session.throttles, &quote.topic, ctx.now);
+                    throttle.next_allowed = ctx.now + interval;
+                    throttle.held.take().is_some()
+                }
+                None => session
+                    .throttles
+                    .as_mut()
+                    .and_then(|t| t.remove(&quote.topic))
+                    .is_some_and(|t| t.held.is_some()),
+            };
+            if superseded {
+                ctx.conflated += 1;
             }
             enqueue(
                 &mut self.out,
@@ -460,6 +473,15 @@ impl Conn {
         let Some(throttle) = session.throttles.as_mut().and_then(|t| t.get_mut(topic)) else {
             return;
         };
+        if ctx.now < throttle.next_allowed {
+            // A timer from an earlier hold (e.g. before a re-subscribe):
+            // never release inside the current spacing; come back then.
+            if throttle.held.is_some() {
+                ctx.timers
+                    .push(Reverse((throttle.next_allowed, self.id, topic.clone())));
+            }
+            return;
+        }
         let Some(quote) = throttle.held.take() else {
             return;
         };
@@ -596,8 +618,7 @@ fn min_interval(entries: &HashMap<Selector, Entry>, topic: &str) -> Option<Durat
         .filter(|(s, _)| s.matches(topic))
         .max_by_key(|(s, _)| s.specificity())
         .and_then(|(_, e)| e.max_hz)
-        .map(f64::from)
-        .map(|hz| Duration::from_secs_f64(1.0 / hz))
+        .map(spacing)
 }
 
 /// Whether subscribe `request`'s snapshot of `topic` goes out: an entry that

@@ -39,12 +39,12 @@ const FIRST_CONN: usize = 2;
 
 /// How often timeouts (handshake, idle ping, dead peer, closing) are checked.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
-/// Deliveries queued per loop turn before everything is flushed and sockets
-/// get a look again. Under load, messages pile up in the channel and a turn
-/// takes several: more frames per `writev`, fewer syscalls per delivery (the
-/// kernel's TCP send path is most of the cost). The bound keeps one
-/// connection's burst (≤ 8192 frames of ≤ ~200 B) well under the 4 MiB
-/// outbound limit, which is judged only after a write attempt.
+/// Work per loop turn (quote routings to connections: queued, held or
+/// conflated alike) before everything is flushed and sockets get a look
+/// again. Under load, messages pile up in the channel and a turn takes
+/// several: more frames per `writev`, fewer syscalls per delivery (the
+/// kernel's TCP send path is most of the cost). The bound also keeps one
+/// connection's burst (≤ 8192 frames) small next to a second of traffic.
 const DELIVERIES_PER_TURN: u64 = 8192;
 /// Reads per socket per readiness event before other sockets get a turn.
 const READS_PER_EVENT: usize = 8;
@@ -52,6 +52,8 @@ const READS_PER_EVENT: usize = 8;
 /// reading its pings.
 const PRIORITY_LIMIT: usize = 64 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// Timer-heap size past which timers of closed connections are purged.
+const TIMER_PURGE_AT: usize = 65_536;
 /// How often local counters and latency samples are merged into `Metrics`.
 const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -158,6 +160,9 @@ pub struct Worker {
     /// Connections that may have more input: edge-triggered readiness will
     /// not fire again for them, so they get another turn next loop.
     unread: Vec<usize>,
+    /// `accept` failed (e.g. EMFILE) with connections possibly still in the
+    /// backlog: the sweep tries again.
+    accept_retry: bool,
     /// Ingest decode → bytes handed to a subscriber's socket.
     delivery_latency: LatencyRecorder,
     /// Router send → this worker picking the batch up.
@@ -210,6 +215,7 @@ impl Worker {
             next_serial: 0,
             scratch: vec![0; READ_CHUNK],
             unread: Vec::new(),
+            accept_retry: false,
             delivery_latency: LatencyRecorder::default(),
             hop_latency: LatencyRecorder::default(),
             frames_out: 0,
@@ -334,9 +340,11 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // EMFILE and friends: the listener stays readable, so
-                    // we are called again; don't spin on it this turn.
-                    tracing::warn!(error = %e, "accept failed");
+                    // EMFILE and friends. Edge-triggered: connections already
+                    // in the backlog would get no new edge, so the sweep
+                    // retries; don't spin on it this turn.
+                    tracing::warn!(error = %e, "accept failed; retrying at the next sweep");
+                    self.accept_retry = true;
                     return;
                 }
             }
@@ -421,7 +429,8 @@ impl Worker {
                     conn.progress_at = now;
                 }
                 if paused && conn.out.priority_bytes() <= PRIORITY_LIMIT {
-                    self.read(slot);
+                    // Resume reading next turn, within the per-event read cap.
+                    self.unread.push(slot);
                 }
             }
             Err(_) => self.remove(slot),
@@ -429,10 +438,13 @@ impl Worker {
     }
 
     /// Handles router messages until the channel is empty (false) or the
-    /// turn's delivery budget is spent (true: more may be waiting).
+    /// turn's work budget is spent (true: more may be waiting). Work counts
+    /// every connection a quote was routed to (delivered, held or conflated
+    /// alike), so a turn always ends and sockets, timers and the sweep get
+    /// their turn even when every quote is conflated.
     fn handle_router_msgs(&mut self) -> bool {
-        let budget_end = self.ctx.deliveries + DELIVERIES_PER_TURN;
-        while self.ctx.deliveries < budget_end {
+        let mut work: u64 = 0;
+        while work < DELIVERIES_PER_TURN {
             let Ok(msg) = self.rx.try_recv() else {
                 return false;
             };
@@ -442,6 +454,7 @@ impl Worker {
                         .record_n(sent_at.elapsed(), quotes.len() as u64);
                     for quote in &quotes {
                         let targets = self.ctx.subs.targets(&quote.topic);
+                        work += targets.len().max(1) as u64;
                         for target in targets.iter() {
                             if let Some(conn) = self.conns.get_mut(target.slot) {
                                 conn.push_quote(&mut self.ctx, quote, target.min_interval);
@@ -454,6 +467,7 @@ impl Worker {
                     request,
                     snapshots,
                 } => {
+                    work += snapshots.len().max(1) as u64;
                     if let Some(c) = self.conns.get_mut(conn.slot) {
                         if c.id == conn {
                             c.activate(&mut self.ctx, request, snapshots);
@@ -463,6 +477,19 @@ impl Worker {
             }
         }
         true
+    }
+
+    /// Drops timers of connections that have gone, once they pile up
+    /// (reconnecting `max_hz` subscribers would otherwise leave theirs until
+    /// their deadline, up to a day away).
+    fn purge_timers(&mut self) {
+        if self.ctx.timers.len() <= TIMER_PURGE_AT.max(2 * self.conns.len()) {
+            return;
+        }
+        let conns = &self.conns;
+        self.ctx
+            .timers
+            .retain(|Reverse((_, id, _))| conns.get(id.slot).is_some_and(|c| c.id == *id));
     }
 
     /// Sends the held quotes whose `max_hz` spacing has passed.
@@ -502,6 +529,10 @@ impl Worker {
     /// Timeouts. O(connections) every SWEEP_INTERVAL: cheap next to the
     /// per-quote work, and no timer state per connection.
     fn sweep(&mut self) {
+        if std::mem::take(&mut self.accept_retry) {
+            self.accept();
+        }
+        self.purge_timers();
         let now = self.ctx.now;
         let s = &self.ctx.settings;
         let mut expired = Vec::new();

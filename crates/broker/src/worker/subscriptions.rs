@@ -20,6 +20,19 @@ pub struct Target {
     pub min_interval: Option<Duration>,
 }
 
+/// The longest `max_hz` spacing honoured: a day. The contract allows any
+/// `max_hz > 0`; below 1/86400 Hz it is treated as once a day (and a value
+/// too small for `f32` or for `Instant` arithmetic cannot crash a worker).
+pub const MAX_SPACING: Duration = Duration::from_secs(86_400);
+
+/// Minimum spacing between two deliveries for `max_hz`, clamped to
+/// [`MAX_SPACING`].
+pub fn spacing(max_hz: f32) -> Duration {
+    Duration::try_from_secs_f64(1.0 / f64::from(max_hz))
+        .unwrap_or(MAX_SPACING)
+        .min(MAX_SPACING)
+}
+
 /// An entry in the index: which connection, with which `max_hz`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Member {
@@ -113,7 +126,7 @@ impl SubscriptionIndex {
             .into_iter()
             .map(|(slot, _, max_hz)| Target {
                 slot,
-                min_interval: max_hz.map(|hz| Duration::from_secs_f64(1.0 / f64::from(hz))),
+                min_interval: max_hz.map(spacing),
             })
             .collect();
         self.routes.insert(topic.clone(), route.clone());
@@ -173,6 +186,15 @@ mod tests {
         assert_eq!(slots(&mut index, "AAPL"), [1]);
         index.deactivate(&sel("*"), 1);
         assert!(slots(&mut index, "AAPL").is_empty());
+    }
+
+    #[test]
+    fn spacing_is_clamped_for_absurdly_small_rates() {
+        assert_eq!(spacing(4.0), Duration::from_millis(250));
+        assert_eq!(spacing(1e-30), MAX_SPACING);
+        assert_eq!(spacing(f32::MIN_POSITIVE), MAX_SPACING);
+        assert_eq!(spacing(0.0), MAX_SPACING);
+        assert_eq!(spacing(1.0 / 86_400.0), MAX_SPACING);
     }
 
     #[test]
