@@ -14,8 +14,8 @@ use crossbeam_channel::Receiver;
 use mio::{Poll, Token, Waker};
 use tickwire_benches::typical_quote;
 use tickwire_broker::internals::{
-    ConnId, Format, IngestBatch, OutFrame, Outbound, Router, RouterCmd, SubscriptionIndex,
-    WorkerLink, WorkerMsg,
+    ConnId, Format, IngestBatch, OutFrame, Outbound, RouteIndex, Router, RouterCmd, WorkerLink,
+    WorkerMsg,
 };
 use tickwire_broker::metrics::Metrics;
 use tickwire_protocol::Selector;
@@ -30,7 +30,7 @@ struct Fanout {
     _poll: Poll,
     router: Router,
     rx: Receiver<WorkerMsg>,
-    index: SubscriptionIndex,
+    index: RouteIndex,
     outbound: Vec<Outbound>,
 }
 
@@ -49,7 +49,7 @@ impl Fanout {
         // the entry, tell the router (interest transition), and activate
         // when the router answers.
         let selector = Selector::parse(TOPIC).expect("valid topic");
-        let mut index = SubscriptionIndex::default();
+        let mut index = RouteIndex::default();
         let first = index.add_ref(&selector);
         assert!(first);
         router.handle_cmd(RouterCmd::Subscribe {
@@ -64,10 +64,10 @@ impl Fanout {
             Ok(WorkerMsg::Activate { snapshots, .. }) => assert!(snapshots.is_empty()),
             _ => panic!("router did not answer the subscribe with Activate"),
         }
-        index.activate(&selector, 0, None);
+        index.route(&selector, 0, None);
         for slot in 1..subscribers {
             assert!(!index.add_ref(&selector));
-            index.activate(&selector, slot, None);
+            index.route(&selector, slot, None);
         }
 
         let outbound = (0..subscribers).map(|_| Outbound::default()).collect();

@@ -14,6 +14,7 @@ mod listener;
 mod messages;
 pub mod metrics;
 mod router;
+mod session;
 mod transport;
 mod worker;
 
@@ -22,7 +23,7 @@ mod worker;
 pub mod internals {
     pub use crate::messages::{ConnId, Format, IngestBatch, RouterCmd, SharedQuote, WorkerMsg};
     pub use crate::router::{Router, WorkerLink};
-    pub use crate::worker::internals::{OutFrame, Outbound, SubscriptionIndex};
+    pub use crate::worker::internals::{OutFrame, Outbound, Pushed, RouteIndex};
 }
 
 use std::io;
@@ -74,7 +75,7 @@ impl Broker {
 
         let (ingest_tx, ingest_rx) = crossbeam_channel::bounded(config.ingest.queue_batches);
         let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(ROUTER_CMD_QUEUE);
-        let settings = Arc::new(WorkerSettings::from_config(config));
+        let settings = Arc::new(WorkerSettings::from_config(config, epoch.clone()));
         let open_connections = Arc::new(AtomicUsize::new(0));
 
         let mut threads = Vec::new();
@@ -97,7 +98,6 @@ impl Broker {
                 router_tx: cmd_tx.clone(),
                 settings: settings.clone(),
                 metrics: metrics.clone(),
-                epoch: epoch.clone(),
                 open_connections: open_connections.clone(),
                 shutdown: shutdown.clone(),
             })?;

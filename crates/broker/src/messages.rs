@@ -76,9 +76,12 @@ pub enum WorkerMsg {
     },
     /// The router has processed a subscribe: quotes sent after this message
     /// are newer than `snapshots`, so the worker activates the entries now.
+    /// `selectors` are the request's own, handed back so the connection
+    /// knows exactly which entries the request named.
     Activate {
         conn: ConnId,
         request: u32,
+        selectors: Vec<Selector>,
         snapshots: Vec<Arc<SharedQuote>>,
     },
 }

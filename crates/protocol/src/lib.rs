@@ -6,6 +6,7 @@
 
 pub mod control;
 pub mod ingest;
+pub mod prefix_index;
 pub mod quote;
 pub mod server;
 pub mod topic;
@@ -13,5 +14,6 @@ pub mod topic;
 mod bincode_legacy;
 mod json_write;
 
+pub use prefix_index::PrefixIndex;
 pub use quote::Quote;
 pub use topic::Selector;

@@ -6,13 +6,13 @@
 //! selector, their last one leaving), so the router's state is a bit mask of
 //! workers per selector, independent of the number of subscribers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender, TryRecvError, TrySendError};
 use mio::Waker;
-use tickwire_protocol::{server, Quote, Selector};
+use tickwire_protocol::{server, PrefixIndex, Quote, Selector};
 use tickwire_ws::frame::{header_len, write_header, OpCode};
 
 use crate::messages::{IngestBatch, RouterCmd, SharedQuote, WorkerMsg};
@@ -43,9 +43,11 @@ struct Topic {
 }
 
 pub struct Router {
-    topics: HashMap<Arc<str>, Topic>,
-    exact_interest: HashMap<String, u64>,
-    prefix_interest: HashMap<String, u64>,
+    /// Ordered: the topics under a pattern are a range scan, so a `*`
+    /// subscribe costs O(topics it matches).
+    topics: PrefixIndex<Topic>,
+    /// Per selector, the workers with a subscriber for it.
+    interest: PrefixIndex<u64>,
     workers: Vec<WorkerLink>,
     /// Quotes for each worker, sent as one message per round.
     pending: Vec<Vec<Arc<SharedQuote>>>,
@@ -65,9 +67,8 @@ impl Router {
         let pending = workers.iter().map(|_| Vec::new()).collect();
         let outboxes = workers.iter().map(|_| Outbox::default()).collect();
         Router {
-            topics: HashMap::new(),
-            exact_interest: HashMap::new(),
-            prefix_interest: HashMap::new(),
+            topics: PrefixIndex::ordered(),
+            interest: PrefixIndex::new(),
             workers,
             pending,
             outboxes,
@@ -161,7 +162,7 @@ impl Router {
     }
 
     fn accept(&mut self, quote: &Quote, decoded_at: Instant) {
-        let name: Arc<str> = match self.topics.get_key_value(quote.topic.as_str()) {
+        let name: Arc<str> = match self.topics.exact_key_value(quote.topic.as_str()) {
             Some((name, _)) => name.clone(),
             None => {
                 if self.topics.len() >= self.max_topics {
@@ -177,7 +178,7 @@ impl Router {
                 }
                 let name: Arc<str> = Arc::from(quote.topic.as_str());
                 let workers = self.interest_mask(&name);
-                self.topics.insert(
+                self.topics.insert_exact(
                     name.clone(),
                     Topic {
                         seq: 0,
@@ -189,7 +190,7 @@ impl Router {
                 name
             }
         };
-        let Some(topic) = self.topics.get_mut(&name) else {
+        let Some(topic) = self.topics.exact_mut(&name) else {
             return;
         };
         topic.seq += 1;
@@ -238,6 +239,7 @@ impl Router {
                     WorkerMsg::Activate {
                         conn,
                         request,
+                        selectors,
                         snapshots,
                     },
                 );
@@ -250,22 +252,16 @@ impl Router {
         }
     }
 
+    /// The last value of every topic the selectors match: O(topics matched).
     fn snapshots(&self, selectors: &[Selector]) -> Vec<Arc<SharedQuote>> {
         let mut out = Vec::new();
         for selector in selectors {
-            match selector {
-                Selector::Exact(t) => {
-                    if let Some(last) = self.topics.get(t.as_str()).and_then(|t| t.last.as_ref()) {
-                        out.push(last.clone());
-                    }
-                }
-                Selector::Prefix(p) => out.extend(
-                    self.topics
-                        .iter()
-                        .filter(|(name, _)| name.starts_with(p.as_str()))
-                        .filter_map(|(_, t)| t.last.clone()),
-                ),
-            }
+            out.extend(
+                self.topics
+                    .keys_matched(selector)
+                    .filter_map(|name| self.topics.exact(name))
+                    .filter_map(|t| t.last.clone()),
+            );
         }
         if selectors.len() > 1 {
             // At most once per topic, however many selectors match it.
@@ -277,71 +273,39 @@ impl Router {
 
     fn add_interest(&mut self, worker: usize, selector: &Selector) {
         let bit = 1u64 << worker;
-        match selector {
-            Selector::Exact(t) => {
-                *self.exact_interest.entry(t.clone()).or_default() |= bit;
-                if let Some(topic) = self.topics.get_mut(t.as_str()) {
-                    topic.workers |= bit;
-                }
-            }
-            Selector::Prefix(p) => {
-                *self.prefix_interest.entry(p.clone()).or_default() |= bit;
-                for (name, topic) in self.topics.iter_mut() {
-                    if name.starts_with(p.as_str()) {
-                        topic.workers |= bit;
-                    }
-                }
+        *self.interest.get_or_insert_with(selector, || 0).0 |= bit;
+        let names: Vec<Arc<str>> = self.topics.keys_matched(selector).cloned().collect();
+        for name in names {
+            if let Some(topic) = self.topics.exact_mut(&name) {
+                topic.workers |= bit;
             }
         }
     }
 
     fn drop_interest(&mut self, worker: usize, selector: &Selector) {
         let bit = 1u64 << worker;
-        let (map, key) = match selector {
-            Selector::Exact(t) => (&mut self.exact_interest, t),
-            Selector::Prefix(p) => (&mut self.prefix_interest, p),
-        };
-        if let Some(mask) = map.get_mut(key.as_str()) {
+        if let Some(mask) = self.interest.get_mut(selector) {
             *mask &= !bit;
             if *mask == 0 {
-                map.remove(key.as_str());
+                self.interest.remove(selector);
             }
         }
         // Another selector of the same worker may still match: recompute.
-        let affected: Vec<Arc<str>> = match selector {
-            Selector::Exact(t) => self
-                .topics
-                .get_key_value(t.as_str())
-                .map(|(n, _)| n.clone())
-                .into_iter()
-                .collect(),
-            Selector::Prefix(p) => self
-                .topics
-                .keys()
-                .filter(|n| n.starts_with(p.as_str()))
-                .cloned()
-                .collect(),
-        };
+        let affected: Vec<Arc<str>> = self.topics.keys_matched(selector).cloned().collect();
         for name in affected {
             let mask = self.interest_mask(&name);
-            if let Some(topic) = self.topics.get_mut(&name) {
+            if let Some(topic) = self.topics.exact_mut(&name) {
                 topic.workers = mask;
             }
         }
     }
 
-    /// Workers interested in `topic`: exact interest plus every prefix of the
-    /// name (at most 65 lookups, however many patterns exist).
+    /// Workers interested in `topic`: the union over every selector
+    /// matching it (O(length of the topic) probes).
     fn interest_mask(&self, topic: &str) -> u64 {
-        let mut mask = self.exact_interest.get(topic).copied().unwrap_or(0);
-        if !self.prefix_interest.is_empty() {
-            for end in 0..=topic.len() {
-                if let Some(m) = topic.get(..end).and_then(|p| self.prefix_interest.get(p)) {
-                    mask |= m;
-                }
-            }
-        }
-        mask
+        self.interest
+            .matching(topic)
+            .fold(0, |mask, (_, m)| mask | m)
     }
 
     /// How long to wait for input when idle: short while an outbox holds

@@ -146,6 +146,7 @@ mod tests {
             WorkerMsg::Activate {
                 conn,
                 request: 7,
+                selectors: vec![],
                 snapshots: vec![],
             },
             &metrics,

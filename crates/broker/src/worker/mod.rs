@@ -1,16 +1,18 @@
-//! A worker thread: its own `mio::Poll`, its own SO_REUSEPORT listener, and
-//! every connection it accepted. It receives shared encoded quotes from the
-//! router and queues them on its subscribers; nothing here is shared with
-//! other workers except counters.
+//! A worker thread: the I/O shell around its connections' sans-IO state
+//! machines (`crate::session::Connection`). It owns its own `mio::Poll`,
+//! its own SO_REUSEPORT listener and every connection it accepted; it reads
+//! sockets into the connections, hands them router messages and timers,
+//! carries out the actions they return (`effects`), and writes what they
+//! queue (`cork` says when). Nothing here is shared with other workers
+//! except counters.
 
-mod conn;
-mod http;
-mod outbound;
-mod subscriptions;
+mod cork;
+mod effects;
+mod route_index;
 
 pub mod internals {
-    pub use super::outbound::{OutFrame, Outbound};
-    pub use super::subscriptions::SubscriptionIndex;
+    pub use super::route_index::RouteIndex;
+    pub use crate::session::outbound::{OutFrame, Outbound, Pushed};
 }
 
 use std::cmp::Reverse;
@@ -20,37 +22,29 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::config::{ms, Config, SlowConsumerPolicy};
+use crate::config::{ms, Config};
 use crate::messages::{ConnId, RouterCmd, WorkerMsg};
 use crate::metrics::{self, LatencyRecorder, Metrics};
+use crate::session::outbound::OutFrame;
+use crate::session::{Connection, Effects, SessionConfig};
 use crate::transport::Transport;
-use conn::{Conn, State};
-use outbound::OutFrame;
-use subscriptions::SubscriptionIndex;
+use cork::{Cork, TurnBudget};
+use route_index::RouteIndex;
 
 const LISTENER: Token = Token(0);
 pub const WAKER: Token = Token(1);
 const FIRST_CONN: usize = 2;
 
-/// How often timeouts (handshake, idle ping, dead peer, closing) are checked.
+/// How often connection deadlines (handshake, idle ping, dead peer, slow
+/// consumer, closing) are checked.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
-/// Work per loop turn (quote routings to connections: queued, held or
-/// conflated alike) before everything is flushed and sockets get a look
-/// again. Under load, messages pile up in the channel and a turn takes
-/// several: more frames per `writev`, fewer syscalls per delivery (the
-/// kernel's TCP send path is most of the cost). The bound also keeps one
-/// connection's burst (≤ 8192 frames) small next to a second of traffic.
-const DELIVERIES_PER_TURN: u64 = 8192;
 /// Reads per socket per readiness event before other sockets get a turn.
 const READS_PER_EVENT: usize = 8;
-/// Control-lane bytes (pongs) a peer may leave unread before we stop
-/// reading its pings.
-const PRIORITY_LIMIT: usize = 64 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Timer-heap size past which timers of closed connections are purged.
 const TIMER_PURGE_AT: usize = 65_536;
@@ -59,100 +53,50 @@ const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The parts of the config a worker needs, resolved once.
 pub struct WorkerSettings {
-    pub max_head_bytes: usize,
-    pub handshake_timeout: Duration,
-    pub max_message_bytes: usize,
-    pub idle_ping: Duration,
-    pub dead_peer: Duration,
-    pub close_timeout: Duration,
+    pub session: Arc<SessionConfig>,
     pub shutdown_grace: Duration,
-    pub max_subscriptions: usize,
-    pub outbound_budget_bytes: usize,
-    pub slow_consumer_policy: SlowConsumerPolicy,
-    pub disconnect_after: Duration,
-    pub stall_timeout: Duration,
     pub socket_send_buffer_bytes: usize,
     pub max_connections: usize,
 }
 
 impl WorkerSettings {
-    pub fn from_config(c: &Config) -> WorkerSettings {
+    pub fn from_config(c: &Config, epoch: Arc<str>) -> WorkerSettings {
         WorkerSettings {
-            max_head_bytes: c.server.max_head_bytes,
-            handshake_timeout: ms(c.server.handshake_timeout_ms),
-            max_message_bytes: c.websocket.max_message_bytes,
-            idle_ping: ms(c.websocket.idle_ping_ms),
-            dead_peer: ms(c.websocket.dead_peer_ms),
-            close_timeout: ms(c.websocket.close_timeout_ms),
+            session: Arc::new(SessionConfig::from_config(c, epoch)),
             shutdown_grace: ms(c.server.shutdown_grace_ms),
-            max_subscriptions: c.subscriber.max_subscriptions,
-            outbound_budget_bytes: c.subscriber.outbound_budget_bytes,
-            slow_consumer_policy: c.subscriber.slow_consumer_policy,
-            disconnect_after: ms(c.subscriber.disconnect_after_ms),
-            stall_timeout: ms(c.subscriber.stall_timeout_ms),
             socket_send_buffer_bytes: c.subscriber.socket_send_buffer_bytes,
             max_connections: c.server.max_connections,
         }
     }
 }
 
-/// Everything a connection may touch while handling its events.
-pub struct Ctx {
-    pub id: usize,
-    pub settings: Arc<WorkerSettings>,
-    pub metrics: Arc<Metrics>,
-    pub epoch: Arc<str>,
-    pub subs: SubscriptionIndex,
-    router_tx: Sender<RouterCmd>,
-    /// Commands the router's queue had no room for; sent first next turn.
-    /// A worker never blocks on the router (the router may be blocked on us).
-    deferred: VecDeque<RouterCmd>,
-    pub dirty: Vec<usize>,
-    pub now: Instant,
-    /// Deliveries queued since the last metrics update.
-    pub deliveries: u64,
-    /// Quotes replaced by a newer one before a slow reader got them.
-    pub conflated: u64,
-    /// `max_hz` deadlines: when a connection's held quote of a topic is due.
-    /// One heap per worker, no timer per subscription.
-    pub timers: BinaryHeap<Reverse<(Instant, ConnId, Arc<str>)>>,
-}
-
-impl Ctx {
-    pub fn send_router(&mut self, cmd: RouterCmd) {
-        if !self.deferred.is_empty() {
-            self.deferred.push_back(cmd);
-            return;
-        }
-        match self.router_tx.try_send(cmd) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-            Err(TrySendError::Full(cmd)) => self.deferred.push_back(cmd),
-        }
-    }
-
-    fn retry_deferred(&mut self) {
-        while let Some(cmd) = self.deferred.pop_front() {
-            match self.router_tx.try_send(cmd) {
-                Ok(()) => {}
-                Err(TrySendError::Full(cmd)) => {
-                    self.deferred.push_front(cmd);
-                    return;
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    self.deferred.clear();
-                    return;
-                }
-            }
-        }
-    }
+/// One accepted connection: its socket and its protocol state.
+struct Conn {
+    id: ConnId,
+    transport: Transport,
+    link: Connection,
 }
 
 pub struct Worker {
+    id: usize,
     poll: Poll,
     listener: Option<TcpListener>,
     conns: Slab<Conn>,
     rx: Receiver<WorkerMsg>,
-    ctx: Ctx,
+    settings: Arc<WorkerSettings>,
+    metrics: Arc<Metrics>,
+    routes: RouteIndex,
+    router_tx: Sender<RouterCmd>,
+    /// Commands the router's queue had no room for; sent first next turn.
+    /// A worker never blocks on the router (the router may be blocked on us).
+    deferred: VecDeque<RouterCmd>,
+    /// `max_hz` deadlines: when a connection's held quote of a topic is due.
+    /// One heap per worker, no timer per subscription.
+    timers: BinaryHeap<Reverse<(Instant, ConnId, Arc<str>)>>,
+    /// What the connections asked for while handling the current event.
+    fx: Effects,
+    cork: Cork,
+    now: Instant,
     open_connections: Arc<AtomicUsize>,
     shutdown: Arc<AtomicBool>,
     next_serial: u64,
@@ -168,6 +112,8 @@ pub struct Worker {
     /// Router send → this worker picking the batch up.
     hop_latency: LatencyRecorder,
     frames_out: u64,
+    /// Quotes handed to sockets since the last metrics update.
+    deliveries: u64,
     last_publish: Instant,
 }
 
@@ -179,7 +125,6 @@ pub struct WorkerParts {
     pub router_tx: Sender<RouterCmd>,
     pub settings: Arc<WorkerSettings>,
     pub metrics: Arc<Metrics>,
-    pub epoch: Arc<str>,
     pub open_connections: Arc<AtomicUsize>,
     pub shutdown: Arc<AtomicBool>,
 }
@@ -192,24 +137,20 @@ impl Worker {
             .registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         Ok(Worker {
+            id: parts.id,
             poll: parts.poll,
             listener: Some(listener),
             conns: Slab::new(),
             rx: parts.rx,
-            ctx: Ctx {
-                id: parts.id,
-                settings: parts.settings,
-                metrics: parts.metrics,
-                epoch: parts.epoch,
-                subs: SubscriptionIndex::default(),
-                router_tx: parts.router_tx,
-                deferred: VecDeque::new(),
-                dirty: Vec::new(),
-                now: Instant::now(),
-                deliveries: 0,
-                conflated: 0,
-                timers: BinaryHeap::new(),
-            },
+            settings: parts.settings,
+            metrics: parts.metrics,
+            routes: RouteIndex::default(),
+            router_tx: parts.router_tx,
+            deferred: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            fx: Effects::default(),
+            cork: Cork::default(),
+            now: Instant::now(),
             open_connections: parts.open_connections,
             shutdown: parts.shutdown,
             next_serial: 0,
@@ -219,6 +160,7 @@ impl Worker {
             delivery_latency: LatencyRecorder::default(),
             hop_latency: LatencyRecorder::default(),
             frames_out: 0,
+            deliveries: 0,
             last_publish: Instant::now(),
         })
     }
@@ -232,18 +174,18 @@ impl Worker {
             let timeout = if busy {
                 Duration::ZERO
             } else {
-                let next_timer = self.ctx.timers.peek().map(|Reverse((at, _, _))| *at);
+                let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
                 let wake = next_timer.map_or(next_sweep, |t| t.min(next_sweep));
                 // Round up: waking a moment early would just poll again.
                 wake.saturating_duration_since(Instant::now()) + Duration::from_micros(100)
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    tracing::error!(worker = self.ctx.id, error = %e, "poll failed; worker stops");
+                    tracing::error!(worker = self.id, error = %e, "poll failed; worker stops");
                     break;
                 }
             }
-            self.ctx.now = Instant::now();
+            self.now = Instant::now();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -254,7 +196,8 @@ impl Worker {
                             self.read(slot);
                         }
                         if event.is_writable() {
-                            self.flush(slot);
+                            // Corked: written with everything else this turn.
+                            self.cork.mark(slot);
                         }
                     }
                 }
@@ -264,31 +207,31 @@ impl Worker {
             }
             self.fire_timers();
             busy = self.handle_router_msgs();
-            self.flush_dirty();
+            self.retry_deferred();
+            self.flush_corked();
             busy |= !self.unread.is_empty();
-            self.ctx.retry_deferred();
             metrics::add(
-                &self.ctx.metrics.deliveries,
-                std::mem::take(&mut self.ctx.deliveries),
+                &self.metrics.deliveries,
+                std::mem::take(&mut self.deliveries),
             );
             metrics::add(
-                &self.ctx.metrics.conflated,
-                std::mem::take(&mut self.ctx.conflated),
+                &self.metrics.conflated,
+                std::mem::take(&mut self.fx.conflated),
             );
-            if self.ctx.now.duration_since(self.last_publish) >= PUBLISH_INTERVAL {
+            if self.now.duration_since(self.last_publish) >= PUBLISH_INTERVAL {
                 self.publish_stats();
             }
 
             if shutdown_deadline.is_none() && self.shutdown.load(Ordering::Acquire) {
-                shutdown_deadline = Some(self.ctx.now + self.ctx.settings.shutdown_grace);
+                shutdown_deadline = Some(self.now + self.settings.shutdown_grace);
                 self.begin_shutdown();
             }
-            if self.ctx.now >= next_sweep {
+            if self.now >= next_sweep {
                 self.sweep();
-                next_sweep = self.ctx.now + SWEEP_INTERVAL;
+                next_sweep = self.now + SWEEP_INTERVAL;
             }
             if let Some(deadline) = shutdown_deadline {
-                if self.conns.is_empty() || self.ctx.now >= deadline {
+                if self.conns.is_empty() || self.now >= deadline {
                     break;
                 }
             }
@@ -307,14 +250,14 @@ impl Worker {
             match listener.accept() {
                 Ok((stream, _addr)) => {
                     let open = self.open_connections.fetch_add(1, Ordering::Relaxed);
-                    if open >= self.ctx.settings.max_connections {
+                    if open >= self.settings.max_connections {
                         self.open_connections.fetch_sub(1, Ordering::Relaxed);
-                        metrics::add(&self.ctx.metrics.connections_refused, 1);
+                        metrics::add(&self.metrics.connections_refused, 1);
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    if self.ctx.settings.socket_send_buffer_bytes > 0 {
-                        let size = self.ctx.settings.socket_send_buffer_bytes;
+                    if self.settings.socket_send_buffer_bytes > 0 {
+                        let size = self.settings.socket_send_buffer_bytes;
                         let _ = socket2::SockRef::from(&stream).set_send_buffer_size(size);
                     }
                     let entry = self.conns.vacant_entry();
@@ -334,8 +277,12 @@ impl Worker {
                         slot,
                         serial: self.next_serial,
                     };
-                    let budget = self.ctx.settings.outbound_budget_bytes;
-                    entry.insert(Conn::new(id, transport, self.ctx.now, budget));
+                    let link = Connection::new(self.settings.session.clone(), self.now);
+                    entry.insert(Conn {
+                        id,
+                        transport,
+                        link,
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -356,8 +303,8 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
             };
-            if conn.out.priority_bytes() > PRIORITY_LIMIT {
-                // Resumed from flush() once the peer reads its pongs.
+            if !conn.link.wants_read() {
+                // Resumed from flush() once the peer reads what we queued.
                 return;
             }
             match conn.transport.read(&mut self.scratch) {
@@ -367,13 +314,8 @@ impl Worker {
                 }
                 Ok(n) => {
                     let data = self.scratch.get(..n).unwrap_or_default();
-                    conn.on_bytes(&mut self.ctx, data);
-                    if let State::Http = conn.state {
-                        if conn.read_buf.len() > self.ctx.settings.max_head_bytes + READ_CHUNK {
-                            // route() answered 431 already; never buffer more.
-                            return;
-                        }
-                    }
+                    conn.link.on_bytes(data, self.now, &mut self.fx);
+                    self.after_event(slot);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -386,16 +328,15 @@ impl Worker {
         self.unread.push(slot);
     }
 
-    fn flush_dirty(&mut self) {
-        // A flush can resume a paused read, which can dirty connections
-        // again: take the list until it stays empty.
-        while !self.ctx.dirty.is_empty() {
-            for slot in std::mem::take(&mut self.ctx.dirty) {
-                if let Some(conn) = self.conns.get_mut(slot) {
-                    conn.dirty = false;
-                }
+    /// Writes every corked connection. A flush can resume a paused read,
+    /// which can queue output again: repeat until nothing is marked.
+    fn flush_corked(&mut self) {
+        while !self.cork.is_empty() {
+            let turn = self.cork.take();
+            for &slot in &turn {
                 self.flush(slot);
             }
+            self.cork.recycle(turn);
         }
     }
 
@@ -403,32 +344,32 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let paused = conn.out.priority_bytes() > PRIORITY_LIMIT;
+        let paused = !conn.link.wants_read();
         let mut written = 0;
         let now = Instant::now();
-        let (latency, frames) = (&mut self.delivery_latency, &mut self.frames_out);
+        let (latency, frames, deliveries) = (
+            &mut self.delivery_latency,
+            &mut self.frames_out,
+            &mut self.deliveries,
+        );
         let mut on_sent = |frame: &OutFrame| {
             *frames += 1;
             if let OutFrame::Quote(quote, _) = frame {
+                *deliveries += 1;
                 latency.record(now.saturating_duration_since(quote.decoded_at));
             }
         };
         let result = conn
-            .out
+            .link
+            .outbound()
             .write_to(&mut conn.transport, &mut written, &mut on_sent);
-        metrics::add(&self.ctx.metrics.bytes_out, written as u64);
+        metrics::add(&self.metrics.bytes_out, written as u64);
         match result {
             Ok(drained) => {
-                if let State::Closing { write_shut, .. } = &mut conn.state {
-                    if drained && !*write_shut {
-                        *write_shut = true;
-                        conn.transport.shutdown_write();
-                    }
+                if conn.link.on_written(written, drained, now) {
+                    conn.transport.shutdown_write();
                 }
-                if written > 0 || drained {
-                    conn.progress_at = now;
-                }
-                if paused && conn.out.priority_bytes() <= PRIORITY_LIMIT {
+                if paused && conn.link.wants_read() {
                     // Resume reading next turn, within the per-event read cap.
                     self.unread.push(slot);
                 }
@@ -438,13 +379,10 @@ impl Worker {
     }
 
     /// Handles router messages until the channel is empty (false) or the
-    /// turn's work budget is spent (true: more may be waiting). Work counts
-    /// every connection a quote was routed to (delivered, held or conflated
-    /// alike), so a turn always ends and sockets, timers and the sweep get
-    /// their turn even when every quote is conflated.
+    /// turn's work budget is spent (true: more may be waiting).
     fn handle_router_msgs(&mut self) -> bool {
-        let mut work: u64 = 0;
-        while work < DELIVERIES_PER_TURN {
+        let mut budget = TurnBudget::default();
+        while !budget.exhausted() {
             let Ok(msg) = self.rx.try_recv() else {
                 return false;
             };
@@ -453,11 +391,17 @@ impl Worker {
                     self.hop_latency
                         .record_n(sent_at.elapsed(), quotes.len() as u64);
                     for quote in &quotes {
-                        let targets = self.ctx.subs.targets(&quote.topic);
-                        work += targets.len().max(1) as u64;
+                        let targets = self.routes.targets(&quote.topic);
+                        budget.charge(targets.len());
                         for target in targets.iter() {
                             if let Some(conn) = self.conns.get_mut(target.slot) {
-                                conn.push_quote(&mut self.ctx, quote, target.min_interval);
+                                conn.link.on_quote(
+                                    quote,
+                                    target.min_interval,
+                                    self.now,
+                                    &mut self.fx,
+                                );
+                                self.after_event(target.slot);
                             }
                         }
                     }
@@ -465,13 +409,14 @@ impl Worker {
                 WorkerMsg::Activate {
                     conn,
                     request,
+                    selectors,
                     snapshots,
                 } => {
-                    work += snapshots.len().max(1) as u64;
-                    if let Some(c) = self.conns.get_mut(conn.slot) {
-                        if c.id == conn {
-                            c.activate(&mut self.ctx, request, snapshots);
-                        }
+                    budget.charge(snapshots.len());
+                    if let Some(c) = self.conns.get_mut(conn.slot).filter(|c| c.id == conn) {
+                        c.link
+                            .on_activate(request, &selectors, snapshots, self.now, &mut self.fx);
+                        self.after_event(conn.slot);
                     }
                 }
             }
@@ -483,39 +428,37 @@ impl Worker {
     /// (reconnecting `max_hz` subscribers would otherwise leave theirs until
     /// their deadline, up to a day away).
     fn purge_timers(&mut self) {
-        if self.ctx.timers.len() <= TIMER_PURGE_AT.max(2 * self.conns.len()) {
+        if self.timers.len() <= TIMER_PURGE_AT.max(2 * self.conns.len()) {
             return;
         }
         let conns = &self.conns;
-        self.ctx
-            .timers
+        self.timers
             .retain(|Reverse((_, id, _))| conns.get(id.slot).is_some_and(|c| c.id == *id));
     }
 
     /// Sends the held quotes whose `max_hz` spacing has passed.
     fn fire_timers(&mut self) {
-        while let Some(Reverse((at, id, _))) = self.ctx.timers.peek() {
-            if *at > self.ctx.now {
+        while let Some(Reverse((at, id, _))) = self.timers.peek() {
+            if *at > self.now {
                 return;
             }
             let id = *id;
-            let Some(Reverse((_, _, topic))) = self.ctx.timers.pop() else {
+            let Some(Reverse((_, _, topic))) = self.timers.pop() else {
                 return;
             };
-            if let Some(conn) = self.conns.get_mut(id.slot) {
-                if conn.id == id {
-                    conn.release_held(&mut self.ctx, &topic);
-                }
+            if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
+                conn.link.on_timer(&topic, self.now, &mut self.fx);
+                self.after_event(id.slot);
             }
         }
     }
 
     fn publish_stats(&mut self) {
-        let now = self.ctx.now;
+        let now = self.now;
         self.last_publish = now;
-        let m = &self.ctx.metrics;
+        let m = &self.metrics;
         metrics::add(&m.frames_out, std::mem::take(&mut self.frames_out));
-        if let Some(depth) = m.worker_queue_depth.get(self.ctx.id) {
+        if let Some(depth) = m.worker_queue_depth.get(self.id) {
             depth.store(self.rx.len() as u64, Ordering::Relaxed);
         }
         m.delivery_latency
@@ -526,63 +469,21 @@ impl Worker {
             .absorb(&mut self.hop_latency, now);
     }
 
-    /// Timeouts. O(connections) every SWEEP_INTERVAL: cheap next to the
+    /// Deadlines. O(connections) every SWEEP_INTERVAL: cheap next to the
     /// per-quote work, and no timer state per connection.
     fn sweep(&mut self) {
         if std::mem::take(&mut self.accept_retry) {
             self.accept();
         }
         self.purge_timers();
-        let now = self.ctx.now;
-        let s = &self.ctx.settings;
-        let mut expired = Vec::new();
-        let mut to_ping = Vec::new();
-        let mut too_slow = Vec::new();
-        for (slot, conn) in self.conns.iter_mut() {
-            if matches!(conn.state, State::Ws(_)) && conn.is_too_slow(s, now) {
-                too_slow.push(slot);
-                continue;
-            }
-            match &conn.state {
-                State::Http => {
-                    if now.duration_since(conn.opened_at) >= s.handshake_timeout {
-                        expired.push(slot);
-                    }
-                }
-                State::Ws(session) => match session.ping_sent_at {
-                    None if now.duration_since(session.last_heard) >= s.idle_ping => {
-                        to_ping.push(slot)
-                    }
-                    Some(at) if now.duration_since(at) >= s.dead_peer => expired.push(slot),
-                    _ => {}
-                },
-                State::Closing { deadline, .. } => {
-                    if now >= *deadline {
-                        expired.push(slot);
-                    }
-                }
-            }
-        }
-        for slot in expired {
-            self.remove(slot);
-        }
-        for slot in too_slow {
+        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
+        for slot in slots {
             if let Some(conn) = self.conns.get_mut(slot) {
-                tracing::info!(worker = self.ctx.id, conn = slot, "slow consumer closed");
-                metrics::add(&self.ctx.metrics.slow_consumer_closes, 1);
-                conn.close_with(
-                    &mut self.ctx,
-                    tickwire_ws::close::POLICY_VIOLATION,
-                    "slow consumer",
-                );
+                conn.link.on_tick(self.now, &mut self.fx);
+                self.after_event(slot);
             }
         }
-        for slot in to_ping {
-            if let Some(conn) = self.conns.get_mut(slot) {
-                conn.ping(&mut self.ctx);
-            }
-        }
-        self.flush_dirty();
+        self.flush_corked();
     }
 
     fn begin_shutdown(&mut self) {
@@ -591,18 +492,12 @@ impl Worker {
         }
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
-            let Some(conn) = self.conns.get_mut(slot) else {
-                continue;
-            };
-            match conn.state {
-                State::Ws(_) => {
-                    conn.close_with(&mut self.ctx, tickwire_ws::close::GOING_AWAY, "going away")
-                }
-                State::Http => self.remove(slot),
-                State::Closing { .. } => {}
+            if let Some(conn) = self.conns.get_mut(slot) {
+                conn.link.begin_shutdown(self.now, &mut self.fx);
+                self.after_event(slot);
             }
         }
-        self.flush_dirty();
+        self.flush_corked();
     }
 
     fn remove(&mut self, slot: usize) {
@@ -610,7 +505,8 @@ impl Worker {
             return;
         }
         let mut conn = self.conns.remove(slot);
-        conn.leave_session(&mut self.ctx);
+        conn.link.on_removed(&mut self.fx);
+        self.apply_effects(conn.id);
         let _ = self.poll.registry().deregister(&mut conn.transport);
         self.open_connections.fetch_sub(1, Ordering::Relaxed);
     }

@@ -1,0 +1,284 @@
+//! One subscriber's subscription entries and the rules around them:
+//! atomic requests, at-most-once delivery under overlapping entries, the
+//! most specific entry's options, snapshot ordering and `max_hz`.
+//!
+//! Entries live in a [`PrefixIndex`], so finding the entries that match a
+//! topic costs O(length of the topic), whatever the number of entries.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tickwire_protocol::control::ErrorCode;
+use tickwire_protocol::{PrefixIndex, Selector};
+
+use super::outbound::{Outbound, Pushed};
+use super::throttle::{spacing, Offer, Throttles};
+use super::{Action, Effects};
+use crate::messages::{Format, SharedQuote};
+
+pub(super) struct Entry {
+    /// The subscribe request that created it; the router's activation of
+    /// that request turns it on.
+    request: u32,
+    active: bool,
+    /// f32, not f64: idle connections must stay cheap.
+    max_hz: Option<f32>,
+}
+
+#[derive(Default)]
+pub(super) struct Subscriptions {
+    entries: PrefixIndex<Entry>,
+    next_request: u32,
+    throttles: Throttles,
+}
+
+/// A rejected request: error code and message.
+pub(super) type Rejection = (ErrorCode, String);
+
+impl Subscriptions {
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Validates and applies a subscribe, all or nothing. New entries are
+    /// pending until the router activates the request.
+    pub fn subscribe(
+        &mut self,
+        topics: &[String],
+        snapshot: bool,
+        max_hz: Option<f64>,
+        max_entries: usize,
+        fx: &mut Effects,
+    ) -> Result<(), Rejection> {
+        let selectors = unique_selectors(topics)
+            .map_err(|t| (ErrorCode::BadTopic, format!("invalid topic {t:?}")))?;
+        let adding = selectors
+            .iter()
+            .filter(|s| !self.entries.contains(s))
+            .count();
+        if self.entries.len() + adding > max_entries {
+            return Err((
+                ErrorCode::TooManySubscriptions,
+                format!("at most {max_entries} subscription entries per connection"),
+            ));
+        }
+        let max_hz = max_hz.map(|hz| hz as f32);
+        let request = self.next_request;
+        self.next_request = self.next_request.wrapping_add(1);
+        let mut added = Vec::new();
+        for selector in &selectors {
+            let (entry, inserted) = self.entries.get_or_insert_with(selector, || Entry {
+                request,
+                active: false,
+                max_hz,
+            });
+            if inserted {
+                added.push(selector.clone());
+            } else if entry.max_hz != max_hz {
+                // Subscribing again replaces the entry's options.
+                entry.max_hz = max_hz;
+                if entry.active {
+                    fx.actions.push(Action::Route {
+                        selector: selector.clone(),
+                        max_hz,
+                    });
+                }
+            }
+        }
+        if !added.is_empty() {
+            fx.actions
+                .push(Action::SubscriptionsChanged(added.len() as i64));
+        }
+        fx.actions.push(Action::Subscribe {
+            request,
+            selectors,
+            added,
+            snapshot,
+        });
+        Ok(())
+    }
+
+    /// Removes exactly the entries named (idempotent), and whatever is
+    /// queued or held for topics no longer matched.
+    pub fn unsubscribe(&mut self, topics: &[String], out: &mut Outbound, fx: &mut Effects) {
+        let mut released = Vec::new();
+        // Topics were validated by the parser; invalid ones cannot be entries.
+        for selector in topics.iter().filter_map(|t| Selector::parse(t)) {
+            if let Some(entry) = self.entries.remove(&selector) {
+                if entry.active {
+                    fx.actions.push(Action::Unroute(selector.clone()));
+                }
+                released.push(selector);
+            }
+        }
+        if released.is_empty() {
+            return;
+        }
+        fx.actions
+            .push(Action::SubscriptionsChanged(-(released.len() as i64)));
+        // Quotes queued but not yet written for topics no longer wanted are
+        // not sent after the `unsubscribed` reply.
+        let entries = &self.entries;
+        out.retain_quotes(|topic| entries.matches(topic));
+        self.throttles.retain(|topic| entries.matches(topic));
+        fx.actions.push(Action::Release(released));
+    }
+
+    /// The router took subscribe `request` (naming `selectors`): queue the
+    /// snapshots it wants, then let live quotes flow to the entries it
+    /// created. Quotes the router sends after this are newer than these
+    /// snapshots, so no live quote can precede its topic's snapshot.
+    pub fn activate(
+        &mut self,
+        request: u32,
+        selectors: &[Selector],
+        snapshots: Vec<Arc<SharedQuote>>,
+        sink: &mut QuoteSink<'_>,
+    ) {
+        if !snapshots.is_empty() {
+            let named: HashSet<String> = selectors.iter().map(Selector::as_written).collect();
+            for quote in snapshots {
+                if !self.snapshot_wanted(request, &named, &quote.topic) {
+                    continue;
+                }
+                let interval = self.min_interval(&quote.topic);
+                sink.fx.conflated += self.throttles.on_snapshot(&quote.topic, interval, sink.now);
+                sink.push(quote);
+            }
+        }
+        for selector in selectors {
+            if let Some(entry) = self.entries.get_mut(selector) {
+                if entry.request == request && !entry.active {
+                    entry.active = true;
+                    sink.fx.actions.push(Action::Route {
+                        selector: selector.clone(),
+                        max_hz: entry.max_hz,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether subscribe `request`'s snapshot of `topic` goes out. An entry
+    /// the request named must still match it, and either have existed
+    /// before the request (a re-subscribe asks for the snapshot again) or be
+    /// new with no other active entry already delivering the topic (the
+    /// client has its live quotes: a snapshot could be one of them again).
+    /// An entry re-created by a later request (after an unsubscribe) is
+    /// that request's business.
+    fn snapshot_wanted(&self, request: u32, named: &HashSet<String>, topic: &str) -> bool {
+        let (mut new_match, mut delivered_elsewhere) = (false, false);
+        for (key, entry) in self.entries.matching(topic) {
+            if named.contains(&**key) {
+                // Request ids wrap; "older" is within half the range.
+                let age = request.wrapping_sub(entry.request) as i32;
+                match age {
+                    1.. => return true, // existed before: re-subscribed
+                    0 => new_match = true,
+                    _ => {} // re-created after this request
+                }
+            } else if entry.active {
+                delivered_elsewhere = true;
+            }
+        }
+        new_match && !delivered_elsewhere
+    }
+
+    /// A live quote routed to this connection with the spacing of its most
+    /// specific entry: delivered now, or held (newest wins) until the
+    /// spacing ends.
+    pub fn on_quote(
+        &mut self,
+        quote: &Arc<SharedQuote>,
+        interval: Option<Duration>,
+        sink: &mut QuoteSink<'_>,
+    ) {
+        let (offer, discarded) = self.throttles.offer(quote, interval, sink.now);
+        sink.fx.conflated += discarded;
+        match offer {
+            Offer::Send => sink.push(quote.clone()),
+            Offer::Held { replaced, due } => {
+                sink.fx.conflated += u64::from(replaced);
+                if let Some(at) = due {
+                    sink.fx.actions.push(Action::ArmTimer {
+                        at,
+                        topic: quote.topic.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// A `max_hz` timer of `topic` fired.
+    pub fn on_timer(&mut self, topic: &Arc<str>, sink: &mut QuoteSink<'_>) {
+        let interval = self.min_interval(topic);
+        match self.throttles.release(topic, interval, sink.now) {
+            Ok(Some(quote)) => sink.push(quote),
+            Ok(None) => {}
+            Err(at) => sink.fx.actions.push(Action::ArmTimer {
+                at,
+                topic: topic.clone(),
+            }),
+        }
+    }
+
+    /// Gives back every entry (the connection is leaving).
+    pub fn clear(&mut self, fx: &mut Effects) {
+        let count = self.entries.len();
+        let mut released = Vec::with_capacity(count);
+        for (selector, entry) in self.entries.drain() {
+            if entry.active {
+                fx.actions.push(Action::Unroute(selector.clone()));
+            }
+            released.push(selector);
+        }
+        self.throttles = Throttles::default();
+        if count > 0 {
+            fx.actions
+                .push(Action::SubscriptionsChanged(-(count as i64)));
+            fx.actions.push(Action::Release(released));
+        }
+    }
+
+    /// The spacing set by the most specific entry matching `topic`, if any.
+    fn min_interval(&self, topic: &str) -> Option<Duration> {
+        self.entries
+            .most_specific(topic)
+            .and_then(|e| e.max_hz)
+            .map(spacing)
+    }
+}
+
+/// Where quotes go: the connection's outbound queue, in its format.
+pub(super) struct QuoteSink<'a> {
+    pub out: &'a mut Outbound,
+    pub format: Format,
+    pub now: Instant,
+    pub fx: &'a mut Effects,
+}
+
+impl QuoteSink<'_> {
+    fn push(&mut self, quote: Arc<SharedQuote>) {
+        if let Pushed::Conflated { replaced: true } =
+            self.out.push_quote(quote, self.format, self.now)
+        {
+            self.fx.conflated += 1;
+        }
+    }
+}
+
+/// Request topics as selectors, a topic repeated in one request counted once.
+/// Linear in the request size: a hash set, not `Vec::contains`.
+fn unique_selectors(topics: &[String]) -> Result<Vec<Selector>, &str> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(topics.len());
+    let mut out: Vec<Selector> = Vec::with_capacity(topics.len());
+    for topic in topics {
+        let selector = Selector::parse(topic).ok_or(topic.as_str())?;
+        if seen.insert(topic.as_str()) {
+            out.push(selector);
+        }
+    }
+    Ok(out)
+}

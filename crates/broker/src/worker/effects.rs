@@ -1,0 +1,153 @@
+//! Carrying out what a connection asked for (`session::Action`): router
+//! commands, route-index changes, timers, counters, drops. The only place
+//! where a connection's decisions touch worker-wide state.
+
+use std::cmp::Reverse;
+
+use crossbeam_channel::TrySendError;
+use tickwire_protocol::Selector;
+
+use super::Worker;
+use crate::messages::{ConnId, RouterCmd};
+use crate::metrics;
+use crate::session::Action;
+
+impl Worker {
+    /// After any event handed to connection `slot`: carry out its actions
+    /// and cork it if it has something to write.
+    pub(super) fn after_event(&mut self, slot: usize) {
+        let Some(id) = self.conns.get(slot).map(|c| c.id) else {
+            return;
+        };
+        let dropped = self.apply_effects(id);
+        if dropped {
+            self.remove(slot);
+        } else if self.conns.get(slot).is_some_and(|c| c.link.has_output()) {
+            self.cork.mark(slot);
+        }
+    }
+
+    /// Applies and clears `self.fx.actions` for connection `id`; true if
+    /// one of them was [`Action::Drop`].
+    pub(super) fn apply_effects(&mut self, id: ConnId) -> bool {
+        if self.fx.actions.is_empty() {
+            return false;
+        }
+        let mut actions = std::mem::take(&mut self.fx.actions);
+        let mut dropped = false;
+        for action in actions.drain(..) {
+            match action {
+                Action::Subscribe {
+                    request,
+                    selectors,
+                    added,
+                    snapshot,
+                } => {
+                    let interest_add = added
+                        .into_iter()
+                        .filter(|s| self.routes.add_ref(s))
+                        .collect();
+                    let cmd = RouterCmd::Subscribe {
+                        worker: self.id,
+                        conn: id,
+                        request,
+                        selectors,
+                        snapshot,
+                        interest_add,
+                    };
+                    if self.send_router(cmd) {
+                        self.command_taken(id);
+                    }
+                }
+                Action::Route { selector, max_hz } => self.routes.route(&selector, id.slot, max_hz),
+                Action::Unroute(selector) => self.routes.unroute(&selector, id.slot),
+                Action::Release(selectors) => {
+                    let dropped: Vec<Selector> = selectors
+                        .into_iter()
+                        .filter(|s| self.routes.remove_ref(s))
+                        .collect();
+                    if !dropped.is_empty() {
+                        self.send_router(RouterCmd::DropInterest {
+                            worker: self.id,
+                            selectors: dropped,
+                        });
+                    }
+                }
+                Action::ArmTimer { at, topic } => self.timers.push(Reverse((at, id, topic))),
+                Action::ServeMetrics => {
+                    let body = metrics::render(&self.metrics);
+                    if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
+                        conn.link.on_metrics(body.as_bytes(), self.now);
+                    }
+                }
+                Action::Opened => metrics::gauge_add(&self.metrics.subscriber_connections, 1),
+                Action::Left => metrics::gauge_add(&self.metrics.subscriber_connections, -1),
+                Action::SubscriptionsChanged(delta) => {
+                    metrics::gauge_add(&self.metrics.subscriptions, delta)
+                }
+                Action::RequestError(code) => self.metrics.request_error(code),
+                Action::CloseSent {
+                    code,
+                    slow_consumer,
+                } => {
+                    self.metrics.close_sent(code);
+                    if slow_consumer {
+                        tracing::info!(worker = self.id, conn = id.slot, "slow consumer closed");
+                        metrics::add(&self.metrics.slow_consumer_closes, 1);
+                    }
+                }
+                Action::Drop => dropped = true,
+            }
+        }
+        // Keep the allocation for the next event.
+        self.fx.actions = actions;
+        dropped
+    }
+
+    /// Sends a command to the router without blocking; true if the router
+    /// has it now, false if it waits in the deferred queue.
+    fn send_router(&mut self, cmd: RouterCmd) -> bool {
+        if !self.deferred.is_empty() {
+            self.deferred.push_back(cmd);
+            return false;
+        }
+        match self.router_tx.try_send(cmd) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => true,
+            Err(TrySendError::Full(cmd)) => {
+                self.deferred.push_back(cmd);
+                false
+            }
+        }
+    }
+
+    /// Sends deferred commands while the router's queue has room; a
+    /// subscribe that goes releases its connection's held replies.
+    pub(super) fn retry_deferred(&mut self) {
+        while let Some(cmd) = self.deferred.pop_front() {
+            let conn = match &cmd {
+                RouterCmd::Subscribe { conn, .. } => Some(*conn),
+                RouterCmd::DropInterest { .. } => None,
+            };
+            match self.router_tx.try_send(cmd) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {
+                    if let Some(id) = conn {
+                        self.command_taken(id);
+                    }
+                }
+                Err(TrySendError::Full(cmd)) => {
+                    self.deferred.push_front(cmd);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn command_taken(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
+            conn.link.on_command_taken();
+            if conn.link.has_output() {
+                self.cork.mark(id.slot);
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! A worker's index from topics to its local subscriber connections.
+//!
+//! Entries are kept in a [`PrefixIndex`] per selector; the set of
+//! connections a topic reaches is resolved once (O(length of the topic)
+//! probes), de-duplicated (a connection matching a topic through several
+//! entries gets each quote once, with the options of its most specific
+//! entry), and cached until a subscription change touches that topic. The
+//! cache is an ordered index too, so a pattern change invalidates only the
+//! cached topics under it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tickwire_protocol::{PrefixIndex, Selector};
+
+use crate::session::throttle::spacing;
+
+/// One connection a topic's quotes go to, and its minimum spacing
+/// (`max_hz`) for that topic, if throttled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    pub slot: usize,
+    pub min_interval: Option<Duration>,
+}
+
+/// An entry in the index: which connection, with which `max_hz`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Member {
+    slot: u32,
+    max_hz: Option<f32>,
+}
+
+pub struct RouteIndex {
+    members: PrefixIndex<Vec<Member>>,
+    /// Entries (pending or active) per selector on this worker, so the
+    /// router hears only about the first and the last.
+    refs: PrefixIndex<u32>,
+    routes: PrefixIndex<Arc<[Target]>>,
+}
+
+impl Default for RouteIndex {
+    fn default() -> Self {
+        RouteIndex {
+            members: PrefixIndex::new(),
+            refs: PrefixIndex::new(),
+            routes: PrefixIndex::ordered(),
+        }
+    }
+}
+
+impl RouteIndex {
+    /// Counts one more entry for `selector`; true if it is this worker's first.
+    pub fn add_ref(&mut self, selector: &Selector) -> bool {
+        let (count, _) = self.refs.get_or_insert_with(selector, || 0);
+        *count += 1;
+        *count == 1
+    }
+
+    /// Counts one entry less; true if it was this worker's last.
+    pub fn remove_ref(&mut self, selector: &Selector) -> bool {
+        match self.refs.get_mut(selector) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            Some(_) => {
+                self.refs.remove(selector);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Connection `slot` receives live quotes matching `selector`, at most
+    /// `max_hz` per second per topic (replacing its earlier rate, if any).
+    pub fn route(&mut self, selector: &Selector, slot: usize, max_hz: Option<f32>) {
+        let (members, _) = self.members.get_or_insert_with(selector, Vec::new);
+        let member = Member {
+            slot: slot as u32,
+            max_hz,
+        };
+        match members.iter_mut().find(|m| m.slot as usize == slot) {
+            Some(m) => *m = member,
+            None => members.push(member),
+        }
+        self.invalidate(selector);
+    }
+
+    pub fn unroute(&mut self, selector: &Selector, slot: usize) {
+        if let Some(members) = self.members.get_mut(selector) {
+            if let Some(i) = members.iter().position(|m| m.slot as usize == slot) {
+                members.swap_remove(i);
+            }
+            if members.is_empty() {
+                self.members.remove(selector);
+            }
+        }
+        self.invalidate(selector);
+    }
+
+    /// Connections that get a quote of `topic`, each once, with the
+    /// options of the most specific entry matching it.
+    pub fn targets(&mut self, topic: &Arc<str>) -> Arc<[Target]> {
+        if let Some(route) = self.routes.exact(topic) {
+            return route.clone();
+        }
+        // (slot, rank, max_hz); `matching` is most specific first, so the
+        // lowest rank per slot is its most specific entry.
+        let mut found: Vec<(u32, usize, Option<f32>)> = Vec::new();
+        for (rank, (_, members)) in self.members.matching(topic).enumerate() {
+            found.extend(members.iter().map(|m| (m.slot, rank, m.max_hz)));
+        }
+        found.sort_unstable_by_key(|&(slot, rank, _)| (slot, rank));
+        found.dedup_by_key(|f| f.0);
+        let route: Arc<[Target]> = found
+            .into_iter()
+            .map(|(slot, _, max_hz)| Target {
+                slot: slot as usize,
+                min_interval: max_hz.map(spacing),
+            })
+            .collect();
+        self.routes.insert_exact(topic.clone(), route.clone());
+        route
+    }
+
+    /// Forgets cached routes of the topics `selector` matches.
+    fn invalidate(&mut self, selector: &Selector) {
+        let stale: Vec<Arc<str>> = self.routes.keys_matched(selector).cloned().collect();
+        for topic in stale {
+            self.routes.remove_exact(&topic);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(s: &str) -> Selector {
+        Selector::parse(s).unwrap()
+    }
+
+    fn slots(index: &mut RouteIndex, topic: &str) -> Vec<usize> {
+        index
+            .targets(&topic.into())
+            .iter()
+            .map(|t| t.slot)
+            .collect()
+    }
+
+    #[test]
+    fn overlapping_entries_reach_a_connection_once() {
+        let mut index = RouteIndex::default();
+        index.route(&sel("AAPL"), 1, None);
+        index.route(&sel("AA*"), 1, None);
+        index.route(&sel("*"), 1, None);
+        index.route(&sel("*"), 2, None);
+        assert_eq!(slots(&mut index, "AAPL"), [1, 2]);
+        index.unroute(&sel("*"), 2);
+        assert_eq!(slots(&mut index, "AAPL"), [1]);
+        index.unroute(&sel("AAPL"), 1);
+        index.unroute(&sel("AA*"), 1);
+        assert_eq!(slots(&mut index, "AAPL"), [1]);
+        index.unroute(&sel("*"), 1);
+        assert!(slots(&mut index, "AAPL").is_empty());
+    }
+
+    #[test]
+    fn the_most_specific_entry_sets_the_rate_and_route_replaces_it() {
+        let mut index = RouteIndex::default();
+        index.route(&sel("*"), 1, Some(1.0));
+        index.route(&sel("AA*"), 1, Some(4.0));
+        index.route(&sel("AAPL"), 1, None);
+        let interval = |index: &mut RouteIndex, t: &str| index.targets(&t.into())[0].min_interval;
+        assert_eq!(interval(&mut index, "AAPL"), None, "exact beats patterns");
+        assert_eq!(
+            interval(&mut index, "AAL"),
+            Some(Duration::from_millis(250)),
+            "longer prefix"
+        );
+        assert_eq!(interval(&mut index, "MSFT"), Some(Duration::from_secs(1)));
+        index.unroute(&sel("AAPL"), 1);
+        assert_eq!(
+            interval(&mut index, "AAPL"),
+            Some(Duration::from_millis(250))
+        );
+        // Re-routing an entry replaces its rate, and the cached route.
+        index.route(&sel("AA*"), 1, Some(2.0));
+        assert_eq!(
+            interval(&mut index, "AAPL"),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(index.targets(&"AAPL".into()).len(), 1);
+    }
+
+    #[test]
+    fn a_pattern_change_invalidates_only_the_routes_under_it() {
+        let mut index = RouteIndex::default();
+        index.route(&sel("B*"), 1, None);
+        assert_eq!(slots(&mut index, "AAPL"), Vec::<usize>::new());
+        assert_eq!(slots(&mut index, "BTC"), [1]);
+        index.route(&sel("A*"), 2, None);
+        assert_eq!(slots(&mut index, "AAPL"), [2]);
+        assert_eq!(slots(&mut index, "BTC"), [1]);
+    }
+
+    #[test]
+    fn refs_report_first_and_last() {
+        let mut index = RouteIndex::default();
+        assert!(index.add_ref(&sel("X")));
+        assert!(!index.add_ref(&sel("X")));
+        assert!(!index.remove_ref(&sel("X")));
+        assert!(index.remove_ref(&sel("X")));
+        assert!(!index.remove_ref(&sel("X")));
+    }
+}

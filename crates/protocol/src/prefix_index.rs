@@ -1,0 +1,394 @@
+//! The one index from subscription selectors to values, used by the router
+//! (topics and worker interest), a worker's route index and each subscriber
+//! session (its entries).
+//!
+//! Keys are selectors as written: `"AAPL"` (exact) or `"AA*"` (prefix). One
+//! hash map holds both kinds, so an exact lookup is a single probe. The
+//! selectors matching a topic are found by probing the topic itself and then
+//! `topic[..n] + "*"` only for the lengths `n` at which some prefix is stored
+//! (a count per length is kept): at most 65 probes, usually one or two —
+//! O(length of the topic), whatever the number of entries.
+//!
+//! An index built with [`PrefixIndex::ordered`] also keeps its exact keys in
+//! order, so every exact key under a prefix is a range scan: a `*`
+//! subscribe costs O(topics it matches), never O(all topics). Per-connection
+//! indexes skip that (it costs a B-tree node per connection).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use crate::topic::{Selector, MAX_TOPIC_LEN};
+
+pub struct PrefixIndex<V> {
+    /// Exact keys and prefix keys (with their `*`), as written.
+    map: HashMap<Arc<str>, V>,
+    /// How many prefixes of each length (without the `*`) are stored.
+    prefix_lens: BTreeMap<u8, u32>,
+    /// Exact keys in order, for `keys_under`; only in `ordered()` indexes.
+    ordered: Option<BTreeSet<Arc<str>>>,
+}
+
+impl<V> Default for PrefixIndex<V> {
+    fn default() -> Self {
+        PrefixIndex::new()
+    }
+}
+
+/// The key of `selector` as written, on the stack (no allocation).
+struct KeyBuf {
+    buf: [u8; MAX_TOPIC_LEN + 1],
+    len: usize,
+}
+
+impl KeyBuf {
+    fn prefix(prefix: &str) -> Option<KeyBuf> {
+        let mut buf = [0u8; MAX_TOPIC_LEN + 1];
+        let len = prefix.len() + 1;
+        buf.get_mut(..prefix.len())?
+            .copy_from_slice(prefix.as_bytes());
+        *buf.get_mut(prefix.len())? = b'*';
+        Some(KeyBuf { buf, len })
+    }
+
+    fn as_str(&self) -> &str {
+        // A str prefix plus '*' is valid UTF-8; the fallback is unreachable.
+        std::str::from_utf8(self.buf.get(..self.len).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+/// Calls `f` with the key of `selector` as written.
+fn with_key<R>(selector: &Selector, f: impl FnOnce(&str) -> R) -> Option<R> {
+    match selector {
+        Selector::Exact(topic) => Some(f(topic)),
+        Selector::Prefix(prefix) => KeyBuf::prefix(prefix).map(|k| f(k.as_str())),
+    }
+}
+
+/// The selector a key denotes.
+pub fn selector_of(key: &str) -> Selector {
+    match key.strip_suffix('*') {
+        Some(prefix) => Selector::Prefix(prefix.to_owned()),
+        None => Selector::Exact(key.to_owned()),
+    }
+}
+
+impl<V> PrefixIndex<V> {
+    /// An index without ordered exact keys (`keys_under` scans).
+    pub fn new() -> PrefixIndex<V> {
+        PrefixIndex {
+            map: HashMap::new(),
+            prefix_lens: BTreeMap::new(),
+            ordered: None,
+        }
+    }
+
+    /// An index whose exact keys under a prefix are found by a range scan.
+    pub fn ordered() -> PrefixIndex<V> {
+        PrefixIndex {
+            ordered: Some(BTreeSet::new()),
+            ..PrefixIndex::new()
+        }
+    }
+
+    /// Entries, exact and prefix together.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn get(&self, selector: &Selector) -> Option<&V> {
+        with_key(selector, |k| self.map.get(k)).flatten()
+    }
+
+    pub fn get_mut(&mut self, selector: &Selector) -> Option<&mut V> {
+        with_key(selector, |k| self.map.get_mut(k)).flatten()
+    }
+
+    pub fn contains(&self, selector: &Selector) -> bool {
+        self.get(selector).is_some()
+    }
+
+    /// The value of exact key `topic` (one hash probe).
+    pub fn exact(&self, topic: &str) -> Option<&V> {
+        self.map.get(topic).filter(|_| !topic.ends_with('*'))
+    }
+
+    pub fn exact_mut(&mut self, topic: &str) -> Option<&mut V> {
+        if topic.ends_with('*') {
+            return None;
+        }
+        self.map.get_mut(topic)
+    }
+
+    /// The stored key and value of exact key `topic`.
+    pub fn exact_key_value(&self, topic: &str) -> Option<(&Arc<str>, &V)> {
+        self.map
+            .get_key_value(topic)
+            .filter(|_| !topic.ends_with('*'))
+    }
+
+    /// Inserts or replaces; returns the previous value.
+    pub fn insert(&mut self, selector: &Selector, value: V) -> Option<V> {
+        let key: Arc<str> = match selector {
+            Selector::Exact(t) => Arc::from(t.as_str()),
+            Selector::Prefix(_) => Arc::from(selector.as_written()),
+        };
+        self.insert_key(key, value)
+    }
+
+    /// Inserts under exact key `topic`, keeping this very `Arc` as the key.
+    pub fn insert_exact(&mut self, topic: Arc<str>, value: V) -> Option<V> {
+        debug_assert!(!topic.ends_with('*'));
+        self.insert_key(topic, value)
+    }
+
+    fn insert_key(&mut self, key: Arc<str>, value: V) -> Option<V> {
+        if let Some(old) = self.map.get_mut(&*key) {
+            return Some(std::mem::replace(old, value));
+        }
+        match key.strip_suffix('*') {
+            Some(prefix) => *self.prefix_lens.entry(prefix.len() as u8).or_insert(0) += 1,
+            None => {
+                if let Some(ordered) = self.ordered.as_mut() {
+                    ordered.insert(key.clone());
+                }
+            }
+        }
+        self.map.insert(key, value);
+        None
+    }
+
+    /// The value for `selector`, inserted with `make` if absent; true when
+    /// it was inserted.
+    pub fn get_or_insert_with(
+        &mut self,
+        selector: &Selector,
+        make: impl FnOnce() -> V,
+    ) -> (&mut V, bool) {
+        let inserted = if self.contains(selector) {
+            false
+        } else {
+            self.insert(selector, make());
+            true
+        };
+        let value = with_key(selector, |k| self.map.get_mut(k)).flatten();
+        match value {
+            Some(v) => (v, inserted),
+            // Just inserted or present: unreachable, but never a panic.
+            None => unreachable_entry(),
+        }
+    }
+
+    pub fn remove(&mut self, selector: &Selector) -> Option<V> {
+        let (key, value) = with_key(selector, |k| self.map.remove_entry(k)).flatten()?;
+        self.forget_key(&key);
+        Some(value)
+    }
+
+    /// Removes exact key `topic`.
+    pub fn remove_exact(&mut self, topic: &str) -> Option<V> {
+        if topic.ends_with('*') {
+            return None;
+        }
+        let (key, value) = self.map.remove_entry(topic)?;
+        self.forget_key(&key);
+        Some(value)
+    }
+
+    /// Updates the length counts and the order after `key` left the map.
+    fn forget_key(&mut self, key: &Arc<str>) {
+        match key.strip_suffix('*') {
+            Some(prefix) => {
+                let len = prefix.len() as u8;
+                if let Some(count) = self.prefix_lens.get_mut(&len) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.prefix_lens.remove(&len);
+                    }
+                }
+            }
+            None => {
+                if let Some(ordered) = self.ordered.as_mut() {
+                    ordered.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Every entry matching `topic`, most specific first: the exact entry,
+    /// then prefixes from the longest to the shortest. Each item is the key
+    /// as written and its value.
+    pub fn matching<'a, 't>(&'a self, topic: &'t str) -> Matching<'a, 't, V> {
+        Matching {
+            index: self,
+            topic,
+            exact_done: topic.ends_with('*'),
+            lens: self
+                .prefix_lens
+                .range(..=(topic.len().min(255) as u8))
+                .rev(),
+        }
+    }
+
+    /// The value of the most specific entry matching `topic`.
+    pub fn most_specific(&self, topic: &str) -> Option<&V> {
+        self.matching(topic).next().map(|(_, v)| v)
+    }
+
+    /// True when some entry matches `topic`.
+    pub fn matches(&self, topic: &str) -> bool {
+        self.matching(topic).next().is_some()
+    }
+
+    /// Exact keys starting with `prefix`, in order. A range scan in an
+    /// `ordered()` index; a full scan otherwise.
+    pub fn keys_under<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> Box<dyn Iterator<Item = &'a Arc<str>> + 'a> {
+        match &self.ordered {
+            Some(ordered) => Box::new(
+                ordered
+                    .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+                    .take_while(move |k| k.starts_with(prefix)),
+            ),
+            None => Box::new(
+                self.map
+                    .keys()
+                    .filter(move |k| !k.ends_with('*') && k.starts_with(prefix)),
+            ),
+        }
+    }
+
+    /// Exact keys matched by `selector` (itself, or those under its prefix).
+    pub fn keys_matched<'a>(
+        &'a self,
+        selector: &'a Selector,
+    ) -> Box<dyn Iterator<Item = &'a Arc<str>> + 'a> {
+        match selector {
+            Selector::Exact(t) => Box::new(self.exact_key_value(t).map(|(k, _)| k).into_iter()),
+            Selector::Prefix(p) => self.keys_under(p),
+        }
+    }
+
+    /// Every entry, keys as written, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &V)> {
+        self.map.iter()
+    }
+
+    /// Empties the index, returning every entry.
+    pub fn drain(&mut self) -> impl Iterator<Item = (Selector, V)> + '_ {
+        self.prefix_lens.clear();
+        if let Some(ordered) = self.ordered.as_mut() {
+            ordered.clear();
+        }
+        self.map.drain().map(|(k, v)| (selector_of(&k), v))
+    }
+}
+
+#[cold]
+fn unreachable_entry<T>() -> T {
+    // get_or_insert_with inserts before it looks up; a miss would be a bug
+    // in this file, not something input can cause.
+    unreachable!("prefix index entry vanished between insert and lookup")
+}
+
+/// Iterator of [`PrefixIndex::matching`].
+pub struct Matching<'a, 't, V> {
+    index: &'a PrefixIndex<V>,
+    topic: &'t str,
+    exact_done: bool,
+    lens: std::iter::Rev<std::collections::btree_map::Range<'a, u8, u32>>,
+}
+
+impl<'a, V> Iterator for Matching<'a, '_, V> {
+    type Item = (&'a Arc<str>, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.exact_done {
+            self.exact_done = true;
+            if let Some(hit) = self.index.map.get_key_value(self.topic) {
+                return Some(hit);
+            }
+        }
+        for (&len, _) in self.lens.by_ref() {
+            let Some(key) = self.topic.get(..len as usize).and_then(KeyBuf::prefix) else {
+                continue;
+            };
+            if let Some(hit) = self.index.map.get_key_value(key.as_str()) {
+                return Some(hit);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(s: &str) -> Selector {
+        Selector::parse(s).unwrap()
+    }
+
+    #[test]
+    fn matching_is_most_specific_first() {
+        let mut index = PrefixIndex::new();
+        for (s, v) in [("*", 0), ("A*", 1), ("AAP*", 3), ("AAPL", 9), ("B*", 5)] {
+            index.insert(&sel(s), v);
+        }
+        let found: Vec<i32> = index.matching("AAPL").map(|(_, v)| *v).collect();
+        assert_eq!(found, [9, 3, 1, 0]);
+        let keys: Vec<&str> = index.matching("AAPX").map(|(k, _)| &**k).collect();
+        assert_eq!(keys, ["AAP*", "A*", "*"]);
+        assert_eq!(index.most_specific("MSFT"), Some(&0));
+        index.remove(&sel("*"));
+        assert!(!index.matches("MSFT"));
+        assert_eq!(index.most_specific("AAPL"), Some(&9));
+    }
+
+    #[test]
+    fn a_prefix_key_is_not_an_exact_topic() {
+        let mut index = PrefixIndex::new();
+        index.insert(&sel("AB*"), 1);
+        assert_eq!(index.exact("AB*"), None);
+        assert_eq!(index.get(&sel("AB*")), Some(&1));
+        assert_eq!(index.get(&sel("AB")), None);
+        // A topic never contains '*', but a lookup with one finds nothing odd.
+        assert_eq!(index.matching("AB*").count(), 1);
+    }
+
+    #[test]
+    fn keys_under_is_a_range_in_an_ordered_index() {
+        for mut index in [PrefixIndex::ordered(), PrefixIndex::new()] {
+            for t in ["AAPL", "AAL", "AB", "B", "A"] {
+                index.insert(&sel(t), ());
+            }
+            index.insert(&sel("A*"), ());
+            let mut under: Vec<&str> = index.keys_under("AA").map(|k| &**k).collect();
+            under.sort();
+            assert_eq!(under, ["AAL", "AAPL"]);
+            assert_eq!(index.keys_under("").count(), 5);
+            index.remove(&sel("AAL"));
+            assert_eq!(index.keys_matched(&sel("A*")).count(), 3);
+        }
+    }
+
+    #[test]
+    fn get_or_insert_reports_insertion() {
+        let mut index = PrefixIndex::new();
+        let (v, inserted) = index.get_or_insert_with(&sel("X*"), || 1);
+        assert!(inserted);
+        *v += 1;
+        let (v, inserted) = index.get_or_insert_with(&sel("X*"), || 7);
+        assert!(!inserted);
+        assert_eq!(*v, 2);
+        let drained: Vec<(Selector, i32)> = index.drain().collect();
+        assert_eq!(drained, [(sel("X*"), 2)]);
+        assert!(index.is_empty() && !index.matches("XY"));
+    }
+}

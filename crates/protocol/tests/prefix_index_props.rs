@@ -1,0 +1,76 @@
+//! PrefixIndex against a naive model: after any sequence of inserts and
+//! removes, `matching`, `most_specific` and `keys_under` agree with a linear
+//! scan over a plain map of selectors.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+use tickwire_protocol::{PrefixIndex, Selector};
+
+/// Short names over a tiny alphabet, so prefixes overlap a lot.
+fn name() -> impl Strategy<Value = String> {
+    "[AB.]{0,4}"
+}
+
+fn selector() -> impl Strategy<Value = Selector> {
+    prop_oneof![
+        "[AB.]{1,4}".prop_map(Selector::Exact),
+        name().prop_map(Selector::Prefix),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(Selector, u32),
+    Remove(Selector),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (selector(), any::<u32>()).prop_map(|(s, v)| Op::Insert(s, v)),
+        selector().prop_map(Op::Remove),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn agrees_with_a_linear_scan(
+        ops in prop::collection::vec(op(), 0..60),
+        topics in prop::collection::vec("[AB.]{1,5}", 1..10),
+        ordered in any::<bool>(),
+    ) {
+        let mut index = if ordered { PrefixIndex::ordered() } else { PrefixIndex::new() };
+        let mut model: HashMap<Selector, u32> = HashMap::new();
+        for op in ops {
+            match op {
+                Op::Insert(s, v) => prop_assert_eq!(index.insert(&s, v), model.insert(s, v)),
+                Op::Remove(s) => prop_assert_eq!(index.remove(&s), model.remove(&s)),
+            }
+        }
+        prop_assert_eq!(index.len(), model.len());
+        for topic in &topics {
+            // Most specific first: exact, then longer prefixes before shorter.
+            let mut expected: Vec<(&Selector, u32)> =
+                model.iter().filter(|(s, _)| s.matches(topic)).map(|(s, v)| (s, *v)).collect();
+            expected.sort_by_key(|(s, _)| std::cmp::Reverse(s.specificity()));
+            let got: Vec<(String, u32)> =
+                index.matching(topic).map(|(k, v)| (k.to_string(), *v)).collect();
+            let want: Vec<(String, u32)> =
+                expected.iter().map(|(s, v)| (s.as_written(), *v)).collect();
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(index.most_specific(topic), want.first().map(|(_, v)| v));
+
+            let mut under: Vec<String> = index.keys_under(topic).map(|k| k.to_string()).collect();
+            under.sort();
+            let mut want_under: Vec<String> = model
+                .keys()
+                .filter_map(|s| match s {
+                    Selector::Exact(t) if t.starts_with(topic.as_str()) => Some(t.clone()),
+                    _ => None,
+                })
+                .collect();
+            want_under.sort();
+            prop_assert_eq!(under, want_under);
+        }
+    }
+}
