@@ -177,6 +177,28 @@ test("dashboard: watchlist, live updates, reconnect after a broker restart", { t
       assert.equal(await page.isVisible("#throttle-box"), maxHzSupported);
     });
 
+    await step(t, () => page, "first visit (fresh profile): default watchlist, prices move untouched", async () => {
+      const chips = await page.$$eval("#watchlist li", (lis) => lis.map((li) => li.dataset.entry));
+      assert.deepEqual(chips, ["AAPL", "MSFT", "NVDA", "BTC-USD", "ETH-USD", "EURUSD"]);
+      for (const topic of ["AAPL", "BTC-USD", "EURUSD"]) {
+        await changes(page, topic, "last", await numberIn(page, topic, "last"));
+      }
+      // Nothing is saved until the user changes the list.
+      assert.equal(await page.evaluate(() => localStorage.getItem("tickwire.dashboard.watchlist")), null);
+    });
+
+    await step(t, () => page, "the user's own list replaces the defaults", async () => {
+      for (const entry of ["AAPL", "MSFT", "NVDA", "BTC-USD", "ETH-USD", "EURUSD"]) {
+        await page.click(`#watchlist li[data-entry="${entry}"] button`);
+      }
+      await page.waitForSelector("#watchlist li", { state: "detached", timeout: T_DATA });
+      assert.deepEqual(JSON.parse(await page.evaluate(() => localStorage.getItem("tickwire.dashboard.watchlist"))), []);
+      // An empty saved list stays empty on reload: the defaults do not come back.
+      await page.reload({ timeout: T_LOAD });
+      await connState(page, "live", T_LOAD);
+      assert.equal((await page.$$("#watchlist li")).length, 0);
+    });
+
     await step(t, () => page, "add a ticker: its row fills and its price moves", async () => {
       await page.focus("#add-input");
       await addTicker(page, "AAPL");

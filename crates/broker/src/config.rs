@@ -9,6 +9,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Upper bound on every `*_ms` duration key: a day. Deadlines are computed
+/// as `Instant + duration`; an absurd value must be refused at start-up,
+/// not overflow (a panic) in a worker hours later.
+pub const MAX_DURATION_MS: u64 = 86_400_000;
+
 /// Upper bound on worker threads: the router tracks per-topic interest as a
 /// 64-bit mask of workers.
 pub const MAX_WORKERS: usize = 64;
@@ -52,7 +57,7 @@ pub struct WebSocketConfig {
     pub idle_ping_ms: u64,
     /// Further silence after that ping → the TCP connection is closed.
     pub dead_peer_ms: u64,
-    /// After the broker sends a close frame, how long it waits for the peer.
+    /// Once the broker's close frame is written, how long it waits for the peer.
     pub close_timeout_ms: u64,
 }
 
@@ -70,7 +75,9 @@ pub struct SubscriberConfig {
     /// `disconnect` policy: close 1008 "slow consumer" once over budget this long.
     pub disconnect_after_ms: u64,
     /// Either policy: a subscriber that reads nothing for this long while
-    /// quotes are pending is closed 1008 "slow consumer".
+    /// quotes are pending is closed 1008 "slow consumer". Also how long a
+    /// closing connection is kept while its close frame waits behind unread
+    /// bytes without progress.
     pub stall_timeout_ms: u64,
     /// SO_SNDBUF for subscriber sockets; 0 = the kernel's autotuning (up to
     /// net.ipv4.tcp_wmem max). Smaller means less stale data waits in the
@@ -265,6 +272,34 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(invalid(key, "must be greater than 0"));
         }
+        let durations: [(&'static str, u64); 8] = [
+            (
+                "server.handshake_timeout_ms",
+                self.server.handshake_timeout_ms,
+            ),
+            ("server.shutdown_grace_ms", self.server.shutdown_grace_ms),
+            ("websocket.idle_ping_ms", self.websocket.idle_ping_ms),
+            ("websocket.dead_peer_ms", self.websocket.dead_peer_ms),
+            (
+                "websocket.close_timeout_ms",
+                self.websocket.close_timeout_ms,
+            ),
+            (
+                "subscriber.disconnect_after_ms",
+                self.subscriber.disconnect_after_ms,
+            ),
+            (
+                "subscriber.stall_timeout_ms",
+                self.subscriber.stall_timeout_ms,
+            ),
+            ("log.summary_interval_ms", self.log.summary_interval_ms),
+        ];
+        if let Some((key, _)) = durations.iter().find(|(_, v)| *v > MAX_DURATION_MS) {
+            return Err(invalid(
+                key,
+                format!("must be at most {MAX_DURATION_MS} (a day)"),
+            ));
+        }
         if self.server.max_head_bytes < 256 {
             return Err(invalid("server.max_head_bytes", "must be at least 256"));
         }
@@ -359,6 +394,29 @@ mod tests {
     fn wrong_type_is_named() {
         let err = Config::from_toml("[server]\nworkers = \"many\"\n").unwrap_err();
         assert!(err.to_string().contains("workers"), "{err}");
+    }
+
+    #[test]
+    fn every_duration_is_bounded_by_a_day() {
+        for key in [
+            "server.handshake_timeout_ms",
+            "server.shutdown_grace_ms",
+            "websocket.idle_ping_ms",
+            "websocket.dead_peer_ms",
+            "websocket.close_timeout_ms",
+            "subscriber.disconnect_after_ms",
+            "subscriber.stall_timeout_ms",
+            "log.summary_interval_ms",
+        ] {
+            let (section, name) = key.split_once('.').unwrap();
+            let at = format!("[{section}]\n{name} = {MAX_DURATION_MS}\n");
+            assert!(Config::from_toml(&at).is_ok(), "{key} at the bound");
+            let past = format!("[{section}]\n{name} = {}\n", MAX_DURATION_MS + 1);
+            let err = Config::from_toml(&past).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("at most"), "{key}: {err}");
+            let huge = format!("[{section}]\n{name} = {}\n", i64::MAX);
+            assert!(Config::from_toml(&huge).is_err(), "{key}: i64::MAX");
+        }
     }
 
     #[test]

@@ -242,6 +242,8 @@ fn disconnect_policy_closes_the_slow_reader_with_1008_and_leaves_others() {
     config.server.workers = 1;
     config.subscriber.slow_consumer_policy = SlowConsumerPolicy::Disconnect;
     config.subscriber.disconnect_after_ms = 200;
+    // Short, so that the reader below comes back long after it.
+    config.websocket.close_timeout_ms = 100;
     let broker = start_with(config);
     let mut stalled = stalled_subscriber(&broker, &["HOT"]);
     let mut normal = connect(&broker);
@@ -265,10 +267,33 @@ fn disconnect_policy_closes_the_slow_reader_with_1008_and_leaves_others() {
             assert_eq!(next_quote(&mut normal)["seq"].as_u64(), Some(seq));
         }
     }
-    assert_eq!(read_close_code(&mut stalled), Some(1008));
+    // The slow reader stays away for a while (well past close_timeout),
+    // then reads: what was already in the socket, then close 1008 — the
+    // connection was kept until the close frame was written.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut stalled_quotes = 0u64;
+    let close = loop {
+        let (opcode, payload) = read_server_frame(&mut stalled).expect("frames, then a close");
+        match opcode {
+            0x1 => stalled_quotes += 1,
+            0x8 => break payload,
+            other => panic!("unexpected opcode {other}"),
+        }
+    };
+    assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1008);
+    assert_eq!(&close[2..], b"slow consumer");
+    assert!(sees_eof(&mut stalled));
     assert_eq!(broker.metrics().closes_sent(1008), 1);
     publish(&mut p, quote("HOT", 1.0));
     assert_eq!(next_quote(&mut normal)["seq"].as_u64(), Some(seq + 1));
+    // Deliveries count quotes handed to a socket, not those queued for the
+    // slow reader and dropped at its close.
+    let delivered = seq + 1 + stalled_quotes;
+    wait_until(|| broker.metrics().deliveries.load(Ordering::Relaxed) >= delivered);
+    assert_eq!(
+        broker.metrics().deliveries.load(Ordering::Relaxed),
+        delivered
+    );
 }
 
 #[test]

@@ -4,6 +4,8 @@
 mod common;
 
 use common::*;
+use std::io::Write;
+
 use serde_json::json;
 use tungstenite::Message;
 
@@ -84,7 +86,12 @@ fn snapshot_on_by_default_and_off_on_request() {
     publish_confirmed(&broker, quote("MSFT", 200.0));
 
     let mut with = connect(&broker);
-    subscribe(&mut with, &["AAPL", "MSFT", "NOPE"], true);
+    // No `snapshot` field at all: the default is on.
+    send_json(
+        &mut with,
+        serde_json::json!({"op": "subscribe", "topics": ["AAPL", "MSFT", "NOPE"]}),
+    );
+    assert_eq!(recv_json(&mut with)["type"], "subscribed");
     let mut snap: Vec<String> = (0..2)
         .map(|_| next_quote(&mut with)["topic"].as_str().unwrap().to_owned())
         .collect();
@@ -374,4 +381,30 @@ fn snapshot_false_after_a_quick_resubscribe_is_respected() {
     publish(&mut p, quote("BARRIER", 1.0));
     // Had the first request's snapshot of MSFT gone out, it would come first.
     assert_eq!(next_quote(&mut ws)["topic"], "BARRIER");
+}
+
+#[test]
+fn a_re_subscribe_of_a_still_pending_entry_keeps_the_first_snapshot() {
+    let broker = start();
+    publish_confirmed(&broker, quote("AAPL", 100.0));
+    let mut ws = connect(&broker);
+    // Both requests in one TCP segment: the second arrives while the first
+    // entry is still pending (its activation not yet back from the router).
+    let first = serde_json::json!({"op": "subscribe", "topics": ["AAPL"], "id": 1});
+    let second =
+        serde_json::json!({"op": "subscribe", "topics": ["AAPL"], "snapshot": false, "id": 2});
+    let mut bytes = client_frame(true, 0x1, first.to_string().as_bytes(), true);
+    bytes.extend(client_frame(true, 0x1, second.to_string().as_bytes(), true));
+    ws.get_mut().write_all(&bytes).unwrap();
+    assert_eq!(recv_json(&mut ws)["id"], 1);
+    assert_eq!(recv_json(&mut ws)["id"], 2);
+    // The first request asked for the snapshot; the second did not cancel it.
+    let snapshot = next_quote(&mut ws);
+    assert_eq!(
+        (snapshot["topic"].as_str(), snapshot["seq"].as_u64()),
+        (Some("AAPL"), Some(1))
+    );
+    let mut p = publisher(&broker);
+    publish(&mut p, quote("AAPL", 101.0));
+    assert_eq!(next_quote(&mut ws)["seq"], 2);
 }

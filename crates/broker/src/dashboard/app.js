@@ -1,7 +1,7 @@
 // tickwire dashboard: live quotes over /ws in binary mode.
 //
 // Plain ES module, no build step, no dependencies. It is served by the broker
-// (crates/broker/src/worker/http.rs) next to the documented decoder
+// (crates/broker/src/session/http.rs) next to the documented decoder
 // (docs/js/tickwire-decoder.js, served as /tickwire-decoder.js); see
 // docs/protocol.md for the wire protocol.
 //
@@ -16,6 +16,9 @@
 //   1,000+ updates/s.
 // - The watchlist (tickers and `PREFIX*` patterns) lives in localStorage and
 //   is subscribed with snapshot:true on every (re)connect, so rows fill at once.
+//   On a first visit (nothing saved) it is DEFAULT_WATCHLIST, the demo feed's
+//   best-known tickers, so the page is live without typing; once the user
+//   changes the list, their own list (even an empty one) is saved and wins.
 // - Gap tracking: per topic the last seq seen; a quote with seq <= last is a
 //   repeat (e.g. a snapshot of a quote already received) and dropped; a jump
 //   of more than 1 counts the skipped quotes in the Gaps column (conflation by
@@ -41,6 +44,7 @@
 import { decodeMessage } from "./tickwire-decoder.js";
 
 const WATCHLIST_KEY = "tickwire.dashboard.watchlist";
+const DEFAULT_WATCHLIST = ["AAPL", "MSFT", "NVDA", "BTC-USD", "ETH-USD", "EURUSD"];
 const THROTTLE_KEY = "tickwire.dashboard.max_hz";
 const PROBE_TOPIC = "tickwire.dashboard.max_hz-probe";
 const TOPIC_RE = /^[A-Za-z0-9._:/-]{1,64}$/;
@@ -103,10 +107,12 @@ const latHistory = []; // [{p50, p99}] per second, null when no samples
 
 function loadWatchlist() {
   try {
-    const v = JSON.parse(localStorage.getItem(WATCHLIST_KEY) ?? "[]");
+    const saved = localStorage.getItem(WATCHLIST_KEY);
+    if (saved === null) return [...DEFAULT_WATCHLIST];
+    const v = JSON.parse(saved);
     return Array.isArray(v) ? [...new Set(v.filter((t) => typeof t === "string" && isValidEntry(t)))] : [];
   } catch {
-    return [];
+    return [...DEFAULT_WATCHLIST];
   }
 }
 

@@ -516,3 +516,6 @@ impl Worker {
 pub fn waker(poll: &Poll) -> io::Result<Arc<Waker>> {
     Ok(Arc::new(Waker::new(poll.registry(), WAKER)?))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+//! The I/O shell's own rules, with a real socket and a router channel the
+//! test controls (the connection's rules are tested in `session::tests`).
+
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::Poll;
+use tungstenite::Message;
+
+use super::{waker, Worker, WorkerParts, WorkerSettings};
+use crate::config::Config;
+use crate::messages::RouterCmd;
+use crate::metrics::Metrics;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+#[test]
+fn the_ack_is_not_written_before_the_router_has_taken_the_subscribe() {
+    let poll = Poll::new().unwrap();
+    let wake = waker(&poll).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A router that is busy: its one-slot queue is full.
+    let (router_tx, router_rx) = crossbeam_channel::bounded(1);
+    router_tx
+        .send(RouterCmd::DropInterest {
+            worker: 0,
+            selectors: vec![],
+        })
+        .unwrap();
+    let (_to_worker, rx) = crossbeam_channel::bounded(16);
+    let metrics = Arc::new(Metrics::new(1));
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let worker = Worker::new(WorkerParts {
+        id: 0,
+        poll,
+        listener,
+        rx,
+        router_tx,
+        settings: Arc::new(WorkerSettings::from_config(&Config::default(), "e".into())),
+        metrics: metrics.clone(),
+        open_connections: Arc::new(AtomicUsize::new(0)),
+        shutdown: shutdown.clone(),
+    })
+    .unwrap();
+    let thread = std::thread::spawn(move || worker.run());
+
+    let stream = TcpStream::connect(addr).unwrap();
+    let (mut ws, _) = tungstenite::client::client(format!("ws://{addr}/ws"), stream).unwrap();
+    ws.send(Message::Text(
+        r#"{"op":"subscribe","topics":["AAPL"],"id":1}"#.into(),
+    ))
+    .unwrap();
+    // The worker has handled the request (the entry is counted) ...
+    let deadline = Instant::now() + PATIENCE;
+    while metrics.subscriptions.load(Ordering::Relaxed) != 1 {
+        assert!(Instant::now() < deadline, "the request was never handled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // ... but its command waits for room in the router's queue, and so
+    // does the ack: a client that saw it could publish a quote the router
+    // would number before the subscribe.
+    ws.get_mut()
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    match ws.read() {
+        Err(tungstenite::Error::Io(e)) => assert!(matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )),
+        other => panic!("nothing may arrive before the router has the command: {other:?}"),
+    }
+    // The router takes the old command; the worker's retry delivers the
+    // subscribe, and only then the ack.
+    assert!(matches!(
+        router_rx.recv_timeout(PATIENCE),
+        Ok(RouterCmd::DropInterest { .. })
+    ));
+    let Ok(RouterCmd::Subscribe { selectors, .. }) = router_rx.recv_timeout(PATIENCE) else {
+        panic!("the deferred subscribe reaches the router");
+    };
+    assert_eq!(selectors.len(), 1);
+    ws.get_mut().set_read_timeout(Some(PATIENCE)).unwrap();
+    let ack = ws.read().unwrap().into_text().unwrap();
+    assert!(ack.contains(r#""type":"subscribed""#), "{ack}");
+
+    shutdown.store(true, Ordering::Release);
+    wake.wake().unwrap();
+    thread.join().unwrap();
+}
