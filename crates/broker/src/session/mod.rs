@@ -17,6 +17,8 @@
 
 mod http;
 pub mod outbound;
+#[cfg(test)]
+mod props;
 mod subscriptions;
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use tickwire_ws::frame::{
 use super::*;
 use crate::config::SlowConsumerPolicy;
 
-fn config() -> SessionConfig {
+pub(super) fn config() -> SessionConfig {
     SessionConfig {
         max_head_bytes: 8192,
         handshake_timeout: Duration::from_secs(10),
@@ -34,7 +34,7 @@ fn sel(s: &str) -> Selector {
 }
 
 /// A quote whose JSON frame reads `Q <topic> <seq>` (padded to `size`).
-fn quote(topic: &str, seq: u64) -> Arc<SharedQuote> {
+pub(super) fn quote(topic: &str, seq: u64) -> Arc<SharedQuote> {
     sized_quote(topic, seq, 0)
 }
 

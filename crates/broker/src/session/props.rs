@@ -1,0 +1,411 @@
+//! Property tests of the connection state machine against a model of the
+//! shell and the router: any sequence of requests, router activations,
+//! quotes, timers, partial writes and garbage keeps the books straight
+//! (entries counted, routes and interest references balanced, everything
+//! given back on removal) and never delivers a topic's quotes out of order.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use tickwire_protocol::Selector;
+use tickwire_ws::frame::{encode_masked_frame, DecoderLimits, Event, FrameDecoder, OpCode, Role};
+
+use super::tests::{config, quote};
+use super::throttle::spacing;
+use super::*;
+
+const TOPICS: [&str; 3] = ["A", "AB", "B"];
+const SELECTORS: [&str; 6] = ["A", "AB", "B", "A*", "AB*", "*"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Subscribe {
+        entries: Vec<usize>,
+        snapshot: bool,
+        max_hz: Option<u8>,
+    },
+    Unsubscribe(Vec<usize>),
+    /// A text frame that is not a valid request.
+    BadRequest(String),
+    /// A ping with this payload (pongs share the socket with quotes).
+    Ping(Vec<u8>),
+    /// The client closes with this code (valid or not).
+    Close(u16),
+    /// The router answers the oldest subscribe it has.
+    Activate,
+    Publish(usize),
+    Advance(u16),
+    Tick,
+    /// The socket takes up to this many bytes.
+    Write(u16),
+    FireTimers,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let entries = prop::collection::vec(0..SELECTORS.len(), 1..4);
+    prop_oneof![
+        4 => (entries.clone(), any::<bool>(), prop::option::of(1u8..20))
+            .prop_map(|(entries, snapshot, max_hz)| Op::Subscribe { entries, snapshot, max_hz }),
+        2 => entries.prop_map(Op::Unsubscribe),
+        1 => "[ -~]{0,20}".prop_map(Op::BadRequest),
+        1 => prop::collection::vec(any::<u8>(), 0..125).prop_map(Op::Ping),
+        6 => Just(Op::Activate),
+        12 => (0..TOPICS.len()).prop_map(Op::Publish),
+        3 => (0u16..600).prop_map(Op::Advance),
+        1 => Just(Op::Tick),
+        3 => (0u16..400).prop_map(Op::Write),
+        2 => Just(Op::FireTimers),
+    ]
+}
+
+/// The router's last value of `topic`, marked so the client can tell.
+fn snapshot_of(topic: &str, seq: u64) -> Arc<SharedQuote> {
+    let q = quote(topic, seq);
+    let mut frame = Vec::new();
+    tickwire_ws::frame::encode_frame(
+        &mut frame,
+        OpCode::Text,
+        format!("Q {topic} {seq} S").as_bytes(),
+    );
+    Arc::new(SharedQuote {
+        topic: q.topic.clone(),
+        json_frame: frame.clone().into(),
+        binary_frame: frame.into(),
+        decoded_at: q.decoded_at,
+    })
+}
+
+/// A socket that takes at most `room` more bytes.
+struct Socket {
+    bytes: Vec<u8>,
+    room: usize,
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.room == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.room);
+        self.bytes.extend_from_slice(&buf[..n]);
+        self.room -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The shell and the router, as far as one connection can tell.
+struct Model {
+    conn: Connection,
+    fx: Effects,
+    now: Instant,
+    seq: HashMap<&'static str, u64>,
+    pending: VecDeque<(u32, Vec<Selector>, bool)>,
+    routed: HashMap<Selector, Option<f32>>,
+    refs: HashMap<Selector, i64>,
+    entries: i64,
+    timers: Vec<(Instant, Arc<str>)>,
+    dropped: bool,
+    socket: Socket,
+    client: FrameDecoder,
+    /// Per topic, the last seq the client received.
+    received: HashMap<String, u64>,
+}
+
+impl Model {
+    fn new() -> Model {
+        let now = Instant::now();
+        let mut cfg = config();
+        cfg.max_subscriptions = 4;
+        let mut m = Model {
+            conn: Connection::new(Arc::new(cfg), now),
+            fx: Effects::default(),
+            now,
+            seq: HashMap::new(),
+            pending: VecDeque::new(),
+            routed: HashMap::new(),
+            refs: HashMap::new(),
+            entries: 0,
+            timers: Vec::new(),
+            dropped: false,
+            socket: Socket {
+                bytes: Vec::new(),
+                room: 0,
+            },
+            client: FrameDecoder::new(
+                Role::Client,
+                DecoderLimits {
+                    max_message: 1 << 20,
+                    accept_binary: true,
+                },
+            ),
+            received: HashMap::new(),
+        };
+        let upgrade =
+            "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        m.conn.on_bytes(upgrade.as_bytes(), now, &mut m.fx);
+        m.settle();
+        m.socket.room = usize::MAX;
+        let mut n = 0;
+        let out = m.conn.outbound();
+        assert!(out
+            .write_to(&mut m.socket, &mut n, &mut |_: &OutFrame| {})
+            .unwrap());
+        let end = m
+            .socket
+            .bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap()
+            + 4;
+        assert!(m.socket.bytes.starts_with(b"HTTP/1.1 101 "));
+        m.socket.bytes.drain(..end);
+        m
+    }
+
+    fn text(&mut self, text: &str) {
+        let mut frame = Vec::new();
+        encode_masked_frame(
+            &mut frame,
+            OpCode::Text,
+            true,
+            text.as_bytes(),
+            [9, 8, 7, 6],
+        );
+        self.conn.on_bytes(&frame, self.now, &mut self.fx);
+    }
+
+    /// Carries out the actions like the shell (the router takes every
+    /// command at once), checking each against the books.
+    fn settle(&mut self) {
+        for action in std::mem::take(&mut self.fx.actions) {
+            match action {
+                Action::Subscribe {
+                    request,
+                    selectors,
+                    added,
+                    snapshot,
+                } => {
+                    for s in &added {
+                        assert!(selectors.contains(s), "added {s:?} not in the request");
+                        *self.refs.entry(s.clone()).or_default() += 1;
+                    }
+                    self.pending.push_back((request, selectors, snapshot));
+                    self.conn.on_command_taken();
+                }
+                Action::Route { selector, max_hz } => {
+                    self.routed.insert(selector, max_hz);
+                }
+                Action::Unroute(selector) => {
+                    assert!(
+                        self.routed.remove(&selector).is_some(),
+                        "unrouted {selector:?} twice"
+                    );
+                }
+                Action::Release(selectors) => {
+                    for s in selectors {
+                        let r = self.refs.entry(s.clone()).or_default();
+                        *r -= 1;
+                        assert!(*r >= 0, "released {s:?} more often than added");
+                    }
+                }
+                Action::ArmTimer { at, topic } => {
+                    assert!(at >= self.now, "a timer in the past");
+                    self.timers.push((at, topic));
+                }
+                Action::SubscriptionsChanged(d) => self.entries += d,
+                Action::Drop => self.dropped = true,
+                Action::ServeMetrics
+                | Action::Opened
+                | Action::Left
+                | Action::RequestError(_)
+                | Action::CloseSent { .. } => {}
+            }
+        }
+        if self.conn.is_subscriber() {
+            assert_eq!(self.entries, self.conn.subscription_count() as i64);
+        }
+    }
+
+    fn write(&mut self, room: usize) {
+        self.socket.room = room;
+        let mut n = 0;
+        let result =
+            self.conn
+                .outbound()
+                .write_to(&mut self.socket, &mut n, &mut |_: &OutFrame| {});
+        let drained = result.expect("the model socket never fails");
+        self.conn.on_written(n, drained, self.now);
+        self.check_received();
+    }
+
+    /// Quotes of one topic reach the client in seq order; a repeat is only
+    /// ever a snapshot (a re-subscribe asks for it again), never a live
+    /// quote sent twice (e.g. a held one after a snapshot superseded it).
+    fn check_received(&mut self) {
+        let mut offset = 0;
+        while let Ok((n, event)) = self.client.decode(&self.socket.bytes[offset..]) {
+            if n == 0 {
+                break;
+            }
+            offset += n;
+            if let Some(Event::Text(t)) = event {
+                if let Some(rest) = t.strip_prefix("Q ") {
+                    let mut parts = rest.split_whitespace();
+                    let (topic, seq) = (parts.next().unwrap(), parts.next().unwrap());
+                    let seq: u64 = seq.parse().unwrap();
+                    let snapshot = parts.next() == Some("S");
+                    let last = self.received.entry(topic.to_owned()).or_insert(0);
+                    if snapshot {
+                        assert!(seq >= *last, "{topic}: snapshot {seq} after {last}");
+                    } else {
+                        assert!(seq > *last, "{topic}: live {seq} after {last}");
+                    }
+                    *last = seq;
+                }
+            }
+        }
+        self.socket.bytes.drain(..offset);
+    }
+
+    fn apply(&mut self, op: Op) {
+        match op {
+            Op::Subscribe {
+                entries,
+                snapshot,
+                max_hz,
+            } => {
+                let topics: Vec<&str> = entries.iter().map(|&i| SELECTORS[i]).collect();
+                let mut req =
+                    serde_json::json!({"op": "subscribe", "topics": topics, "snapshot": snapshot});
+                if let Some(hz) = max_hz {
+                    req["max_hz"] = hz.into();
+                }
+                self.text(&req.to_string());
+            }
+            Op::Unsubscribe(entries) => {
+                let topics: Vec<&str> = entries.iter().map(|&i| SELECTORS[i]).collect();
+                self.text(&serde_json::json!({"op": "unsubscribe", "topics": topics}).to_string());
+            }
+            Op::BadRequest(text) => self.text(&text),
+            Op::Ping(payload) => {
+                let mut frame = Vec::new();
+                encode_masked_frame(&mut frame, OpCode::Ping, true, &payload, [1, 2, 3, 4]);
+                self.conn.on_bytes(&frame, self.now, &mut self.fx);
+            }
+            Op::Close(code) => {
+                let mut frame = Vec::new();
+                encode_masked_frame(
+                    &mut frame,
+                    OpCode::Close,
+                    true,
+                    &code.to_be_bytes(),
+                    [1, 2, 3, 4],
+                );
+                self.conn.on_bytes(&frame, self.now, &mut self.fx);
+            }
+            Op::Activate => {
+                if let Some((request, selectors, snapshot)) = self.pending.pop_front() {
+                    let snapshots = if snapshot {
+                        TOPICS
+                            .iter()
+                            .filter(|t| selectors.iter().any(|s| s.matches(t)))
+                            .filter_map(|t| self.seq.get(t).map(|&seq| snapshot_of(t, seq)))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    self.conn
+                        .on_activate(request, &selectors, snapshots, self.now, &mut self.fx);
+                }
+            }
+            Op::Publish(i) => {
+                let topic = TOPICS[i];
+                let seq = self.seq.entry(topic).or_insert(0);
+                *seq += 1;
+                let q = quote(topic, *seq);
+                // The route index: the most specific routed entry's rate.
+                let best = self
+                    .routed
+                    .iter()
+                    .filter(|(s, _)| s.matches(topic))
+                    .max_by_key(|(s, _)| s.specificity());
+                if let Some((_, hz)) = best {
+                    let interval = hz.map(spacing);
+                    self.conn.on_quote(&q, interval, self.now, &mut self.fx);
+                }
+            }
+            Op::Advance(ms) => self.now += Duration::from_millis(u64::from(ms)),
+            Op::Tick => self.conn.on_tick(self.now, &mut self.fx),
+            Op::Write(room) => self.write(usize::from(room)),
+            Op::FireTimers => {
+                let now = self.now;
+                let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.timers)
+                    .into_iter()
+                    .partition(|(at, _)| *at <= now);
+                self.timers = later;
+                for (_, topic) in due {
+                    self.conn.on_timer(&topic, now, &mut self.fx);
+                }
+            }
+        }
+        self.settle();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn books_balance_and_quotes_stay_in_order(
+        ops in prop::collection::vec(op(), 0..120),
+        close in prop::option::of(prop::sample::select(vec![1000u16, 1001, 1002, 999, 5000])),
+    ) {
+        let mut m = Model::new();
+        for op in ops {
+            if m.dropped {
+                break;
+            }
+            m.apply(op);
+        }
+        if let Some(code) = close {
+            m.apply(Op::Close(code));
+        }
+        m.write(usize::MAX);
+        m.conn.on_removed(&mut m.fx);
+        m.settle();
+        prop_assert_eq!(m.entries, 0);
+        prop_assert!(m.routed.is_empty(), "still routed: {:?}", m.routed);
+        prop_assert!(m.refs.values().all(|&r| r == 0), "interest left: {:?}", m.refs);
+    }
+
+    #[test]
+    fn arbitrary_bytes_in_any_phase_never_panic(
+        chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..12),
+        upgrade_first in any::<bool>(),
+    ) {
+        let mut m = if upgrade_first {
+            Model::new()
+        } else {
+            let now = Instant::now();
+            let mut m = Model::new();
+            m.conn = Connection::new(Arc::new(config()), now);
+            m
+        };
+        for chunk in chunks {
+            m.conn.on_bytes(&chunk, m.now, &mut m.fx);
+            m.now += Duration::from_secs(3);
+            m.conn.on_tick(m.now, &mut m.fx);
+            let _ = std::mem::take(&mut m.fx.actions);
+            m.socket.room = usize::MAX;
+            let mut n = 0;
+            let _ = m.conn.outbound().write_to(&mut m.socket, &mut n, &mut |_: &OutFrame| {});
+        }
+    }
+}
