@@ -15,7 +15,10 @@
 //! `subscriptions`, `max_hz` in `throttle`, the byte budget and conflation
 //! in `outbound`.
 
+mod delivery;
+mod frames;
 mod http;
+mod lifecycle;
 pub mod outbound;
 #[cfg(test)]
 mod props;
@@ -28,19 +31,16 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tickwire_protocol::control::{parse_request, ErrorCode, Request};
-use tickwire_protocol::{server, Selector};
-use tickwire_ws::close;
-use tickwire_ws::frame::{
-    encode_close, encode_frame, DecoderLimits, Event, FrameDecoder, OpCode, Role,
-};
+use tickwire_protocol::control::ErrorCode;
+use tickwire_protocol::Selector;
+use tickwire_ws::frame::{DecoderLimits, FrameDecoder, Role};
 use tickwire_ws::handshake::accept_response;
 
 use crate::config::{ms, Config, SlowConsumerPolicy};
-use crate::messages::{Format, SharedQuote};
+use crate::messages::Format;
 use http::{route, HttpOutcome};
-use outbound::{OutFrame, Outbound};
-use subscriptions::{QuoteSink, Subscriptions};
+use outbound::Outbound;
+use subscriptions::Subscriptions;
 
 /// Control-lane bytes (pongs) a peer may leave unread before the broker
 /// stops reading its pings.
@@ -292,191 +292,6 @@ impl Connection {
         }
     }
 
-    fn on_buffered_frames(&mut self, now: Instant, fx: &mut Effects) {
-        let mut buf = std::mem::take(&mut self.read_buf);
-        let used = self.on_frames(&buf, now, fx);
-        if self.is_subscriber() && used < buf.len() {
-            buf.drain(..used);
-            self.read_buf = buf;
-        }
-    }
-
-    /// Decodes and handles whole frames from `input`; returns bytes consumed.
-    fn on_frames(&mut self, input: &[u8], now: Instant, fx: &mut Effects) -> usize {
-        let mut offset = 0;
-        loop {
-            let Phase::Ws(session) = &mut self.phase else {
-                return input.len();
-            };
-            match session
-                .decoder
-                .decode(input.get(offset..).unwrap_or_default())
-            {
-                Ok((0, _)) => return offset,
-                Ok((n, event)) => {
-                    offset += n;
-                    if let Some(event) = event {
-                        self.on_event(event, now, fx);
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(code = e.code, reason = e.reason, "protocol error");
-                    self.close_with(e.code, e.reason, now, fx);
-                    return input.len();
-                }
-            }
-        }
-    }
-
-    fn on_event(&mut self, event: Event, now: Instant, fx: &mut Effects) {
-        match event {
-            Event::Text(text) => self.on_request(&text, now, fx),
-            Event::Binary(_) => self.close_with(
-                close::UNSUPPORTED_DATA,
-                "binary messages are not accepted",
-                now,
-                fx,
-            ),
-            Event::Ping(payload) => {
-                let mut pong = Vec::with_capacity(payload.len() + 2);
-                encode_frame(&mut pong, OpCode::Pong, &payload);
-                self.out.push_priority(pong);
-            }
-            Event::Pong(_) => {}
-            Event::Close(Some((code, _))) => self.close_with(code, "", now, fx),
-            Event::Close(None) => self.close_with(close::NORMAL, "", now, fx),
-        }
-    }
-
-    fn on_request(&mut self, text: &str, _now: Instant, fx: &mut Effects) {
-        let Phase::Ws(session) = &mut self.phase else {
-            return;
-        };
-        let reply = match parse_request(text) {
-            Ok(Request::Subscribe {
-                id,
-                topics,
-                snapshot,
-                max_hz,
-            }) => {
-                let max = self.config.max_subscriptions;
-                match session.subs.subscribe(&topics, snapshot, max_hz, max, fx) {
-                    Ok(()) => {
-                        // Held until the router has taken the command.
-                        session.untaken += 1;
-                        server::json_subscribed(id, &topics, &self.config.epoch)
-                    }
-                    Err((code, message)) => {
-                        fx.actions.push(Action::RequestError(code));
-                        server::json_error(id, code, &message)
-                    }
-                }
-            }
-            Ok(Request::Unsubscribe { id, topics }) => {
-                session.subs.unsubscribe(&topics, &mut self.out, fx);
-                server::json_unsubscribed(id, &topics)
-            }
-            Err(e) => {
-                fx.actions.push(Action::RequestError(e.code));
-                server::json_error(e.id, e.code, &e.message)
-            }
-        };
-        let mut frame = Vec::with_capacity(reply.len() + 4);
-        encode_frame(&mut frame, OpCode::Text, reply.as_bytes());
-        if session.untaken > 0 {
-            session.held.push_back(frame.into_boxed_slice());
-        } else {
-            self.out
-                .push_data(OutFrame::Owned(frame.into_boxed_slice()));
-        }
-    }
-
-    /// The router has taken one of this connection's subscribe commands:
-    /// once it has them all, the replies held behind them may go.
-    pub fn on_command_taken(&mut self) {
-        let Phase::Ws(session) = &mut self.phase else {
-            return;
-        };
-        session.untaken = session.untaken.saturating_sub(1);
-        if session.untaken == 0 {
-            for reply in session.held.drain(..) {
-                self.out.push_data(OutFrame::Owned(reply));
-            }
-            session.held = VecDeque::new();
-        }
-    }
-
-    /// The router processed subscribe `request` (which named `selectors`).
-    pub fn on_activate(
-        &mut self,
-        request: u32,
-        selectors: &[Selector],
-        snapshots: Vec<Arc<SharedQuote>>,
-        now: Instant,
-        fx: &mut Effects,
-    ) {
-        let was_empty = self.out.is_empty();
-        let Phase::Ws(session) = &mut self.phase else {
-            return;
-        };
-        let mut sink = QuoteSink {
-            out: &mut self.out,
-            format: session.format,
-            now,
-            fx,
-        };
-        session
-            .subs
-            .activate(request, selectors, snapshots, &mut sink);
-        self.note_queued(was_empty, now);
-    }
-
-    /// A live quote routed here, with the spacing (`max_hz`) of the most
-    /// specific entry matching its topic.
-    pub fn on_quote(
-        &mut self,
-        quote: &Arc<SharedQuote>,
-        interval: Option<Duration>,
-        now: Instant,
-        fx: &mut Effects,
-    ) {
-        let was_empty = self.out.is_empty();
-        let Phase::Ws(session) = &mut self.phase else {
-            return;
-        };
-        let mut sink = QuoteSink {
-            out: &mut self.out,
-            format: session.format,
-            now,
-            fx,
-        };
-        session.subs.on_quote(quote, interval, &mut sink);
-        self.note_queued(was_empty, now);
-    }
-
-    /// A timer armed by [`Action::ArmTimer`] is due.
-    pub fn on_timer(&mut self, topic: &Arc<str>, now: Instant, fx: &mut Effects) {
-        let was_empty = self.out.is_empty();
-        let Phase::Ws(session) = &mut self.phase else {
-            return;
-        };
-        let mut sink = QuoteSink {
-            out: &mut self.out,
-            format: session.format,
-            now,
-            fx,
-        };
-        session.subs.on_timer(topic, &mut sink);
-        self.note_queued(was_empty, now);
-    }
-
-    /// A quote landing on an empty queue starts the stall clock.
-    fn note_queued(&mut self, was_empty: bool, now: Instant) {
-        if was_empty && !self.out.is_empty() {
-            self.progress_at = now;
-        }
-    }
-
     /// The shell wrote `wrote` bytes; `drained` when nothing is left.
     /// Returns true when the write side should be shut down now (the
     /// final bytes of a closing connection are out).
@@ -496,116 +311,6 @@ impl Connection {
             }
         }
         false
-    }
-
-    /// Periodic check of every deadline: handshake, idle ping, dead peer,
-    /// slow consumer, closing.
-    pub fn on_tick(&mut self, now: Instant, fx: &mut Effects) {
-        if self.is_subscriber() && self.is_too_slow(now) {
-            self.close_with(close::POLICY_VIOLATION, "slow consumer", now, fx);
-            return;
-        }
-        let c = &self.config;
-        match &mut self.phase {
-            Phase::Http => {
-                if now.saturating_duration_since(self.opened_at) >= c.handshake_timeout {
-                    fx.actions.push(Action::Drop);
-                }
-            }
-            Phase::Ws(session) => match session.ping_sent_at {
-                None if now.saturating_duration_since(session.last_heard) >= c.idle_ping => {
-                    let mut ping = Vec::with_capacity(2);
-                    encode_frame(&mut ping, OpCode::Ping, &[]);
-                    self.out.push_priority(ping);
-                    session.ping_sent_at = Some(now);
-                }
-                Some(at) if now.saturating_duration_since(at) >= c.dead_peer => {
-                    fx.actions.push(Action::Drop);
-                }
-                _ => {}
-            },
-            Phase::Closing { drained_at, .. } => {
-                let expired = match drained_at {
-                    Some(at) => now.saturating_duration_since(*at) >= c.close_timeout,
-                    // Final bytes still waiting: as long as the peer keeps
-                    // reading, up to the stall timeout without progress.
-                    None => now.saturating_duration_since(self.progress_at) >= c.stall_timeout,
-                };
-                if expired {
-                    fx.actions.push(Action::Drop);
-                }
-            }
-        }
-    }
-
-    /// The slow-consumer rules: nothing read for `stall_timeout` while
-    /// quotes are pending, or (policy `disconnect`) over budget for
-    /// `disconnect_after`.
-    fn is_too_slow(&self, now: Instant) -> bool {
-        let c = &self.config;
-        if !self.out.is_empty()
-            && now.saturating_duration_since(self.progress_at) >= c.stall_timeout
-        {
-            return true;
-        }
-        c.slow_consumer_policy == SlowConsumerPolicy::Disconnect
-            && self
-                .out
-                .conflating_since()
-                .is_some_and(|since| now.saturating_duration_since(since) >= c.disconnect_after)
-    }
-
-    /// Shutdown: subscribers get close 1001; a connection still in its
-    /// HTTP phase is dropped.
-    pub fn begin_shutdown(&mut self, now: Instant, fx: &mut Effects) {
-        match self.phase {
-            Phase::Ws(_) => self.close_with(close::GOING_AWAY, "going away", now, fx),
-            Phase::Http => fx.actions.push(Action::Drop),
-            Phase::Closing { .. } => {}
-        }
-    }
-
-    /// Queues a close frame ahead of any queued quotes (which are dropped:
-    /// a closing client gets nothing more, and a slow one would otherwise
-    /// have to read them all first) and starts closing.
-    pub fn close_with(&mut self, code: u16, reason: &str, now: Instant, fx: &mut Effects) {
-        if !self.is_subscriber() {
-            return;
-        }
-        self.leave(fx);
-        self.out.clear_data();
-        let mut frame = Vec::with_capacity(reason.len() + 4);
-        encode_close(&mut frame, code, reason);
-        self.out.push_priority(frame);
-        fx.actions.push(Action::CloseSent {
-            code,
-            slow_consumer: code == close::POLICY_VIOLATION && reason == "slow consumer",
-        });
-        self.start_closing(now);
-    }
-
-    fn start_closing(&mut self, now: Instant) {
-        self.read_buf = Vec::new();
-        self.progress_at = now;
-        self.phase = Phase::Closing {
-            drained_at: None,
-            write_shut: false,
-        };
-    }
-
-    /// The shell is dropping the connection: give back what it holds.
-    pub fn on_removed(&mut self, fx: &mut Effects) {
-        self.leave(fx);
-    }
-
-    /// Leaves the WebSocket phase, giving back every entry.
-    fn leave(&mut self, fx: &mut Effects) {
-        if let Phase::Ws(session) = &mut self.phase {
-            session.subs.clear(fx);
-            fx.actions.push(Action::Left);
-            // Any phase but Ws; the caller sets the real next one.
-            self.phase = Phase::Http;
-        }
     }
 
     /// Subscription entries (pending or active); 0 outside the Ws phase.

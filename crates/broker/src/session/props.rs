@@ -13,9 +13,11 @@ use proptest::prelude::*;
 use tickwire_protocol::Selector;
 use tickwire_ws::frame::{encode_masked_frame, DecoderLimits, Event, FrameDecoder, OpCode, Role};
 
+use super::outbound::OutFrame;
 use super::tests::{config, quote};
 use super::throttle::spacing;
 use super::*;
+use crate::messages::SharedQuote;
 
 const TOPICS: [&str; 3] = ["A", "AB", "B"];
 const SELECTORS: [&str; 6] = ["A", "AB", "B", "A*", "AB*", "*"];

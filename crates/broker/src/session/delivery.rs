@@ -1,0 +1,85 @@
+//! Quotes into the WebSocket phase: activations with their snapshots, live
+//! quotes and `max_hz` timers, all queued on the connection's outbound
+//! queue in its wire format.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tickwire_protocol::Selector;
+
+use super::subscriptions::QuoteSink;
+use super::{Connection, Effects, Phase};
+use crate::messages::SharedQuote;
+
+impl Connection {
+    /// The router processed subscribe `request` (which named `selectors`).
+    pub fn on_activate(
+        &mut self,
+        request: u32,
+        selectors: &[Selector],
+        snapshots: Vec<Arc<SharedQuote>>,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        let was_empty = self.out.is_empty();
+        let Phase::Ws(session) = &mut self.phase else {
+            return;
+        };
+        let mut sink = QuoteSink {
+            out: &mut self.out,
+            format: session.format,
+            now,
+            fx,
+        };
+        session
+            .subs
+            .activate(request, selectors, snapshots, &mut sink);
+        self.note_queued(was_empty, now);
+    }
+
+    /// A live quote routed here, with the spacing (`max_hz`) of the most
+    /// specific entry matching its topic.
+    pub fn on_quote(
+        &mut self,
+        quote: &Arc<SharedQuote>,
+        interval: Option<Duration>,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        let was_empty = self.out.is_empty();
+        let Phase::Ws(session) = &mut self.phase else {
+            return;
+        };
+        let mut sink = QuoteSink {
+            out: &mut self.out,
+            format: session.format,
+            now,
+            fx,
+        };
+        session.subs.on_quote(quote, interval, &mut sink);
+        self.note_queued(was_empty, now);
+    }
+
+    /// A timer armed by [`Action::ArmTimer`] is due.
+    pub fn on_timer(&mut self, topic: &Arc<str>, now: Instant, fx: &mut Effects) {
+        let was_empty = self.out.is_empty();
+        let Phase::Ws(session) = &mut self.phase else {
+            return;
+        };
+        let mut sink = QuoteSink {
+            out: &mut self.out,
+            format: session.format,
+            now,
+            fx,
+        };
+        session.subs.on_timer(topic, &mut sink);
+        self.note_queued(was_empty, now);
+    }
+
+    /// A quote landing on an empty queue starts the stall clock.
+    fn note_queued(&mut self, was_empty: bool, now: Instant) {
+        if was_empty && !self.out.is_empty() {
+            self.progress_at = now;
+        }
+    }
+}

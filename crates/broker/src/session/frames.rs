@@ -1,0 +1,131 @@
+//! The WebSocket phase's input: frames from the client (decoded by
+//! `tickwire-ws`), control frames, and requests (parsed by
+//! `tickwire-protocol`), with the reply gate that holds replies until the
+//! router has taken every subscribe before them.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use tickwire_protocol::control::{parse_request, Request};
+use tickwire_protocol::server;
+use tickwire_ws::close;
+use tickwire_ws::frame::{encode_frame, Event, OpCode};
+
+use super::outbound::OutFrame;
+use super::{Action, Connection, Effects, Phase};
+
+impl Connection {
+    pub(super) fn on_buffered_frames(&mut self, now: Instant, fx: &mut Effects) {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let used = self.on_frames(&buf, now, fx);
+        if self.is_subscriber() && used < buf.len() {
+            buf.drain(..used);
+            self.read_buf = buf;
+        }
+    }
+
+    /// Decodes and handles whole frames from `input`; returns bytes consumed.
+    pub(super) fn on_frames(&mut self, input: &[u8], now: Instant, fx: &mut Effects) -> usize {
+        let mut offset = 0;
+        loop {
+            let Phase::Ws(session) = &mut self.phase else {
+                return input.len();
+            };
+            match session
+                .decoder
+                .decode(input.get(offset..).unwrap_or_default())
+            {
+                Ok((0, _)) => return offset,
+                Ok((n, event)) => {
+                    offset += n;
+                    if let Some(event) = event {
+                        self.on_event(event, now, fx);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(code = e.code, reason = e.reason, "protocol error");
+                    self.close_with(e.code, e.reason, now, fx);
+                    return input.len();
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event, now: Instant, fx: &mut Effects) {
+        match event {
+            Event::Text(text) => self.on_request(&text, now, fx),
+            Event::Binary(_) => self.close_with(
+                close::UNSUPPORTED_DATA,
+                "binary messages are not accepted",
+                now,
+                fx,
+            ),
+            Event::Ping(payload) => {
+                let mut pong = Vec::with_capacity(payload.len() + 2);
+                encode_frame(&mut pong, OpCode::Pong, &payload);
+                self.out.push_priority(pong);
+            }
+            Event::Pong(_) => {}
+            Event::Close(Some((code, _))) => self.close_with(code, "", now, fx),
+            Event::Close(None) => self.close_with(close::NORMAL, "", now, fx),
+        }
+    }
+
+    fn on_request(&mut self, text: &str, _now: Instant, fx: &mut Effects) {
+        let Phase::Ws(session) = &mut self.phase else {
+            return;
+        };
+        let reply = match parse_request(text) {
+            Ok(Request::Subscribe {
+                id,
+                topics,
+                snapshot,
+                max_hz,
+            }) => {
+                let max = self.config.max_subscriptions;
+                match session.subs.subscribe(&topics, snapshot, max_hz, max, fx) {
+                    Ok(()) => {
+                        // Held until the router has taken the command.
+                        session.untaken += 1;
+                        server::json_subscribed(id, &topics, &self.config.epoch)
+                    }
+                    Err((code, message)) => {
+                        fx.actions.push(Action::RequestError(code));
+                        server::json_error(id, code, &message)
+                    }
+                }
+            }
+            Ok(Request::Unsubscribe { id, topics }) => {
+                session.subs.unsubscribe(&topics, &mut self.out, fx);
+                server::json_unsubscribed(id, &topics)
+            }
+            Err(e) => {
+                fx.actions.push(Action::RequestError(e.code));
+                server::json_error(e.id, e.code, &e.message)
+            }
+        };
+        let mut frame = Vec::with_capacity(reply.len() + 4);
+        encode_frame(&mut frame, OpCode::Text, reply.as_bytes());
+        if session.untaken > 0 {
+            session.held.push_back(frame.into_boxed_slice());
+        } else {
+            self.out
+                .push_data(OutFrame::Owned(frame.into_boxed_slice()));
+        }
+    }
+
+    /// The router has taken one of this connection's subscribe commands:
+    /// once it has them all, the replies held behind them may go.
+    pub fn on_command_taken(&mut self) {
+        let Phase::Ws(session) = &mut self.phase else {
+            return;
+        };
+        session.untaken = session.untaken.saturating_sub(1);
+        if session.untaken == 0 {
+            for reply in session.held.drain(..) {
+                self.out.push_data(OutFrame::Owned(reply));
+            }
+            session.held = VecDeque::new();
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Slow consumers, deadlines, protocol errors, shutdown, `/metrics`.
+
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn over_budget_conflates_then_disconnect_policy_closes_with_1008_after_the_reader_reads() {
+    let mut cfg = config();
+    cfg.slow_consumer_policy = SlowConsumerPolicy::Disconnect;
+    let mut c = Client::upgraded(cfg);
+    c.request(r#"{"op":"subscribe","topics":["A","B"],"snapshot":false}"#);
+    c.activate(0, &["A", "B"], vec![]);
+    c.frames();
+    c.take_actions();
+    // 1 KiB quotes against a 4 KiB budget, and a reader that reads nothing.
+    for seq in 1..=10 {
+        c.live(&sized_quote("A", seq, 1000), None);
+        c.live(&sized_quote("B", seq, 1000), None);
+    }
+    assert!(c.conn.outbound().is_conflating());
+    // A1 B1 A2 B2 fit the budget; A3..A10 and B3..B10 share two slots.
+    assert_eq!(c.fx.conflated, 14);
+
+    c.conn
+        .on_tick(c.now + Duration::from_millis(1999), &mut c.fx);
+    assert!(c.take_actions().is_empty(), "not yet 2 s over budget");
+    let closed_at = c.at(Duration::from_secs(2));
+    c.conn.on_tick(closed_at, &mut c.fx);
+    let actions = c.take_actions();
+    assert!(actions.contains(&Action::CloseSent {
+        code: 1008,
+        slow_consumer: true
+    }));
+    assert!(actions.contains(&Action::Left));
+    assert!(actions.contains(&Action::SubscriptionsChanged(-2)));
+    assert!(!c.conn.is_subscriber());
+
+    // The reader stays away well past close_timeout (2 s): the connection
+    // is kept for the close frame, until the stall timeout.
+    c.conn
+        .on_tick(closed_at + Duration::from_secs(59), &mut c.fx);
+    assert!(c.take_actions().is_empty());
+    // It reads again: the queued quotes were dropped, the close frame comes.
+    c.now = closed_at + Duration::from_secs(59);
+    assert_eq!(c.frames(), ["close 1008 slow consumer"]);
+    // Written: the write side is shut (checked by `write_all` returning
+    // true once), and the peer has close_timeout to answer.
+    c.conn.on_tick(c.now + Duration::from_secs(2), &mut c.fx);
+    assert_eq!(c.take_actions(), [Action::Drop]);
+}
+
+#[test]
+fn a_closing_reader_that_never_reads_is_dropped_at_the_stall_timeout() {
+    let mut c = Client::upgraded(config());
+    c.send(r#"not json"#);
+    c.send("x");
+    c.conn.close_with(1008, "slow consumer", c.now, &mut c.fx);
+    c.take_actions();
+    c.conn.on_tick(c.now + Duration::from_secs(59), &mut c.fx);
+    assert!(c.take_actions().is_empty());
+    c.conn.on_tick(c.now + Duration::from_secs(60), &mut c.fx);
+    assert_eq!(c.take_actions(), [Action::Drop]);
+}
+
+#[test]
+fn a_reader_that_reads_nothing_while_quotes_wait_is_closed_at_the_stall_timeout() {
+    let mut c = Client::upgraded(config());
+    c.request(r#"{"op":"subscribe","topics":["A"],"snapshot":false}"#);
+    c.activate(0, &["A"], vec![]);
+    c.frames();
+    c.take_actions();
+    let queued_at = c.at(Duration::from_secs(100));
+    c.live(&quote("A", 1), None);
+    c.conn
+        .on_tick(queued_at + Duration::from_secs(59), &mut c.fx);
+    assert!(c.take_actions().is_empty());
+    c.conn
+        .on_tick(queued_at + Duration::from_secs(60), &mut c.fx);
+    assert!(c.take_actions().contains(&Action::CloseSent {
+        code: 1008,
+        slow_consumer: true
+    }));
+}
+
+#[test]
+fn idle_ping_then_dead_peer_and_the_handshake_deadline() {
+    let mut c = Client::upgraded(config());
+    let t0 = c.now;
+    c.conn.on_tick(t0 + Duration::from_secs(30), &mut c.fx);
+    assert_eq!(c.frames(), ["ping"]);
+    c.conn.on_tick(t0 + Duration::from_secs(59), &mut c.fx);
+    assert!(c.take_actions().is_empty());
+    c.conn.on_tick(t0 + Duration::from_secs(60), &mut c.fx);
+    assert_eq!(c.take_actions(), [Action::Drop]);
+
+    let mut fx = Effects::default();
+    let mut http = Connection::new(Arc::new(config()), t0);
+    http.on_bytes(b"GET /ws HTTP/1.1\r\n", t0, &mut fx);
+    http.on_tick(t0 + Duration::from_millis(9_999), &mut fx);
+    assert!(fx.actions.is_empty());
+    http.on_tick(t0 + Duration::from_secs(10), &mut fx);
+    assert_eq!(fx.actions, [Action::Drop]);
+}
+
+#[test]
+fn protocol_errors_close_with_their_code_and_release_everything() {
+    let mut c = Client::upgraded(config());
+    c.request(r#"{"op":"subscribe","topics":["A"],"snapshot":false}"#);
+    c.activate(0, &["A"], vec![]);
+    c.frames();
+    c.take_actions();
+    // An unmasked frame from a client.
+    let mut frame = Vec::new();
+    encode_frame(&mut frame, OpCode::Text, b"{}");
+    c.conn.on_bytes(&frame, c.now, &mut c.fx);
+    assert_eq!(
+        c.take_actions(),
+        [
+            Action::Unroute(sel("A")),
+            Action::SubscriptionsChanged(-1),
+            Action::Release(vec![sel("A")]),
+            Action::Left,
+            Action::CloseSent {
+                code: 1002,
+                slow_consumer: false
+            },
+        ]
+    );
+    let frames = c.frames();
+    assert_eq!(frames.len(), 1);
+    assert!(frames[0].starts_with("close 1002 "), "{frames:?}");
+    // Input after the close is discarded.
+    c.send(r#"{"op":"subscribe","topics":["B"]}"#);
+    assert!(c.take_actions().is_empty());
+}
+
+#[test]
+fn shutdown_sends_1001_and_drops_connections_still_in_http() {
+    let mut c = Client::upgraded(config());
+    c.conn.begin_shutdown(c.now, &mut c.fx);
+    assert!(c.take_actions().contains(&Action::CloseSent {
+        code: 1001,
+        slow_consumer: false
+    }));
+    assert_eq!(c.frames(), ["close 1001 going away"]);
+    let mut fx = Effects::default();
+    let mut http = Connection::new(Arc::new(config()), c.now);
+    http.begin_shutdown(c.now, &mut fx);
+    assert_eq!(fx.actions, [Action::Drop]);
+}
+
+#[test]
+fn metrics_are_rendered_by_the_shell_and_answered_once() {
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    let mut conn = Connection::new(Arc::new(config()), now);
+    conn.on_bytes(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", now, &mut fx);
+    assert_eq!(fx.actions, [Action::ServeMetrics]);
+    conn.on_metrics(b"tickwire_up 1\n", now);
+    let mut wire = Vec::new();
+    let mut n = 0;
+    let drained = conn
+        .outbound()
+        .write_to(&mut wire, &mut n, &mut |_: &OutFrame| {})
+        .unwrap();
+    assert!(
+        conn.on_written(n, drained, now),
+        "write side shut after the response"
+    );
+    let text = String::from_utf8(wire).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("tickwire_up 1\n"));
+}

@@ -1,0 +1,196 @@
+//! The connection's rules without sockets or sleeping: bytes and events in
+//! with an injected clock, frames and actions out. This file is the
+//! harness (a client's view of one connection); the rules are in
+//! `subscribe` and `lifecycle`.
+
+mod lifecycle;
+mod subscribe;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tickwire_protocol::Selector;
+use tickwire_ws::frame::{
+    encode_frame, encode_masked_frame, DecoderLimits, Event, FrameDecoder, OpCode, Role,
+};
+
+use super::outbound::OutFrame;
+use super::*;
+use crate::config::SlowConsumerPolicy;
+use crate::messages::SharedQuote;
+
+pub(super) fn config() -> SessionConfig {
+    SessionConfig {
+        max_head_bytes: 8192,
+        handshake_timeout: Duration::from_secs(10),
+        max_message_bytes: 65_536,
+        idle_ping: Duration::from_secs(30),
+        dead_peer: Duration::from_secs(30),
+        close_timeout: Duration::from_secs(2),
+        max_subscriptions: 4,
+        outbound_budget_bytes: 4096,
+        slow_consumer_policy: SlowConsumerPolicy::Conflate,
+        disconnect_after: Duration::from_secs(2),
+        stall_timeout: Duration::from_secs(60),
+        epoch: "e".into(),
+    }
+}
+
+pub(super) fn sel(s: &str) -> Selector {
+    Selector::parse(s).unwrap()
+}
+
+/// A quote whose JSON frame reads `Q <topic> <seq>` (padded to `size`).
+pub(super) fn quote(topic: &str, seq: u64) -> Arc<SharedQuote> {
+    sized_quote(topic, seq, 0)
+}
+
+pub(super) fn sized_quote(topic: &str, seq: u64, size: usize) -> Arc<SharedQuote> {
+    let mut text = format!("Q {topic} {seq}");
+    while text.len() < size {
+        text.push(' ');
+    }
+    let mut frame = Vec::new();
+    encode_frame(&mut frame, OpCode::Text, text.as_bytes());
+    Arc::new(SharedQuote {
+        topic: topic.into(),
+        json_frame: frame.clone().into(),
+        binary_frame: frame.into(),
+        decoded_at: Instant::now(),
+    })
+}
+
+/// One connection driven by a test: a client's view of what it writes.
+pub(super) struct Client {
+    pub(super) conn: Connection,
+    pub(super) fx: Effects,
+    pub(super) now: Instant,
+    pub(super) decoder: FrameDecoder,
+    /// Bytes the "socket" accepted but not yet decoded.
+    pub(super) wire: Vec<u8>,
+}
+
+impl Client {
+    pub(super) fn upgraded(config: SessionConfig) -> Client {
+        let now = Instant::now();
+        let mut c = Client {
+            conn: Connection::new(Arc::new(config), now),
+            fx: Effects::default(),
+            now,
+            decoder: FrameDecoder::new(
+                Role::Client,
+                DecoderLimits {
+                    max_message: 1 << 20,
+                    accept_binary: true,
+                },
+            ),
+            wire: Vec::new(),
+        };
+        let request =
+            "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        c.conn.on_bytes(request.as_bytes(), now, &mut c.fx);
+        assert_eq!(c.take_actions(), [Action::Opened]);
+        c.write_all();
+        let end = c.wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert!(c.wire.starts_with(b"HTTP/1.1 101 "));
+        c.wire.drain(..end);
+        c
+    }
+
+    pub(super) fn at(&mut self, after: Duration) -> Instant {
+        self.now += after;
+        self.now
+    }
+
+    pub(super) fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.fx.actions)
+    }
+
+    pub(super) fn send(&mut self, text: &str) {
+        let mut frame = Vec::new();
+        encode_masked_frame(
+            &mut frame,
+            OpCode::Text,
+            true,
+            text.as_bytes(),
+            [1, 2, 3, 4],
+        );
+        self.conn.on_bytes(&frame, self.now, &mut self.fx);
+    }
+
+    /// Sends a request and, like the shell with a router that has room,
+    /// confirms its subscribe command at once.
+    pub(super) fn request(&mut self, text: &str) -> Vec<Action> {
+        self.send(text);
+        let actions = self.take_actions();
+        for a in &actions {
+            if matches!(a, Action::Subscribe { .. }) {
+                self.conn.on_command_taken();
+            }
+        }
+        actions
+    }
+
+    /// Writes everything queued to the "socket".
+    pub(super) fn write_all(&mut self) -> bool {
+        let mut n = 0;
+        let drained = self
+            .conn
+            .outbound()
+            .write_to(&mut self.wire, &mut n, &mut |_: &OutFrame| {})
+            .unwrap();
+        self.conn.on_written(n, drained, self.now)
+    }
+
+    /// Everything written so far, as text (`Q …` quotes and JSON replies)
+    /// or `close <code> <reason>` / `ping`.
+    pub(super) fn frames(&mut self) -> Vec<String> {
+        self.write_all();
+        let mut out = Vec::new();
+        let mut offset = 0;
+        while let Ok((n, event)) = self.decoder.decode(&self.wire[offset..]) {
+            if n == 0 {
+                break;
+            }
+            offset += n;
+            match event {
+                Some(Event::Text(t)) => out.push(t),
+                Some(Event::Close(Some((code, reason)))) => {
+                    out.push(format!("close {code} {reason}"))
+                }
+                Some(Event::Ping(_)) => out.push("ping".into()),
+                Some(other) => out.push(format!("{other:?}")),
+                None => {}
+            }
+        }
+        self.wire.drain(..offset);
+        out
+    }
+
+    pub(super) fn activate(
+        &mut self,
+        request: u32,
+        selectors: &[&str],
+        snapshots: Vec<Arc<SharedQuote>>,
+    ) {
+        let selectors: Vec<Selector> = selectors.iter().map(|s| sel(s)).collect();
+        self.conn
+            .on_activate(request, &selectors, snapshots, self.now, &mut self.fx);
+    }
+
+    pub(super) fn live(&mut self, q: &Arc<SharedQuote>, max_hz: Option<f32>) {
+        let interval = max_hz.map(throttle::spacing);
+        self.conn.on_quote(q, interval, self.now, &mut self.fx);
+    }
+}
+
+pub(super) fn kinds(frames: &[String]) -> Vec<String> {
+    frames
+        .iter()
+        .map(|f| match serde_json::from_str::<serde_json::Value>(f) {
+            Ok(v) => v["type"].as_str().unwrap_or("?").to_owned(),
+            Err(_) => f.clone(),
+        })
+        .collect()
+}

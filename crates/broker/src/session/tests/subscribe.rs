@@ -1,0 +1,240 @@
+//! Subscription rules: atomic requests, the reply gate, snapshots,
+//! re-subscribes, unsubscribe, `max_hz`.
+
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn a_request_with_one_bad_topic_changes_nothing() {
+    let mut c = Client::upgraded(config());
+    let actions = c.request(r#"{"op":"subscribe","topics":["AAPL","BAD TOPIC","MSFT"],"id":5}"#);
+    assert_eq!(actions, [Action::RequestError(ErrorCode::BadTopic)]);
+    assert_eq!(c.conn.subscription_count(), 0);
+    let frames = c.frames();
+    assert!(frames[0].contains(r#""code":"bad_topic""#) && frames[0].contains("BAD TOPIC"));
+    // Past the limit (4 entries) is refused whole as well.
+    c.request(r#"{"op":"subscribe","topics":["A","B","C"]}"#);
+    let actions = c.request(r#"{"op":"subscribe","topics":["B","D","E"]}"#);
+    assert_eq!(
+        actions,
+        [Action::RequestError(ErrorCode::TooManySubscriptions)]
+    );
+    assert_eq!(c.conn.subscription_count(), 3);
+}
+
+#[test]
+fn ack_then_snapshot_then_live_and_the_ack_waits_for_the_router() {
+    let mut c = Client::upgraded(config());
+    c.send(r#"{"op":"subscribe","topics":["AAPL","MSFT","AAPL"],"id":1}"#);
+    let actions = c.take_actions();
+    assert_eq!(
+        actions,
+        [
+            Action::SubscriptionsChanged(2),
+            Action::Subscribe {
+                request: 0,
+                selectors: vec![sel("AAPL"), sel("MSFT")],
+                added: vec![sel("AAPL"), sel("MSFT")],
+                snapshot: true,
+            }
+        ]
+    );
+    // The router has not taken the command: the ack is held.
+    assert!(c.frames().is_empty());
+    c.conn.on_command_taken();
+    let frames = c.frames();
+    assert_eq!(kinds(&frames), ["subscribed"]);
+    assert!(frames[0].contains(r#""topics":["AAPL","MSFT","AAPL"]"#));
+
+    c.activate(0, &["AAPL", "MSFT"], vec![quote("AAPL", 7)]);
+    assert_eq!(
+        c.take_actions(),
+        [
+            Action::Route {
+                selector: sel("AAPL"),
+                max_hz: None
+            },
+            Action::Route {
+                selector: sel("MSFT"),
+                max_hz: None
+            },
+        ]
+    );
+    c.live(&quote("AAPL", 8), None);
+    assert_eq!(c.frames(), ["Q AAPL 7", "Q AAPL 8"]);
+}
+
+#[test]
+fn a_new_entry_gets_no_snapshot_of_a_topic_already_flowing_under_another() {
+    let mut c = Client::upgraded(config());
+    c.request(r#"{"op":"subscribe","topics":["*"]}"#);
+    c.activate(0, &["*"], vec![]);
+    c.request(r#"{"op":"subscribe","topics":["AAPL","NEW"]}"#);
+    c.activate(1, &["AAPL", "NEW"], vec![quote("AAPL", 3), quote("NEW", 1)]);
+    let frames = c.frames();
+    // AAPL was already delivered live under "*": no second copy. NEW too
+    // matches "*", so neither is sent.
+    assert_eq!(kinds(&frames), ["subscribed", "subscribed"]);
+}
+
+#[test]
+fn a_re_subscribe_sends_the_snapshot_again_and_replaces_options() {
+    let mut c = Client::upgraded(config());
+    c.request(r#"{"op":"subscribe","topics":["AAPL"],"max_hz":1}"#);
+    c.activate(0, &["AAPL"], vec![quote("AAPL", 1)]);
+    assert_eq!(
+        c.take_actions(),
+        [Action::Route {
+            selector: sel("AAPL"),
+            max_hz: Some(1.0)
+        }]
+    );
+    let actions = c.request(r#"{"op":"subscribe","topics":["AAPL"]}"#);
+    assert_eq!(
+        actions,
+        [
+            Action::Route {
+                selector: sel("AAPL"),
+                max_hz: None
+            },
+            Action::Subscribe {
+                request: 1,
+                selectors: vec![sel("AAPL")],
+                added: vec![],
+                snapshot: true,
+            }
+        ]
+    );
+    // Inside the old 1 s spacing, but max_hz is gone: sent at once.
+    c.activate(1, &["AAPL"], vec![quote("AAPL", 2)]);
+    let frames = c.frames();
+    assert_eq!(
+        kinds(&frames),
+        ["subscribed", "Q AAPL 1", "subscribed", "Q AAPL 2"]
+    );
+}
+
+#[test]
+fn a_re_subscribe_of_a_pending_entry_keeps_the_first_requests_snapshot() {
+    let mut c = Client::upgraded(config());
+    c.request(r#"{"op":"subscribe","topics":["AAPL"]}"#);
+    c.request(r#"{"op":"subscribe","topics":["AAPL"],"snapshot":false}"#);
+    // The router answers both, in order; only the first asked for a snapshot.
+    c.activate(0, &["AAPL"], vec![quote("AAPL", 4)]);
+    c.activate(1, &["AAPL"], vec![]);
+    c.live(&quote("AAPL", 5), None);
+    assert_eq!(
+        kinds(&c.frames()),
+        ["subscribed", "subscribed", "Q AAPL 4", "Q AAPL 5"]
+    );
+}
+
+#[test]
+fn an_entry_unsubscribed_before_its_activation_gets_no_snapshot() {
+    let mut c = Client::upgraded(config());
+    c.request(r#"{"op":"subscribe","topics":["AAPL"]}"#);
+    let actions = c.request(r#"{"op":"unsubscribe","topics":["AAPL","NEVER"]}"#);
+    // Pending entries are not routed yet: nothing to unroute.
+    assert_eq!(
+        actions,
+        [
+            Action::SubscriptionsChanged(-1),
+            Action::Release(vec![sel("AAPL")])
+        ]
+    );
+    c.activate(0, &["AAPL"], vec![quote("AAPL", 4)]);
+    assert!(c.take_actions().is_empty());
+    assert_eq!(kinds(&c.frames()), ["subscribed", "unsubscribed"]);
+}
+
+#[test]
+fn unsubscribe_drops_what_is_queued_for_topics_no_longer_matched() {
+    let mut c = Client::upgraded(config());
+    c.request(r#"{"op":"subscribe","topics":["A*","AAPL"],"snapshot":false}"#);
+    c.activate(0, &["A*", "AAPL"], vec![]);
+    c.frames();
+    c.live(&quote("AAPL", 1), None);
+    c.live(&quote("AMD", 1), None);
+    c.request(r#"{"op":"unsubscribe","topics":["A*"]}"#);
+    // AAPL still flows under its exact entry; AMD's queued quote is gone.
+    assert_eq!(kinds(&c.frames()), ["Q AAPL 1", "unsubscribed"]);
+}
+
+#[test]
+fn max_hz_spacing_holds_the_newest_and_releases_it_when_due() {
+    let mut c = Client::upgraded(config());
+    c.request(r#"{"op":"subscribe","topics":["X"],"max_hz":4,"snapshot":false}"#);
+    c.activate(0, &["X"], vec![]);
+    c.frames();
+    c.take_actions();
+    let t0 = c.now;
+    c.live(&quote("X", 1), Some(4.0)); // after a quiet period: at once
+    c.at(Duration::from_millis(10));
+    c.live(&quote("X", 2), Some(4.0)); // inside the spacing: held
+    assert_eq!(
+        c.take_actions(),
+        [Action::ArmTimer {
+            at: t0 + Duration::from_millis(250),
+            topic: "X".into()
+        }]
+    );
+    c.at(Duration::from_millis(10));
+    c.live(&quote("X", 3), Some(4.0)); // replaces the held one
+    assert!(c.take_actions().is_empty(), "one timer per hold");
+    assert_eq!(c.fx.conflated, 1);
+    assert_eq!(c.frames(), ["Q X 1"]);
+    // A timer that fires early (clock jitter) re-arms; it never sends early.
+    c.conn
+        .on_timer(&"X".into(), t0 + Duration::from_millis(200), &mut c.fx);
+    assert_eq!(
+        c.take_actions(),
+        [Action::ArmTimer {
+            at: t0 + Duration::from_millis(250),
+            topic: "X".into()
+        }]
+    );
+    c.now = t0 + Duration::from_millis(250);
+    c.conn.on_timer(&"X".into(), c.now, &mut c.fx);
+    assert_eq!(c.frames(), ["Q X 3"]);
+    // The release counts as a delivery: the next spacing starts now.
+    c.at(Duration::from_millis(100));
+    c.live(&quote("X", 4), Some(4.0));
+    assert!(c.frames().is_empty());
+}
+
+#[test]
+fn the_most_specific_entry_sets_the_snapshot_spacing() {
+    let mut c = Client::upgraded(config());
+    c.request(r#"{"op":"subscribe","topics":["AA*"],"max_hz":4}"#);
+    c.request(r#"{"op":"subscribe","topics":["*"],"max_hz":1}"#);
+    c.activate(0, &["AA*"], vec![quote("AAPL", 1)]);
+    // AAPL already flows under AA*: no second snapshot for "*".
+    c.activate(1, &["*"], vec![quote("AAPL", 1)]);
+    c.take_actions();
+    let t0 = c.now;
+    // The snapshot counted as a delivery under AA*'s 250 ms spacing.
+    c.at(Duration::from_millis(100));
+    c.live(&quote("AAPL", 2), Some(4.0));
+    assert_eq!(
+        c.take_actions(),
+        [Action::ArmTimer {
+            at: t0 + Duration::from_millis(250),
+            topic: "AAPL".into()
+        }]
+    );
+    // A newer snapshot supersedes the held quote (never sent twice).
+    c.request(r#"{"op":"subscribe","topics":["AA*"],"max_hz":4}"#);
+    c.activate(2, &["AA*"], vec![quote("AAPL", 2)]);
+    assert_eq!(c.fx.conflated, 1);
+    c.now = t0 + Duration::from_millis(250);
+    c.conn.on_timer(&"AAPL".into(), c.now, &mut c.fx);
+    let frames = c.frames();
+    assert_eq!(
+        frames
+            .iter()
+            .filter(|f| f.starts_with("Q "))
+            .collect::<Vec<_>>(),
+        ["Q AAPL 1", "Q AAPL 2"]
+    );
+}

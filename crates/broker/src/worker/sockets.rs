@@ -1,0 +1,153 @@
+//! The socket side of a worker: accepting, reading into connections, and
+//! writing what they queued (when: see `cork`).
+
+use std::io::{self, Read};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use mio::{Interest, Token};
+
+use super::{Conn, Worker, FIRST_CONN, READS_PER_EVENT};
+use crate::messages::ConnId;
+use crate::metrics;
+use crate::session::outbound::OutFrame;
+use crate::session::Connection;
+use crate::transport::Transport;
+
+impl Worker {
+    pub(super) fn accept(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, _addr)) => {
+                    let open = self.open_connections.fetch_add(1, Ordering::Relaxed);
+                    if open >= self.settings.max_connections {
+                        self.open_connections.fetch_sub(1, Ordering::Relaxed);
+                        metrics::add(&self.metrics.connections_refused, 1);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    if self.settings.socket_send_buffer_bytes > 0 {
+                        let size = self.settings.socket_send_buffer_bytes;
+                        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(size);
+                    }
+                    let entry = self.conns.vacant_entry();
+                    let slot = entry.key();
+                    let mut transport = Transport::Plain(stream);
+                    if let Err(e) = self.poll.registry().register(
+                        &mut transport,
+                        Token(slot + FIRST_CONN),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        tracing::warn!(error = %e, "cannot register connection");
+                        self.open_connections.fetch_sub(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    self.next_serial += 1;
+                    let id = ConnId {
+                        slot,
+                        serial: self.next_serial,
+                    };
+                    let link = Connection::new(self.settings.session.clone(), self.now);
+                    entry.insert(Conn {
+                        id,
+                        transport,
+                        link,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and friends. Edge-triggered: connections already
+                    // in the backlog would get no new edge, so the sweep
+                    // retries; don't spin on it this turn.
+                    tracing::warn!(error = %e, "accept failed; retrying at the next sweep");
+                    self.accept_retry = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(super) fn read(&mut self, slot: usize) {
+        for _ in 0..READS_PER_EVENT {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
+            if !conn.link.wants_read() {
+                // Resumed from flush() once the peer reads what we queued.
+                return;
+            }
+            match conn.transport.read(&mut self.scratch) {
+                Ok(0) => {
+                    self.remove(slot);
+                    return;
+                }
+                Ok(n) => {
+                    let data = self.scratch.get(..n).unwrap_or_default();
+                    conn.link.on_bytes(data, self.now, &mut self.fx);
+                    self.after_event(slot);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.remove(slot);
+                    return;
+                }
+            }
+        }
+        self.unread.push(slot);
+    }
+
+    /// Writes every corked connection. A flush can resume a paused read,
+    /// which can queue output again: repeat until nothing is marked.
+    pub(super) fn flush_corked(&mut self) {
+        while !self.cork.is_empty() {
+            let turn = self.cork.take();
+            for &slot in &turn {
+                self.flush(slot);
+            }
+            self.cork.recycle(turn);
+        }
+    }
+
+    fn flush(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let paused = !conn.link.wants_read();
+        let mut written = 0;
+        let now = Instant::now();
+        let (latency, frames, deliveries) = (
+            &mut self.delivery_latency,
+            &mut self.frames_out,
+            &mut self.deliveries,
+        );
+        let mut on_sent = |frame: &OutFrame| {
+            *frames += 1;
+            if let OutFrame::Quote(quote, _) = frame {
+                *deliveries += 1;
+                latency.record(now.saturating_duration_since(quote.decoded_at));
+            }
+        };
+        let result = conn
+            .link
+            .outbound()
+            .write_to(&mut conn.transport, &mut written, &mut on_sent);
+        metrics::add(&self.metrics.bytes_out, written as u64);
+        match result {
+            Ok(drained) => {
+                if conn.link.on_written(written, drained, now) {
+                    conn.transport.shutdown_write();
+                }
+                if paused && conn.link.wants_read() {
+                    // Resume reading next turn, within the per-event read cap.
+                    self.unread.push(slot);
+                }
+            }
+            Err(_) => self.remove(slot),
+        }
+    }
+}
