@@ -265,7 +265,13 @@ impl Worker {
                                     self.now,
                                     &mut self.fx,
                                 );
-                                self.after_event(target.slot);
+                                // The per-delivery path: a quote asks for
+                                // no action but a timer, rarely.
+                                if self.fx.actions.is_empty() {
+                                    self.cork.mark(target.slot);
+                                } else {
+                                    self.after_event(target.slot);
+                                }
                             }
                         }
                     }

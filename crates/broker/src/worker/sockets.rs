@@ -113,7 +113,7 @@ impl Worker {
         }
     }
 
-    fn flush(&mut self, slot: usize) {
+    pub(super) fn flush(&mut self, slot: usize) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
