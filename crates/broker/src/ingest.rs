@@ -5,14 +5,19 @@
 //! The queue to the router is bounded. When it is full this thread blocks in
 //! `send`, stops reading, and producers feel TCP back-pressure: that happens
 //! only when the router as a whole cannot keep up.
+//!
+//! With `[ingest.tls]` producers speak TLS (mutual TLS with a client CA): the
+//! same `Transport` as the WebSocket listener; a handshake that fails or is
+//! not done within the handshake timeout closes the producer
+//! (`reason="tls"`).
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use tickwire_protocol::ingest::{decode_frame, IngestError, IngestFrame};
@@ -21,6 +26,7 @@ use tickwire_protocol::Quote;
 use crate::config::IngestConfig;
 use crate::messages::IngestBatch;
 use crate::metrics::{self, Metrics, RejectReason};
+use crate::transport::Transport;
 
 const LISTENER: Token = Token(0);
 pub const WAKER: Token = Token(1);
@@ -28,9 +34,12 @@ const FIRST_CONN: usize = 2;
 const READ_CHUNK: usize = 64 * 1024;
 /// Reads per producer per turn, so one fast producer cannot starve others.
 const READS_PER_TURN: usize = 16;
+/// How often TLS handshake deadlines are checked while any is pending.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 
 struct Producer {
-    stream: TcpStream,
+    stream: Transport,
+    accepted_at: Instant,
     buf: Vec<u8>,
     hello_seen: bool,
     quote_seen: bool,
@@ -43,6 +52,8 @@ pub struct Ingest {
     producers: Slab<Producer>,
     tx: Sender<IngestBatch>,
     config: IngestConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    handshake_timeout: Duration,
     metrics: Arc<Metrics>,
     shutdown: Arc<AtomicBool>,
     scratch: Vec<u8>,
@@ -56,11 +67,14 @@ enum ReadEnd {
 }
 
 impl Ingest {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         poll: Poll,
         listener: std::net::TcpListener,
         tx: Sender<IngestBatch>,
         config: IngestConfig,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handshake_timeout: Duration,
         metrics: Arc<Metrics>,
         shutdown: Arc<AtomicBool>,
     ) -> io::Result<Ingest> {
@@ -73,6 +87,8 @@ impl Ingest {
             producers: Slab::new(),
             tx,
             config,
+            tls,
+            handshake_timeout,
             metrics,
             shutdown,
             scratch: vec![0; READ_CHUNK],
@@ -83,10 +99,12 @@ impl Ingest {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(256);
         loop {
-            let timeout = if self.unread.is_empty() {
-                None
+            let timeout = if !self.unread.is_empty() {
+                Some(Duration::ZERO)
+            } else if self.producers.iter().any(|(_, p)| p.stream.is_handshaking()) {
+                Some(SWEEP_INTERVAL)
             } else {
-                Some(std::time::Duration::ZERO)
+                None
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -104,6 +122,7 @@ impl Ingest {
                     Token(t) => self.unread.push(t - FIRST_CONN),
                 }
             }
+            self.expire_handshakes();
             self.unread.sort_unstable();
             self.unread.dedup();
             for slot in std::mem::take(&mut self.unread) {
@@ -136,17 +155,33 @@ impl Ingest {
                 return;
             };
             match listener.accept() {
-                Ok((mut stream, addr)) => {
+                Ok((stream, addr)) => {
                     if self.producers.len() >= self.config.max_producers {
                         tracing::warn!(%addr, max = self.config.max_producers, "producer refused: too many producers");
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
+                    let mut stream = match &self.tls {
+                        Some(config) => match Transport::tls(stream, config.clone()) {
+                            Ok(t) => t,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot start TLS for a producer");
+                                continue;
+                            }
+                        },
+                        None => Transport::Plain(stream),
+                    };
+                    // TLS needs writable events too (handshake replies).
+                    let interest = if self.tls.is_some() {
+                        Interest::READABLE | Interest::WRITABLE
+                    } else {
+                        Interest::READABLE
+                    };
                     let entry = self.producers.vacant_entry();
                     if let Err(e) = self.poll.registry().register(
                         &mut stream,
                         Token(entry.key() + FIRST_CONN),
-                        Interest::READABLE,
+                        interest,
                     ) {
                         tracing::warn!(error = %e, "cannot register producer");
                         continue;
@@ -155,6 +190,7 @@ impl Ingest {
                     metrics::gauge_add(&self.metrics.producer_connections, 1);
                     entry.insert(Producer {
                         stream,
+                        accepted_at: Instant::now(),
                         buf: Vec::new(),
                         hello_seen: false,
                         quote_seen: false,
@@ -179,9 +215,22 @@ impl Ingest {
             let n = match producer.stream.read(&mut self.scratch) {
                 Ok(0) => return ReadEnd::Closed,
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Handshake replies the socket had no room for go out
+                    // on the next writable event (this same path).
+                    let _ = producer.stream.flush_tls();
+                    return ReadEnd::WouldBlock;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return ReadEnd::Closed,
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        // A TLS failure: no client certificate under mutual
+                        // TLS, a wrong one, or not TLS at all.
+                        tracing::warn!(addr = ?producer.stream.socket().peer_addr().ok(), error = %e, "producer closed: TLS handshake failed");
+                        self.metrics.reject(RejectReason::Tls);
+                    }
+                    return ReadEnd::Closed;
+                }
             };
             let decoded_at = Instant::now();
             producer
@@ -202,11 +251,32 @@ impl Ingest {
         ReadEnd::MoreLeft
     }
 
+    /// Closes producers whose TLS handshake has taken longer than the
+    /// handshake timeout (a client that connects and stalls must not hold
+    /// a producer slot).
+    fn expire_handshakes(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<usize> = self
+            .producers
+            .iter()
+            .filter(|(_, p)| {
+                p.stream.is_handshaking()
+                    && now.saturating_duration_since(p.accepted_at) >= self.handshake_timeout
+            })
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in expired {
+            tracing::warn!("producer closed: TLS handshake not completed in time");
+            self.metrics.reject(RejectReason::Tls);
+            self.remove(slot);
+        }
+    }
+
     fn remove(&mut self, slot: usize) {
         if let Some(mut producer) = self.producers.try_remove(slot) {
             let _ = self.poll.registry().deregister(&mut producer.stream);
             metrics::gauge_add(&self.metrics.producer_connections, -1);
-            if let Ok(addr) = producer.stream.peer_addr() {
+            if let Ok(addr) = producer.stream.socket().peer_addr() {
                 tracing::info!(%addr, "producer disconnected");
             }
         }
@@ -297,6 +367,6 @@ fn check_authorized(producer: &Producer) -> Result<(), RejectReason> {
 }
 
 fn log_reject(producer: &Producer, why: &str) {
-    let addr = producer.stream.peer_addr().ok();
+    let addr = producer.stream.socket().peer_addr().ok();
     tracing::warn!(addr = ?addr, reason = why, "producer closed: bad frame");
 }

@@ -15,6 +15,7 @@ mod messages;
 pub mod metrics;
 mod router;
 mod session;
+pub mod tls;
 mod transport;
 mod worker;
 
@@ -35,6 +36,7 @@ use std::thread::JoinHandle;
 use mio::{Poll, Waker};
 
 pub use config::Config;
+use config::ms;
 use metrics::Metrics;
 use router::{Router, WorkerLink};
 use worker::{Worker, WorkerParts, WorkerSettings};
@@ -45,7 +47,10 @@ const ROUTER_CMD_QUEUE: usize = 65_536;
 /// A running broker. Dropping it shuts the broker down and waits for it.
 pub struct Broker {
     ws_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     ingest_addr: SocketAddr,
+    /// Certificates SIGHUP re-reads (wss listener, ingest).
+    certs: Vec<Arc<tls::ReloadableCert>>,
     epoch: Arc<str>,
     metrics: Arc<Metrics>,
     shutdown: Arc<AtomicBool>,
@@ -70,12 +75,48 @@ impl Broker {
             .first()
             .ok_or_else(|| io::Error::other("no worker listener"))?
             .local_addr()?;
+        let mut certs = Vec::new();
+        let ws_tls = match &config.tls {
+            Some(t) => {
+                let endpoint =
+                    tls::TlsEndpoint::new(t.cert_path(), t.key_path(), None, &[b"http/1.1"])
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+                certs.push(endpoint.cert.clone());
+                Some(endpoint.config)
+            }
+            None => None,
+        };
+        let mut tls_listeners: Vec<Option<std::net::TcpListener>> = match config.tls_addr() {
+            Some(addr) if ws_tls.is_some() => listener::bind_group(addr, workers)?
+                .into_iter()
+                .map(Some)
+                .collect(),
+            _ => (0..workers).map(|_| None).collect(),
+        };
+        let tls_addr = match tls_listeners.first() {
+            Some(Some(l)) => Some(l.local_addr()?),
+            _ => None,
+        };
+        let ingest_tls = match &config.ingest.tls {
+            Some(t) => {
+                let endpoint =
+                    tls::TlsEndpoint::new(t.cert_path(), t.key_path(), t.client_ca_path(), &[])
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+                certs.push(endpoint.cert.clone());
+                Some(endpoint.config)
+            }
+            None => None,
+        };
         let ingest_listener = listener::bind_one(config.ingest_addr())?;
         let ingest_addr = ingest_listener.local_addr()?;
 
         let (ingest_tx, ingest_rx) = crossbeam_channel::bounded(config.ingest.queue_batches);
         let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(ROUTER_CMD_QUEUE);
-        let settings = Arc::new(WorkerSettings::from_config(config, epoch.clone()));
+        let settings = Arc::new(WorkerSettings::from_config(
+            config,
+            epoch.clone(),
+            ws_tls,
+        ));
         let open_connections = Arc::new(AtomicUsize::new(0));
 
         let mut threads = Vec::new();
@@ -94,6 +135,7 @@ impl Broker {
                 id,
                 poll,
                 listener,
+                tls_listener: tls_listeners.get_mut(id).and_then(Option::take),
                 rx,
                 router_tx: cmd_tx.clone(),
                 settings: settings.clone(),
@@ -117,6 +159,8 @@ impl Broker {
             ingest_listener,
             ingest_tx,
             config.ingest.clone(),
+            ingest_tls,
+            ms(config.server.handshake_timeout_ms),
             metrics.clone(),
             shutdown.clone(),
         )?;
@@ -130,10 +174,13 @@ impl Broker {
             })?;
         }
 
-        tracing::info!(%ws_addr, %ingest_addr, workers, epoch = %epoch, "tickwire listening");
+        let tls_shown = tls_addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
+        tracing::info!(%ws_addr, tls_addr = %tls_shown, %ingest_addr, ingest_tls = config.ingest.tls.is_some(), workers, epoch = %epoch, "tickwire listening");
         Ok(Broker {
             ws_addr,
+            tls_addr,
             ingest_addr,
+            certs,
             epoch,
             metrics,
             shutdown,
@@ -148,6 +195,31 @@ impl Broker {
 
     pub fn ingest_addr(&self) -> SocketAddr {
         self.ingest_addr
+    }
+
+    /// The wss/https listener, when `[tls]` is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// SIGHUP: re-reads every configured certificate and key. New
+    /// handshakes get the new ones; open connections are untouched. A file
+    /// that fails to load keeps the old certificate, and is logged by name.
+    /// Returns the errors (empty when everything reloaded).
+    pub fn reload_tls(&self) -> Vec<tls::TlsError> {
+        let mut errors = Vec::new();
+        for cert in &self.certs {
+            match cert.reload() {
+                Ok(()) => {
+                    tracing::info!(cert_file = %cert.cert_file().display(), "certificate reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(file = %e.path.display(), problem = %e.problem, "certificate not reloaded; keeping the old one");
+                    errors.push(e);
+                }
+            }
+        }
+        errors
     }
 
     pub fn epoch(&self) -> &str {

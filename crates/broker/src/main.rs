@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tickwire_broker::{demo, Broker, Config};
 
@@ -29,6 +29,15 @@ struct Cli {
     /// Overrides [ingest] addr, e.g. 127.0.0.1:7001.
     #[arg(long)]
     ingest_addr: Option<String>,
+    /// Overrides [tls] cert_file: PEM chain for wss/https (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<String>,
+    /// Overrides [tls] key_file: PEM private key for wss/https.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<String>,
+    /// Overrides [tls] addr, e.g. 127.0.0.1:8443.
+    #[arg(long)]
+    tls_addr: Option<String>,
     /// Overrides [server] workers (0 = one per core).
     #[arg(long)]
     workers: Option<usize>,
@@ -55,6 +64,11 @@ fn main() -> ExitCode {
         Ok(broker) => broker,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
+            // A certificate or key file that cannot be used is a
+            // configuration error, like an invalid key.
+            if e.kind() == std::io::ErrorKind::InvalidInput {
+                return ExitCode::from(EXIT_CONFIG);
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -71,15 +85,22 @@ fn main() -> ExitCode {
         None
     };
 
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot install signal handlers");
             return ExitCode::FAILURE;
         }
     };
-    if let Some(signal) = signals.forever().next() {
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            // Re-read certificates; errors are logged by the broker, naming
+            // the file, and the old certificate stays.
+            broker.reload_tls();
+            continue;
+        }
         tracing::info!(signal, "shutting down");
+        break;
     }
     stop_demo.store(true, Ordering::Relaxed);
     if let Some(t) = demo_thread {
@@ -104,6 +125,20 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
     }
     if let Some(addr) = &cli.ingest_addr {
         config.ingest.addr = addr.clone();
+    }
+    if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+        let addr = config.tls.as_ref().map(|t| t.addr.clone());
+        config.tls = Some(tickwire_broker::config::TlsConfig {
+            addr: addr.unwrap_or_else(|| "0.0.0.0:8443".into()),
+            cert_file: cert.clone(),
+            key_file: key.clone(),
+        });
+    }
+    if let Some(addr) = &cli.tls_addr {
+        match config.tls.as_mut() {
+            Some(tls) => tls.addr = addr.clone(),
+            None => return Err("--tls-addr needs a certificate: [tls] in the config, or --tls-cert and --tls-key".into()),
+        }
     }
     if let Some(workers) = cli.workers {
         config.server.workers = workers;

@@ -1,48 +1,192 @@
-//! The byte stream under a connection. Plain TCP today; a TLS variant (a
-//! rustls session over the same socket) slots in here without touching the
-//! HTTP/WebSocket layers above, which only see `Read`/`Write`.
+//! The byte stream under a connection: plain TCP, or TLS (a rustls
+//! `ServerConnection` over the same non-blocking socket, driven by the
+//! thread's readiness events). The layers above read and write plaintext
+//! and never see the difference; the one addition is [`Transport::flush`]
+//! for TLS records rustls holds while the socket is full.
 
+use std::cell::RefCell;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
+use std::sync::Arc;
 
 use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use rustls::{ServerConfig, ServerConnection};
+
+/// Encrypted bytes rustls may hold for one connection while the socket is
+/// full; past it, writes report `WouldBlock` like a full socket, so the
+/// outbound queue's budget and conflation still decide what waits.
+const TLS_SEND_BUFFER: usize = 64 * 1024;
+
+/// Plaintext handed to rustls per write: the coalesced frames of a
+/// `writev`, as one 16 KiB TLS record rather than a record per frame.
+const TLS_CHUNK: usize = 16 * 1024;
 
 pub enum Transport {
     Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+pub struct TlsStream {
+    sock: TcpStream,
+    tls: ServerConnection,
 }
 
 impl Transport {
+    pub fn tls(sock: TcpStream, config: Arc<ServerConfig>) -> io::Result<Transport> {
+        let mut tls = ServerConnection::new(config).map_err(io::Error::other)?;
+        tls.set_buffer_limit(Some(TLS_SEND_BUFFER));
+        Ok(Transport::Tls(Box::new(TlsStream { sock, tls })))
+    }
+
+    /// The TCP socket (for socket options and the peer address).
+    pub fn socket(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(t) => &t.sock,
+        }
+    }
+
+    /// True while the TLS handshake is not complete (never for plain TCP).
+    pub fn is_handshaking(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(t) => t.tls.is_handshaking(),
+        }
+    }
+
+    /// True when TLS records wait for room in the socket.
+    pub fn wants_flush(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(t) => t.tls.wants_write(),
+        }
+    }
+
+    /// Writes the TLS records waiting for the socket: `Ok` once none is
+    /// left, `WouldBlock` while some are.
+    pub fn flush_tls(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(_) => Ok(()),
+            Transport::Tls(t) => t.flush_records(),
+        }
+    }
+
     /// Half-closes the write side once everything queued is written, so the
-    /// peer reads our last frame and then EOF.
+    /// peer reads our last frame and then EOF. Over TLS a close_notify goes
+    /// first, best effort.
     pub fn shutdown_write(&mut self) {
         match self {
             Transport::Plain(s) => {
                 let _ = s.shutdown(Shutdown::Write);
             }
+            Transport::Tls(t) => {
+                t.tls.send_close_notify();
+                let _ = t.flush_records();
+                let _ = t.sock.shutdown(Shutdown::Write);
+            }
         }
     }
+}
+
+impl TlsStream {
+    fn flush_records(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            match self.tls.write_tls(&mut self.sock) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.tls.reader().read(buf) {
+                // Ok(0): the peer's close_notify, a clean end of stream.
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            match self.tls.read_tls(&mut self.sock) {
+                Ok(0) => return Ok(0),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = self.tls.process_new_packets() {
+                // Not TLS, or a TLS error: rustls queued an alert; send it
+                // if the socket takes it, then the caller closes.
+                let _ = self.flush_records();
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            // Handshake replies, key updates: out now if the socket has room,
+            // otherwise `wants_flush` tells the shell to come back.
+            match self.flush_records() {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn write_plain(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // Records already made go first: they carry earlier bytes.
+        match self.flush_records() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        let accepted = CHUNK.with(|chunk| {
+            let mut chunk = chunk.borrow_mut();
+            chunk.clear();
+            for buf in bufs {
+                let room = TLS_CHUNK - chunk.len();
+                if room == 0 {
+                    break;
+                }
+                chunk.extend_from_slice(buf.get(..room.min(buf.len())).unwrap_or_default());
+            }
+            self.tls.writer().write(&chunk)
+        })?;
+        if accepted == 0 && bufs.iter().any(|b| !b.is_empty()) {
+            // rustls' buffer is full: the socket is the bottleneck.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        match self.flush_records() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        Ok(accepted)
+    }
+}
+
+thread_local! {
+    /// Per-thread staging for coalesced plaintext (never per connection).
+    static CHUNK: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(TLS_CHUNK));
 }
 
 impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read(buf),
+            Transport::Tls(t) => t.read_plain(buf),
         }
     }
 }
 
 impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Transport::Plain(s) => s.write(buf),
-        }
+        self.write_vectored(&[IoSlice::new(buf)])
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.write_vectored(bufs),
+            Transport::Tls(t) => t.write_plain(bufs),
         }
     }
 
@@ -60,6 +204,7 @@ impl Source for Transport {
     ) -> io::Result<()> {
         match self {
             Transport::Plain(s) => s.register(registry, token, interests),
+            Transport::Tls(t) => t.sock.register(registry, token, interests),
         }
     }
 
@@ -71,12 +216,14 @@ impl Source for Transport {
     ) -> io::Result<()> {
         match self {
             Transport::Plain(s) => s.reregister(registry, token, interests),
+            Transport::Tls(t) => t.sock.reregister(registry, token, interests),
         }
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         match self {
             Transport::Plain(s) => s.deregister(registry),
+            Transport::Tls(t) => t.sock.deregister(registry),
         }
     }
 }

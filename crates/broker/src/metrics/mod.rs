@@ -29,15 +29,19 @@ pub enum RejectReason {
     BadTopic,
     UnexpectedHello,
     Unauthorized,
+    /// The TLS handshake failed or timed out (no or a wrong client
+    /// certificate under mutual TLS, not TLS at all, too slow).
+    Tls,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 5] = [
+    pub const ALL: [RejectReason; 6] = [
         RejectReason::TooLong,
         RejectReason::Decode,
         RejectReason::BadTopic,
         RejectReason::UnexpectedHello,
         RejectReason::Unauthorized,
+        RejectReason::Tls,
     ];
 
     pub fn label(self) -> &'static str {
@@ -47,6 +51,7 @@ impl RejectReason {
             RejectReason::BadTopic => "bad_topic",
             RejectReason::UnexpectedHello => "unexpected_hello",
             RejectReason::Unauthorized => "unauthorized",
+            RejectReason::Tls => "tls",
         }
     }
 }

@@ -38,7 +38,8 @@ use route_index::RouteIndex;
 
 const LISTENER: Token = Token(0);
 pub const WAKER: Token = Token(1);
-const FIRST_CONN: usize = 2;
+const TLS_LISTENER: Token = Token(2);
+const FIRST_CONN: usize = 3;
 
 /// How often connection deadlines (handshake, idle ping, dead peer, slow
 /// consumer, closing) are checked.
@@ -54,15 +55,22 @@ const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 /// The parts of the config a worker needs, resolved once.
 pub struct WorkerSettings {
     pub session: Arc<SessionConfig>,
+    /// The wss/https listener's TLS, when a certificate is configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     pub shutdown_grace: Duration,
     pub socket_send_buffer_bytes: usize,
     pub max_connections: usize,
 }
 
 impl WorkerSettings {
-    pub fn from_config(c: &Config, epoch: Arc<str>) -> WorkerSettings {
+    pub fn from_config(
+        c: &Config,
+        epoch: Arc<str>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> WorkerSettings {
         WorkerSettings {
             session: Arc::new(SessionConfig::from_config(c, epoch)),
+            tls,
             shutdown_grace: ms(c.server.shutdown_grace_ms),
             socket_send_buffer_bytes: c.subscriber.socket_send_buffer_bytes,
             max_connections: c.server.max_connections,
@@ -81,6 +89,8 @@ pub struct Worker {
     id: usize,
     poll: Poll,
     listener: Option<TcpListener>,
+    /// The same routes over TLS (`wss://`, `https://`), when configured.
+    tls_listener: Option<TcpListener>,
     conns: Slab<Conn>,
     rx: Receiver<WorkerMsg>,
     settings: Arc<WorkerSettings>,
@@ -121,6 +131,7 @@ pub struct WorkerParts {
     pub id: usize,
     pub poll: Poll,
     pub listener: std::net::TcpListener,
+    pub tls_listener: Option<std::net::TcpListener>,
     pub rx: Receiver<WorkerMsg>,
     pub router_tx: Sender<RouterCmd>,
     pub settings: Arc<WorkerSettings>,
@@ -136,10 +147,22 @@ impl Worker {
             .poll
             .registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let tls_listener = match parts.tls_listener {
+            Some(l) => {
+                let mut l = TcpListener::from_std(l);
+                parts
+                    .poll
+                    .registry()
+                    .register(&mut l, TLS_LISTENER, Interest::READABLE)?;
+                Some(l)
+            }
+            None => None,
+        };
         Ok(Worker {
             id: parts.id,
             poll: parts.poll,
             listener: Some(listener),
+            tls_listener,
             conns: Slab::new(),
             rx: parts.rx,
             settings: parts.settings,
@@ -188,7 +211,8 @@ impl Worker {
             self.now = Instant::now();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(false),
+                    TLS_LISTENER => self.accept(true),
                     WAKER => {}
                     Token(t) => {
                         let slot = t - FIRST_CONN;
@@ -343,7 +367,8 @@ impl Worker {
     /// per-quote work, and no timer state per connection.
     fn sweep(&mut self) {
         if std::mem::take(&mut self.accept_retry) {
-            self.accept();
+            self.accept(false);
+            self.accept(true);
         }
         self.purge_timers();
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
@@ -357,7 +382,10 @@ impl Worker {
     }
 
     fn begin_shutdown(&mut self) {
-        if let Some(mut listener) = self.listener.take() {
+        for mut listener in [self.listener.take(), self.tls_listener.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();

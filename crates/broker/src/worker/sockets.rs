@@ -15,48 +15,20 @@ use crate::session::Connection;
 use crate::transport::Transport;
 
 impl Worker {
-    pub(super) fn accept(&mut self) {
+    /// Accepts every pending connection on the plain (`tls` false) or the
+    /// TLS listener.
+    pub(super) fn accept(&mut self, tls: bool) {
         loop {
-            let Some(listener) = &self.listener else {
+            let listener = if tls {
+                &self.tls_listener
+            } else {
+                &self.listener
+            };
+            let Some(listener) = listener else {
                 return;
             };
             match listener.accept() {
-                Ok((stream, _addr)) => {
-                    let open = self.open_connections.fetch_add(1, Ordering::Relaxed);
-                    if open >= self.settings.max_connections {
-                        self.open_connections.fetch_sub(1, Ordering::Relaxed);
-                        metrics::add(&self.metrics.connections_refused, 1);
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    if self.settings.socket_send_buffer_bytes > 0 {
-                        let size = self.settings.socket_send_buffer_bytes;
-                        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(size);
-                    }
-                    let entry = self.conns.vacant_entry();
-                    let slot = entry.key();
-                    let mut transport = Transport::Plain(stream);
-                    if let Err(e) = self.poll.registry().register(
-                        &mut transport,
-                        Token(slot + FIRST_CONN),
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        tracing::warn!(error = %e, "cannot register connection");
-                        self.open_connections.fetch_sub(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    self.next_serial += 1;
-                    let id = ConnId {
-                        slot,
-                        serial: self.next_serial,
-                    };
-                    let link = Connection::new(self.settings.session.clone(), self.now);
-                    entry.insert(Conn {
-                        id,
-                        transport,
-                        link,
-                    });
-                }
+                Ok((stream, _addr)) => self.admit(stream, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -69,6 +41,54 @@ impl Worker {
                 }
             }
         }
+    }
+
+    fn admit(&mut self, stream: mio::net::TcpStream, tls: bool) {
+        let open = self.open_connections.fetch_add(1, Ordering::Relaxed);
+        if open >= self.settings.max_connections {
+            self.open_connections.fetch_sub(1, Ordering::Relaxed);
+            metrics::add(&self.metrics.connections_refused, 1);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        if self.settings.socket_send_buffer_bytes > 0 {
+            let size = self.settings.socket_send_buffer_bytes;
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(size);
+        }
+        let transport = match (&self.settings.tls, tls) {
+            (Some(config), true) => Transport::tls(stream, config.clone()),
+            _ => Ok(Transport::Plain(stream)),
+        };
+        let mut transport = match transport {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start TLS");
+                self.open_connections.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut transport,
+            Token(slot + FIRST_CONN),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            tracing::warn!(error = %e, "cannot register connection");
+            self.open_connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        self.next_serial += 1;
+        let id = ConnId {
+            slot,
+            serial: self.next_serial,
+        };
+        let link = Connection::new(self.settings.session.clone(), self.now);
+        entry.insert(Conn {
+            id,
+            transport,
+            link,
+        });
     }
 
     pub(super) fn read(&mut self, slot: usize) {
@@ -90,7 +110,13 @@ impl Worker {
                     conn.link.on_bytes(data, self.now, &mut self.fx);
                     self.after_event(slot);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // A TLS handshake reply the socket had no room for.
+                    if conn.transport.wants_flush() {
+                        self.cork.mark(slot);
+                    }
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     self.remove(slot);
@@ -137,6 +163,12 @@ impl Worker {
             .outbound()
             .write_to(&mut conn.transport, &mut written, &mut on_sent);
         metrics::add(&self.metrics.bytes_out, written as u64);
+        // TLS: records rustls still holds count as not written yet.
+        let result = result.and_then(|drained| match conn.transport.flush_tls() {
+            Ok(()) => Ok(drained),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        });
         match result {
             Ok(drained) => {
                 if conn.link.on_written(written, drained, now) {

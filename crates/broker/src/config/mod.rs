@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod tls;
+pub use tls::{IngestTlsConfig, TlsConfig};
+
 /// Upper bound on every `*_ms` duration key: a day. Deadlines are computed
 /// as `Instant + duration`; an absurd value must be refused at start-up,
 /// not overflow (a panic) in a worker hours later.
@@ -27,6 +30,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub demo: DemoConfig,
     pub log: LogConfig,
+    /// The wss/https listener; absent = none.
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -103,6 +108,8 @@ pub struct IngestConfig {
     /// Bounded queue of decoded batches from ingest to the router. When it is
     /// full, ingest stops reading and producers feel TCP back-pressure.
     pub queue_batches: usize,
+    /// Producers connect over TLS (mutual TLS with a client CA); absent = plain TCP.
+    pub tls: Option<IngestTlsConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -178,6 +185,7 @@ impl Default for IngestConfig {
             max_producers: 1024,
             max_topics: 100_000,
             queue_batches: 1024,
+            tls: None,
         }
     }
 }
@@ -237,6 +245,9 @@ impl Config {
         }
         parse_addr(&self.server.ws_addr).map_err(|p| invalid("server.ws_addr", p))?;
         parse_addr(&self.ingest.addr).map_err(|p| invalid("ingest.addr", p))?;
+        if let Some(tls) = &self.tls {
+            parse_addr(&tls.addr).map_err(|p| invalid("tls.addr", p))?;
+        }
         if self.server.workers > MAX_WORKERS {
             return Err(invalid(
                 "server.workers",
@@ -338,6 +349,13 @@ impl Config {
         parse_addr(&self.server.ws_addr).unwrap_or_else(|_| unreachable_addr())
     }
 
+    /// The wss/https listener's address, when `[tls]` is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
+            .as_ref()
+            .map(|t| parse_addr(&t.addr).unwrap_or_else(|_| unreachable_addr()))
+    }
+
     pub fn ingest_addr(&self) -> SocketAddr {
         parse_addr(&self.ingest.addr).unwrap_or_else(|_| unreachable_addr())
     }
@@ -377,6 +395,25 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/tickwire.toml");
         let from_file = Config::from_file(&path).expect("shipped config parses");
         assert_eq!(from_file, Config::default());
+    }
+
+    #[test]
+    fn tls_sections_are_optional_and_need_both_files() {
+        assert_eq!(Config::default().tls, None);
+        let c = Config::from_toml("[tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n").unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.addr, "0.0.0.0:8443");
+        assert_eq!(tls.cert_file, "c.pem");
+        let err = Config::from_toml("[tls]\ncert_file = \"c.pem\"\n").unwrap_err();
+        assert!(err.to_string().contains("key_file"), "{err}");
+        let err = Config::from_toml("[tls]\naddr = \"x\"\ncert_file = \"c\"\nkey_file = \"k\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("tls.addr"), "{err}");
+        let c = Config::from_toml(
+            "[ingest.tls]\ncert_file = \"c\"\nkey_file = \"k\"\nclient_ca_file = \"ca\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.ingest.tls.unwrap().client_ca_file.as_deref(), Some("ca"));
     }
 
     #[test]
