@@ -101,7 +101,11 @@ impl Ingest {
         loop {
             let timeout = if !self.unread.is_empty() {
                 Some(Duration::ZERO)
-            } else if self.producers.iter().any(|(_, p)| p.stream.is_handshaking()) {
+            } else if self
+                .producers
+                .iter()
+                .any(|(_, p)| p.stream.is_handshaking())
+            {
                 Some(SWEEP_INTERVAL)
             } else {
                 None

@@ -35,8 +35,8 @@ use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
 
-pub use config::Config;
 use config::ms;
+pub use config::Config;
 use metrics::Metrics;
 use router::{Router, WorkerLink};
 use worker::{Worker, WorkerParts, WorkerSettings};
@@ -112,11 +112,7 @@ impl Broker {
 
         let (ingest_tx, ingest_rx) = crossbeam_channel::bounded(config.ingest.queue_batches);
         let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(ROUTER_CMD_QUEUE);
-        let settings = Arc::new(WorkerSettings::from_config(
-            config,
-            epoch.clone(),
-            ws_tls,
-        ));
+        let settings = Arc::new(WorkerSettings::from_config(config, epoch.clone(), ws_tls));
         let open_connections = Arc::new(AtomicUsize::new(0));
 
         let mut threads = Vec::new();

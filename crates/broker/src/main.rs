@@ -137,7 +137,10 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
     if let Some(addr) = &cli.tls_addr {
         match config.tls.as_mut() {
             Some(tls) => tls.addr = addr.clone(),
-            None => return Err("--tls-addr needs a certificate: [tls] in the config, or --tls-cert and --tls-key".into()),
+            None => return Err(
+                "--tls-addr needs a certificate: [tls] in the config, or --tls-cert and --tls-key"
+                    .into(),
+            ),
         }
     }
     if let Some(workers) = cli.workers {

@@ -16,7 +16,9 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::server::{
+    ClientHello, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier,
+};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 
@@ -88,8 +90,12 @@ fn load_certified_key(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey,
     let chain = load_certs(cert_file)?;
     let key = PrivateKeyDer::from_pem_file(key_file)
         .map_err(|e| err(key_file, format!("no usable PEM private key ({e})")))?;
-    CertifiedKey::from_der(chain, key, &provider())
-        .map_err(|e| err(key_file, format!("key does not fit the certificate or is unsupported ({e})")))
+    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| {
+        err(
+            key_file,
+            format!("key does not fit the certificate or is unsupported ({e})"),
+        )
+    })
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -5,6 +5,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -13,6 +14,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_tickwire");
 
 /// Starts the binary on ephemeral ports and reads the addresses it logs.
 fn spawn_broker(extra: &[&str]) -> (Child, SocketAddr, SocketAddr) {
+    let (child, line, _log) = spawn_broker_line(extra);
+    let ws = field(&line, " ws_addr=").expect("ws_addr logged");
+    let ingest = field(&line, "ingest_addr=").expect("ingest_addr logged");
+    (child, ws, ingest)
+}
+
+/// Starts the binary; returns its `tickwire listening` log line and the
+/// log lines after it.
+fn spawn_broker_line(extra: &[&str]) -> (Child, String, Receiver<String>) {
     let mut child = Command::new(BIN)
         .args([
             "--ws-addr",
@@ -31,16 +41,33 @@ fn spawn_broker(extra: &[&str]) -> (Child, SocketAddr, SocketAddr) {
         .expect("spawn tickwire");
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let (mut ws, mut ingest) = (None, None);
-    while ws.is_none() || ingest.is_none() {
+    let listening = loop {
         let line = lines.next().expect("broker logs its addresses").unwrap();
         let plain: String = strip_ansi(&line);
-        ws = ws.or_else(|| field(&plain, "ws_addr="));
-        ingest = ingest.or_else(|| field(&plain, "ingest_addr="));
-    }
+        if plain.contains("tickwire listening") {
+            break plain;
+        }
+    };
     // Keep draining the log so the broker never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, ws.unwrap(), ingest.unwrap())
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(strip_ansi(&line));
+        }
+    });
+    (child, listening, rx)
+}
+
+/// Waits for a log line containing every one of `words`.
+fn log_line(log: &Receiver<String>, words: &[&str]) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = log.recv_timeout(left).expect("the expected log line");
+        if words.iter().all(|w| line.contains(w)) {
+            return line;
+        }
+    }
 }
 
 fn field(line: &str, key: &str) -> Option<SocketAddr> {
@@ -152,9 +179,83 @@ fn invalid_config_exits_2_naming_the_key() {
 
 /// Sends SIGTERM to a process this test started.
 fn terminate(pid: u32) {
+    signal(pid, "-TERM");
+}
+
+fn signal(pid: u32, which: &str) {
     let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args([which, &pid.to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
+}
+
+#[test]
+fn sighup_reloads_the_certificate_and_a_bad_one_is_kept_out() {
+    let mut pki = common::tls::Pki::new();
+    let (cert, key) = (
+        pki.cert_file.display().to_string(),
+        pki.key_file.display().to_string(),
+    );
+    let (mut child, line, log) = spawn_broker_line(&[
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-addr",
+        "127.0.0.1:0",
+    ]);
+    let tls_addr = field(&line, "tls_addr=").expect("tls_addr logged");
+    let name = |pki: &common::tls::Pki| {
+        common::tls::peer_common_name(&common::tls::tls_connect(tls_addr, &pki.client_config()))
+    };
+    assert_eq!(name(&pki), "tickwire test server");
+    // An open wss connection, to see it survive the reload.
+    let url = format!("wss://localhost:{}/ws", tls_addr.port());
+    let stream = common::tls::tls_connect(tls_addr, &pki.client_config());
+    let (mut ws, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    subscribe(&mut ws, &["X"], false);
+
+    pki.issue_server("tickwire renewed server");
+    signal(child.id(), "-HUP");
+    log_line(&log, &["certificate reloaded"]);
+    assert_eq!(name(&pki), "tickwire renewed server");
+    // A broken file: SIGHUP keeps the renewed certificate, logs the file's
+    // name, and the broker runs on.
+    std::fs::write(&pki.key_file, "garbage").unwrap();
+    signal(child.id(), "-HUP");
+    let error = log_line(&log, &["certificate not reloaded"]);
+    assert!(error.contains(&key), "names the file: {error}");
+    assert!(!error.contains("garbage"), "never the contents: {error}");
+    send_json(
+        &mut ws,
+        serde_json::json!({"op": "subscribe", "topics": ["Y"], "id": 2}),
+    );
+    assert_eq!(recv_json(&mut ws)["id"], 2, "old connection still served");
+    assert_eq!(name(&pki), "tickwire renewed server");
+    terminate(child.id());
+    assert_eq!(wait_exit(&mut child), Some(0));
+}
+
+#[test]
+fn a_certificate_file_that_cannot_be_used_exits_2_naming_it() {
+    let out = Command::new(BIN)
+        .args([
+            "--ws-addr",
+            "127.0.0.1:0",
+            "--ingest-addr",
+            "127.0.0.1:0",
+            "--tls-addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent/chain.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("/nonexistent/chain.pem"), "{log}");
 }

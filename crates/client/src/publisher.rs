@@ -6,6 +6,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use tickwire_protocol::ingest::{encode_frame, IngestFrame};
 use tickwire_protocol::Quote;
 
+use crate::stream::{Stream, TlsOptions};
 use crate::Result;
 
 /// Buffered: frames are written when the buffer passes this size or on
@@ -13,7 +14,7 @@ use crate::Result;
 const FLUSH_AT: usize = 64 * 1024;
 
 pub struct Publisher {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
 }
 
@@ -22,7 +23,17 @@ impl Publisher {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         Ok(Publisher {
-            stream,
+            stream: Stream::Plain(stream),
+            buf: Vec::with_capacity(FLUSH_AT),
+        })
+    }
+
+    /// Connects to an ingest listener that requires TLS (`[ingest.tls]`).
+    pub fn connect_tls(addr: impl ToSocketAddrs, tls: &TlsOptions) -> Result<Publisher> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        Ok(Publisher {
+            stream: Stream::tls(stream, tls)?,
             buf: Vec::with_capacity(FLUSH_AT),
         })
     }
@@ -62,11 +73,19 @@ impl Publisher {
             self.stream.write_all(&self.buf)?;
             self.buf.clear();
         }
+        self.stream.flush()?;
         Ok(())
     }
 
+    /// The TCP socket (plain or under TLS).
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        self.stream.tcp()
+    }
+
+    /// Reads from the connection (the broker sends nothing on a healthy
+    /// one; tests read to see it closed).
+    pub fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::io::Read::read(&mut self.stream, buf)
     }
 }
 

@@ -11,6 +11,7 @@ use tickwire_ws::frame::{
 };
 use tickwire_ws::handshake::{client_key, client_request, parse_client_response, ResponseParse};
 
+use crate::stream::{Stream, TlsOptions};
 use crate::{ClientError, Result};
 
 const MAX_SERVER_MESSAGE: usize = 1 << 20;
@@ -29,7 +30,7 @@ pub struct SubscribeOptions {
 }
 
 pub struct Subscriber {
-    stream: TcpStream,
+    stream: Stream,
     decoder: FrameDecoder,
     buf: Vec<u8>,
     mask_state: u64,
@@ -37,12 +38,23 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub fn connect(addr: SocketAddr, format: Format) -> Result<Subscriber> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        Self::handshake(Stream::Plain(stream), addr, format)
+    }
+
+    /// `wss://`: a TLS listener (`[tls]`), trusting the CA in `tls`.
+    pub fn connect_tls(addr: SocketAddr, format: Format, tls: &TlsOptions) -> Result<Subscriber> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        Self::handshake(Stream::tls(stream, tls)?, addr, format)
+    }
+
+    fn handshake(stream: Stream, addr: SocketAddr, format: Format) -> Result<Subscriber> {
         let path = match format {
             Format::Json => "/ws?format=json",
             Format::Binary => "/ws?format=binary",
         };
-        let stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
         let mut mask_state = seed();
         let key = websocket_key(&mut mask_state);
         let mut sub = Subscriber {
@@ -59,7 +71,10 @@ impl Subscriber {
         };
         sub.stream
             .write_all(&client_request(&addr.to_string(), path, &key))?;
-        sub.stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        sub.stream.flush()?;
+        sub.stream
+            .tcp()
+            .set_read_timeout(Some(Duration::from_secs(10)))?;
         loop {
             match parse_client_response(&sub.buf, &key, 16 * 1024) {
                 Ok(ResponseParse::Complete { len }) => {
@@ -91,6 +106,7 @@ impl Subscriber {
         let mask = self.next_mask();
         encode_masked_frame(&mut frame, opcode, true, payload, mask);
         self.stream.write_all(&frame)?;
+        self.stream.flush()?;
         Ok(())
     }
 
@@ -99,6 +115,7 @@ impl Subscriber {
         let mask = self.next_mask();
         encode_masked_close(&mut frame, code, "", mask);
         self.stream.write_all(&frame)?;
+        self.stream.flush()?;
         Ok(())
     }
 
@@ -151,7 +168,7 @@ impl Subscriber {
             if now >= deadline {
                 return Ok(None);
             }
-            self.stream.set_read_timeout(Some(deadline - now))?;
+            self.stream.tcp().set_read_timeout(Some(deadline - now))?;
             match self.fill() {
                 Ok(()) => {}
                 Err(ClientError::Io(e))
@@ -181,8 +198,9 @@ impl Subscriber {
         (xorshift(&mut self.mask_state) as u32).to_le_bytes()
     }
 
+    /// The TCP socket (plain or under TLS).
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        self.stream.tcp()
     }
 }
 

@@ -4,6 +4,8 @@
 //! sleeps as synchronisation.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -48,24 +50,24 @@ pub fn connect_path(addr: SocketAddr, path: &str) -> Ws {
     ws
 }
 
-pub fn send_json(ws: &mut Ws, value: Value) {
+pub fn send_json<S: Duplex>(ws: &mut WebSocket<S>, value: Value) {
     ws.send(Message::Text(value.to_string())).expect("send");
 }
 
 /// The next data message (pings are answered by tungstenite), or panics
 /// after PATIENCE.
-pub fn recv(ws: &mut Ws) -> Message {
+pub fn recv<S: Duplex>(ws: &mut WebSocket<S>) -> Message {
     recv_within(ws, PATIENCE).expect("a message within the deadline")
 }
 
-pub fn recv_within(ws: &mut Ws, timeout: Duration) -> Option<Message> {
+pub fn recv_within<S: Duplex>(ws: &mut WebSocket<S>, timeout: Duration) -> Option<Message> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return None;
         }
-        ws.get_mut().set_read_timeout(Some(left)).unwrap();
+        ws.get_mut().tcp().set_read_timeout(Some(left)).unwrap();
         match ws.read() {
             Ok(Message::Ping(_)) | Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => continue,
             Ok(msg) => return Some(msg),
@@ -79,7 +81,7 @@ pub fn recv_within(ws: &mut Ws, timeout: Duration) -> Option<Message> {
     }
 }
 
-pub fn recv_json(ws: &mut Ws) -> Value {
+pub fn recv_json<S: Duplex>(ws: &mut WebSocket<S>) -> Value {
     match recv(ws) {
         Message::Text(text) => serde_json::from_str(&text).expect("server sends JSON"),
         other => panic!("expected a text frame, got {other:?}"),
@@ -87,7 +89,7 @@ pub fn recv_json(ws: &mut Ws) -> Value {
 }
 
 /// Reads until a message of `type`; returns it and what came before.
-pub fn recv_type(ws: &mut Ws, kind: &str) -> (Value, Vec<Value>) {
+pub fn recv_type<S: Duplex>(ws: &mut WebSocket<S>, kind: &str) -> (Value, Vec<Value>) {
     let mut before = Vec::new();
     loop {
         let msg = recv_json(ws);
@@ -99,7 +101,7 @@ pub fn recv_type(ws: &mut Ws, kind: &str) -> (Value, Vec<Value>) {
 }
 
 /// Subscribes and waits for the ack (which comes before any quote).
-pub fn subscribe(ws: &mut Ws, topics: &[&str], snapshot: bool) -> Value {
+pub fn subscribe<S: Duplex>(ws: &mut WebSocket<S>, topics: &[&str], snapshot: bool) -> Value {
     send_json(
         ws,
         serde_json::json!({"op": "subscribe", "topics": topics, "snapshot": snapshot}),
@@ -110,7 +112,7 @@ pub fn subscribe(ws: &mut Ws, topics: &[&str], snapshot: bool) -> Value {
 }
 
 /// Reads quotes until one of `topic`; panics on any other message type.
-pub fn next_quote(ws: &mut Ws) -> Value {
+pub fn next_quote<S: Duplex>(ws: &mut WebSocket<S>) -> Value {
     let msg = recv_json(ws);
     assert_eq!(msg["type"], "quote", "expected a quote, got {msg}");
     msg
@@ -182,21 +184,27 @@ pub fn raw_upgrade_small_rcvbuf(addr: SocketAddr, path: &str) -> TcpStream {
     upgrade_on(socket.into(), path)
 }
 
-fn upgrade_on(mut s: TcpStream, path: &str) -> TcpStream {
+fn upgrade_on(s: TcpStream, path: &str) -> TcpStream {
     s.set_read_timeout(Some(PATIENCE)).unwrap();
+    upgrade_raw(s, path)
+}
+
+/// Completes the upgrade by hand on any byte stream (plain or TLS).
+fn upgrade_raw<S: Read + Write>(mut s: S, path: &str) -> S {
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
     .unwrap();
+    s.flush().unwrap();
     let head = read_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 101"), "upgrade refused: {head}");
     s
 }
 
 /// Reads an HTTP response head byte by byte (leaves the body unread).
-pub fn read_head(s: &mut TcpStream) -> String {
+pub fn read_head(s: &mut impl Read) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -244,7 +252,7 @@ pub fn client_frame(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<
 }
 
 /// One server frame: (opcode, payload). None on EOF/timeout.
-pub fn read_server_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+pub fn read_server_frame(s: &mut impl Read) -> Option<(u8, Vec<u8>)> {
     let mut h = [0u8; 2];
     s.read_exact(&mut h).ok()?;
     assert_eq!(h[1] & 0x80, 0, "server frames are never masked");
@@ -268,7 +276,7 @@ pub fn read_server_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
 
 /// Reads frames until a close frame; returns its code (None: empty close).
 /// Panics if the connection ends without one.
-pub fn read_close_code(s: &mut TcpStream) -> Option<u16> {
+pub fn read_close_code(s: &mut impl Read) -> Option<u16> {
     loop {
         let (opcode, payload) = read_server_frame(s).expect("a close frame before EOF");
         if opcode == 8 {
@@ -278,7 +286,7 @@ pub fn read_close_code(s: &mut TcpStream) -> Option<u16> {
 }
 
 /// True once the server has closed the TCP connection (EOF or reset).
-pub fn sees_eof(s: &mut TcpStream) -> bool {
+pub fn sees_eof(s: &mut impl Read) -> bool {
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + PATIENCE;
     while Instant::now() < deadline {
@@ -292,4 +300,109 @@ pub fn sees_eof(s: &mut TcpStream) -> bool {
         }
     }
     false
+}
+
+// ---- one suite over plain TCP and over TLS ----
+
+/// A byte stream to the broker, plain or TLS, with its TCP socket (for
+/// read timeouts).
+pub trait Duplex: Read + Write {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Duplex for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Duplex for tls::TlsStream {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
+impl Duplex for Box<dyn Duplex> {
+    fn tcp(&self) -> &TcpStream {
+        (**self).tcp()
+    }
+}
+
+pub type Raw = Box<dyn Duplex>;
+
+/// Which listener a parameterised test talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Over {
+    Plain,
+    Tls,
+}
+
+/// Run a rule test over both listeners.
+pub const BOTH: [Over; 2] = [Over::Plain, Over::Tls];
+
+/// A broker with, for `Over::Tls`, a test CA's certificate on its wss
+/// listener; tests reach it the same way either way.
+pub struct Target {
+    pub broker: Broker,
+    pub over: Over,
+    pub pki: Option<tls::Pki>,
+}
+
+impl Target {
+    pub fn start(over: Over) -> Target {
+        Target::start_with(over, test_config())
+    }
+
+    pub fn start_with(over: Over, mut config: Config) -> Target {
+        let pki = (over == Over::Tls).then(tls::Pki::new);
+        if let Some(pki) = &pki {
+            config.tls = Some(tickwire_broker::config::TlsConfig {
+                addr: "127.0.0.1:0".into(),
+                cert_file: pki.cert_file.display().to_string(),
+                key_file: pki.key_file.display().to_string(),
+            });
+        }
+        Target {
+            broker: start_with(config),
+            over,
+            pki,
+        }
+    }
+
+    /// The listener this target's clients use.
+    pub fn addr(&self) -> SocketAddr {
+        match self.over {
+            Over::Plain => self.broker.ws_addr(),
+            Over::Tls => self.broker.tls_addr().expect("a TLS listener"),
+        }
+    }
+
+    /// A connected byte stream (TLS handshake done), before any HTTP.
+    pub fn stream(&self) -> Raw {
+        match &self.pki {
+            None => {
+                let s = TcpStream::connect(self.addr()).unwrap();
+                s.set_read_timeout(Some(PATIENCE)).unwrap();
+                Box::new(s)
+            }
+            Some(pki) => Box::new(tls::tls_connect(self.addr(), &pki.client_config())),
+        }
+    }
+
+    /// A raw stream upgraded to WebSocket by hand.
+    pub fn raw_upgrade(&self, path: &str) -> Raw {
+        upgrade_raw(self.stream(), path)
+    }
+
+    /// An independent WebSocket client (tungstenite) on this listener.
+    pub fn connect(&self) -> WebSocket<Raw> {
+        let scheme = match self.over {
+            Over::Plain => "ws",
+            Over::Tls => "wss",
+        };
+        let url = format!("{scheme}://localhost:{}/ws", self.addr().port());
+        let (ws, _) =
+            tungstenite::client::client(url.as_str(), self.stream()).expect("websocket handshake");
+        ws
+    }
 }
