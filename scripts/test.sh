@@ -18,12 +18,16 @@ fi
 # A fresh machine has neither: install them (Debian's chromium, the pinned
 # playwright-core from the npm registry).
 chromium="${CHROMIUM:-/usr/bin/chromium}"
-if [[ ! -x "$chromium" && "$chromium" == /usr/bin/chromium ]]; then
-  echo "== installing chromium (apt-get)"
+need_apt=()
+[[ ! -x "$chromium" && "$chromium" == /usr/bin/chromium ]] && need_apt+=(chromium)
+# The https browser test makes its certificate with the openssl CLI.
+command -v openssl >/dev/null || need_apt+=(openssl)
+if ((${#need_apt[@]})); then
+  echo "== installing ${need_apt[*]} (apt-get)"
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
   $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need_apt[@]}"
 fi
 if [[ ! -d browser-tests/node_modules/playwright-core ]] && command -v npm >/dev/null; then
   echo "== installing browser-tests/node_modules (npm ci)"
@@ -34,6 +38,7 @@ if ! command -v node >/dev/null || (($(node -p 'process.versions.node.split(".")
   missing+=("Node.js >= 20 with npm (playwright-core needs it; Debian 12's nodejs is 18: use nodejs.org or NodeSource)")
 fi
 [[ -x "$chromium" ]] || missing+=("chromium at $chromium: apt-get install -y chromium (or set CHROMIUM)")
+command -v openssl >/dev/null || missing+=("openssl (the https test's certificate): apt-get install -y openssl")
 [[ -d browser-tests/node_modules/playwright-core ]] ||
   missing+=("browser-tests/node_modules: (cd browser-tests && npm ci)")
 if ((${#missing[@]})); then

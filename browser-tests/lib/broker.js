@@ -2,7 +2,8 @@
 // crates/broker/tests/process.rs does: ephemeral ports (or a given ws port),
 // addresses read from the log line `tickwire listening ws_addr=… ingest_addr=…`.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import path from "node:path";
 import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
 
@@ -16,11 +17,28 @@ function field(line, key) {
 }
 
 /**
+ * A self-signed certificate for localhost/127.0.0.1 (openssl), for the
+ * https test: {cert, key} paths in `dir`.
+ */
+export function selfSignedCert(dir) {
+  const cert = path.join(dir, "cert.pem");
+  const key = path.join(dir, "key.pem");
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+      "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+      "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"],
+    { stdio: "ignore" },
+  );
+  return { cert, key };
+}
+
+/**
  * Spawns the broker once. Resolves {child, wsAddr, ingestAddr, log} when it
  * has logged its addresses; rejects if it exits first (e.g. port in use) or
  * does not log them within `timeoutMs`.
  */
-export function startBroker({ wsPort = 0, demoRate = 1000, timeoutMs = 30_000 } = {}) {
+export function startBroker({ wsPort = 0, demoRate = 1000, timeoutMs = 30_000, tls = null } = {}) {
   if (!existsSync(BROKER_BIN)) {
     return Promise.reject(
       new Error(`broker binary not found at ${BROKER_BIN}: run \`cargo build -p tickwire-broker\` (or set TICKWIRE_BIN)`),
@@ -40,6 +58,8 @@ export function startBroker({ wsPort = 0, demoRate = 1000, timeoutMs = 30_000 } 
       "127.0.0.1:0",
       "--log-level",
       "info",
+      // wss/https on an ephemeral port with the given PEM files.
+      ...(tls ? ["--tls-cert", tls.cert, "--tls-key", tls.key, "--tls-addr", "127.0.0.1:0"] : []),
     ],
     { env, stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -71,9 +91,10 @@ export function startBroker({ wsPort = 0, demoRate = 1000, timeoutMs = 30_000 } 
       const line = raw.replace(ANSI, "");
       keep(line);
       if (done || !line.includes("tickwire listening")) return;
-      const wsAddr = field(line, "ws_addr");
+      const wsAddr = field(line, " ws_addr");
       const ingestAddr = field(line, "ingest_addr");
-      if (wsAddr && ingestAddr) finish(null, { child, wsAddr, ingestAddr, log });
+      const tlsAddr = field(line, "tls_addr");
+      if (wsAddr && ingestAddr) finish(null, { child, wsAddr, ingestAddr, tlsAddr, log });
     });
     child.once("error", (e) => finish(e));
     child.once("exit", (code, signal) =>

@@ -74,6 +74,18 @@ pub struct Common {
     /// Write latency by percentile as an SVG plot.
     #[arg(long, value_name = "FILE.svg", global = true)]
     pub plot: Option<PathBuf>,
+    /// Subscribers connect with TLS (wss://): point --ws at the broker's TLS listener.
+    #[arg(long, global = true, requires = "ca_file")]
+    pub tls: bool,
+    /// PEM file of the CA to trust for --tls (the broker's certificate is verified).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+    /// Name the broker's certificate must carry (--tls).
+    #[arg(long, default_value = "localhost", global = true)]
+    pub server_name: String,
+    /// --tls: no session resumption, every connection a full handshake.
+    #[arg(long, global = true)]
+    pub no_resume: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

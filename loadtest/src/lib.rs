@@ -83,7 +83,32 @@ fn spec_from(cli: &Cli, scenario: &'static str, load: &LoadArgs) -> Result<LoadS
         quiet: c.quiet,
         broker_pid: None,
         connection_times: false,
+        tls: tls_client(c)?,
     })
+}
+
+/// The TLS client config of `--tls`: the CA file, resumption unless
+/// `--no-resume`, one config (one session cache) shared by every receiver.
+fn tls_client(c: &cli::Common) -> Result<Option<receiver::TlsClient>, Error> {
+    if !c.tls {
+        return Ok(None);
+    }
+    let Some(ca) = &c.ca_file else {
+        return Err(Error::msg("--tls needs --ca-file"));
+    };
+    let options = tickwire_client::TlsOptions::with_ca_file(ca, &c.server_name)
+        .map_err(|e| Error::msg(format!("--ca-file: {e}")))?;
+    let mut config = (**options.config()).clone();
+    if c.no_resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    let name = rustls::pki_types::ServerName::try_from(c.server_name.clone())
+        .map_err(|e| Error::msg(format!("--server-name: {e}")))?;
+    Ok(Some(receiver::TlsClient {
+        config: std::sync::Arc::new(config),
+        name,
+        resume: !c.no_resume,
+    }))
 }
 
 /// Runs the scenario of a parsed command line; prints nothing.

@@ -10,7 +10,7 @@
 //! else (control frames, fragments, protocol violations) goes through
 //! `tickwire_ws::FrameDecoder` with `Role::Client`.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
+use tickwire_client::tls_io;
 use tickwire_ws::frame::encode_masked_frame;
 use tickwire_ws::handshake::{client_request, parse_client_response, ResponseParse};
 use tickwire_ws::{DecoderLimits, Event, FrameDecoder, OpCode, Role};
@@ -73,6 +74,24 @@ pub struct RecvConfig {
     /// Connections being set up at once per thread.
     pub max_inflight: usize,
     pub connect_deadline: Instant,
+    /// Subscribers speak TLS (`--tls`).
+    pub tls: Option<TlsClient>,
+}
+
+/// What a TLS subscriber needs: one config shared by all (one session
+/// cache, so reconnects resume) and the name to verify.
+#[derive(Clone)]
+pub struct TlsClient {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    pub name: rustls::pki_types::ServerName<'static>,
+    /// Session resumption on (off: `--no-resume`, every handshake full).
+    pub resume: bool,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsClient({:?})", self.name)
+    }
 }
 
 impl RecvConfig {
@@ -184,6 +203,8 @@ enum State {
 
 struct Conn {
     sock: Option<TcpStream>,
+    /// The TLS session over `sock` (`--tls`), from the moment TCP connects.
+    tls: Option<Box<rustls::ClientConnection>>,
     state: State,
     sub: usize,
     slow: bool,
@@ -446,6 +467,7 @@ fn open(ctx: &mut Ctx<'_>, conns: &mut Vec<Conn>, s: usize) {
     ctx.inflight += 1;
     conns.push(Conn {
         sock: Some(sock),
+        tls: None,
         state: State::Connecting,
         sub: s,
         slow: cfg.is_slow(s),
@@ -559,6 +581,12 @@ fn on_connected(ctx: &mut Ctx<'_>, c: &mut Conn) -> Result<(), Fail> {
         Err(_) => return Err(Fail::Connect),
     }
     let _ = ctx.connect.record(micros(c.started.elapsed()));
+    if let Some(tls) = &ctx.cfg.tls {
+        // The upgrade request waits in rustls until the handshake is done.
+        let conn = rustls::ClientConnection::new(tls.config.clone(), tls.name.clone())
+            .map_err(|_| Fail::Handshake)?;
+        c.tls = Some(Box::new(conn));
+    }
     let path = match ctx.cfg.format {
         Format::Json => "/ws",
         Format::Binary => "/ws?format=binary",
@@ -579,7 +607,11 @@ fn flush(c: &mut Conn) -> Result<(), Fail> {
     };
     let mut off = 0;
     while off < c.wbuf.len() {
-        match sock.write(&c.wbuf[off..]) {
+        let written = match c.tls.as_mut() {
+            Some(tls) => tls_io::write_plain(tls, sock, &[IoSlice::new(&c.wbuf[off..])]),
+            None => sock.write(&c.wbuf[off..]),
+        };
+        match written {
             Ok(0) => return Err(Fail::Closed),
             Ok(n) => off += n,
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -588,6 +620,13 @@ fn flush(c: &mut Conn) -> Result<(), Fail> {
         }
     }
     c.wbuf.drain(..off);
+    if let Some(tls) = c.tls.as_mut() {
+        match tls_io::flush_records(tls, sock) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => return Err(Fail::Closed),
+        }
+    }
     Ok(())
 }
 
@@ -596,7 +635,11 @@ fn read(ctx: &mut Ctx<'_>, c: &mut Conn, scratch: &mut [u8]) -> Result<bool, Fai
         let Some(sock) = c.sock.as_mut() else {
             return Ok(false);
         };
-        match sock.read(scratch) {
+        let got = match c.tls.as_mut() {
+            Some(tls) => tls_io::read_plain(tls, sock, scratch),
+            None => sock.read(scratch),
+        };
+        match got {
             Ok(0) => return Err(Fail::Closed),
             Ok(n) => {
                 let now_ns = sys::wall_ns();

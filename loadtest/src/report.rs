@@ -24,6 +24,7 @@
 //! bottleneck_warning       string or null
 //! connect_us               percentiles of TCP connect time (connections scenario, else null)
 //! subscribe_ack_us         percentiles of connect + upgrade + subscribe ack (connections, else null)
+//! setups_per_s             subscribers set up per second, TLS handshake included (connections, else null)
 //! broker_rss_before_bytes  VmRSS before connecting (connections with --broker-pid, else null)
 //! broker_rss_after_bytes   VmRSS with every connection subscribed (same)
 //! broker_rss_per_conn_bytes (after − before) / subscribed (same)
@@ -116,6 +117,9 @@ pub struct Report {
     pub bottleneck_warning: Option<String>,
     pub connect_us: Option<Percentiles>,
     pub subscribe_ack_us: Option<Percentiles>,
+    /// Connections scenario: subscribers set up (connect, TLS handshake if
+    /// any, upgrade, subscribe ack) per second over the set-up phase.
+    pub setups_per_s: Option<f64>,
     pub broker_rss_before_bytes: Option<u64>,
     pub broker_rss_after_bytes: Option<u64>,
     pub broker_rss_per_conn_bytes: Option<f64>,
@@ -176,6 +180,9 @@ impl Report {
         }
         if let Some(p) = &self.subscribe_ack_us {
             pct_row(&mut o, "connect+sub ack", p);
+        }
+        if let Some(rate) = self.setups_per_s {
+            let _ = writeln!(o, "  {:<18} {rate:.0}/s over the set-up phase", "set-ups");
         }
         let _ = writeln!(
             o,

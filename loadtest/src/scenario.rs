@@ -45,6 +45,8 @@ pub struct LoadSpec {
     /// Connections scenario: report connect/ack times and use the ack
     /// histogram for --hgrm/--plot.
     pub connection_times: bool,
+    /// Subscribers over TLS (`--tls`).
+    pub tls: Option<crate::receiver::TlsClient>,
 }
 
 /// Receiving threads above 90% busy mean the load generator may be what
@@ -110,6 +112,8 @@ impl LoadSpec {
             "slow_share": if self.slow_mode == SlowMode::None { 0.0 } else { self.slow_share },
             "slow_mode": format!("{:?}", self.slow_mode).to_lowercase(),
             "topic_prefix": self.prefix,
+            "tls": self.tls.is_some(),
+            "tls_resume": self.tls.as_ref().map(|t| t.resume),
         })
     }
 }
@@ -136,11 +140,13 @@ pub fn run_load(spec: &LoadSpec) -> Result<Report, Error> {
         spread_sources: spec.ws.ip().is_loopback() && spec.subscribers > sys::SPREAD_ABOVE,
         max_inflight: spec.inflight.max(1),
         connect_deadline: Instant::now() + spec.connect_timeout,
+        tls: spec.tls.clone(),
     });
     let opened: usize = (0..spec.subscribers)
         .filter(|&s| !(spec.slow_mode == SlowMode::Skip && cfg.is_slow(s)))
         .count();
     let shared = Arc::new(Shared::default());
+    let setup_started = Instant::now();
     let threads = spec.threads.min(spec.subscribers.max(1));
     let mut handles = Vec::with_capacity(threads);
     for r in 0..threads {
@@ -172,6 +178,7 @@ pub fn run_load(spec: &LoadSpec) -> Result<Report, Error> {
         std::thread::sleep(Duration::from_millis(50));
     }
     pb.finish_and_clear();
+    let setup_s = setup_started.elapsed().as_secs_f64();
     let ready = shared.ready.load(Ordering::Relaxed);
     if ready == 0 && opened > 0 {
         shared.phase.store(PHASE_STOP, Ordering::Release);
@@ -405,6 +412,9 @@ pub fn run_load(spec: &LoadSpec) -> Result<Report, Error> {
         bottleneck_warning: (!warnings.is_empty()).then(|| warnings.join("; ")),
         connect_us: spec.connection_times.then(|| Percentiles::of(&connect)),
         subscribe_ack_us: spec.connection_times.then(|| Percentiles::of(&ack)),
+        setups_per_s: spec
+            .connection_times
+            .then(|| round3(ready as f64 / setup_s.max(1e-9))),
         broker_rss_before_bytes: rss_before,
         broker_rss_after_bytes: rss_after,
         broker_rss_per_conn_bytes: rss_per_conn,

@@ -4,7 +4,6 @@
 //! and never see the difference; the one addition is [`Transport::flush`]
 //! for TLS records rustls holds while the socket is full.
 
-use std::cell::RefCell;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
@@ -13,15 +12,12 @@ use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use rustls::{ServerConfig, ServerConnection};
+use tickwire_client::tls_io;
 
 /// Encrypted bytes rustls may hold for one connection while the socket is
 /// full; past it, writes report `WouldBlock` like a full socket, so the
 /// outbound queue's budget and conflation still decide what waits.
 const TLS_SEND_BUFFER: usize = 64 * 1024;
-
-/// Plaintext handed to rustls per write: the coalesced frames of a
-/// `writev`, as one 16 KiB TLS record rather than a record per frame.
-const TLS_CHUNK: usize = 16 * 1024;
 
 pub enum Transport {
     Plain(TcpStream),
@@ -69,7 +65,7 @@ impl Transport {
     pub fn flush_tls(&mut self) -> io::Result<()> {
         match self {
             Transport::Plain(_) => Ok(()),
-            Transport::Tls(t) => t.flush_records(),
+            Transport::Tls(t) => tls_io::flush_records(&mut t.tls, &mut t.sock),
         }
     }
 
@@ -83,97 +79,18 @@ impl Transport {
             }
             Transport::Tls(t) => {
                 t.tls.send_close_notify();
-                let _ = t.flush_records();
+                let _ = tls_io::flush_records(&mut t.tls, &mut t.sock);
                 let _ = t.sock.shutdown(Shutdown::Write);
             }
         }
     }
 }
 
-impl TlsStream {
-    fn flush_records(&mut self) -> io::Result<()> {
-        while self.tls.wants_write() {
-            match self.tls.write_tls(&mut self.sock) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.tls.reader().read(buf) {
-                // Ok(0): the peer's close_notify, a clean end of stream.
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-            match self.tls.read_tls(&mut self.sock) {
-                Ok(0) => return Ok(0),
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-            if let Err(e) = self.tls.process_new_packets() {
-                // Not TLS, or a TLS error: rustls queued an alert; send it
-                // if the socket takes it, then the caller closes.
-                let _ = self.flush_records();
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-            }
-            // Handshake replies, key updates: out now if the socket has room,
-            // otherwise `wants_flush` tells the shell to come back.
-            match self.flush_records() {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn write_plain(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        // Records already made go first: they carry earlier bytes.
-        match self.flush_records() {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-        let accepted = CHUNK.with(|chunk| {
-            let mut chunk = chunk.borrow_mut();
-            chunk.clear();
-            for buf in bufs {
-                let room = TLS_CHUNK - chunk.len();
-                if room == 0 {
-                    break;
-                }
-                chunk.extend_from_slice(buf.get(..room.min(buf.len())).unwrap_or_default());
-            }
-            self.tls.writer().write(&chunk)
-        })?;
-        if accepted == 0 && bufs.iter().any(|b| !b.is_empty()) {
-            // rustls' buffer is full: the socket is the bottleneck.
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        match self.flush_records() {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-        Ok(accepted)
-    }
-}
-
-thread_local! {
-    /// Per-thread staging for coalesced plaintext (never per connection).
-    static CHUNK: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(TLS_CHUNK));
-}
-
 impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read(buf),
-            Transport::Tls(t) => t.read_plain(buf),
+            Transport::Tls(t) => tls_io::read_plain(&mut t.tls, &mut t.sock, buf),
         }
     }
 }
@@ -186,7 +103,7 @@ impl Write for Transport {
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.write_vectored(bufs),
-            Transport::Tls(t) => t.write_plain(bufs),
+            Transport::Tls(t) => tls_io::write_plain(&mut t.tls, &mut t.sock, bufs),
         }
     }
 

@@ -12,6 +12,7 @@
 mod publisher;
 mod stream;
 mod subscriber;
+pub mod tls_io;
 
 pub use publisher::Publisher;
 pub use stream::{Stream, TlsOptions};
