@@ -52,6 +52,14 @@ impl Transport {
         }
     }
 
+    /// After a TLS handshake: whether it resumed a session.
+    pub fn resumed(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(t) => t.tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        }
+    }
+
     /// True when TLS records wait for room in the socket.
     pub fn wants_flush(&self) -> bool {
         match self {

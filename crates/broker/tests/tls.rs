@@ -12,7 +12,7 @@ use std::time::Instant;
 use common::tls::{https, peer_common_name, tls_connect, Pki};
 use common::*;
 use rustls::HandshakeKind;
-use tickwire_broker::metrics::RejectReason;
+use tickwire_broker::metrics::{RejectReason, TlsHandshake};
 use tickwire_client::{Format, Publisher, ServerMessage, SubscribeOptions, Subscriber, TlsOptions};
 
 fn publish_one(target: &Target, topic: &str, price: f64) {
@@ -135,6 +135,10 @@ fn sessions_resume_over_tls13_and_tls12() {
             "{version:?}"
         );
     }
+    let m = target.broker.metrics();
+    assert!(wait_until(|| m.tls_handshakes(TlsHandshake::Resumed) == 2));
+    assert_eq!(m.tls_handshakes(TlsHandshake::Full), 2);
+    assert_eq!(m.tls_handshakes(TlsHandshake::Failed), 0);
 }
 
 #[test]
@@ -154,6 +158,8 @@ fn plain_http_on_the_tls_port_is_closed_promptly() {
     assert!(started.elapsed() < PATIENCE, "not closed");
     assert!(!String::from_utf8_lossy(&reply).contains("HTTP/1.1"));
     assert!(reply.len() < 16, "an alert at most: {reply:?}");
+    let m = target.broker.metrics();
+    assert!(wait_until(|| m.tls_handshakes(TlsHandshake::Failed) == 1));
     // The broker is fine: a real TLS client still gets an answer.
     let ok = https(
         target.addr(),

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::{LatencyWindow, Metrics, RejectReason, CLOSE_CODES, ERROR_CODES};
+use super::{LatencyWindow, Metrics, RejectReason, TlsHandshake, CLOSE_CODES, ERROR_CODES};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -57,7 +57,7 @@ pub fn render(m: &Metrics) -> String {
     counter(
         o,
         "tickwire_deliveries_total",
-        "Quotes queued to subscribers (snapshots included).",
+        "Quotes handed to subscriber sockets (snapshots included).",
         m.deliveries.load(Relaxed),
     );
     counter(
@@ -85,6 +85,20 @@ pub fn render(m: &Metrics) -> String {
             "tickwire_ingest_rejected_total",
             &[("reason", reason.label())],
             m.rejected(reason),
+        );
+    }
+    family(
+        o,
+        "tickwire_tls_handshakes_total",
+        "counter",
+        "TLS handshakes on the wss/https listener, by result (full, resumed, failed).",
+    );
+    for result in TlsHandshake::ALL {
+        sample(
+            o,
+            "tickwire_tls_handshakes_total",
+            &[("result", result.label())],
+            m.tls_handshakes(result),
         );
     }
     family(

@@ -67,6 +67,27 @@ pub const ERROR_CODES: [ErrorCode; 4] = [
     ErrorCode::NotAuthorized,
 ];
 
+/// How a TLS handshake on the wss/https listener ended
+/// (`tickwire_tls_handshakes_total{result}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsHandshake {
+    Full,
+    Resumed,
+    Failed,
+}
+
+impl TlsHandshake {
+    pub const ALL: [TlsHandshake; 3] = [TlsHandshake::Full, TlsHandshake::Resumed, TlsHandshake::Failed];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TlsHandshake::Full => "full",
+            TlsHandshake::Resumed => "resumed",
+            TlsHandshake::Failed => "failed",
+        }
+    }
+}
+
 pub struct Metrics {
     pub subscriber_connections: AtomicI64,
     pub producer_connections: AtomicI64,
@@ -83,6 +104,7 @@ pub struct Metrics {
     closes: [AtomicU64; CLOSE_CODES.len()],
     closes_other: AtomicU64,
     request_errors: [AtomicU64; ERROR_CODES.len()],
+    tls_handshakes: [AtomicU64; TlsHandshake::ALL.len()],
     pub frames_out: AtomicU64,
     /// Batches waiting in each router → worker queue, sampled by the worker.
     pub worker_queue_depth: Vec<AtomicU64>,
@@ -123,6 +145,7 @@ impl Metrics {
             closes: Default::default(),
             closes_other: AtomicU64::new(0),
             request_errors: Default::default(),
+            tls_handshakes: Default::default(),
             frames_out: AtomicU64::new(0),
             worker_queue_depth: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             ingest_queue_depth: AtomicU64::new(0),
@@ -144,6 +167,14 @@ impl Metrics {
             .iter()
             .position(|&c| c == code)
             .map_or(0, |i| self.request_errors[i].load(Relaxed))
+    }
+
+    pub fn tls_handshake(&self, result: TlsHandshake) {
+        self.tls_handshakes[result as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn tls_handshakes(&self, result: TlsHandshake) -> u64 {
+        self.tls_handshakes[result as usize].load(Relaxed)
     }
 
     pub fn reject(&self, reason: RejectReason) {

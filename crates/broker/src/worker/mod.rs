@@ -403,6 +403,10 @@ impl Worker {
             return;
         }
         let mut conn = self.conns.remove(slot);
+        if conn.transport.is_handshaking() {
+            self.metrics
+                .tls_handshake(crate::metrics::TlsHandshake::Failed);
+        }
         conn.link.on_removed(&mut self.fx);
         self.apply_effects(conn.id);
         let _ = self.poll.registry().deregister(&mut conn.transport);

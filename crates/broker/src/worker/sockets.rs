@@ -9,7 +9,7 @@ use mio::{Interest, Token};
 
 use super::{Conn, Worker, FIRST_CONN, READS_PER_EVENT};
 use crate::messages::ConnId;
-use crate::metrics;
+use crate::metrics::{self, TlsHandshake};
 use crate::session::outbound::OutFrame;
 use crate::session::Connection;
 use crate::transport::Transport;
@@ -100,7 +100,18 @@ impl Worker {
                 // Resumed from flush() once the peer reads what we queued.
                 return;
             }
-            match conn.transport.read(&mut self.scratch) {
+            let handshaking = conn.transport.is_handshaking();
+            let result = conn.transport.read(&mut self.scratch);
+            // A completed TLS handshake is counted here; one that never
+            // completes, when the connection is removed.
+            if handshaking && !conn.transport.is_handshaking() {
+                self.metrics.tls_handshake(if conn.transport.resumed() {
+                    TlsHandshake::Resumed
+                } else {
+                    TlsHandshake::Full
+                });
+            }
+            match result {
                 Ok(0) => {
                     self.remove(slot);
                     return;
