@@ -77,7 +77,11 @@ pub enum TlsHandshake {
 }
 
 impl TlsHandshake {
-    pub const ALL: [TlsHandshake; 3] = [TlsHandshake::Full, TlsHandshake::Resumed, TlsHandshake::Failed];
+    pub const ALL: [TlsHandshake; 3] = [
+        TlsHandshake::Full,
+        TlsHandshake::Resumed,
+        TlsHandshake::Failed,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
