@@ -39,6 +39,7 @@ const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 
 struct Producer {
     stream: Transport,
+    /// For the admission deadline (TLS handshake, `Hello` with a token).
     accepted_at: Instant,
     buf: Vec<u8>,
     hello_seen: bool,
@@ -101,11 +102,7 @@ impl Ingest {
         loop {
             let timeout = if !self.unread.is_empty() {
                 Some(Duration::ZERO)
-            } else if self
-                .producers
-                .iter()
-                .any(|(_, p)| p.stream.is_handshaking())
-            {
+            } else if self.producers.iter().any(|(_, p)| !p.admitted()) {
                 Some(SWEEP_INTERVAL)
             } else {
                 None
@@ -255,23 +252,34 @@ impl Ingest {
         ReadEnd::MoreLeft
     }
 
-    /// Closes producers whose TLS handshake has taken longer than the
-    /// handshake timeout (a client that connects and stalls must not hold
-    /// a producer slot).
+    /// Closes producers not admitted within the handshake timeout: a TLS
+    /// handshake still going on, or no `Hello` with a valid token when
+    /// tokens are required. A client that connects and stalls must not
+    /// hold one of the producer slots.
     fn expire_handshakes(&mut self) {
         let now = Instant::now();
-        let expired: Vec<usize> = self
+        let expired: Vec<(usize, RejectReason)> = self
             .producers
             .iter()
             .filter(|(_, p)| {
-                p.stream.is_handshaking()
+                !p.admitted()
                     && now.saturating_duration_since(p.accepted_at) >= self.handshake_timeout
             })
-            .map(|(slot, _)| slot)
+            .map(|(slot, p)| {
+                let reason = if p.stream.is_handshaking() {
+                    RejectReason::Tls
+                } else {
+                    RejectReason::Unauthorized
+                };
+                (slot, reason)
+            })
             .collect();
-        for slot in expired {
-            tracing::warn!("producer closed: TLS handshake not completed in time");
-            self.metrics.reject(RejectReason::Tls);
+        for (slot, reason) in expired {
+            tracing::warn!(
+                reason = reason.label(),
+                "producer closed: not admitted within the handshake timeout"
+            );
+            self.metrics.reject(reason);
             self.remove(slot);
         }
     }
@@ -358,6 +366,13 @@ fn accept_frame(
             quotes.extend(batch);
             Ok(())
         }
+    }
+}
+
+impl Producer {
+    /// Past the TLS handshake (if any) and authorized (if tokens are set).
+    fn admitted(&self) -> bool {
+        self.authorized && !self.stream.is_handshaking()
     }
 }
 

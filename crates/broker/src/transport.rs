@@ -27,13 +27,20 @@ pub enum Transport {
 pub struct TlsStream {
     sock: TcpStream,
     tls: ServerConnection,
+    /// A close_notify is queued: half-close TCP once it is written (not
+    /// before, or the alert is lost).
+    shut_pending: bool,
 }
 
 impl Transport {
     pub fn tls(sock: TcpStream, config: Arc<ServerConfig>) -> io::Result<Transport> {
         let mut tls = ServerConnection::new(config).map_err(io::Error::other)?;
         tls.set_buffer_limit(Some(TLS_SEND_BUFFER));
-        Ok(Transport::Tls(Box::new(TlsStream { sock, tls })))
+        Ok(Transport::Tls(Box::new(TlsStream {
+            sock,
+            tls,
+            shut_pending: false,
+        })))
     }
 
     /// The TCP socket (for socket options and the peer address).
@@ -73,13 +80,20 @@ impl Transport {
     pub fn flush_tls(&mut self) -> io::Result<()> {
         match self {
             Transport::Plain(_) => Ok(()),
-            Transport::Tls(t) => tls_io::flush_records(&mut t.tls, &mut t.sock),
+            Transport::Tls(t) => {
+                tls_io::flush_records(&mut t.tls, &mut t.sock)?;
+                if std::mem::take(&mut t.shut_pending) {
+                    let _ = t.sock.shutdown(Shutdown::Write);
+                }
+                Ok(())
+            }
         }
     }
 
     /// Half-closes the write side once everything queued is written, so the
     /// peer reads our last frame and then EOF. Over TLS a close_notify goes
-    /// first, best effort.
+    /// first; if the socket is full, the half-close waits for it
+    /// ([`Transport::flush_tls`] finishes it).
     pub fn shutdown_write(&mut self) {
         match self {
             Transport::Plain(s) => {
@@ -87,10 +101,10 @@ impl Transport {
             }
             Transport::Tls(t) => {
                 t.tls.send_close_notify();
-                let _ = tls_io::flush_records(&mut t.tls, &mut t.sock);
-                let _ = t.sock.shutdown(Shutdown::Write);
+                t.shut_pending = true;
             }
         }
+        let _ = self.flush_tls();
     }
 }
 

@@ -155,3 +155,23 @@ fn bytes_pipelined_after_the_upgrade_are_frames() {
     assert!(read_head(&mut s).starts_with("HTTP/1.1 101"));
     assert_eq!(read_server_frame(&mut s), Some((0xA, b"hi".to_vec())));
 }
+
+#[test]
+fn a_request_followed_at_once_by_fin_still_gets_its_answer() {
+    let broker = start();
+    for path in ["/healthz", "/metrics", "/nope"] {
+        let mut s = std::net::TcpStream::connect(broker.ws_addr()).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        // Request and FIN together, as `nc -N` or a load balancer's health
+        // check sends them.
+        std::io::Write::write_all(
+            &mut s,
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reply = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut reply);
+        assert!(reply.starts_with("HTTP/1.1 "), "{path}: {reply:?}");
+    }
+}

@@ -216,3 +216,27 @@ fn an_empty_batch_before_hello_is_not_a_quote() {
     assert_eq!(next_quote(&mut ws)["topic"], "E");
     assert_eq!(rejected(&broker, RejectReason::UnexpectedHello), 0);
 }
+
+#[test]
+fn a_producer_that_never_says_hello_is_closed_at_the_handshake_timeout() {
+    let mut config = test_config();
+    config.ingest.tokens = vec!["s3cret".into()];
+    config.server.handshake_timeout_ms = 300;
+    let broker = start_with(config);
+    // Connects and sends nothing: it must not hold a producer slot forever.
+    let silent = publisher(&broker);
+    assert!(is_closed(&silent));
+    assert!(wait_until(
+        || rejected(&broker, RejectReason::Unauthorized) == 1
+    ));
+    // A producer that says Hello in time keeps its connection.
+    let mut p = publisher(&broker);
+    p.hello("s3cret").unwrap();
+    p.flush().unwrap();
+    let mut ws = connect(&broker);
+    subscribe(&mut ws, &["LATE"], false);
+    // Well past the deadline (a scenario, not a synchronisation).
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    publish(&mut p, quote("LATE", 1.0));
+    assert_eq!(next_quote(&mut ws)["topic"], "LATE");
+}

@@ -205,3 +205,15 @@ fn close_codes_are_counted() {
             == 0));
     }
 }
+
+#[test]
+fn a_close_followed_at_once_by_fin_is_still_echoed() {
+    for over in BOTH {
+        let (_target, mut s) = open(over);
+        s.write_all(&client_frame(true, 0x8, &1000u16.to_be_bytes(), true))
+            .unwrap();
+        s.flush().unwrap();
+        s.tcp().shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(read_close_code(&mut s), Some(1000), "{over:?}");
+    }
+}

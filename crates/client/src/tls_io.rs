@@ -93,6 +93,8 @@ pub fn write_plain<D>(
     if accepted == 0 && bufs.iter().any(|b| !b.is_empty()) {
         return Err(io::ErrorKind::WouldBlock.into());
     }
-    flush_some(conn, sock)?;
+    // The bytes are committed: report them; a socket error shows on the
+    // next call (or flush).
+    let _ = flush_some(conn, sock);
     Ok(accepted)
 }

@@ -3,7 +3,6 @@
 //! `tickwire-protocol`), with the reply gate that holds replies until the
 //! router has taken every subscribe before them.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use tickwire_protocol::control::{parse_request, Request};
@@ -86,7 +85,7 @@ impl Connection {
                 match session.subs.subscribe(&topics, snapshot, max_hz, max, fx) {
                     Ok(()) => {
                         // Held until the router has taken the command.
-                        session.untaken += 1;
+                        session.gate.issue();
                         server::json_subscribed(id, &topics, &self.config.epoch)
                     }
                     Err((code, message)) => {
@@ -106,26 +105,19 @@ impl Connection {
         };
         let mut frame = Vec::with_capacity(reply.len() + 4);
         encode_frame(&mut frame, OpCode::Text, reply.as_bytes());
-        if session.untaken > 0 {
-            session.held.push_back(frame.into_boxed_slice());
-        } else {
-            self.out
-                .push_data(OutFrame::Owned(frame.into_boxed_slice()));
+        if let Some(frame) = session.gate.reply(frame.into_boxed_slice()) {
+            self.out.push_data(OutFrame::Owned(frame));
         }
     }
 
-    /// The router has taken one of this connection's subscribe commands:
-    /// once it has them all, the replies held behind them may go.
+    /// The router has taken this connection's oldest pending subscribe
+    /// command: the replies held behind it may go.
     pub fn on_command_taken(&mut self) {
         let Phase::Ws(session) = &mut self.phase else {
             return;
         };
-        session.untaken = session.untaken.saturating_sub(1);
-        if session.untaken == 0 {
-            for reply in session.held.drain(..) {
-                self.out.push_data(OutFrame::Owned(reply));
-            }
-            session.held = VecDeque::new();
+        for reply in session.gate.taken() {
+            self.out.push_data(OutFrame::Owned(reply));
         }
     }
 }

@@ -10,6 +10,32 @@ use super::{Action, Connection, Effects, Phase};
 use crate::config::SlowConsumerPolicy;
 
 impl Connection {
+    /// The peer closed its side (EOF). True when the connection should be
+    /// kept to finish writing: a response or close frame queued just before
+    /// (a client that sends its request, or its close, and then FIN).
+    pub fn on_peer_closed(&mut self) -> bool {
+        match &mut self.phase {
+            Phase::Closing { peer_closed, .. } if !self.out.is_empty() => {
+                *peer_closed = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// True once a closing connection has nothing left to do: its last
+    /// bytes are written and the peer has closed too.
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Closing {
+                write_shut: true,
+                peer_closed: true,
+                ..
+            }
+        )
+    }
+
     /// Periodic check of every deadline: handshake, idle ping, dead peer,
     /// slow consumer, closing.
     pub fn on_tick(&mut self, now: Instant, fx: &mut Effects) {
@@ -102,6 +128,7 @@ impl Connection {
         self.phase = Phase::Closing {
             drained_at: None,
             write_shut: false,
+            peer_closed: false,
         };
     }
 

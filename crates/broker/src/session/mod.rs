@@ -17,6 +17,7 @@
 
 mod delivery;
 mod frames;
+mod gate;
 mod http;
 mod lifecycle;
 pub mod outbound;
@@ -27,7 +28,6 @@ mod subscriptions;
 mod tests;
 pub mod throttle;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,7 @@ use tickwire_ws::handshake::accept_response;
 
 use crate::config::{ms, Config, SlowConsumerPolicy};
 use crate::messages::Format;
+use gate::ReplyGate;
 use http::{route, HttpOutcome};
 use outbound::Outbound;
 use subscriptions::Subscriptions;
@@ -45,6 +46,13 @@ use subscriptions::Subscriptions;
 /// Control-lane bytes (pongs) a peer may leave unread before the broker
 /// stops reading its pings.
 const PRIORITY_LIMIT: usize = 64 * 1024;
+/// Reply bytes (acks, errors; queued or held) a peer may leave unread
+/// before the broker stops reading its requests: a client that floods
+/// requests and never reads costs bounded memory, then the stall timeout.
+const REPLY_LIMIT: usize = 64 * 1024;
+/// Subscribe commands of one connection waiting for the router before the
+/// broker stops reading that connection.
+const MAX_PENDING_COMMANDS: u64 = 64;
 
 /// The parts of the config a connection obeys, resolved once.
 #[derive(Debug, Clone)]
@@ -154,6 +162,8 @@ enum Phase {
         /// `close_timeout` to close); None while bytes still wait.
         drained_at: Option<Instant>,
         write_shut: bool,
+        /// The peer has closed its side: once our bytes are out, we are done.
+        peer_closed: bool,
     },
 }
 
@@ -164,11 +174,8 @@ struct Session {
     subs: Subscriptions,
     last_heard: Instant,
     ping_sent_at: Option<Instant>,
-    /// Subscribe commands the router has not taken yet. While any is
-    /// pending, replies wait in `held`: an ack the client has seen must
-    /// mean the router will number every later quote after the subscribe.
-    untaken: u32,
-    held: VecDeque<Box<[u8]>>,
+    /// Replies held behind subscribe commands the router has not taken.
+    gate: ReplyGate,
 }
 
 impl Connection {
@@ -194,10 +201,17 @@ impl Connection {
         !self.out.is_empty() || self.wants_write_shutdown()
     }
 
-    /// False while the peer leaves too many of our pongs unread: its pings
-    /// are not read until it reads.
+    /// False while the peer leaves too many of our pongs or replies unread,
+    /// or too many of its subscribes wait for the router: its input is not
+    /// read until that drains (bounded memory per connection).
     pub fn wants_read(&self) -> bool {
+        let (held, pending) = match &self.phase {
+            Phase::Ws(session) => (session.gate.held_bytes(), session.gate.pending()),
+            _ => (0, 0),
+        };
         self.out.priority_bytes() <= PRIORITY_LIMIT
+            && self.out.reply_bytes() + held <= REPLY_LIMIT
+            && pending < MAX_PENDING_COMMANDS
     }
 
     pub fn is_subscriber(&self) -> bool {
@@ -268,8 +282,7 @@ impl Connection {
                     subs: Subscriptions::default(),
                     last_heard: now,
                     ping_sent_at: None,
-                    untaken: 0,
-                    held: VecDeque::new(),
+                    gate: ReplyGate::default(),
                 }));
                 fx.actions.push(Action::Opened);
                 self.read_buf.drain(..head_len.min(self.read_buf.len()));
@@ -302,6 +315,7 @@ impl Connection {
         if let Phase::Closing {
             drained_at,
             write_shut,
+            ..
         } = &mut self.phase
         {
             if drained && !*write_shut {

@@ -61,6 +61,8 @@ pub struct Outbound {
     data: VecDeque<OutFrame>,
     queued_bytes: usize,
     priority_bytes: usize,
+    /// Bytes of replies (acks, errors) in the data lane, not yet started.
+    reply_bytes: usize,
     /// Quote bytes the queue may hold (control frames and replies aside).
     budget: usize,
     /// Allocated only while conflating: idle and keeping-up connections pay
@@ -91,6 +93,7 @@ impl Outbound {
             data: VecDeque::new(),
             queued_bytes: 0,
             priority_bytes: 0,
+            reply_bytes: 0,
             budget,
             slots: None,
         }
@@ -168,8 +171,17 @@ impl Outbound {
     }
 
     pub fn push_data(&mut self, frame: OutFrame) {
-        self.queued_bytes += frame.bytes().len();
+        let len = frame.bytes().len();
+        self.queued_bytes += len;
+        if let OutFrame::Owned(_) = frame {
+            self.reply_bytes += len;
+        }
         self.data.push_back(frame);
+    }
+
+    /// Reply bytes (acks, errors) queued and not yet being written.
+    pub fn reply_bytes(&self) -> usize {
+        self.reply_bytes
     }
 
     /// Bytes queued and not yet accepted by the socket.
@@ -188,6 +200,7 @@ impl Outbound {
     pub fn clear_data(&mut self) {
         let dropped: usize = self.data.iter().map(|f| f.bytes().len()).sum();
         self.queued_bytes -= dropped;
+        self.reply_bytes = 0;
         self.data = VecDeque::new();
         self.slots = None;
     }
@@ -273,6 +286,9 @@ impl Outbound {
                 self.priority_bytes -= p.len();
                 OutFrame::Owned(p)
             } else if let Some(d) = self.data.pop_front() {
+                if let OutFrame::Owned(reply) = &d {
+                    self.reply_bytes -= reply.len();
+                }
                 d
             } else {
                 debug_assert!(false, "advance past queued bytes");

@@ -36,7 +36,10 @@ enum Op {
     Ping(Vec<u8>),
     /// The client closes with this code (valid or not).
     Close(u16),
-    /// The router answers the oldest subscribe it has.
+    /// The router takes the oldest subscribe command waiting for it (its
+    /// queue may be full for a while: commands wait in the shell).
+    Take,
+    /// The router answers the oldest subscribe it has taken.
     Activate,
     Publish(usize),
     Advance(u16),
@@ -54,6 +57,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => entries.prop_map(Op::Unsubscribe),
         1 => "[ -~]{0,20}".prop_map(Op::BadRequest),
         1 => prop::collection::vec(any::<u8>(), 0..125).prop_map(Op::Ping),
+        5 => Just(Op::Take),
         6 => Just(Op::Activate),
         12 => (0..TOPICS.len()).prop_map(Op::Publish),
         3 => (0u16..600).prop_map(Op::Advance),
@@ -107,7 +111,16 @@ struct Model {
     fx: Effects,
     now: Instant,
     seq: HashMap<&'static str, u64>,
+    /// Commands issued but not taken by the router yet, then taken ones
+    /// waiting for their activation.
+    untaken: VecDeque<(u32, Vec<Selector>, bool)>,
     pending: VecDeque<(u32, Vec<Selector>, bool)>,
+    /// Per request, its place among successful subscribes (= its ack's).
+    ordinal: HashMap<u32, u64>,
+    issued: u64,
+    /// Per topic, the ack the client must have seen before its first quote.
+    need_ack: HashMap<String, u64>,
+    acks_seen: u64,
     routed: HashMap<Selector, Option<f32>>,
     refs: HashMap<Selector, i64>,
     entries: i64,
@@ -129,7 +142,12 @@ impl Model {
             fx: Effects::default(),
             now,
             seq: HashMap::new(),
+            untaken: VecDeque::new(),
             pending: VecDeque::new(),
+            ordinal: HashMap::new(),
+            issued: 0,
+            need_ack: HashMap::new(),
+            acks_seen: 0,
             routed: HashMap::new(),
             refs: HashMap::new(),
             entries: 0,
@@ -198,8 +216,9 @@ impl Model {
                         assert!(selectors.contains(s), "added {s:?} not in the request");
                         *self.refs.entry(s.clone()).or_default() += 1;
                     }
-                    self.pending.push_back((request, selectors, snapshot));
-                    self.conn.on_command_taken();
+                    self.issued += 1;
+                    self.ordinal.insert(request, self.issued);
+                    self.untaken.push_back((request, selectors, snapshot));
                 }
                 Action::Route { selector, max_hz } => {
                     self.routed.insert(selector, max_hz);
@@ -258,11 +277,19 @@ impl Model {
             }
             offset += n;
             if let Some(Event::Text(t)) = event {
+                if t.contains(r#""type":"subscribed""#) {
+                    self.acks_seen += 1;
+                }
                 if let Some(rest) = t.strip_prefix("Q ") {
                     let mut parts = rest.split_whitespace();
                     let (topic, seq) = (parts.next().unwrap(), parts.next().unwrap());
                     let seq: u64 = seq.parse().unwrap();
                     let snapshot = parts.next() == Some("S");
+                    let need = self.need_ack.get(topic).copied().unwrap_or(0);
+                    assert!(
+                        self.acks_seen >= need,
+                        "{topic}: a quote before the ack of the subscribe that brought it"
+                    );
                     let last = self.received.entry(topic.to_owned()).or_insert(0);
                     if snapshot {
                         assert!(seq >= *last, "{topic}: snapshot {seq} after {last}");
@@ -312,8 +339,22 @@ impl Model {
                 );
                 self.conn.on_bytes(&frame, self.now, &mut self.fx);
             }
+            Op::Take => {
+                if let Some(command) = self.untaken.pop_front() {
+                    self.pending.push_back(command);
+                    self.conn.on_command_taken();
+                }
+            }
             Op::Activate => {
                 if let Some((request, selectors, snapshot)) = self.pending.pop_front() {
+                    // Topics that start flowing with this request need its ack first.
+                    let ordinal = self.ordinal.get(&request).copied().unwrap_or(0);
+                    for topic in TOPICS {
+                        let flowing = self.routed.keys().any(|s| s.matches(topic));
+                        if !flowing && selectors.iter().any(|s| s.matches(topic)) {
+                            self.need_ack.entry(topic.to_string()).or_insert(ordinal);
+                        }
+                    }
                     let snapshots = if snapshot {
                         TOPICS
                             .iter()

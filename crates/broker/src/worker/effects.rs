@@ -144,9 +144,14 @@ impl Worker {
 
     fn command_taken(&mut self, id: ConnId) {
         if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
+            let paused = !conn.link.wants_read();
             conn.link.on_command_taken();
             if conn.link.has_output() {
                 self.cork.mark(id.slot);
+            }
+            if paused && conn.link.wants_read() {
+                // Its reading stopped on too many pending subscribes.
+                self.unread.push(id.slot);
             }
         }
     }

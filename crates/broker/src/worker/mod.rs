@@ -44,6 +44,8 @@ const FIRST_CONN: usize = 3;
 /// How often connection deadlines (handshake, idle ping, dead peer, slow
 /// consumer, closing) are checked.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+/// How soon to retry sending commands the router's queue had no room for.
+const DEFERRED_RETRY: Duration = Duration::from_millis(1);
 /// Reads per socket per readiness event before other sockets get a turn.
 const READS_PER_EVENT: usize = 8;
 const READ_CHUNK: usize = 64 * 1024;
@@ -196,6 +198,10 @@ impl Worker {
         loop {
             let timeout = if busy {
                 Duration::ZERO
+            } else if !self.deferred.is_empty() {
+                // Commands wait for room in the router's queue (and acks
+                // behind them): retry soon, without spinning.
+                DEFERRED_RETRY
             } else {
                 let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
                 let wake = next_timer.map_or(next_sweep, |t| t.min(next_sweep));
@@ -254,6 +260,8 @@ impl Worker {
                 self.sweep();
                 next_sweep = self.now + SWEEP_INTERVAL;
             }
+            // The sweep or the shutdown may have resumed paused reads.
+            busy |= !self.unread.is_empty();
             if let Some(deadline) = shutdown_deadline {
                 if self.conns.is_empty() || self.now >= deadline {
                     break;

@@ -113,7 +113,11 @@ impl Worker {
             }
             match result {
                 Ok(0) => {
-                    self.remove(slot);
+                    // A request or close followed by FIN: write the answer
+                    // first (flush removes it once written).
+                    if !conn.link.on_peer_closed() {
+                        self.remove(slot);
+                    }
                     return;
                 }
                 Ok(n) => {
@@ -184,6 +188,10 @@ impl Worker {
             Ok(drained) => {
                 if conn.link.on_written(written, drained, now) {
                     conn.transport.shutdown_write();
+                }
+                if conn.link.is_finished() {
+                    self.remove(slot);
+                    return;
                 }
                 if paused && conn.link.wants_read() {
                     // Resume reading next turn, within the per-event read cap.

@@ -171,3 +171,37 @@ fn metrics_are_rendered_by_the_shell_and_answered_once() {
     let text = String::from_utf8(wire).unwrap();
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("tickwire_up 1\n"));
 }
+
+#[test]
+fn a_client_that_floods_requests_and_never_reads_stops_being_read() {
+    let mut c = Client::upgraded(config());
+    let mut sent = 0;
+    while c.conn.wants_read() {
+        c.send("not json");
+        sent += 1;
+        assert!(sent < 10_000, "reading never stopped");
+    }
+    // Bounded: about 64 KiB of error replies wait, then input is not read.
+    assert!(c.conn.outbound().reply_bytes() > 60 * 1024);
+    assert!(c.conn.outbound().reply_bytes() < 70 * 1024);
+    // Once the client reads its replies, reading resumes.
+    c.frames();
+    assert!(c.conn.wants_read());
+}
+
+#[test]
+fn too_many_subscribes_waiting_for_the_router_stop_reading() {
+    let mut c = Client::upgraded(config());
+    let mut issued = 0;
+    while c.conn.wants_read() {
+        c.send(r#"{"op":"subscribe","topics":["A"],"snapshot":false}"#);
+        issued += 1;
+        assert!(issued < 1_000, "reading never stopped");
+    }
+    assert_eq!(issued, 64);
+    // Nothing was taken: every ack is held.
+    assert!(c.frames().is_empty());
+    c.conn.on_command_taken();
+    assert!(c.conn.wants_read());
+    assert_eq!(kinds(&c.frames()), ["subscribed"]);
+}
