@@ -176,6 +176,8 @@ impl Subscriber {
                 {
                     return Ok(None)
                 }
+                // A timed read is not restarted after a stop/continue.
+                Err(ClientError::Io(e)) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }

@@ -76,6 +76,9 @@ pub fn recv_within<S: Duplex>(ws: &mut WebSocket<S>, timeout: Duration) -> Optio
             {
                 return None
             }
+            // A read with a timeout is not restarted after the process was
+            // stopped and continued (signal(7)): just read again.
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => panic!("websocket error: {e}"),
         }
     }
@@ -210,6 +213,7 @@ pub fn read_head(s: &mut impl Read) -> String {
     while !head.ends_with(b"\r\n\r\n") {
         match s.read(&mut byte) {
             Ok(1) => head.push(byte[0]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             _ => break,
         }
     }
@@ -293,6 +297,7 @@ pub fn sees_eof(s: &mut impl Read) -> bool {
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 return false
             }
