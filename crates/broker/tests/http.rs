@@ -175,3 +175,41 @@ fn a_request_followed_at_once_by_fin_still_gets_its_answer() {
         assert!(reply.starts_with("HTTP/1.1 "), "{path}: {reply:?}");
     }
 }
+
+#[test]
+fn origin_allow_list_403_101_and_no_origin() {
+    let mut config = test_config();
+    config.server.allowed_origins = vec!["https://desk.example.com".into()];
+    let broker = start_with(config);
+    let upgrade = |origin: Option<&str>| {
+        let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+        http(
+            broker.ws_addr(),
+            &format!(
+                "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+            ),
+        )
+    };
+    let denied = upgrade(Some("https://evil.example"));
+    assert!(denied.starts_with("HTTP/1.1 403 "), "{denied}");
+    assert!(denied.contains("Content-Length: ") && denied.contains("Connection: close"));
+    // The http() helper reads to EOF: a 101 keeps the connection open, so
+    // take the head only.
+    for origin in [Some("https://desk.example.com"), None] {
+        let mut s = std::net::TcpStream::connect(broker.ws_addr()).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        let origin_line = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+        std::io::Write::write_all(
+            &mut s,
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin_line}\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let head = read_head(&mut s);
+        assert!(head.starts_with("HTTP/1.1 101 "), "{origin:?}: {head}");
+    }
+}

@@ -51,6 +51,9 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// Bounded queue of quote batches from the router to each worker.
     pub worker_queue_batches: usize,
+    /// Browser origins allowed to open `/ws` (exact `scheme://host[:port]`);
+    /// empty = any. A request without `Origin` is not affected.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -138,6 +141,7 @@ impl Default for ServerConfig {
             max_head_bytes: 8192,
             shutdown_grace_ms: 2_000,
             worker_queue_batches: 1024,
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -34,7 +34,10 @@ const HTML: &str = "text/html; charset=utf-8";
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
-pub fn route(buf: &[u8], max_head: usize) -> HttpOutcome {
+/// Routes one request head. `allowed_origins`: when non-empty, a `/ws`
+/// upgrade whose `Origin` is present and not in the list gets 403 (a
+/// request without `Origin`, from a non-browser client, is not affected).
+pub fn route(buf: &[u8], max_head: usize, allowed_origins: &[String]) -> HttpOutcome {
     let (head, head_len) = match parse_request_head(buf, max_head) {
         Ok(HeadParse::Partial) => return HttpOutcome::NeedMore,
         Ok(HeadParse::Complete { head, len }) => (head, len),
@@ -64,6 +67,9 @@ pub fn route(buf: &[u8], max_head: usize) -> HttpOutcome {
         "/style.css" => asset(CSS, STYLE_CSS),
         "/tickwire-decoder.js" => asset(JAVASCRIPT, DECODER_JS),
         "/ws" => {
+            if !origin_allowed(head.header("origin"), allowed_origins) {
+                return error(403, "Forbidden", &[], "origin not allowed");
+            }
             let format = match head.query_param("format") {
                 None | Some("json") => Format::Json,
                 Some("binary") => Format::Binary,
@@ -87,6 +93,16 @@ pub fn route(buf: &[u8], max_head: usize) -> HttpOutcome {
             }
         }
         _ => error(404, "Not Found", &[], "not found"),
+    }
+}
+
+/// Exact match of the `Origin` header against the allow-list (browsers send
+/// `scheme://host[:port]`, lower-case scheme and host, no trailing slash).
+fn origin_allowed(origin: Option<&[u8]>, allowed: &[String]) -> bool {
+    match origin {
+        _ if allowed.is_empty() => true,
+        None => true,
+        Some(origin) => allowed.iter().any(|a| a.as_bytes() == origin),
     }
 }
 
@@ -123,7 +139,7 @@ mod tests {
 
     fn get(path: &str) -> String {
         let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
-        match route(request.as_bytes(), 8192) {
+        match route(request.as_bytes(), 8192, &[]) {
             HttpOutcome::Respond(bytes) => String::from_utf8(bytes).unwrap(),
             _ => panic!("{path}: expected a plain response"),
         }
@@ -160,6 +176,47 @@ mod tests {
         assert!(APP_JS.contains("from \"./tickwire-decoder.js\""));
         assert!(INDEX_HTML.contains("src=\"./app.js\""));
         assert!(INDEX_HTML.contains("href=\"./style.css\""));
+    }
+
+    #[test]
+    fn origin_allow_list_applies_to_upgrades_with_an_origin() {
+        let allowed = vec!["https://desk.example.com".to_string()];
+        let upgrade = |origin: Option<&str>| {
+            let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+            let request = format!(
+                "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+            );
+            route(request.as_bytes(), 8192, &allowed)
+        };
+        assert!(matches!(
+            upgrade(Some("https://desk.example.com")),
+            HttpOutcome::Upgrade { .. }
+        ));
+        assert!(
+            matches!(upgrade(None), HttpOutcome::Upgrade { .. }),
+            "no Origin: not a browser"
+        );
+        for bad in [
+            "https://evil.example",
+            "https://desk.example.com/",
+            "http://desk.example.com",
+            "null",
+        ] {
+            match upgrade(Some(bad)) {
+                HttpOutcome::Respond(r) => {
+                    let r = String::from_utf8(r).unwrap();
+                    assert!(r.starts_with("HTTP/1.1 403 "), "{bad}: {r}");
+                    assert!(r.contains("Content-Length: ") && r.contains("Connection: close"));
+                }
+                _ => panic!("{bad}: expected 403"),
+            }
+        }
+        // Other routes are not gated (the dashboard page itself, /healthz).
+        let r = "GET /healthz HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\n\r\n";
+        assert!(
+            matches!(route(r.as_bytes(), 8192, &allowed), HttpOutcome::Respond(b) if b.starts_with(b"HTTP/1.1 200"))
+        );
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct SessionConfig {
     pub stall_timeout: Duration,
     /// Sent in every `subscribed` ack.
     pub epoch: Arc<str>,
+    /// `[server] allowed_origins`: empty = any Origin.
+    pub allowed_origins: Vec<String>,
 }
 
 impl SessionConfig {
@@ -87,6 +89,7 @@ impl SessionConfig {
             disconnect_after: ms(c.subscriber.disconnect_after_ms),
             stall_timeout: ms(c.subscriber.stall_timeout_ms),
             epoch,
+            allowed_origins: c.server.allowed_origins.clone(),
         }
     }
 }
@@ -254,7 +257,11 @@ impl Connection {
     }
 
     fn on_http(&mut self, now: Instant, fx: &mut Effects) {
-        match route(&self.read_buf, self.config.max_head_bytes) {
+        match route(
+            &self.read_buf,
+            self.config.max_head_bytes,
+            &self.config.allowed_origins,
+        ) {
             HttpOutcome::NeedMore => {}
             HttpOutcome::Metrics => {
                 self.read_buf = Vec::new();

@@ -33,6 +33,7 @@ pub(super) fn config() -> SessionConfig {
         disconnect_after: Duration::from_secs(2),
         stall_timeout: Duration::from_secs(60),
         epoch: "e".into(),
+        allowed_origins: Vec::new(),
     }
 }
 
