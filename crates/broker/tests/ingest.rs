@@ -240,3 +240,43 @@ fn a_producer_that_never_says_hello_is_closed_at_the_handshake_timeout() {
     publish(&mut p, quote("LATE", 1.0));
     assert_eq!(next_quote(&mut ws)["topic"], "LATE");
 }
+
+#[test]
+fn producer_grants_limit_what_a_token_may_publish_batch_all_or_nothing() {
+    let mut config = test_config();
+    config.ingest.producers = vec![tickwire_broker::config::ProducerConfig {
+        token: "nasdaq-feed".into(),
+        topics: vec!["NASDAQ.*".into(), "SPY".into()],
+    }];
+    let broker = start_with(config);
+    let mut ws = connect(&broker);
+    subscribe(&mut ws, &["*"], false);
+
+    let mut p = publisher(&broker);
+    p.hello("nasdaq-feed").unwrap();
+    publish(&mut p, quote("NASDAQ.AAPL", 1.0));
+    publish(&mut p, quote("SPY", 2.0));
+    assert_eq!(next_quote(&mut ws)["topic"], "NASDAQ.AAPL");
+    assert_eq!(next_quote(&mut ws)["topic"], "SPY");
+    // A batch with one topic outside the grants: nothing of it, producer closed.
+    p.publish_batch(vec![quote("NASDAQ.MSFT", 3.0), quote("NYSE.IBM", 4.0)])
+        .unwrap();
+    p.flush().unwrap();
+    assert!(is_closed(&p));
+    assert!(wait_until(|| rejected(
+        &broker,
+        RejectReason::NotAuthorized
+    ) == 1));
+    // The next quote anyone sees is a later one: the batch left no trace.
+    let mut q = publisher(&broker);
+    q.hello("nasdaq-feed").unwrap();
+    publish(&mut q, quote("NASDAQ.LAST", 5.0));
+    assert_eq!(next_quote(&mut ws)["topic"], "NASDAQ.LAST");
+    assert_eq!(
+        broker
+            .metrics()
+            .quotes_in
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+}

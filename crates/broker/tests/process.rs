@@ -174,6 +174,14 @@ fn invalid_config_exits_2_naming_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.workers"));
+
+    // Ingest reachable from other hosts with no tokens and no mutual TLS.
+    let out = Command::new(BIN)
+        .args(["--ingest-addr", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ingest.addr"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -113,6 +113,20 @@ pub struct IngestConfig {
     pub queue_batches: usize,
     /// Producers connect over TLS (mutual TLS with a client CA); absent = plain TCP.
     pub tls: Option<IngestTlsConfig>,
+    /// Tokens with their own topic grants (`[[ingest.producers]]`).
+    pub producers: Vec<ProducerConfig>,
+    /// Opt-out: allow a non-loopback ingest address with neither tokens nor
+    /// mutual TLS (anyone who reaches it can publish every topic).
+    pub allow_unauthenticated_remote: bool,
+}
+
+/// `[[ingest.producers]]`: a producer token and the topics it may publish
+/// (exact topics and `PREFIX*` patterns, the subscriber syntax).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerConfig {
+    pub token: String,
+    pub topics: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -183,13 +197,15 @@ impl Default for SubscriberConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
-            addr: "0.0.0.0:7001".into(),
+            addr: "127.0.0.1:7001".into(),
             max_frame_bytes: 1_048_576,
             tokens: Vec::new(),
             max_producers: 1024,
             max_topics: 100_000,
             queue_batches: 1024,
             tls: None,
+            producers: Vec::new(),
+            allow_unauthenticated_remote: false,
         }
     }
 }
@@ -346,6 +362,67 @@ impl Config {
         if self.ingest.tokens.iter().any(|t| t.is_empty()) {
             return Err(invalid("ingest.tokens", "must not contain an empty token"));
         }
+        self.validate_producers()?;
+        Ok(())
+    }
+
+    /// `[[ingest.producers]]` and the exposed-ingest rule.
+    fn validate_producers(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid { key, problem };
+        let mut seen = std::collections::HashSet::new();
+        for t in &self.ingest.tokens {
+            seen.insert(t.as_str());
+        }
+        for (i, p) in self.ingest.producers.iter().enumerate() {
+            if p.token.is_empty() {
+                return Err(invalid(
+                    "ingest.producers.token",
+                    format!("entry {i}: must not be empty"),
+                ));
+            }
+            if !seen.insert(p.token.as_str()) {
+                // Never print a token: say which entry.
+                return Err(invalid(
+                    "ingest.producers.token",
+                    format!("entry {i}: the same token is configured twice"),
+                ));
+            }
+            if p.topics.is_empty() {
+                return Err(invalid(
+                    "ingest.producers.topics",
+                    format!("entry {i}: must grant at least one topic or pattern"),
+                ));
+            }
+            if let Some(bad) = p
+                .topics
+                .iter()
+                .find(|t| tickwire_protocol::Selector::parse(t).is_none())
+            {
+                return Err(invalid(
+                    "ingest.producers.topics",
+                    format!("entry {i}: invalid topic or pattern {bad:?}"),
+                ));
+            }
+        }
+        let addr = parse_addr(&self.ingest.addr).map_err(|p| invalid("ingest.addr", p))?;
+        let authenticated = !self.ingest.tokens.is_empty()
+            || !self.ingest.producers.is_empty()
+            || self
+                .ingest
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.client_ca_file.is_some());
+        if !addr.ip().is_loopback() && !authenticated && !self.ingest.allow_unauthenticated_remote {
+            return Err(invalid(
+                "ingest.addr",
+                format!(
+                    "{addr} is reachable from other hosts, and with neither producer tokens \
+                     ([ingest] tokens, [[ingest.producers]]) nor mutual TLS ([ingest.tls] \
+                     client_ca_file) anyone who reaches it could publish prices; configure one, \
+                     or set ingest.allow_unauthenticated_remote = true"
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -418,6 +495,52 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.ingest.tls.unwrap().client_ca_file.as_deref(), Some("ca"));
+    }
+
+    #[test]
+    fn an_exposed_ingest_needs_tokens_or_mutual_tls_or_an_explicit_opt_out() {
+        let err = Config::from_toml("[ingest]\naddr = \"0.0.0.0:7001\"\n").unwrap_err();
+        assert!(err.to_string().contains("ingest.addr"), "{err}");
+        for ok in [
+            "[ingest]\naddr = \"127.0.0.1:7001\"\n",
+            "[ingest]\naddr = \"0.0.0.0:7001\"\ntokens = [\"t\"]\n",
+            "[ingest]\naddr = \"0.0.0.0:7001\"\nallow_unauthenticated_remote = true\n",
+            "[ingest]\naddr = \"0.0.0.0:7001\"\n[[ingest.producers]]\ntoken = \"p\"\ntopics = [\"A*\"]\n",
+            "[ingest]\naddr = \"0.0.0.0:7001\"\n[ingest.tls]\ncert_file = \"c\"\nkey_file = \"k\"\nclient_ca_file = \"ca\"\n",
+        ] {
+            assert!(Config::from_toml(ok).is_ok(), "{ok}");
+        }
+        // TLS without client certificates is not authentication.
+        let err = Config::from_toml(
+            "[ingest]\naddr = \"0.0.0.0:7001\"\n[ingest.tls]\ncert_file = \"c\"\nkey_file = \"k\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("ingest.addr"), "{err}");
+    }
+
+    #[test]
+    fn producer_entries_are_checked_without_printing_tokens() {
+        let err = Config::from_toml(
+            "[[ingest.producers]]\ntoken = \"sekrit\"\ntopics = [\"BAD TOPIC\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ingest.producers.topics") && !err.contains("sekrit"),
+            "{err}"
+        );
+        let err = Config::from_toml(
+            "[ingest]\ntokens = [\"sekrit\"]\n[[ingest.producers]]\ntoken = \"sekrit\"\ntopics = [\"A\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ingest.producers.token") && !err.contains("sekrit"),
+            "{err}"
+        );
+        let err =
+            Config::from_toml("[[ingest.producers]]\ntoken = \"x\"\ntopics = []\n").unwrap_err();
+        assert!(err.to_string().contains("ingest.producers.topics"), "{err}");
     }
 
     #[test]

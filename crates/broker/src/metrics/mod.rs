@@ -32,16 +32,19 @@ pub enum RejectReason {
     /// The TLS handshake failed or timed out (no or a wrong client
     /// certificate under mutual TLS, not TLS at all, too slow).
     Tls,
+    /// A quote outside the producer token's topic grants.
+    NotAuthorized,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 6] = [
+    pub const ALL: [RejectReason; 7] = [
         RejectReason::TooLong,
         RejectReason::Decode,
         RejectReason::BadTopic,
         RejectReason::UnexpectedHello,
         RejectReason::Unauthorized,
         RejectReason::Tls,
+        RejectReason::NotAuthorized,
     ];
 
     pub fn label(self) -> &'static str {
@@ -52,6 +55,7 @@ impl RejectReason {
             RejectReason::UnexpectedHello => "unexpected_hello",
             RejectReason::Unauthorized => "unauthorized",
             RejectReason::Tls => "tls",
+            RejectReason::NotAuthorized => "not_authorized",
         }
     }
 }

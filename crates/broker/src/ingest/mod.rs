@@ -25,6 +25,9 @@ use tickwire_protocol::Quote;
 
 use crate::config::IngestConfig;
 use crate::messages::IngestBatch;
+use access::{Grants, ProducerAuth};
+
+mod access;
 use crate::metrics::{self, Metrics, RejectReason};
 use crate::transport::Transport;
 
@@ -44,7 +47,9 @@ struct Producer {
     buf: Vec<u8>,
     hello_seen: bool,
     quote_seen: bool,
-    authorized: bool,
+    /// What it may publish; None until a `Hello` with a valid token when
+    /// tokens are configured.
+    grants: Option<Grants>,
 }
 
 pub struct Ingest {
@@ -53,6 +58,7 @@ pub struct Ingest {
     producers: Slab<Producer>,
     tx: Sender<IngestBatch>,
     config: IngestConfig,
+    auth: ProducerAuth,
     tls: Option<Arc<rustls::ServerConfig>>,
     handshake_timeout: Duration,
     metrics: Arc<Metrics>,
@@ -87,6 +93,7 @@ impl Ingest {
             listener: Some(listener),
             producers: Slab::new(),
             tx,
+            auth: ProducerAuth::from_config(&config),
             config,
             tls,
             handshake_timeout,
@@ -195,7 +202,7 @@ impl Ingest {
                         buf: Vec::new(),
                         hello_seen: false,
                         quote_seen: false,
-                        authorized: self.config.tokens.is_empty(),
+                        grants: (!self.auth.required()).then_some(Grants::All),
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -237,7 +244,7 @@ impl Ingest {
             producer
                 .buf
                 .extend_from_slice(self.scratch.get(..n).unwrap_or_default());
-            let (quotes, result) = decode_all(producer, &self.config);
+            let (quotes, result) = decode_all(producer, &self.config, &self.auth);
             if !quotes.is_empty() {
                 // Blocks while the router is saturated: TCP back-pressure.
                 if self.tx.send(IngestBatch { quotes, decoded_at }).is_err() {
@@ -300,6 +307,7 @@ impl Ingest {
 fn decode_all(
     producer: &mut Producer,
     config: &IngestConfig,
+    auth: &ProducerAuth,
 ) -> (Vec<Quote>, Result<(), RejectReason>) {
     let mut quotes = Vec::new();
     let mut offset = 0;
@@ -309,7 +317,7 @@ fn decode_all(
             Ok(None) => break Ok(()),
             Ok(Some((frame, used))) => {
                 offset += used;
-                if let Err(reason) = accept_frame(producer, config, frame, &mut quotes) {
+                if let Err(reason) = accept_frame(producer, auth, frame, &mut quotes) {
                     break Err(reason);
                 }
             }
@@ -333,7 +341,7 @@ fn decode_all(
 
 fn accept_frame(
     producer: &mut Producer,
-    config: &IngestConfig,
+    auth: &ProducerAuth,
     frame: IngestFrame,
     quotes: &mut Vec<Quote>,
 ) -> Result<(), RejectReason> {
@@ -344,23 +352,27 @@ fn accept_frame(
                 return Err(RejectReason::UnexpectedHello);
             }
             producer.hello_seen = true;
-            if !config.tokens.is_empty() {
-                if !config.tokens.contains(&token) {
-                    log_reject(producer, "wrong token");
-                    return Err(RejectReason::Unauthorized);
+            if auth.required() {
+                // The token itself is never logged.
+                match auth.check(&token) {
+                    Some(grants) => producer.grants = Some(grants),
+                    None => {
+                        log_reject(producer, "wrong token");
+                        return Err(RejectReason::Unauthorized);
+                    }
                 }
-                producer.authorized = true;
             }
             Ok(())
         }
         IngestFrame::Quote(quote) => {
-            check_authorized(producer)?;
+            check_granted(producer, std::slice::from_ref(&quote))?;
             producer.quote_seen = true;
             quotes.push(quote);
             Ok(())
         }
         IngestFrame::Batch(batch) => {
-            check_authorized(producer)?;
+            // All or nothing: one quote outside the grants rejects the frame.
+            check_granted(producer, &batch)?;
             // An empty batch does nothing, so it is not "a quote" before Hello.
             producer.quote_seen |= !batch.is_empty();
             quotes.extend(batch);
@@ -372,17 +384,23 @@ fn accept_frame(
 impl Producer {
     /// Past the TLS handshake (if any) and authorized (if tokens are set).
     fn admitted(&self) -> bool {
-        self.authorized && !self.stream.is_handshaking()
+        self.grants.is_some() && !self.stream.is_handshaking()
     }
 }
 
-fn check_authorized(producer: &Producer) -> Result<(), RejectReason> {
-    if producer.authorized {
-        Ok(())
-    } else {
+/// The producer said `Hello` with a valid token (when required) and every
+/// quote's topic is within its grants.
+fn check_granted(producer: &Producer, quotes: &[Quote]) -> Result<(), RejectReason> {
+    let Some(grants) = &producer.grants else {
         log_reject(producer, "Hello with a token required first");
-        Err(RejectReason::Unauthorized)
+        return Err(RejectReason::Unauthorized);
+    };
+    if let Some(q) = quotes.iter().find(|q| !grants.covers(&q.topic)) {
+        let why = format!("topic {:?} is outside this producer's grants", q.topic);
+        log_reject(producer, &why);
+        return Err(RejectReason::NotAuthorized);
     }
+    Ok(())
 }
 
 fn log_reject(producer: &Producer, why: &str) {
