@@ -7,6 +7,7 @@
 //! - `worker-N`: its listener and its connections; queues shared frames on
 //!   subscribers and writes them.
 
+pub mod auth;
 pub mod config;
 pub mod demo;
 mod ingest;
@@ -51,6 +52,8 @@ pub struct Broker {
     ingest_addr: SocketAddr,
     /// Certificates SIGHUP re-reads (wss listener, ingest).
     certs: Vec<Arc<tls::ReloadableCert>>,
+    /// The JWT key SIGHUP re-reads, with `[auth]`.
+    auth: Option<Arc<auth::Entitlements>>,
     epoch: Arc<str>,
     metrics: Arc<Metrics>,
     shutdown: Arc<AtomicBool>,
@@ -112,7 +115,18 @@ impl Broker {
 
         let (ingest_tx, ingest_rx) = crossbeam_channel::bounded(config.ingest.queue_batches);
         let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(ROUTER_CMD_QUEUE);
-        let settings = Arc::new(WorkerSettings::from_config(config, epoch.clone(), ws_tls));
+        let entitlements = match &config.auth {
+            Some(a) => Some(Arc::new(auth::Entitlements::load(a).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("[auth] {e}"))
+            })?)),
+            None => None,
+        };
+        let settings = Arc::new(WorkerSettings::from_config(
+            config,
+            epoch.clone(),
+            ws_tls,
+            entitlements.clone(),
+        ));
         let open_connections = Arc::new(AtomicUsize::new(0));
 
         let mut threads = Vec::new();
@@ -177,6 +191,7 @@ impl Broker {
             tls_addr,
             ingest_addr,
             certs,
+            auth: entitlements,
             epoch,
             metrics,
             shutdown,
@@ -196,6 +211,31 @@ impl Broker {
     /// The wss/https listener, when `[tls]` is configured.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls_addr
+    }
+
+    /// SIGHUP: re-reads certificates and keys ([`Broker::reload_tls`]) and
+    /// the JWT verification key ([`Broker::reload_auth`]).
+    pub fn reload(&self) {
+        self.reload_tls();
+        self.reload_auth();
+    }
+
+    /// Re-reads the JWT verification key file; on error the old key stays
+    /// and the file is named in the log (never its contents).
+    pub fn reload_auth(&self) -> Option<auth::KeyError> {
+        let auth = self.auth.as_ref()?;
+        match auth.reload() {
+            Ok(()) => {
+                if let Some(file) = auth.key_file() {
+                    tracing::info!(key_file = %file.display(), "JWT key reloaded");
+                }
+                None
+            }
+            Err(e) => {
+                tracing::error!(file = %e.what, problem = %e.problem, "JWT key not reloaded; keeping the old one");
+                Some(e)
+            }
+        }
     }
 
     /// SIGHUP: re-reads every configured certificate and key. New

@@ -94,9 +94,9 @@ fn main() -> ExitCode {
     };
     for signal in signals.forever() {
         if signal == SIGHUP {
-            // Re-read certificates; errors are logged by the broker, naming
-            // the file, and the old certificate stays.
-            broker.reload_tls();
+            // Re-read certificates and the JWT key; errors are logged by the
+            // broker, naming the file, and the old ones stay.
+            broker.reload();
             continue;
         }
         tracing::info!(signal, "shutting down");

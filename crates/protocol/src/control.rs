@@ -25,7 +25,13 @@ pub enum Request {
         id: Option<u64>,
         topics: Vec<String>,
     },
+    /// `{"op":"auth","token":"<JWT>","id":7}` (v1.1 entitlements).
+    Auth { id: Option<u64>, token: String },
 }
+
+/// Longest token accepted in an `auth` request (a JWT with a long topic
+/// list stays far below; the message limit bounds it anyway).
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -82,6 +88,19 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
     let subscribe = match op {
         "subscribe" => true,
         "unsubscribe" => false,
+        "auth" => {
+            return match obj.get("token") {
+                Some(Value::String(t)) if !t.is_empty() && t.len() <= MAX_TOKEN_LEN => {
+                    Ok(Request::Auth {
+                        id,
+                        token: t.clone(),
+                    })
+                }
+                _ => Err(err(format!(
+                    "\"token\" must be a non-empty string of at most {MAX_TOKEN_LEN} bytes"
+                ))),
+            }
+        }
         other => return Err(err(format!("unknown op {:?}", clip(other)))),
     };
     let topics = parse_topics(&obj).map_err(err)?;
@@ -197,6 +216,20 @@ pub fn encode_subscribe(
         out.push(',');
         json_write::key(&mut out, "max_hz");
         json_write::f64_num(&mut out, hz);
+    }
+    out.push('}');
+    out
+}
+
+/// Encodes an auth request (client side).
+pub fn encode_auth(token: &str, id: Option<u64>) -> String {
+    let mut out = String::from("{\"op\":\"auth\",");
+    json_write::key(&mut out, "token");
+    json_write::string(&mut out, token);
+    if let Some(id) = id {
+        out.push(',');
+        json_write::key(&mut out, "id");
+        json_write::u64_num(&mut out, id);
     }
     out.push('}');
     out

@@ -29,6 +29,12 @@ pub struct PrefixIndex<V> {
     ordered: Option<BTreeSet<Arc<str>>>,
 }
 
+impl<V: std::fmt::Debug> std::fmt::Debug for PrefixIndex<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.map.iter()).finish()
+    }
+}
+
 impl<V> Default for PrefixIndex<V> {
     fn default() -> Self {
         PrefixIndex::new()

@@ -1,7 +1,8 @@
 //! Control request parsing rules and client-side encoding.
 
 use tickwire_protocol::control::{
-    encode_subscribe, encode_unsubscribe, parse_request, ErrorCode, Request, RequestError,
+    encode_auth, encode_subscribe, encode_unsubscribe, parse_request, ErrorCode, Request,
+    RequestError,
 };
 
 fn err(text: &str) -> RequestError {
@@ -275,6 +276,29 @@ fn client_encoding_round_trips() {
     // Odd input is escaped, then refused as a topic.
     let e = err(&encode_subscribe(&["a\"b"], Some(9), None, None));
     assert_eq!((e.code, e.id), (ErrorCode::BadTopic, Some(9)));
+    assert_eq!(
+        parse_request(&encode_auth("a.b.c\"", Some(7))),
+        Ok(Request::Auth {
+            id: Some(7),
+            token: "a.b.c\"".into()
+        })
+    );
+}
+
+#[test]
+fn auth_requests_need_a_token_string() {
+    assert_eq!(
+        parse_request(r#"{"op":"auth","token":"x.y.z"}"#),
+        Ok(Request::Auth {
+            id: None,
+            token: "x.y.z".into()
+        })
+    );
+    bad_request(r#"{"op":"auth","id":4}"#, Some(4));
+    bad_request(r#"{"op":"auth","token":"","id":4}"#, Some(4));
+    bad_request(r#"{"op":"auth","token":7}"#, None);
+    let long = "t".repeat(tickwire_protocol::control::MAX_TOKEN_LEN + 1);
+    bad_request(&format!(r#"{{"op":"auth","token":"{long}"}}"#), None);
 }
 
 mod props {

@@ -2,8 +2,8 @@
 
 use tickwire_protocol::control::ErrorCode;
 use tickwire_protocol::server::{
-    binary_quote, decode_binary, decode_json, json_error, json_quote, json_subscribed,
-    json_unsubscribed, ServerMessage, BINARY_QUOTE, BINARY_QUOTE_HEADER_LEN,
+    binary_quote, decode_binary, decode_json, json_authed, json_error, json_quote, json_revoked,
+    json_subscribed, json_unsubscribed, ServerMessage, BINARY_QUOTE, BINARY_QUOTE_HEADER_LEN,
 };
 use tickwire_protocol::Quote;
 
@@ -85,7 +85,33 @@ fn acks_and_errors_decode() {
         decode_json(&json_unsubscribed(None, &s(&["B"]))).unwrap(),
         ServerMessage::Unsubscribed {
             id: None,
-            topics: s(&["B"])
+            topics: s(&["B"]),
+            reason: None,
+        }
+    );
+    assert_eq!(
+        json_revoked(&s(&["NYSE.*"]), "not_authorized"),
+        r#"{"type":"unsubscribed","topics":["NYSE.*"],"reason":"not_authorized"}"#
+    );
+    assert_eq!(
+        decode_json(&json_revoked(&s(&["X"]), "not_authorized")).unwrap(),
+        ServerMessage::Unsubscribed {
+            id: None,
+            topics: s(&["X"]),
+            reason: Some("not_authorized".into()),
+        }
+    );
+    assert_eq!(
+        json_authed(Some(7), Some("alice"), 1_732_345_678),
+        r#"{"type":"authed","id":7,"sub":"alice","exp":1732345678}"#
+    );
+    assert_eq!(json_authed(None, None, 5), r#"{"type":"authed","exp":5}"#);
+    assert_eq!(
+        decode_json(&json_authed(Some(7), Some("alice"), 9)).unwrap(),
+        ServerMessage::Authed {
+            id: Some(7),
+            sub: Some("alice".into()),
+            exp: 9
         }
     );
     let msg = "bad \"x\"\n\\ \u{1} é";

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod auth;
 mod tls;
+pub use auth::{AuthConfig, MIN_HS256_SECRET};
 pub use tls::{IngestTlsConfig, TlsConfig};
 
 /// Upper bound on every `*_ms` duration key: a day. Deadlines are computed
@@ -32,6 +34,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The wss/https listener; absent = none.
     pub tls: Option<TlsConfig>,
+    /// Subscriber entitlements (JWT); absent = every topic for everyone.
+    pub auth: Option<AuthConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -363,6 +367,10 @@ impl Config {
             return Err(invalid("ingest.tokens", "must not contain an empty token"));
         }
         self.validate_producers()?;
+        if let Some(auth) = &self.auth {
+            auth.check()
+                .map_err(|(key, problem)| invalid(key, problem))?;
+        }
         Ok(())
     }
 
@@ -541,6 +549,30 @@ mod tests {
         let err =
             Config::from_toml("[[ingest.producers]]\ntoken = \"x\"\ntopics = []\n").unwrap_err();
         assert!(err.to_string().contains("ingest.producers.topics"), "{err}");
+    }
+
+    #[test]
+    fn auth_needs_exactly_one_key_and_valid_grants() {
+        let secret = "s".repeat(32);
+        assert!(Config::from_toml(&format!("[auth]\njwt_hs256_secret = \"{secret}\"\n")).is_ok());
+        let err = Config::from_toml("[auth]\nissuer = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("`auth`"), "{err}");
+        let err = Config::from_toml(&format!(
+            "[auth]\njwt_hs256_secret = \"{secret}\"\njwt_public_key_file = \"k.pem\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("exactly one"), "{err}");
+        let err = Config::from_toml("[auth]\njwt_hs256_secret = \"short\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("auth.jwt_hs256_secret")
+                && !err.to_string().contains("short\""),
+            "{err}"
+        );
+        let err = Config::from_toml(&format!(
+            "[auth]\njwt_hs256_secret = \"{secret}\"\nanonymous_topics = [\"BAD TOPIC\"]\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("auth.anonymous_topics"), "{err}");
     }
 
     #[test]

@@ -5,13 +5,14 @@
 
 use std::time::Instant;
 
-use tickwire_protocol::control::{parse_request, Request};
+use tickwire_protocol::control::{parse_request, ErrorCode, Request};
 use tickwire_protocol::server;
 use tickwire_ws::close;
 use tickwire_ws::frame::{encode_frame, Event, OpCode};
 
 use super::outbound::OutFrame;
-use super::{Action, Connection, Effects, Phase};
+use super::outbound::Outbound;
+use super::{entitlements, Action, Connection, Effects, Phase, Session};
 
 impl Connection {
     pub(super) fn on_buffered_frames(&mut self, now: Instant, fx: &mut Effects) {
@@ -70,11 +71,15 @@ impl Connection {
         }
     }
 
-    fn on_request(&mut self, text: &str, _now: Instant, fx: &mut Effects) {
+    fn on_request(&mut self, text: &str, now: Instant, fx: &mut Effects) {
+        let request = parse_request(text);
+        if let Ok(Request::Auth { id, token }) = request {
+            return self.on_auth(id, &token, now, fx);
+        }
         let Phase::Ws(session) = &mut self.phase else {
             return;
         };
-        let reply = match parse_request(text) {
+        let reply = match request {
             Ok(Request::Subscribe {
                 id,
                 topics,
@@ -82,7 +87,15 @@ impl Connection {
                 max_hz,
             }) => {
                 let max = self.config.max_subscriptions;
-                match session.subs.subscribe(&topics, snapshot, max_hz, max, fx) {
+                let denied = entitlements::first_uncovered(&self.config, session, &topics);
+                let result = match denied {
+                    Some(topic) => Err((
+                        ErrorCode::NotAuthorized,
+                        format!("not authorized for {topic:?}"),
+                    )),
+                    None => session.subs.subscribe(&topics, snapshot, max_hz, max, fx),
+                };
+                match result {
                     Ok(()) => {
                         // Held until the router has taken the command.
                         session.gate.issue();
@@ -98,16 +111,13 @@ impl Connection {
                 session.subs.unsubscribe(&topics, &mut self.out, fx);
                 server::json_unsubscribed(id, &topics)
             }
+            Ok(Request::Auth { .. }) => return,
             Err(e) => {
                 fx.actions.push(Action::RequestError(e.code));
                 server::json_error(e.id, e.code, &e.message)
             }
         };
-        let mut frame = Vec::with_capacity(reply.len() + 4);
-        encode_frame(&mut frame, OpCode::Text, reply.as_bytes());
-        if let Some(frame) = session.gate.reply(frame.into_boxed_slice()) {
-            self.out.push_data(OutFrame::Owned(frame));
-        }
+        queue_reply(session, &mut self.out, &reply);
     }
 
     /// The router has taken this connection's oldest pending subscribe
@@ -119,5 +129,14 @@ impl Connection {
         for reply in session.gate.taken() {
             self.out.push_data(OutFrame::Owned(reply));
         }
+    }
+}
+
+/// Queues a reply (JSON text) behind the reply gate.
+pub(super) fn queue_reply(session: &mut Session, out: &mut Outbound, json: &str) {
+    let mut frame = Vec::with_capacity(json.len() + 4);
+    encode_frame(&mut frame, OpCode::Text, json.as_bytes());
+    if let Some(frame) = session.gate.reply(frame.into_boxed_slice()) {
+        out.push_data(OutFrame::Owned(frame));
     }
 }

@@ -43,6 +43,10 @@ impl Connection {
             self.close_with(close::POLICY_VIOLATION, "slow consumer", now, fx);
             return;
         }
+        if self.token_expired(now) {
+            self.close_expired(now, fx);
+            return;
+        }
         let c = &self.config;
         match &mut self.phase {
             Phase::Http => {

@@ -16,6 +16,7 @@
 //! in `outbound`.
 
 mod delivery;
+mod entitlements;
 mod frames;
 mod gate;
 mod http;
@@ -36,6 +37,7 @@ use tickwire_protocol::Selector;
 use tickwire_ws::frame::{DecoderLimits, FrameDecoder, Role};
 use tickwire_ws::handshake::accept_response;
 
+use crate::auth::{Entitlements, GrantSet};
 use crate::config::{ms, Config, SlowConsumerPolicy};
 use crate::messages::Format;
 use gate::ReplyGate;
@@ -72,10 +74,42 @@ pub struct SessionConfig {
     pub epoch: Arc<str>,
     /// `[server] allowed_origins`: empty = any Origin.
     pub allowed_origins: Vec<String>,
+    /// `[auth]`: subscriber entitlements; None = every topic for everyone.
+    pub auth: Option<Arc<Entitlements>>,
+    /// Maps `Instant`s to Unix time (token expiry is in Unix seconds).
+    pub wall: WallClock,
+}
+
+/// An `Instant` and the Unix time it corresponds to: the connection's clock
+/// is `Instant`s passed in; JWT `exp` is Unix seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct WallClock {
+    pub at: Instant,
+    pub unix: Duration,
+}
+
+impl WallClock {
+    pub fn now() -> WallClock {
+        WallClock {
+            at: Instant::now(),
+            unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Unix seconds at `now`.
+    pub fn unix_secs(&self, now: Instant) -> u64 {
+        (self.unix + now.saturating_duration_since(self.at)).as_secs()
+    }
 }
 
 impl SessionConfig {
-    pub fn from_config(c: &Config, epoch: Arc<str>) -> SessionConfig {
+    pub fn from_config(
+        c: &Config,
+        epoch: Arc<str>,
+        auth: Option<Arc<Entitlements>>,
+    ) -> SessionConfig {
         SessionConfig {
             max_head_bytes: c.server.max_head_bytes,
             handshake_timeout: ms(c.server.handshake_timeout_ms),
@@ -90,6 +124,8 @@ impl SessionConfig {
             stall_timeout: ms(c.subscriber.stall_timeout_ms),
             epoch,
             allowed_origins: c.server.allowed_origins.clone(),
+            auth,
+            wall: WallClock::now(),
         }
     }
 }
@@ -179,6 +215,11 @@ struct Session {
     ping_sent_at: Option<Instant>,
     /// Replies held behind subscribe commands the router has not taken.
     gate: ReplyGate,
+    /// Grants of the last accepted token (with `[auth]`); the anonymous
+    /// grants apply besides.
+    grants: Option<Arc<GrantSet>>,
+    /// The token's `exp`: close 1008 `token expired` then, unless refreshed.
+    token_expires: Option<Instant>,
 }
 
 impl Connection {
@@ -290,6 +331,8 @@ impl Connection {
                     last_heard: now,
                     ping_sent_at: None,
                     gate: ReplyGate::default(),
+                    grants: None,
+                    token_expires: None,
                 }));
                 fx.actions.push(Action::Opened);
                 self.read_buf.drain(..head_len.min(self.read_buf.len()));

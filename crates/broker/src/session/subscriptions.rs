@@ -42,6 +42,14 @@ impl Subscriptions {
         self.entries.len()
     }
 
+    /// Every entry, as the client wrote it.
+    pub fn entries_written(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .map(|(key, _)| key.to_string())
+            .collect()
+    }
+
     /// Validates and applies a subscribe, all or nothing. New entries are
     /// pending until the router activates the request.
     pub fn subscribe(

@@ -69,9 +69,10 @@ impl WorkerSettings {
         c: &Config,
         epoch: Arc<str>,
         tls: Option<Arc<rustls::ServerConfig>>,
+        auth: Option<Arc<crate::auth::Entitlements>>,
     ) -> WorkerSettings {
         WorkerSettings {
-            session: Arc::new(SessionConfig::from_config(c, epoch)),
+            session: Arc::new(SessionConfig::from_config(c, epoch, auth)),
             tls,
             shutdown_grace: ms(c.server.shutdown_grace_ms),
             socket_send_buffer_bytes: c.subscriber.socket_send_buffer_bytes,

@@ -45,6 +45,7 @@ fn the_ack_is_not_written_before_the_router_has_taken_the_subscribe() {
             &Config::default(),
             "e".into(),
             None,
+            None,
         )),
         metrics: metrics.clone(),
         open_connections: Arc::new(AtomicUsize::new(0)),

@@ -15,6 +15,15 @@ pub enum ServerMessage {
     Unsubscribed {
         id: Option<u64>,
         topics: Vec<String>,
+        /// Set when the broker removed the entries itself
+        /// (`"not_authorized"`: a refreshed token no longer covers them).
+        reason: Option<String>,
+    },
+    /// The `auth` request was accepted.
+    Authed {
+        id: Option<u64>,
+        sub: Option<String>,
+        exp: u64,
     },
     Error {
         id: Option<u64>,
@@ -95,6 +104,18 @@ pub fn decode_json(text: &str) -> Result<ServerMessage, DecodeError> {
         Some("unsubscribed") => Ok(ServerMessage::Unsubscribed {
             id: opt_id(&obj)?,
             topics: topics(&obj)?,
+            reason: match obj.get("reason") {
+                None => None,
+                Some(_) => Some(string(&obj, "reason")?),
+            },
+        }),
+        Some("authed") => Ok(ServerMessage::Authed {
+            id: opt_id(&obj)?,
+            sub: match obj.get("sub") {
+                None => None,
+                Some(_) => Some(string(&obj, "sub")?),
+            },
+            exp: u64_field(&obj, "exp")?,
         }),
         Some("error") => Ok(ServerMessage::Error {
             id: opt_id(&obj)?,

@@ -38,6 +38,36 @@ pub fn json_unsubscribed(id: Option<u64>, topics: &[String]) -> String {
     out
 }
 
+/// `{"type":"unsubscribed","topics":[...],"reason":"not_authorized"}`: entries
+/// removed by the broker (a refreshed token no longer covers them).
+pub fn json_revoked(topics: &[String], reason: &str) -> String {
+    let mut out = String::from("{\"type\":\"unsubscribed\",");
+    w::key(&mut out, "topics");
+    w::string_array(&mut out, topics);
+    out.push(',');
+    w::key(&mut out, "reason");
+    w::string(&mut out, reason);
+    out.push('}');
+    out
+}
+
+/// `{"type":"authed","id":7,"sub":"alice","exp":1732345678}` (`sub` only
+/// when the token has one).
+pub fn json_authed(id: Option<u64>, sub: Option<&str>, exp: u64) -> String {
+    let mut out = String::from("{\"type\":\"authed\"");
+    id_field(&mut out, id);
+    if let Some(sub) = sub {
+        out.push(',');
+        w::key(&mut out, "sub");
+        w::string(&mut out, sub);
+    }
+    out.push(',');
+    w::key(&mut out, "exp");
+    w::u64_num(&mut out, exp);
+    out.push('}');
+    out
+}
+
 /// `{"type":"error","id":2,"code":"bad_request","message":"..."}`
 pub fn json_error(id: Option<u64>, code: ErrorCode, message: &str) -> String {
     let mut out = String::from("{\"type\":\"error\"");

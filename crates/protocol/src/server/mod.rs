@@ -8,4 +8,6 @@ mod json;
 
 pub use binary::{binary_quote, decode_binary, BINARY_QUOTE, BINARY_QUOTE_HEADER_LEN};
 pub use decode::{decode_json, DecodeError, ServerMessage};
-pub use json::{json_error, json_quote, json_subscribed, json_unsubscribed};
+pub use json::{
+    json_authed, json_error, json_quote, json_revoked, json_subscribed, json_unsubscribed,
+};

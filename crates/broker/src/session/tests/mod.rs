@@ -3,6 +3,7 @@
 //! harness (a client's view of one connection); the rules are in
 //! `subscribe` and `lifecycle`.
 
+mod entitlements;
 mod lifecycle;
 mod subscribe;
 
@@ -34,6 +35,8 @@ pub(super) fn config() -> SessionConfig {
         stall_timeout: Duration::from_secs(60),
         epoch: "e".into(),
         allowed_origins: Vec::new(),
+        auth: None,
+        wall: WallClock::now(),
     }
 }
 
