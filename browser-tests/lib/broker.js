@@ -38,7 +38,7 @@ export function selfSignedCert(dir) {
  * has logged its addresses; rejects if it exits first (e.g. port in use) or
  * does not log them within `timeoutMs`.
  */
-export function startBroker({ wsPort = 0, demoRate = 1000, timeoutMs = 30_000, tls = null } = {}) {
+export function startBroker({ wsPort = 0, demoRate = 1000, timeoutMs = 30_000, tls = null, config = null } = {}) {
   if (!existsSync(BROKER_BIN)) {
     return Promise.reject(
       new Error(`broker binary not found at ${BROKER_BIN}: run \`cargo build -p tickwire-broker\` (or set TICKWIRE_BIN)`),
@@ -60,6 +60,8 @@ export function startBroker({ wsPort = 0, demoRate = 1000, timeoutMs = 30_000, t
       "info",
       // wss/https on an ephemeral port with the given PEM files.
       ...(tls ? ["--tls-cert", tls.cert, "--tls-key", tls.key, "--tls-addr", "127.0.0.1:0"] : []),
+      // A TOML config file (flags above still override its addresses).
+      ...(config ? ["--config", config] : []),
     ],
     { env, stdio: ["ignore", "pipe", "pipe"] },
   );

@@ -266,13 +266,21 @@ fn the_example_issuer_script_makes_tokens_the_broker_accepts() {
     let out = std::process::Command::new("python3")
         .arg(script)
         .args(["--secret-file", &file.display().to_string()])
-        .args(["--topics", "AAPL", "NASDAQ.*", "--sub", "alice", "--ttl", "600"])
+        .args([
+            "--topics", "AAPL", "NASDAQ.*", "--sub", "alice", "--ttl", "600",
+        ])
         .output()
         .expect("python3 runs the example issuer");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap();
     let e = Entitlements::load(&hs256_config()).unwrap();
-    let g = e.verify(token.trim(), now()).expect("the script's token verifies");
+    let g = e
+        .verify(token.trim(), now())
+        .expect("the script's token verifies");
     assert_eq!(g.sub.as_deref(), Some("alice"));
     assert_eq!(topics(&g.grants), ["AAPL", "NASDAQ.*"]);
 }

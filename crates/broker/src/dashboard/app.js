@@ -29,6 +29,14 @@
 //   (each delay drawn from [d/2, d]), shown as "reconnecting…"; the backoff
 //   resets once the new connection has answered a request.
 //
+// Entitlements: with a token in the token field (kept in sessionStorage, so
+// it goes with the tab), every connect sends {"op":"auth","token":...} first;
+// the broker's `authed` reply says until when. Under entitlements the
+// watchlist is subscribed one entry per request, so one ticker the user is
+// not entitled to does not refuse the others (a request is all or nothing).
+// A `not_authorized` refusal of the max_hz probe still proves max_hz is
+// understood (it is checked before entitlements).
+//
 // max_hz detection (throttle selector): the broker may not support `max_hz`
 // yet; this release answers a subscribe that carries one with
 // {"type":"error","code":"bad_request","message":"max_hz is not supported yet"}.
@@ -46,6 +54,7 @@ import { decodeMessage } from "./tickwire-decoder.js";
 const WATCHLIST_KEY = "tickwire.dashboard.watchlist";
 const DEFAULT_WATCHLIST = ["AAPL", "MSFT", "NVDA", "BTC-USD", "ETH-USD", "EURUSD"];
 const THROTTLE_KEY = "tickwire.dashboard.max_hz";
+const TOKEN_KEY = "tickwire.dashboard.token";
 const PROBE_TOPIC = "tickwire.dashboard.max_hz-probe";
 const TOPIC_RE = /^[A-Za-z0-9._:/-]{1,64}$/;
 const PATTERN_RE = /^[A-Za-z0-9._:/-]{0,63}\*$/;
@@ -69,6 +78,9 @@ const el = {
   throttle: $("throttle"),
   form: $("add-form"),
   input: $("add-input"),
+  tokenForm: $("token-form"),
+  tokenInput: $("token-input"),
+  authState: $("auth-state"),
   message: $("message"),
   chips: $("watchlist"),
   table: $("quotes"),
@@ -80,6 +92,8 @@ const emptyRow = el.tbody.querySelector("tr.empty");
 
 let watchlist = loadWatchlist(); // entries as typed: "AAPL", "BTC*"
 let throttle = loadThrottle(); // "off" | "10" | "4" | "1"
+let token = loadToken(); // JWT for `auth`, or ""
+let entitled = false; // the broker checks entitlements (a token was used)
 
 const rows = new Map(); // topic -> Row
 const sortedTopics = []; // display order
@@ -121,6 +135,23 @@ function saveWatchlist() {
     localStorage.setItem(WATCHLIST_KEY, JSON.stringify(watchlist));
   } catch {
     /* private mode or quota: the list still works for this page */
+  }
+}
+
+function loadToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) ?? "";
+  } catch {
+    return "";
+  }
+}
+
+function saveToken() {
+  try {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* private mode: the token still works for this page */
   }
 }
 
@@ -521,7 +552,9 @@ function connect() {
     if (ws !== sock) return;
     everConnected = true;
     setState("live", "subscribing…");
-    // The max_hz probe goes first; the watchlist is subscribed on its reply.
+    // The token first (replies come in order), then the max_hz probe; the
+    // watchlist is subscribed on the probe's reply.
+    if (token) send({ op: "auth", token }, { kind: "auth" });
     send({ op: "subscribe", topics: [PROBE_TOPIC], snapshot: false, max_hz: 1 }, { kind: "probe" });
   };
   sock.onmessage = (ev) => {
@@ -578,9 +611,14 @@ function send(obj, meta) {
 
 function subscribe(entries, kind, snapshot = true) {
   if (!entries.length) return;
-  const req = { op: "subscribe", topics: entries, snapshot };
-  if (maxHzSupported && throttle !== "off") req.max_hz = Number(throttle);
-  send(req, { kind, entries });
+  // Under entitlements, one request per entry: a refusal names one entry
+  // and takes nothing else down with it.
+  const groups = entitled ? entries.map((e) => [e]) : [entries];
+  for (const group of groups) {
+    const req = { op: "subscribe", topics: group, snapshot };
+    if (maxHzSupported && throttle !== "off") req.max_hz = Number(throttle);
+    send(req, { kind, entries: group });
+  }
 }
 
 function onMessage(m) {
@@ -593,6 +631,14 @@ function onMessage(m) {
       onReply(m.id, true, m);
       break;
     case "unsubscribed":
+      if (m.reason) {
+        // The broker removed entries itself: a refreshed token no longer covers them.
+        showMessage(`No longer entitled to ${m.topics.join(", ")} (${m.reason}).`);
+        break;
+      }
+      onReply(m.id, true, m);
+      break;
+    case "authed":
       onReply(m.id, true, m);
       break;
     case "error":
@@ -626,7 +672,24 @@ function onReply(id, ok, m) {
     return;
   }
   switch (meta.kind) {
+    case "auth":
+      if (ok) {
+        entitled = true;
+        document.body.dataset.auth = "ok";
+        const until = new Date(Number(m.exp) * 1000).toLocaleTimeString();
+        el.authState.textContent = `authorized${m.sub ? ` as ${m.sub}` : ""} until ${until}`;
+        showMessage("");
+      } else {
+        document.body.dataset.auth = "refused";
+        el.authState.textContent = "";
+        showMessage(`Token refused (${m.code}): ${m.message}`);
+      }
+      if (meta.resubscribe && ok && ready) subscribe([...watchlist], "resub");
+      break;
     case "probe":
+      // not_authorized: the broker parsed max_hz, then checked entitlements.
+      ok = ok || m.code === "not_authorized";
+      if (m.code === "not_authorized") entitled = true;
       maxHzSupported = ok;
       el.throttleBox.hidden = !ok;
       document.body.dataset.maxHz = ok ? "supported" : "unsupported";
@@ -752,6 +815,20 @@ el.form.addEventListener("submit", (ev) => {
 });
 el.input.addEventListener("keydown", (ev) => {
   if (ev.key === "Escape") el.input.value = "";
+});
+
+el.tokenInput.value = token;
+el.tokenForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  token = el.tokenInput.value.trim();
+  saveToken();
+  if (!token) {
+    el.authState.textContent = "";
+    return;
+  }
+  // Sent on the open connection now (a refresh replaces the grants), and on
+  // every reconnect.
+  if (ws && ws.readyState === WebSocket.OPEN) send({ op: "auth", token }, { kind: "auth", resubscribe: true });
 });
 
 el.throttle.value = throttle;
