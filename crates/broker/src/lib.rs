@@ -128,6 +128,7 @@ impl Broker {
             entitlements.clone(),
         ));
         let open_connections = Arc::new(AtomicUsize::new(0));
+        let ip_counts: worker::IpCounts = Default::default();
 
         let mut threads = Vec::new();
         let mut wakers = Vec::new();
@@ -151,6 +152,7 @@ impl Broker {
                 settings: settings.clone(),
                 metrics: metrics.clone(),
                 open_connections: open_connections.clone(),
+                ip_counts: ip_counts.clone(),
                 shutdown: shutdown.clone(),
             })?;
             threads.push(spawn(format!("worker-{id}"), move || worker.run())?);

@@ -39,6 +39,8 @@ pub enum ErrorCode {
     BadTopic,
     TooManySubscriptions,
     NotAuthorized,
+    /// Over the connection's request rate (v1.1).
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -49,6 +51,7 @@ impl ErrorCode {
             ErrorCode::BadTopic => "bad_topic",
             ErrorCode::TooManySubscriptions => "too_many_subscriptions",
             ErrorCode::NotAuthorized => "not_authorized",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }

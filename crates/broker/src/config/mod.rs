@@ -58,6 +58,9 @@ pub struct ServerConfig {
     /// Browser origins allowed to open `/ws` (exact `scheme://host[:port]`);
     /// empty = any. A request without `Origin` is not affected.
     pub allowed_origins: Vec<String>,
+    /// Connections at once from one client IP address (both listeners);
+    /// past it a new connection gets 503. 0 = no limit.
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -78,6 +81,11 @@ pub struct WebSocketConfig {
 pub struct SubscriberConfig {
     /// Subscription entries per connection; more → `too_many_subscriptions`.
     pub max_subscriptions: usize,
+    /// Requests (text frames) per second per connection, on average (token
+    /// bucket, full at connect); over it → `rate_limited`. 0 = no limit.
+    pub requests_per_second: u32,
+    /// Requests a connection may send at once (the bucket's size).
+    pub request_burst: u32,
     /// Bytes queued for one subscriber and not yet accepted by its socket.
     /// Strict: a quote that would pass it is conflated instead (newest per
     /// topic kept), or the subscriber disconnected under `disconnect`.
@@ -160,6 +168,7 @@ impl Default for ServerConfig {
             shutdown_grace_ms: 2_000,
             worker_queue_batches: 1024,
             allowed_origins: Vec::new(),
+            max_connections_per_ip: 0,
         }
     }
 }
@@ -189,6 +198,8 @@ impl Default for SubscriberConfig {
     fn default() -> Self {
         SubscriberConfig {
             max_subscriptions: 1024,
+            requests_per_second: 50,
+            request_burst: 100,
             outbound_budget_bytes: 256 * 1024,
             slow_consumer_policy: SlowConsumerPolicy::Conflate,
             disconnect_after_ms: 2_000,
@@ -333,6 +344,12 @@ impl Config {
             return Err(invalid(
                 key,
                 format!("must be at most {MAX_DURATION_MS} (a day)"),
+            ));
+        }
+        if self.subscriber.requests_per_second > 0 && self.subscriber.request_burst == 0 {
+            return Err(invalid(
+                "subscriber.request_burst",
+                "must be at least 1 when requests_per_second is set",
             ));
         }
         if self.server.max_head_bytes < 256 {

@@ -137,6 +137,12 @@ pub fn render(m: &Metrics) -> String {
     );
     counter(
         o,
+        "tickwire_ip_limit_refused_total",
+        "Connections answered 503: over server.max_connections_per_ip.",
+        m.ip_limit_refused.load(Relaxed),
+    );
+    counter(
+        o,
         "tickwire_topics_dropped_total",
         "Quotes dropped because they named a new topic past max_topics.",
         m.topics_dropped.load(Relaxed),

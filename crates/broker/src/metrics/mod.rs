@@ -64,11 +64,12 @@ impl RejectReason {
 pub const CLOSE_CODES: [u16; 8] = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011];
 
 /// Error replies to subscribers, by code (a fixed table, like close codes).
-pub const ERROR_CODES: [ErrorCode; 4] = [
+pub const ERROR_CODES: [ErrorCode; 5] = [
     ErrorCode::BadRequest,
     ErrorCode::BadTopic,
     ErrorCode::TooManySubscriptions,
     ErrorCode::NotAuthorized,
+    ErrorCode::RateLimited,
 ];
 
 /// How a TLS handshake on the wss/https listener ended
@@ -106,6 +107,8 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     pub topics_dropped: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// Connections answered 503: over `max_connections_per_ip`.
+    pub ip_limit_refused: AtomicU64,
     pub slow_consumer_closes: AtomicU64,
     pub conflated: AtomicU64,
     ingest_rejected: [AtomicU64; RejectReason::ALL.len()],
@@ -147,6 +150,7 @@ impl Metrics {
             bytes_out: AtomicU64::new(0),
             topics_dropped: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            ip_limit_refused: AtomicU64::new(0),
             slow_consumer_closes: AtomicU64::new(0),
             conflated: AtomicU64::new(0),
             ingest_rejected: Default::default(),

@@ -73,8 +73,31 @@ impl Connection {
 
     fn on_request(&mut self, text: &str, now: Instant, fx: &mut Effects) {
         let request = parse_request(text);
+        let Phase::Ws(session) = &mut self.phase else {
+            return;
+        };
+        let (per_second, burst) = (self.config.requests_per_second, self.config.request_burst);
+        if !session.requests.take(per_second, burst, now) {
+            // Not executed; the id echoed as for any error.
+            let id = match &request {
+                Ok(Request::Subscribe { id, .. })
+                | Ok(Request::Unsubscribe { id, .. })
+                | Ok(Request::Auth { id, .. }) => *id,
+                Err(e) => e.id,
+            };
+            fx.actions
+                .push(Action::RequestError(ErrorCode::RateLimited));
+            let reply = server::json_error(
+                id,
+                ErrorCode::RateLimited,
+                &format!("over {per_second} requests per second"),
+            );
+            queue_reply(session, &mut self.out, &reply);
+            return self.check_reply_budget(now, fx);
+        }
         if let Ok(Request::Auth { id, token }) = request {
-            return self.on_auth(id, &token, now, fx);
+            self.on_auth(id, &token, now, fx);
+            return self.check_reply_budget(now, fx);
         }
         let Phase::Ws(session) = &mut self.phase else {
             return;
@@ -118,6 +141,20 @@ impl Connection {
             }
         };
         queue_reply(session, &mut self.out, &reply);
+        self.check_reply_budget(now, fx);
+    }
+
+    /// Replies count against the outbound budget: a client whose unread
+    /// replies pass it (it floods requests and never reads) is closed 1008
+    /// `slow consumer`, so its replies cannot grow without bound.
+    fn check_reply_budget(&mut self, now: Instant, fx: &mut Effects) {
+        let held = match &self.phase {
+            Phase::Ws(session) => session.gate.held_bytes(),
+            _ => return,
+        };
+        if self.out.reply_bytes() + held > self.config.outbound_budget_bytes {
+            self.close_with(close::POLICY_VIOLATION, "slow consumer", now, fx);
+        }
     }
 
     /// The router has taken this connection's oldest pending subscribe

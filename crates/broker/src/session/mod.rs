@@ -24,6 +24,7 @@ mod lifecycle;
 pub mod outbound;
 #[cfg(test)]
 mod props;
+mod rate;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
@@ -43,15 +44,12 @@ use crate::messages::Format;
 use gate::ReplyGate;
 use http::{route, HttpOutcome};
 use outbound::Outbound;
+use rate::RequestBucket;
 use subscriptions::Subscriptions;
 
 /// Control-lane bytes (pongs) a peer may leave unread before the broker
 /// stops reading its pings.
 const PRIORITY_LIMIT: usize = 64 * 1024;
-/// Reply bytes (acks, errors; queued or held) a peer may leave unread
-/// before the broker stops reading its requests: a client that floods
-/// requests and never reads costs bounded memory, then the stall timeout.
-const REPLY_LIMIT: usize = 64 * 1024;
 /// Subscribe commands of one connection waiting for the router before the
 /// broker stops reading that connection.
 const MAX_PENDING_COMMANDS: u64 = 64;
@@ -66,6 +64,8 @@ pub struct SessionConfig {
     pub dead_peer: Duration,
     pub close_timeout: Duration,
     pub max_subscriptions: usize,
+    pub requests_per_second: u32,
+    pub request_burst: u32,
     pub outbound_budget_bytes: usize,
     pub slow_consumer_policy: SlowConsumerPolicy,
     pub disconnect_after: Duration,
@@ -118,6 +118,8 @@ impl SessionConfig {
             dead_peer: ms(c.websocket.dead_peer_ms),
             close_timeout: ms(c.websocket.close_timeout_ms),
             max_subscriptions: c.subscriber.max_subscriptions,
+            requests_per_second: c.subscriber.requests_per_second,
+            request_burst: c.subscriber.request_burst,
             outbound_budget_bytes: c.subscriber.outbound_budget_bytes,
             slow_consumer_policy: c.subscriber.slow_consumer_policy,
             disconnect_after: ms(c.subscriber.disconnect_after_ms),
@@ -220,6 +222,7 @@ struct Session {
     grants: Option<Arc<GrantSet>>,
     /// The token's `exp`: close 1008 `token expired` then, unless refreshed.
     token_expires: Option<Instant>,
+    requests: RequestBucket,
 }
 
 impl Connection {
@@ -235,6 +238,21 @@ impl Connection {
         }
     }
 
+    /// A connection refused at accept (over the per-IP limit): it answers
+    /// `503` and closes, whatever the client sends.
+    pub fn refused(config: Arc<SessionConfig>, now: Instant) -> Connection {
+        let mut conn = Connection::new(config, now);
+        conn.out.push_priority(tickwire_ws::http::response(
+            503,
+            "Service Unavailable",
+            &[],
+            "text/plain; charset=utf-8",
+            b"too many connections from this address\n",
+        ));
+        conn.start_closing(now);
+        conn
+    }
+
     /// The bytes to write (the shell writes them and then calls
     /// [`Connection::on_written`]).
     pub fn outbound(&mut self) -> &mut Outbound {
@@ -245,17 +263,16 @@ impl Connection {
         !self.out.is_empty() || self.wants_write_shutdown()
     }
 
-    /// False while the peer leaves too many of our pongs or replies unread,
-    /// or too many of its subscribes wait for the router: its input is not
-    /// read until that drains (bounded memory per connection).
+    /// False while the peer leaves too many of our pongs unread, or too many
+    /// of its subscribes wait for the router: its input is not read until
+    /// that drains (bounded memory per connection). Unread replies are
+    /// bounded by the outbound budget instead (see `frames`).
     pub fn wants_read(&self) -> bool {
-        let (held, pending) = match &self.phase {
-            Phase::Ws(session) => (session.gate.held_bytes(), session.gate.pending()),
-            _ => (0, 0),
+        let pending = match &self.phase {
+            Phase::Ws(session) => session.gate.pending(),
+            _ => 0,
         };
-        self.out.priority_bytes() <= PRIORITY_LIMIT
-            && self.out.reply_bytes() + held <= REPLY_LIMIT
-            && pending < MAX_PENDING_COMMANDS
+        self.out.priority_bytes() <= PRIORITY_LIMIT && pending < MAX_PENDING_COMMANDS
     }
 
     pub fn is_subscriber(&self) -> bool {
@@ -333,6 +350,7 @@ impl Connection {
                     gate: ReplyGate::default(),
                     grants: None,
                     token_expires: None,
+                    requests: RequestBucket::full(self.config.request_burst, now),
                 }));
                 fx.actions.push(Action::Opened);
                 self.read_buf.drain(..head_len.min(self.read_buf.len()));

@@ -17,8 +17,9 @@ pub mod internals {
 }
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,6 +58,8 @@ const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 /// The parts of the config a worker needs, resolved once.
 pub struct WorkerSettings {
     pub session: Arc<SessionConfig>,
+    /// `[server] max_connections_per_ip`; 0 = no limit.
+    pub max_connections_per_ip: usize,
     /// The wss/https listener's TLS, when a certificate is configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub shutdown_grace: Duration,
@@ -73,6 +76,7 @@ impl WorkerSettings {
     ) -> WorkerSettings {
         WorkerSettings {
             session: Arc::new(SessionConfig::from_config(c, epoch, auth)),
+            max_connections_per_ip: c.server.max_connections_per_ip,
             tls,
             shutdown_grace: ms(c.server.shutdown_grace_ms),
             socket_send_buffer_bytes: c.subscriber.socket_send_buffer_bytes,
@@ -86,7 +90,13 @@ struct Conn {
     id: ConnId,
     transport: Transport,
     link: Connection,
+    /// The client address counted against `max_connections_per_ip`.
+    counted_ip: Option<IpAddr>,
 }
+
+/// Connections per client IP across all workers (only with
+/// `max_connections_per_ip`): touched at accept and close, never per quote.
+pub type IpCounts = Arc<parking_lot::Mutex<HashMap<IpAddr, u32>>>;
 
 pub struct Worker {
     id: usize,
@@ -111,6 +121,7 @@ pub struct Worker {
     cork: Cork,
     now: Instant,
     open_connections: Arc<AtomicUsize>,
+    ip_counts: IpCounts,
     shutdown: Arc<AtomicBool>,
     next_serial: u64,
     scratch: Vec<u8>,
@@ -140,6 +151,7 @@ pub struct WorkerParts {
     pub settings: Arc<WorkerSettings>,
     pub metrics: Arc<Metrics>,
     pub open_connections: Arc<AtomicUsize>,
+    pub ip_counts: IpCounts,
     pub shutdown: Arc<AtomicBool>,
 }
 
@@ -178,6 +190,7 @@ impl Worker {
             cork: Cork::default(),
             now: Instant::now(),
             open_connections: parts.open_connections,
+            ip_counts: parts.ip_counts,
             shutdown: parts.shutdown,
             next_serial: 0,
             scratch: vec![0; READ_CHUNK],
@@ -418,6 +431,15 @@ impl Worker {
         }
         conn.link.on_removed(&mut self.fx);
         self.apply_effects(conn.id);
+        if let Some(ip) = conn.counted_ip {
+            let mut counts = self.ip_counts.lock();
+            if let Some(n) = counts.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&ip);
+                }
+            }
+        }
         let _ = self.poll.registry().deregister(&mut conn.transport);
         self.open_connections.fetch_sub(1, Ordering::Relaxed);
     }

@@ -28,7 +28,7 @@ impl Worker {
                 return;
             };
             match listener.accept() {
-                Ok((stream, _addr)) => self.admit(stream, tls),
+                Ok((stream, addr)) => self.admit(stream, addr.ip(), tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -43,7 +43,7 @@ impl Worker {
         }
     }
 
-    fn admit(&mut self, stream: mio::net::TcpStream, tls: bool) {
+    fn admit(&mut self, stream: mio::net::TcpStream, ip: std::net::IpAddr, tls: bool) {
         let open = self.open_connections.fetch_add(1, Ordering::Relaxed);
         if open >= self.settings.max_connections {
             self.open_connections.fetch_sub(1, Ordering::Relaxed);
@@ -83,12 +83,37 @@ impl Worker {
             slot,
             serial: self.next_serial,
         };
-        let link = Connection::new(self.settings.session.clone(), self.now);
+        // The per-IP limit: counted while open; past it, a 503 (the slot
+        // and the connection limit are taken only briefly, to answer).
+        let mut counted_ip = None;
+        let mut refused = false;
+        let cap = self.settings.max_connections_per_ip;
+        if cap > 0 {
+            let mut counts = self.ip_counts.lock();
+            let n = counts.entry(ip).or_insert(0);
+            if (*n as usize) < cap {
+                *n += 1;
+                counted_ip = Some(ip);
+            } else {
+                refused = true;
+            }
+        }
+        let session = self.settings.session.clone();
+        let link = if refused {
+            metrics::add(&self.metrics.ip_limit_refused, 1);
+            Connection::refused(session, self.now)
+        } else {
+            Connection::new(session, self.now)
+        };
         entry.insert(Conn {
             id,
             transport,
             link,
+            counted_ip,
         });
+        if refused {
+            self.cork.mark(slot);
+        }
     }
 
     pub(super) fn read(&mut self, slot: usize) {

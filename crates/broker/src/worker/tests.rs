@@ -49,6 +49,7 @@ fn the_ack_is_not_written_before_the_router_has_taken_the_subscribe() {
         )),
         metrics: metrics.clone(),
         open_connections: Arc::new(AtomicUsize::new(0)),
+        ip_counts: Default::default(),
         shutdown: shutdown.clone(),
     })
     .unwrap();

@@ -173,20 +173,53 @@ fn metrics_are_rendered_by_the_shell_and_answered_once() {
 }
 
 #[test]
-fn a_client_that_floods_requests_and_never_reads_stops_being_read() {
+fn a_client_that_floods_requests_and_never_reads_is_closed_at_the_budget() {
     let mut c = Client::upgraded(config());
     let mut sent = 0;
-    while c.conn.wants_read() {
+    while c.conn.is_subscriber() {
         c.send("not json");
         sent += 1;
-        assert!(sent < 10_000, "reading never stopped");
+        assert!(sent < 10_000, "never closed");
     }
-    // Bounded: about 64 KiB of error replies wait, then input is not read.
-    assert!(c.conn.outbound().reply_bytes() > 60 * 1024);
-    assert!(c.conn.outbound().reply_bytes() < 70 * 1024);
-    // Once the client reads its replies, reading resumes.
-    c.frames();
-    assert!(c.conn.wants_read());
+    // The error replies passed the 4 KiB budget of this config: about 50.
+    assert!(sent > 40 && sent < 80, "{sent}");
+    let actions = c.take_actions();
+    assert!(actions.contains(&Action::CloseSent {
+        code: 1008,
+        slow_consumer: true
+    }));
+    // Its replies were dropped with the close; memory is released.
+    assert_eq!(c.conn.outbound().reply_bytes(), 0);
+}
+
+#[test]
+fn requests_over_the_rate_are_not_executed_and_get_rate_limited() {
+    let mut cfg = config();
+    cfg.requests_per_second = 2;
+    cfg.request_burst = 3;
+    cfg.max_subscriptions = 100;
+    let mut c = Client::upgraded(cfg);
+    for i in 0..5 {
+        c.request(&format!(
+            r#"{{"op":"subscribe","topics":["T{i}"],"id":{i}}}"#
+        ));
+    }
+    let frames = c.frames();
+    assert_eq!(
+        kinds(&frames),
+        ["subscribed", "subscribed", "subscribed", "error", "error"]
+    );
+    let limited: serde_json::Value = serde_json::from_str(&frames[3]).unwrap();
+    assert_eq!(
+        (limited["code"].as_str(), limited["id"].as_u64()),
+        (Some("rate_limited"), Some(3))
+    );
+    assert_eq!(c.conn.subscription_count(), 3, "not executed");
+    // Half a second later: one more (2/s).
+    c.at(Duration::from_millis(500));
+    c.request(r#"{"op":"subscribe","topics":["T9"],"id":9}"#);
+    c.request(r#"{"op":"subscribe","topics":["T10"],"id":10}"#);
+    assert_eq!(kinds(&c.frames()), ["subscribed", "error"]);
 }
 
 #[test]

@@ -29,6 +29,9 @@ pub(super) fn config() -> SessionConfig {
         dead_peer: Duration::from_secs(30),
         close_timeout: Duration::from_secs(2),
         max_subscriptions: 4,
+        // Off unless a test is about it.
+        requests_per_second: 0,
+        request_burst: 100,
         outbound_budget_bytes: 4096,
         slow_consumer_policy: SlowConsumerPolicy::Conflate,
         disconnect_after: Duration::from_secs(2),

@@ -1,0 +1,99 @@
+//! Limits against hostile clients, each at and past its bound: request
+//! rate, reply flood, connections per IP.
+
+mod common;
+
+use std::io::Write;
+
+use common::*;
+use serde_json::json;
+use tickwire_protocol::control::ErrorCode;
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[test]
+fn requests_past_the_burst_get_rate_limited_with_their_id() {
+    let mut config = test_config();
+    config.subscriber.requests_per_second = 1;
+    config.subscriber.request_burst = 5;
+    let broker = start_with(config);
+    let mut ws = connect(&broker);
+    for id in 0..8 {
+        send_json(
+            &mut ws,
+            json!({"op": "subscribe", "topics": [format!("T{id}")], "id": id}),
+        );
+    }
+    let replies: Vec<_> = (0..8).map(|_| recv_json(&mut ws)).collect();
+    let limited: Vec<u64> = replies
+        .iter()
+        .filter(|r| r["code"] == "rate_limited")
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    // 5 in the burst; at 1/s at most one more could have been refilled.
+    assert!(limited.len() >= 2, "{replies:?}");
+    assert!(limited.iter().all(|id| *id >= 5), "{limited:?}");
+    assert!(wait_until(|| broker
+        .metrics()
+        .request_errors(ErrorCode::RateLimited)
+        == limited.len() as u64));
+}
+
+#[test]
+fn a_client_flooding_bad_requests_without_reading_is_closed_and_memory_stays_bounded() {
+    let broker = start();
+    let mut s = raw_upgrade_small_rcvbuf(broker.ws_addr(), "/ws");
+    let before = rss_bytes();
+    let frame = client_frame(true, 0x1, b"x", true);
+    let mut sent = 0;
+    for _ in 0..20_000 {
+        // The broker stops reading once it has closed us: stop on error.
+        if s.write_all(&frame).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(wait_until(|| broker
+        .metrics()
+        .slow_consumer_closes
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 1));
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(
+        grown < 16 << 20,
+        "RSS grew {grown} bytes for {sent} requests"
+    );
+    // It reads at last: error replies, then close 1008.
+    assert_eq!(read_close_code(&mut s), Some(1008));
+}
+
+#[test]
+fn connections_per_ip_past_the_cap_get_503() {
+    let mut config = test_config();
+    config.server.max_connections_per_ip = 2;
+    let broker = start_with(config);
+    let a = connect(&broker);
+    let _b = connect(&broker);
+    let refused = http(broker.ws_addr(), "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(refused.starts_with("HTTP/1.1 503 "), "{refused}");
+    assert!(refused.contains("Content-Length: ") && refused.contains("Connection: close"));
+    assert!(wait_until(|| broker
+        .metrics()
+        .ip_limit_refused
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 1));
+    // One leaves: there is room again.
+    drop(a);
+    assert!(wait_until(|| {
+        http(broker.ws_addr(), "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .starts_with("HTTP/1.1 200")
+    }));
+}
