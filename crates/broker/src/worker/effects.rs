@@ -136,9 +136,12 @@ impl Worker {
                 }
                 Err(TrySendError::Full(cmd)) => {
                     self.deferred.push_front(cmd);
-                    return;
+                    break;
                 }
             }
+        }
+        if self.deferred.len() < self.settings.deferred_limit / 2 && !self.reads_held.is_empty() {
+            self.unread.append(&mut self.reads_held);
         }
     }
 

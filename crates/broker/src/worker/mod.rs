@@ -45,6 +45,9 @@ const FIRST_CONN: usize = 3;
 /// How often connection deadlines (handshake, idle ping, dead peer, slow
 /// consumer, closing) are checked.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+/// Bound on commands waiting for the router in one worker: past it, the
+/// worker reads no more requests until they drain.
+const DEFERRED_LIMIT: usize = 65_536;
 /// How soon to retry sending commands the router's queue had no room for.
 const DEFERRED_RETRY: Duration = Duration::from_millis(1);
 /// Reads per socket per readiness event before other sockets get a turn.
@@ -60,6 +63,9 @@ pub struct WorkerSettings {
     pub session: Arc<SessionConfig>,
     /// `[server] max_connections_per_ip`; 0 = no limit.
     pub max_connections_per_ip: usize,
+    /// Commands waiting for room in the router's queue past which the
+    /// worker stops reading requests (the deferred queue's bound).
+    pub deferred_limit: usize,
     /// The wss/https listener's TLS, when a certificate is configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub shutdown_grace: Duration,
@@ -77,6 +83,7 @@ impl WorkerSettings {
         WorkerSettings {
             session: Arc::new(SessionConfig::from_config(c, epoch, auth)),
             max_connections_per_ip: c.server.max_connections_per_ip,
+            deferred_limit: DEFERRED_LIMIT,
             tls,
             shutdown_grace: ms(c.server.shutdown_grace_ms),
             socket_send_buffer_bytes: c.subscriber.socket_send_buffer_bytes,
@@ -112,7 +119,10 @@ pub struct Worker {
     router_tx: Sender<RouterCmd>,
     /// Commands the router's queue had no room for; sent first next turn.
     /// A worker never blocks on the router (the router may be blocked on us).
+    /// Bounded: see `WorkerSettings::deferred_limit`.
     deferred: VecDeque<RouterCmd>,
+    /// Connections not read while `deferred` is full.
+    reads_held: Vec<usize>,
     /// `max_hz` deadlines: when a connection's held quote of a topic is due.
     /// One heap per worker, no timer per subscription.
     timers: BinaryHeap<Reverse<(Instant, ConnId, Arc<str>)>>,
@@ -185,6 +195,7 @@ impl Worker {
             routes: RouteIndex::default(),
             router_tx: parts.router_tx,
             deferred: VecDeque::new(),
+            reads_held: Vec::new(),
             timers: BinaryHeap::new(),
             fx: Effects::default(),
             cork: Cork::default(),

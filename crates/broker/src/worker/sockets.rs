@@ -125,6 +125,13 @@ impl Worker {
                 // Resumed from flush() once the peer reads what we queued.
                 return;
             }
+            if self.deferred.len() >= self.settings.deferred_limit {
+                // The router is behind and our queue of commands for it is
+                // full: read no requests (which make commands) until it
+                // drains; resumed by `retry_deferred`.
+                self.reads_held.push(slot);
+                return;
+            }
             let handshaking = conn.transport.is_handshaking();
             let result = conn.transport.read(&mut self.scratch);
             // A completed TLS handshake is counted here; one that never

@@ -16,6 +16,82 @@ use crate::metrics::Metrics;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
+/// Polls `cond` for up to PATIENCE.
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+#[test]
+fn a_full_deferred_queue_stops_reading_requests_until_the_router_catches_up() {
+    let poll = Poll::new().unwrap();
+    let wake = waker(&poll).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (router_tx, router_rx) = crossbeam_channel::bounded(1);
+    router_tx
+        .send(RouterCmd::DropInterest {
+            worker: 0,
+            selectors: vec![],
+        })
+        .unwrap();
+    let (_to_worker, rx) = crossbeam_channel::bounded(16);
+    let metrics = Arc::new(Metrics::new(1));
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let mut settings = WorkerSettings::from_config(&Config::default(), "e".into(), None, None);
+    settings.deferred_limit = 2;
+    let worker = Worker::new(WorkerParts {
+        id: 0,
+        poll,
+        listener,
+        tls_listener: None,
+        rx,
+        router_tx,
+        settings: Arc::new(settings),
+        metrics: metrics.clone(),
+        open_connections: Arc::new(AtomicUsize::new(0)),
+        ip_counts: Default::default(),
+        shutdown: shutdown.clone(),
+    })
+    .unwrap();
+    let thread = std::thread::spawn(move || worker.run());
+
+    let stream = TcpStream::connect(addr).unwrap();
+    let (mut ws, _) = tungstenite::client::client(format!("ws://{addr}/ws"), stream).unwrap();
+    let entries = || metrics.subscriptions.load(Ordering::Relaxed);
+    for (i, topic) in ["A", "B"].iter().enumerate() {
+        let request = format!(r#"{{"op":"subscribe","topics":["{topic}"]}}"#);
+        ws.send(Message::Text(request)).unwrap();
+        assert!(eventually(|| entries() == i as i64 + 1));
+    }
+    // Two commands wait for the router: the limit. The third request is
+    // not read (so it makes no third command)...
+    ws.send(Message::Text(r#"{"op":"subscribe","topics":["C"]}"#.into()))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300)); // a window for a bug to show
+    assert_eq!(entries(), 2, "read past the deferred-queue bound");
+    // ... until the router takes what waits.
+    for _ in 0..3 {
+        router_rx.recv_timeout(PATIENCE).unwrap();
+    }
+    assert!(eventually(|| entries() == 3));
+    let Ok(RouterCmd::Subscribe { selectors, .. }) = router_rx.recv_timeout(PATIENCE) else {
+        panic!("the third subscribe reaches the router");
+    };
+    assert_eq!(selectors[0].as_written(), "C");
+
+    shutdown.store(true, Ordering::Release);
+    wake.wake().unwrap();
+    thread.join().unwrap();
+}
+
 #[test]
 fn the_ack_is_not_written_before_the_router_has_taken_the_subscribe() {
     let poll = Poll::new().unwrap();
