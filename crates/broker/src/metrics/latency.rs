@@ -76,6 +76,12 @@ pub struct LatencyWindow {
     slots: VecDeque<(u64, Histogram<u64>)>,
     total_count: u64,
     total_sum_ns: u128,
+    /// Bumped by every absorb: the window's content changed.
+    version: u64,
+    /// The last quantiles, valid while (version, slot) are unchanged: a
+    /// `/metrics` scrape — on a worker thread — merges the histograms at
+    /// most once per change, however often it is scraped.
+    cached: Option<(u64, u64, Quantiles)>,
 }
 
 impl LatencyWindow {
@@ -89,6 +95,8 @@ impl LatencyWindow {
             slots: VecDeque::new(),
             total_count: 0,
             total_sum_ns: 0,
+            version: 0,
+            cached: None,
         }
     }
 
@@ -106,6 +114,7 @@ impl LatencyWindow {
         }
         self.total_count += recorder.histogram.len();
         self.total_sum_ns += recorder.sum_ns;
+        self.version += 1;
         recorder.histogram.reset();
         recorder.sum_ns = 0;
         self.expire(index);
@@ -113,7 +122,19 @@ impl LatencyWindow {
 
     /// Quantiles over the last window (slots not yet expired at `now`).
     pub fn quantiles(&mut self, now: Instant) -> Quantiles {
-        self.expire(self.slot_index(now));
+        let index = self.slot_index(now);
+        if let Some((version, at, q)) = self.cached {
+            if version == self.version && at == index {
+                return q;
+            }
+        }
+        let q = self.compute(index);
+        self.cached = Some((self.version, index, q));
+        q
+    }
+
+    fn compute(&mut self, index: u64) -> Quantiles {
+        self.expire(index);
         let mut merged = new_histogram();
         for (_, h) in &self.slots {
             let _ = merged.add(h);
@@ -176,6 +197,26 @@ mod tests {
         let (count, sum) = window.totals();
         assert_eq!(count, 1000);
         assert!((sum - 0.5005).abs() < 1e-9, "{sum}");
+    }
+
+    #[test]
+    fn quantiles_are_recomputed_only_when_the_window_changes() {
+        let t0 = Instant::now();
+        let mut window = LatencyWindow::new(Duration::from_secs(60), 6, t0);
+        let mut r = LatencyRecorder::default();
+        r.record(Duration::from_millis(5));
+        window.absorb(&mut r, t0);
+        let first = window.quantiles(t0);
+        assert_eq!(first.count, 1);
+        assert_eq!(window.cached.map(|c| c.0), Some(window.version));
+        // Same content, same slot: the cached value.
+        assert_eq!(window.quantiles(t0 + Duration::from_millis(10)), first);
+        // New samples: recomputed.
+        r.record(Duration::from_millis(7));
+        window.absorb(&mut r, t0 + Duration::from_millis(20));
+        assert_eq!(window.quantiles(t0 + Duration::from_millis(20)).count, 2);
+        // The window moves past the samples: recomputed (empty).
+        assert_eq!(window.quantiles(t0 + Duration::from_secs(120)).count, 0);
     }
 
     #[test]
