@@ -593,6 +593,14 @@ mod tests {
     }
 
     #[test]
+    fn the_hardened_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/hardened.toml");
+        let c = Config::from_file(&path).expect("config/hardened.toml parses");
+        assert!(c.tls.is_some() && c.auth.is_some() && c.ingest.tls.is_some());
+        assert_eq!(c.ingest.producers.len(), 1);
+    }
+
+    #[test]
     fn empty_file_is_defaults() {
         assert_eq!(Config::from_toml("").unwrap(), Config::default());
     }
