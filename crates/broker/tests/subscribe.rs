@@ -385,7 +385,12 @@ fn snapshot_false_after_a_quick_resubscribe_is_respected() {
 
 #[test]
 fn a_re_subscribe_of_a_still_pending_entry_keeps_the_first_snapshot() {
-    let broker = start();
+    // Snapshot requests are otherwise taken one at a time (the second would
+    // wait for the first's answer); without the snapshot rate the second
+    // arrives while the first entry is still pending.
+    let mut config = test_config();
+    config.subscriber.snapshots_per_second = 0;
+    let broker = start_with(config);
     publish_confirmed(&broker, quote("AAPL", 100.0));
     let mut ws = connect(&broker);
     // Both requests in one TCP segment: the second arrives while the first
@@ -407,4 +412,36 @@ fn a_re_subscribe_of_a_still_pending_entry_keeps_the_first_snapshot() {
     let mut p = publisher(&broker);
     publish(&mut p, quote("AAPL", 101.0));
     assert_eq!(next_quote(&mut ws)["seq"], 2);
+}
+
+#[test]
+fn snapshot_subscribes_sent_back_to_back_are_taken_one_at_a_time() {
+    let broker = start();
+    publish_confirmed(&broker, quote("AAPL", 100.0));
+    publish_confirmed(&broker, quote("MSFT", 200.0));
+    let mut ws = connect(&broker);
+    let a = serde_json::json!({"op": "subscribe", "topics": ["AAPL"], "id": 1});
+    let b = serde_json::json!({"op": "subscribe", "topics": ["MSFT"], "id": 2});
+    let mut bytes = client_frame(true, 0x1, a.to_string().as_bytes(), true);
+    bytes.extend(client_frame(true, 0x1, b.to_string().as_bytes(), true));
+    ws.get_mut().write_all(&bytes).unwrap();
+    // Each gets its ack and snapshot; none is refused.
+    let got: Vec<(String, String)> = (0..4)
+        .map(|_| {
+            let m = recv_json(&mut ws);
+            let what = m["id"]
+                .as_u64()
+                .map_or_else(|| m["topic"].to_string(), |i| i.to_string());
+            (m["type"].as_str().unwrap().to_owned(), what)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("subscribed".into(), "1".into()),
+            ("quote".into(), "\"AAPL\"".into()),
+            ("subscribed".into(), "2".into()),
+            ("quote".into(), "\"MSFT\"".into()),
+        ]
+    );
 }

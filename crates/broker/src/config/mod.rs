@@ -86,6 +86,11 @@ pub struct SubscriberConfig {
     pub requests_per_second: u32,
     /// Requests a connection may send at once (the bucket's size).
     pub request_burst: u32,
+    /// Snapshot quotes per second per connection, on average: a subscribe
+    /// asking for snapshots while the connection is over it gets
+    /// `rate_limited` (a `*` over many topics is one request but many
+    /// snapshots). 0 = no limit.
+    pub snapshots_per_second: u32,
     /// Bytes queued for one subscriber and not yet accepted by its socket.
     /// Strict: a quote that would pass it is conflated instead (newest per
     /// topic kept), or the subscriber disconnected under `disconnect`.
@@ -200,6 +205,7 @@ impl Default for SubscriberConfig {
             max_subscriptions: 1024,
             requests_per_second: 50,
             request_burst: 100,
+            snapshots_per_second: 20_000,
             outbound_budget_bytes: 256 * 1024,
             slow_consumer_policy: SlowConsumerPolicy::Conflate,
             disconnect_after_ms: 2_000,

@@ -25,6 +25,14 @@ impl Connection {
         let Phase::Ws(session) = &mut self.phase else {
             return;
         };
+        // Snapshot quotes cost the broker per topic: charged to the
+        // connection's snapshot rate.
+        session.snapshots.charge(
+            self.config.snapshots_per_second,
+            request,
+            snapshots.len(),
+            now,
+        );
         let mut sink = QuoteSink {
             out: &mut self.out,
             format: session.format,
@@ -35,6 +43,10 @@ impl Connection {
             .subs
             .activate(request, selectors, snapshots, &mut sink);
         self.note_queued(was_empty, now);
+        // Input held behind this snapshot request goes on now.
+        if self.wants_read() && !self.read_buf.is_empty() {
+            self.on_buffered_frames(now, fx);
+        }
     }
 
     /// A live quote routed here, with the spacing (`max_hz`) of the most

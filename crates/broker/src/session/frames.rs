@@ -31,6 +31,11 @@ impl Connection {
             let Phase::Ws(session) = &mut self.phase else {
                 return input.len();
             };
+            if session.snapshots.outstanding() {
+                // One snapshot request at a time: the rest of the input
+                // waits (buffered) for its answer — see `SnapshotBucket`.
+                return offset;
+            }
             match session
                 .decoder
                 .decode(input.get(offset..).unwrap_or_default())
@@ -111,15 +116,26 @@ impl Connection {
             }) => {
                 let max = self.config.max_subscriptions;
                 let denied = entitlements::first_uncovered(&self.config, session, &topics);
+                let snapshots = self.config.snapshots_per_second;
                 let result = match denied {
                     Some(topic) => Err((
                         ErrorCode::NotAuthorized,
                         format!("not authorized for {topic:?}"),
                     )),
+                    None if snapshot && !session.snapshots.allows(snapshots, now) => Err((
+                        ErrorCode::RateLimited,
+                        format!(
+                            "over {snapshots} snapshot quotes per second; retry later or subscribe with \"snapshot\":false"
+                        ),
+                    )),
                     None => session.subs.subscribe(&topics, snapshot, max_hz, max, fx),
                 };
                 match result {
                     Ok(()) => {
+                        if snapshot {
+                            let request = session.subs.last_request();
+                            session.snapshots.reserve(snapshots, request);
+                        }
                         // Held until the router has taken the command.
                         session.gate.issue();
                         server::json_subscribed(id, &topics, &self.config.epoch)

@@ -44,7 +44,7 @@ use crate::messages::Format;
 use gate::ReplyGate;
 use http::{route, HttpOutcome};
 use outbound::Outbound;
-use rate::RequestBucket;
+use rate::{RequestBucket, SnapshotBucket};
 use subscriptions::Subscriptions;
 
 /// Control-lane bytes (pongs) a peer may leave unread before the broker
@@ -66,6 +66,7 @@ pub struct SessionConfig {
     pub max_subscriptions: usize,
     pub requests_per_second: u32,
     pub request_burst: u32,
+    pub snapshots_per_second: u32,
     pub outbound_budget_bytes: usize,
     pub slow_consumer_policy: SlowConsumerPolicy,
     pub disconnect_after: Duration,
@@ -120,6 +121,7 @@ impl SessionConfig {
             max_subscriptions: c.subscriber.max_subscriptions,
             requests_per_second: c.subscriber.requests_per_second,
             request_burst: c.subscriber.request_burst,
+            snapshots_per_second: c.subscriber.snapshots_per_second,
             outbound_budget_bytes: c.subscriber.outbound_budget_bytes,
             slow_consumer_policy: c.subscriber.slow_consumer_policy,
             disconnect_after: ms(c.subscriber.disconnect_after_ms),
@@ -223,6 +225,7 @@ struct Session {
     /// The token's `exp`: close 1008 `token expired` then, unless refreshed.
     token_expires: Option<Instant>,
     requests: RequestBucket,
+    snapshots: SnapshotBucket,
 }
 
 impl Connection {
@@ -263,16 +266,19 @@ impl Connection {
         !self.out.is_empty() || self.wants_write_shutdown()
     }
 
-    /// False while the peer leaves too many of our pongs unread, or too many
-    /// of its subscribes wait for the router: its input is not read until
-    /// that drains (bounded memory per connection). Unread replies are
+    /// False while the peer leaves too many of our pongs unread, too many
+    /// of its subscribes wait for the router, or a snapshot request waits
+    /// for its answer: its input is not read until then (bounded memory
+    /// per connection, one snapshot request at a time). Unread replies are
     /// bounded by the outbound budget instead (see `frames`).
     pub fn wants_read(&self) -> bool {
-        let pending = match &self.phase {
-            Phase::Ws(session) => session.gate.pending(),
-            _ => 0,
+        let (pending, snapshot_outstanding) = match &self.phase {
+            Phase::Ws(session) => (session.gate.pending(), session.snapshots.outstanding()),
+            _ => (0, false),
         };
-        self.out.priority_bytes() <= PRIORITY_LIMIT && pending < MAX_PENDING_COMMANDS
+        self.out.priority_bytes() <= PRIORITY_LIMIT
+            && pending < MAX_PENDING_COMMANDS
+            && !snapshot_outstanding
     }
 
     pub fn is_subscriber(&self) -> bool {
@@ -351,6 +357,7 @@ impl Connection {
                     grants: None,
                     token_expires: None,
                     requests: RequestBucket::full(self.config.request_burst, now),
+                    snapshots: SnapshotBucket::full(self.config.snapshots_per_second, now),
                 }));
                 fx.actions.push(Action::Opened);
                 self.read_buf.drain(..head_len.min(self.read_buf.len()));

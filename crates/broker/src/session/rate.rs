@@ -34,6 +34,72 @@ impl RequestBucket {
     }
 }
 
+/// Snapshot quotes a connection may receive: a bucket of one second's
+/// worth, charged after the fact (a request's snapshot count is known only
+/// when they arrive) and allowed to go into debt by one request; while in
+/// debt, requests for snapshots are refused. Snapshot requests of one
+/// connection are taken one at a time: while one is outstanding, the
+/// connection's further input waits (a client cannot pipeline a hundred
+/// `*` snapshots before the first one is charged); well-behaved clients
+/// only see each snapshot subscribe wait for the one before.
+pub(super) struct SnapshotBucket {
+    credit: f64,
+    last: Instant,
+    /// The snapshot request accepted and not yet answered by the router:
+    /// its cost is unknown until then, so only one may be outstanding.
+    outstanding: Option<u32>,
+}
+
+impl SnapshotBucket {
+    pub fn full(per_second: u32, now: Instant) -> SnapshotBucket {
+        SnapshotBucket {
+            credit: f64::from(per_second),
+            last: now,
+            outstanding: None,
+        }
+    }
+
+    fn refill(&mut self, per_second: u32, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.credit = (self.credit + elapsed * f64::from(per_second)).min(f64::from(per_second));
+    }
+
+    /// May a request for snapshots run now? `per_second` 0 = no limit.
+    pub fn allows(&mut self, per_second: u32, now: Instant) -> bool {
+        if per_second == 0 {
+            return true;
+        }
+        self.refill(per_second, now);
+        self.credit > 0.0
+    }
+
+    /// A snapshot request waits for its answer (input is held meanwhile).
+    pub fn outstanding(&self) -> bool {
+        self.outstanding.is_some()
+    }
+
+    /// Subscribe `request` (which asked for snapshots) was accepted.
+    pub fn reserve(&mut self, per_second: u32, request: u32) {
+        if per_second > 0 {
+            self.outstanding = Some(request);
+        }
+    }
+
+    /// Subscribe `request` was answered by the router with `count`
+    /// snapshot quotes.
+    pub fn charge(&mut self, per_second: u32, request: u32, count: usize, now: Instant) {
+        if per_second == 0 {
+            return;
+        }
+        if self.outstanding == Some(request) {
+            self.outstanding = None;
+        }
+        self.refill(per_second, now);
+        self.credit -= count as f64;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +118,25 @@ mod tests {
         assert_eq!((0..500).filter(|_| b.take(50, 100, t2)).count(), 100);
         // Off.
         assert!((0..10_000).all(|_| b.take(0, 100, t2)));
+    }
+
+    #[test]
+    fn snapshots_may_go_into_debt_once_then_wait() {
+        let t0 = Instant::now();
+        let mut b = SnapshotBucket::full(1000, t0);
+        assert!(b.allows(1000, t0));
+        b.reserve(1000, 7);
+        assert!(b.outstanding(), "input waits for its answer");
+        b.charge(1000, 6, 0, t0); // another request's answer: still outstanding
+        assert!(b.outstanding());
+        b.charge(1000, 7, 5000, t0); // one `*` over 5,000 topics
+        assert!(!b.outstanding());
+        assert!(!b.allows(1000, t0));
+        assert!(
+            !b.allows(1000, t0 + Duration::from_secs(3)),
+            "4,000 behind, 3,000 back"
+        );
+        assert!(b.allows(1000, t0 + Duration::from_millis(4001)));
+        assert!(SnapshotBucket::full(0, t0).allows(0, t0), "off");
     }
 }

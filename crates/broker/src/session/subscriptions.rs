@@ -42,6 +42,11 @@ impl Subscriptions {
         self.entries.len()
     }
 
+    /// The number of the last subscribe request accepted.
+    pub fn last_request(&self) -> u32 {
+        self.next_request.wrapping_sub(1)
+    }
+
     /// Every entry, as the client wrote it.
     pub fn entries_written(&self) -> Vec<String> {
         self.entries

@@ -341,8 +341,13 @@ impl Worker {
                 } => {
                     budget.charge(snapshots.len());
                     if let Some(c) = self.conns.get_mut(conn.slot).filter(|c| c.id == conn) {
+                        let paused = !c.link.wants_read();
                         c.link
                             .on_activate(request, &selectors, snapshots, self.now, &mut self.fx);
+                        if paused && c.link.wants_read() {
+                            // Its reading waited for this answer.
+                            self.unread.push(conn.slot);
+                        }
                         self.after_event(conn.slot);
                     }
                 }

@@ -67,14 +67,16 @@ fn a_full_deferred_queue_stops_reading_requests_until_the_router_catches_up() {
     let (mut ws, _) = tungstenite::client::client(format!("ws://{addr}/ws"), stream).unwrap();
     let entries = || metrics.subscriptions.load(Ordering::Relaxed);
     for (i, topic) in ["A", "B"].iter().enumerate() {
-        let request = format!(r#"{{"op":"subscribe","topics":["{topic}"]}}"#);
+        let request = format!(r#"{{"op":"subscribe","topics":["{topic}"],"snapshot":false}}"#);
         ws.send(Message::Text(request)).unwrap();
         assert!(eventually(|| entries() == i as i64 + 1));
     }
     // Two commands wait for the router: the limit. The third request is
     // not read (so it makes no third command)...
-    ws.send(Message::Text(r#"{"op":"subscribe","topics":["C"]}"#.into()))
-        .unwrap();
+    ws.send(Message::Text(
+        r#"{"op":"subscribe","topics":["C"],"snapshot":false}"#.into(),
+    ))
+    .unwrap();
     std::thread::sleep(Duration::from_millis(300)); // a window for a bug to show
     assert_eq!(entries(), 2, "read past the deferred-queue bound");
     // ... until the router takes what waits.

@@ -32,6 +32,7 @@ pub(super) fn config() -> SessionConfig {
         // Off unless a test is about it.
         requests_per_second: 0,
         request_burst: 100,
+        snapshots_per_second: 0,
         outbound_budget_bytes: 4096,
         slow_consumer_policy: SlowConsumerPolicy::Conflate,
         disconnect_after: Duration::from_secs(2),

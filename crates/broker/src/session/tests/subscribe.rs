@@ -238,3 +238,29 @@ fn the_most_specific_entry_sets_the_snapshot_spacing() {
         ["Q AAPL 1", "Q AAPL 2"]
     );
 }
+
+#[test]
+fn snapshot_requests_over_the_snapshot_rate_are_refused_until_it_recovers() {
+    let mut cfg = config();
+    cfg.snapshots_per_second = 3;
+    cfg.max_subscriptions = 100;
+    let mut c = Client::upgraded(cfg);
+    c.request(r#"{"op":"subscribe","topics":["A*"],"id":1}"#);
+    // Five snapshots: two past the one-second allowance.
+    let snaps = (0..5).map(|i| quote(&format!("A{i}"), 1)).collect();
+    c.activate(0, &["A*"], snaps);
+    c.frames();
+    c.request(r#"{"op":"subscribe","topics":["B*"],"id":2}"#);
+    let r: serde_json::Value = serde_json::from_str(&c.frames()[0]).unwrap();
+    assert_eq!(
+        (r["code"].as_str(), r["id"].as_u64()),
+        (Some("rate_limited"), Some(2))
+    );
+    // Without a snapshot it goes through at once.
+    c.request(r#"{"op":"subscribe","topics":["B*"],"snapshot":false,"id":3}"#);
+    assert_eq!(kinds(&c.frames()), ["subscribed"]);
+    // After the debt is paid back (2 of 3/s: just under a second).
+    c.at(Duration::from_millis(700));
+    c.request(r#"{"op":"subscribe","topics":["C*"],"id":4}"#);
+    assert_eq!(kinds(&c.frames()), ["subscribed"]);
+}
