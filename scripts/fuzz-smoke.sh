@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target (fuzz/) for a few seconds from its seed
+# corpus, when a nightly toolchain is installed; installs cargo-fuzz if
+# missing. A crash fails the run. Longer runs while developing:
+#   cd fuzz && cargo +nightly fuzz run ws_frames corpus/ws_frames -- -max_total_time=600
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  echo "fuzz-smoke: no nightly toolchain; skipped"
+  exit 0
+fi
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+secs="${FUZZ_SECONDS:-5}"
+# Work on a copy of the corpora: a smoke run must not change the repo.
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+for target in ws_frames http_head ingest_frame control_json jwt_auth; do
+  mkdir -p "$work/$target"
+  cp -r "corpus/$target/." "$work/$target/"
+  echo "== fuzz $target (${secs}s)"
+  cargo +nightly fuzz run "$target" "$work/$target" -- \
+    -max_total_time="$secs" -rss_limit_mb=2048 -max_len=70000 2>&1 | tail -n 3
+done
+echo "fuzz smoke: ok"
