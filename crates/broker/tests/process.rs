@@ -13,7 +13,33 @@ use common::*;
 const BIN: &str = env!("CARGO_BIN_EXE_tickwire");
 
 /// Starts the binary on ephemeral ports and reads the addresses it logs.
-fn spawn_broker(extra: &[&str]) -> (Child, SocketAddr, SocketAddr) {
+/// A broker process this test started: killed (by its PID) if the test
+/// ends without stopping it — a failing assertion must not leave it running.
+struct Spawned(Child);
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn_broker(extra: &[&str]) -> (Spawned, SocketAddr, SocketAddr) {
     let (child, line, _log) = spawn_broker_line(extra);
     let ws = field(&line, " ws_addr=").expect("ws_addr logged");
     let ingest = field(&line, "ingest_addr=").expect("ingest_addr logged");
@@ -22,7 +48,7 @@ fn spawn_broker(extra: &[&str]) -> (Child, SocketAddr, SocketAddr) {
 
 /// Starts the binary; returns its `tickwire listening` log line and the
 /// log lines after it.
-fn spawn_broker_line(extra: &[&str]) -> (Child, String, Receiver<String>) {
+fn spawn_broker_line(extra: &[&str]) -> (Spawned, String, Receiver<String>) {
     let mut child = Command::new(BIN)
         .args([
             "--ws-addr",
@@ -55,7 +81,7 @@ fn spawn_broker_line(extra: &[&str]) -> (Child, String, Receiver<String>) {
             let _ = tx.send(strip_ansi(&line));
         }
     });
-    (child, listening, rx)
+    (Spawned(child), listening, rx)
 }
 
 /// Waits for a log line containing every one of `words`.
