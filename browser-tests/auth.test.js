@@ -10,9 +10,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-import { chromium } from "playwright-core";
-
-import { ARTIFACTS, CHROMIUM } from "./lib/paths.js";
+import { launchChromium } from "./lib/browser.js";
+import { ARTIFACTS } from "./lib/paths.js";
 import { startBroker, stopBroker } from "./lib/broker.js";
 
 const T_LOAD = 60_000;
@@ -36,12 +35,7 @@ test("dashboard with entitlements: refused without a token, granted topics strea
   const broker = await startBroker({ config });
   let browser;
   try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu", "--no-first-run", "--disable-sync"],
-      timeout: T_LOAD,
-    });
+    browser = await launchChromium(T_LOAD);
     const page = await (await browser.newContext()).newPage();
     await page.goto(`http://${broker.wsAddr}/`, { timeout: T_LOAD });
     await page.waitForSelector('#conn-state[data-state="live"]', { timeout: T_LOAD });

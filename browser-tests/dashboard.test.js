@@ -13,8 +13,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
-import { chromium } from "playwright-core";
-
+import { launchChromium } from "./lib/browser.js";
 import { ARTIFACTS, CHROMIUM, REPO } from "./lib/paths.js";
 import { portOf, startBroker, startBrokerOnPort, stopBroker } from "./lib/broker.js";
 
@@ -107,19 +106,7 @@ test("dashboard: watchlist, live updates, reconnect after a broker restart", { t
   const pageErrors = [];
   try {
     const port = portOf(broker.wsAddr);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true, // Playwright adds --headless; it also gives a fresh temporary profile
-      args: [
-        "--no-sandbox",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-sync",
-      ],
-      timeout: T_LOAD,
-    });
+    browser = await launchChromium(T_LOAD);
     const context = await browser.newContext({ viewport: { width: 1280, height: 720 }, deviceScaleFactor: 1 });
     // Layout Instability API: record every layout shift, to check that
     // streaming quotes never move anything.

@@ -10,9 +10,8 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-import { chromium } from "playwright-core";
-
-import { ARTIFACTS, CHROMIUM } from "./lib/paths.js";
+import { launchChromium } from "./lib/browser.js";
+import { ARTIFACTS } from "./lib/paths.js";
 import { selfSignedCert, startBroker, stopBroker } from "./lib/broker.js";
 
 const T_LOAD = 60_000;
@@ -25,12 +24,7 @@ test("dashboard over https: wss:// and moving prices", { timeout: 180_000 }, asy
   let browser;
   try {
     assert.ok(broker.tlsAddr && broker.tlsAddr !== "off", "the broker logs its TLS listener");
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu", "--no-first-run", "--disable-sync"],
-      timeout: T_LOAD,
-    });
+    browser = await launchChromium(T_LOAD);
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
     const page = await context.newPage();
     const sockets = [];

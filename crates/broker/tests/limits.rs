@@ -9,16 +9,6 @@ use common::*;
 use serde_json::json;
 use tickwire_protocol::control::ErrorCode;
 
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
-}
-
 #[test]
 fn requests_past_the_burst_get_rate_limited_with_their_id() {
     let mut config = test_config();

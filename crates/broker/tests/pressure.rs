@@ -86,16 +86,6 @@ fn publish_until(
     sent / topics.len() as u64
 }
 
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
-}
-
 #[test]
 fn a_reader_that_never_reads_does_not_hurt_a_normal_one_on_the_same_worker() {
     let mut config = test_config();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tickwire_protocol::Selector;
 
-use super::subscriptions::QuoteSink;
+use super::subscriptions::{QuoteSink, Subscriptions};
 use super::{Connection, Effects, Phase};
 use crate::messages::SharedQuote;
 
@@ -21,28 +21,17 @@ impl Connection {
         now: Instant,
         fx: &mut Effects,
     ) {
-        let was_empty = self.out.is_empty();
-        let Phase::Ws(session) = &mut self.phase else {
-            return;
-        };
-        // Snapshot quotes cost the broker per topic: charged to the
-        // connection's snapshot rate.
-        session.snapshots.charge(
-            self.config.snapshots_per_second,
-            request,
-            snapshots.len(),
-            now,
-        );
-        let mut sink = QuoteSink {
-            out: &mut self.out,
-            format: session.format,
-            now,
-            fx,
-        };
-        session
-            .subs
-            .activate(request, selectors, snapshots, &mut sink);
-        self.note_queued(was_empty, now);
+        let per_second = self.config.snapshots_per_second;
+        if let Phase::Ws(session) = &mut self.phase {
+            // Snapshot quotes cost the broker per topic: charged to the
+            // connection's snapshot rate.
+            session
+                .snapshots
+                .charge(per_second, request, snapshots.len(), now);
+        }
+        self.deliver(now, fx, |subs, sink| {
+            subs.activate(request, selectors, snapshots, sink)
+        });
         // Input held behind this snapshot request goes on now.
         if self.wants_read() && !self.read_buf.is_empty() {
             self.on_buffered_frames(now, fx);
@@ -58,22 +47,23 @@ impl Connection {
         now: Instant,
         fx: &mut Effects,
     ) {
-        let was_empty = self.out.is_empty();
-        let Phase::Ws(session) = &mut self.phase else {
-            return;
-        };
-        let mut sink = QuoteSink {
-            out: &mut self.out,
-            format: session.format,
-            now,
-            fx,
-        };
-        session.subs.on_quote(quote, interval, &mut sink);
-        self.note_queued(was_empty, now);
+        self.deliver(now, fx, |subs, sink| subs.on_quote(quote, interval, sink));
     }
 
     /// A timer armed by [`Action::ArmTimer`] is due.
     pub fn on_timer(&mut self, topic: &Arc<str>, now: Instant, fx: &mut Effects) {
+        self.deliver(now, fx, |subs, sink| subs.on_timer(topic, sink));
+    }
+
+    /// Runs `step` with the subscriptions and a sink into the outbound
+    /// queue (nothing outside the WebSocket phase); a quote landing on an
+    /// empty queue starts the stall clock.
+    fn deliver(
+        &mut self,
+        now: Instant,
+        fx: &mut Effects,
+        step: impl FnOnce(&mut Subscriptions, &mut QuoteSink<'_>),
+    ) {
         let was_empty = self.out.is_empty();
         let Phase::Ws(session) = &mut self.phase else {
             return;
@@ -84,12 +74,7 @@ impl Connection {
             now,
             fx,
         };
-        session.subs.on_timer(topic, &mut sink);
-        self.note_queued(was_empty, now);
-    }
-
-    /// A quote landing on an empty queue starts the stall clock.
-    fn note_queued(&mut self, was_empty: bool, now: Instant) {
+        step(&mut session.subs, &mut sink);
         if was_empty && !self.out.is_empty() {
             self.progress_at = now;
         }

@@ -16,6 +16,70 @@ use crate::metrics::Metrics;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
+/// A worker on an ephemeral loopback port whose router is busy: its
+/// one-slot command queue is full until the test reads from it.
+struct BusyRouterWorker {
+    addr: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+    wake: Arc<mio::Waker>,
+    shutdown: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+    /// Keeps the worker's message queue open while it runs.
+    _to_worker: crossbeam_channel::Sender<crate::messages::WorkerMsg>,
+}
+
+impl BusyRouterWorker {
+    fn start(
+        settings: WorkerSettings,
+    ) -> (BusyRouterWorker, crossbeam_channel::Receiver<RouterCmd>) {
+        let poll = Poll::new().unwrap();
+        let wake = waker(&poll).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (router_tx, router_rx) = crossbeam_channel::bounded(1);
+        router_tx
+            .send(RouterCmd::DropInterest {
+                worker: 0,
+                selectors: vec![],
+            })
+            .unwrap();
+        let (to_worker, rx) = crossbeam_channel::bounded(16);
+        let metrics = Arc::new(Metrics::new(1));
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let worker = Worker::new(WorkerParts {
+            id: 0,
+            poll,
+            listener,
+            tls_listener: None,
+            rx,
+            router_tx,
+            settings: Arc::new(settings),
+            metrics: metrics.clone(),
+            open_connections: Arc::new(AtomicUsize::new(0)),
+            ip_counts: Default::default(),
+            shutdown: shutdown.clone(),
+        })
+        .unwrap();
+        let thread = std::thread::spawn(move || worker.run());
+        let w = BusyRouterWorker {
+            addr,
+            metrics,
+            wake,
+            shutdown,
+            thread,
+            _to_worker: to_worker,
+        };
+        (w, router_rx)
+    }
+
+    fn stop(self) {
+        self.shutdown.store(true, Ordering::Release);
+        self.wake.wake().unwrap();
+        self.thread.join().unwrap();
+    }
+}
+
 /// Polls `cond` for up to PATIENCE.
 fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + PATIENCE;
@@ -30,38 +94,10 @@ fn eventually(mut cond: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn a_full_deferred_queue_stops_reading_requests_until_the_router_catches_up() {
-    let poll = Poll::new().unwrap();
-    let wake = waker(&poll).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (router_tx, router_rx) = crossbeam_channel::bounded(1);
-    router_tx
-        .send(RouterCmd::DropInterest {
-            worker: 0,
-            selectors: vec![],
-        })
-        .unwrap();
-    let (_to_worker, rx) = crossbeam_channel::bounded(16);
-    let metrics = Arc::new(Metrics::new(1));
-    let shutdown = Arc::new(AtomicBool::new(false));
     let mut settings = WorkerSettings::from_config(&Config::default(), "e".into(), None, None);
     settings.deferred_limit = 2;
-    let worker = Worker::new(WorkerParts {
-        id: 0,
-        poll,
-        listener,
-        tls_listener: None,
-        rx,
-        router_tx,
-        settings: Arc::new(settings),
-        metrics: metrics.clone(),
-        open_connections: Arc::new(AtomicUsize::new(0)),
-        ip_counts: Default::default(),
-        shutdown: shutdown.clone(),
-    })
-    .unwrap();
-    let thread = std::thread::spawn(move || worker.run());
+    let (w, router_rx) = BusyRouterWorker::start(settings);
+    let (addr, metrics) = (w.addr, w.metrics.clone());
 
     let stream = TcpStream::connect(addr).unwrap();
     let (mut ws, _) = tungstenite::client::client(format!("ws://{addr}/ws"), stream).unwrap();
@@ -89,49 +125,14 @@ fn a_full_deferred_queue_stops_reading_requests_until_the_router_catches_up() {
     };
     assert_eq!(selectors[0].as_written(), "C");
 
-    shutdown.store(true, Ordering::Release);
-    wake.wake().unwrap();
-    thread.join().unwrap();
+    w.stop();
 }
 
 #[test]
 fn the_ack_is_not_written_before_the_router_has_taken_the_subscribe() {
-    let poll = Poll::new().unwrap();
-    let wake = waker(&poll).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    // A router that is busy: its one-slot queue is full.
-    let (router_tx, router_rx) = crossbeam_channel::bounded(1);
-    router_tx
-        .send(RouterCmd::DropInterest {
-            worker: 0,
-            selectors: vec![],
-        })
-        .unwrap();
-    let (_to_worker, rx) = crossbeam_channel::bounded(16);
-    let metrics = Arc::new(Metrics::new(1));
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let worker = Worker::new(WorkerParts {
-        id: 0,
-        poll,
-        listener,
-        tls_listener: None,
-        rx,
-        router_tx,
-        settings: Arc::new(WorkerSettings::from_config(
-            &Config::default(),
-            "e".into(),
-            None,
-            None,
-        )),
-        metrics: metrics.clone(),
-        open_connections: Arc::new(AtomicUsize::new(0)),
-        ip_counts: Default::default(),
-        shutdown: shutdown.clone(),
-    })
-    .unwrap();
-    let thread = std::thread::spawn(move || worker.run());
+    let settings = WorkerSettings::from_config(&Config::default(), "e".into(), None, None);
+    let (w, router_rx) = BusyRouterWorker::start(settings);
+    let (addr, metrics) = (w.addr, w.metrics.clone());
 
     let stream = TcpStream::connect(addr).unwrap();
     let (mut ws, _) = tungstenite::client::client(format!("ws://{addr}/ws"), stream).unwrap();
@@ -174,7 +175,5 @@ fn the_ack_is_not_written_before_the_router_has_taken_the_subscribe() {
     let ack = ws.read().unwrap().into_text().unwrap();
     assert!(ack.contains(r#""type":"subscribed""#), "{ack}");
 
-    shutdown.store(true, Ordering::Release);
-    wake.wake().unwrap();
-    thread.join().unwrap();
+    w.stop();
 }

@@ -1,0 +1,143 @@
+use super::*;
+
+/// A writer that accepts at most `cap` bytes per call and `budget` in all.
+struct Trickle {
+    out: Vec<u8>,
+    cap: usize,
+    budget: usize,
+}
+
+impl Write for Trickle {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.budget == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.cap).min(self.budget);
+        self.out.extend_from_slice(&buf[..n]);
+        self.budget -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn quote(topic: &str, body: &[u8]) -> Arc<SharedQuote> {
+    Arc::new(SharedQuote {
+        topic: topic.into(),
+        json_frame: body.into(),
+        binary_frame: body.into(),
+        decoded_at: std::time::Instant::now(),
+    })
+}
+
+#[test]
+fn control_frames_overtake_data_but_never_split_a_frame() {
+    let mut out = Outbound::default();
+    out.push_data(OutFrame::Quote(quote("A", b"aaaa"), Format::Json));
+    out.push_data(OutFrame::Quote(quote("B", b"bbbb"), Format::Json));
+    let mut w = Trickle {
+        out: Vec::new(),
+        cap: 2,
+        budget: 2,
+    };
+    let mut written = 0;
+    let mut sent = Vec::new();
+    let mut on_sent = |f: &OutFrame| sent.push(f.bytes().to_vec());
+    assert!(!out.write_to(&mut w, &mut written, &mut on_sent).unwrap());
+    out.push_priority(b"PP".to_vec());
+    w.budget = usize::MAX;
+    assert!(out.write_to(&mut w, &mut written, &mut on_sent).unwrap());
+    assert_eq!(sent, [b"aaaa".to_vec(), b"PP".to_vec(), b"bbbb".to_vec()]);
+    // "aa" was in flight: its frame completes, then the pong, then data.
+    assert_eq!(w.out, b"aaaaPPbbbb");
+    assert_eq!(written, 10);
+    assert_eq!(out.queued_bytes(), 0);
+}
+
+#[test]
+fn retain_and_clear_keep_byte_count_exact() {
+    let mut out = Outbound::default();
+    out.push_data(OutFrame::Quote(quote("A", b"123"), Format::Binary));
+    out.push_data(OutFrame::Quote(quote("B", b"45"), Format::Binary));
+    out.push_priority(b"x".to_vec());
+    out.retain_quotes(|t| t != "A");
+    assert_eq!(out.queued_bytes(), 3);
+    out.clear_data();
+    assert_eq!(out.queued_bytes(), 1);
+    assert_eq!(out.priority_bytes(), 1);
+}
+
+fn quote_seq(topic: &str, seq: u8) -> Arc<SharedQuote> {
+    quote(topic, &[seq; 10])
+}
+
+#[test]
+fn over_budget_keeps_the_newest_per_topic_and_never_sends_stale_after_new() {
+    let mut out = Outbound::new(25); // two 10-byte frames fit, a third does not
+    assert_eq!(
+        out.push_quote(quote_seq("A", 1), Format::Json, Instant::now()),
+        Pushed::Queued
+    );
+    assert_eq!(
+        out.push_quote(quote_seq("B", 1), Format::Json, Instant::now()),
+        Pushed::Queued
+    );
+    assert_eq!(
+        out.push_quote(quote_seq("A", 2), Format::Json, Instant::now()),
+        Pushed::Conflated { replaced: false }
+    );
+    assert_eq!(
+        out.push_quote(quote_seq("C", 1), Format::Json, Instant::now()),
+        Pushed::Conflated { replaced: false }
+    );
+    assert_eq!(
+        out.push_quote(quote_seq("A", 3), Format::Json, Instant::now()),
+        Pushed::Conflated { replaced: true }
+    );
+    // Once conflating, even a quote that would fit waits its turn.
+    assert!(out.is_conflating());
+    assert_eq!(out.queued_bytes(), 20, "the budget is strict");
+
+    let mut w = Trickle {
+        out: Vec::new(),
+        cap: usize::MAX,
+        budget: usize::MAX,
+    };
+    let mut written = 0;
+    assert!(out
+        .write_to(&mut w, &mut written, &mut |_: &OutFrame| {})
+        .unwrap());
+    let frames: Vec<u8> = w.out.chunks(10).map(|c| c[0]).collect();
+    // A1 B1 queued in order; then A's newest (3), then C1. A2 was replaced.
+    assert_eq!(frames, [1, 1, 3, 1]);
+    assert!(!out.is_conflating());
+    assert!(out.is_empty());
+    assert_eq!(
+        out.push_quote(quote_seq("A", 4), Format::Json, Instant::now()),
+        Pushed::Queued
+    );
+}
+
+#[test]
+fn unsubscribe_and_close_drop_conflated_slots_too() {
+    let mut out = Outbound::new(10);
+    out.push_quote(quote_seq("A", 1), Format::Json, Instant::now());
+    out.push_quote(quote_seq("B", 1), Format::Json, Instant::now());
+    out.push_quote(quote_seq("C", 1), Format::Json, Instant::now());
+    out.retain_quotes(|t| t != "B");
+    let mut w = Trickle {
+        out: Vec::new(),
+        cap: usize::MAX,
+        budget: usize::MAX,
+    };
+    let mut n = 0;
+    assert!(out
+        .write_to(&mut w, &mut n, &mut |_: &OutFrame| {})
+        .unwrap());
+    assert_eq!(n, 20, "A and C, not B");
+    out.push_quote(quote_seq("A", 2), Format::Json, Instant::now());
+    out.push_quote(quote_seq("B", 2), Format::Json, Instant::now());
+    out.clear_data();
+    assert!(out.is_empty() && !out.is_conflating());
+}
