@@ -137,9 +137,11 @@ impl Broker {
             let poll = Poll::new()?;
             let waker = worker::waker(&poll)?;
             let (tx, rx) = crossbeam_channel::bounded(config.server.worker_queue_batches);
+            let slices_queued = Arc::new(AtomicUsize::new(0));
             links.push(WorkerLink {
                 tx,
                 waker: waker.clone(),
+                slices_queued: slices_queued.clone(),
             });
             wakers.push(waker);
             let worker = Worker::new(WorkerParts {
@@ -148,6 +150,7 @@ impl Broker {
                 listener,
                 tls_listener: tls_listeners.get_mut(id).and_then(Option::take),
                 rx,
+                slices_queued,
                 router_tx: cmd_tx.clone(),
                 settings: settings.clone(),
                 metrics: metrics.clone(),

@@ -62,6 +62,9 @@ pub enum RouterCmd {
         snapshot: bool,
         interest_add: Vec<Selector>,
     },
+    /// Connection `conn` went away while its snapshot was being sent in
+    /// slices: stop collecting it.
+    CancelSnapshots { worker: usize, conn: ConnId },
     /// This worker no longer has any subscriber for these selectors.
     DropInterest {
         worker: usize,
@@ -77,11 +80,23 @@ pub enum WorkerMsg {
     /// The router has processed a subscribe: quotes sent after this message
     /// are newer than `snapshots`, so the worker activates the entries now.
     /// `selectors` are the request's own, handed back so the connection
-    /// knows exactly which entries the request named.
+    /// knows exactly which entries the request named. A large snapshot
+    /// comes in slices: `more` says `Snapshots` messages follow.
     Activate {
         conn: ConnId,
         request: u32,
         selectors: Vec<Selector>,
         snapshots: Vec<Arc<SharedQuote>>,
+        more: bool,
+    },
+    /// The next slice of an activation's snapshot, collected later and
+    /// interleaved with live quotes. It leaves out every topic that had a
+    /// quote since the activation: the worker already got that newer quote
+    /// for the connection, which then stands as the topic's snapshot.
+    Snapshots {
+        conn: ConnId,
+        request: u32,
+        quotes: Vec<Arc<SharedQuote>>,
+        more: bool,
     },
 }

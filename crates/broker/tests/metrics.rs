@@ -135,4 +135,19 @@ fn counters_and_latency_move_when_quotes_flow() {
     assert!(wait_until(|| scrape(broker.ws_addr())
         .value("tickwire_router_worker_latency_seconds_count")
         >= 20.0));
+
+    // A snapshot is a delivery, but its age is not delivery latency: a
+    // second client gets AAPL's last value, then one live quote.
+    let mut late = connect(&broker);
+    subscribe(&mut late, &["AAPL", "ZZZ"], true);
+    assert_eq!(next_quote(&mut late)["topic"], "AAPL");
+    p.publish(quote("ZZZ", 1.0)).unwrap();
+    p.flush().unwrap();
+    assert_eq!(next_quote(&mut late)["topic"], "ZZZ");
+    assert!(wait_until(|| {
+        s = scrape(broker.ws_addr());
+        s.value("tickwire_delivery_latency_seconds_count") >= 21.0
+    }));
+    assert_eq!(s.value("tickwire_deliveries_total"), 22.0);
+    assert_eq!(s.value("tickwire_delivery_latency_seconds_count"), 21.0);
 }

@@ -270,6 +270,38 @@ impl<V> PrefixIndex<V> {
         }
     }
 
+    /// Exact keys starting with `prefix` and greater than `after`, in
+    /// order: a resumable `keys_under`, for walking a large range in slices
+    /// (a range scan in an `ordered()` index; a sorted full scan otherwise).
+    pub fn keys_under_after<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: &str,
+    ) -> Box<dyn Iterator<Item = &'a Arc<str>> + 'a> {
+        match &self.ordered {
+            Some(ordered) => {
+                let from = if *after < *prefix {
+                    Bound::Included(prefix)
+                } else {
+                    Bound::Excluded(after)
+                };
+                Box::new(
+                    ordered
+                        .range::<str, _>((from, Bound::Unbounded))
+                        .take_while(move |k| k.starts_with(prefix)),
+                )
+            }
+            None => {
+                let mut keys: Vec<&'a Arc<str>> = self
+                    .keys_under(prefix)
+                    .filter(|k| &***k > after)
+                    .collect();
+                keys.sort();
+                Box::new(keys.into_iter())
+            }
+        }
+    }
+
     /// Exact keys matched by `selector` (itself, or those under its prefix).
     pub fn keys_matched<'a>(
         &'a self,
@@ -381,6 +413,30 @@ mod tests {
             assert_eq!(index.keys_under("").count(), 5);
             index.remove(&sel("AAL"));
             assert_eq!(index.keys_matched(&sel("A*")).count(), 3);
+        }
+    }
+
+    #[test]
+    fn a_range_walked_in_slices_sees_each_key_once_in_order() {
+        for mut index in [PrefixIndex::ordered(), PrefixIndex::new()] {
+            for t in ["B", "AAPL", "AAL", "AB", "A", "AAA", "ABC"] {
+                index.insert(&sel(t), ());
+            }
+            let mut walked: Vec<String> = Vec::new();
+            let mut after = String::new();
+            loop {
+                let slice: Vec<String> = index
+                    .keys_under_after("A", &after)
+                    .take(2)
+                    .map(|k| k.to_string())
+                    .collect();
+                let Some(last) = slice.last() else { break };
+                after = last.clone();
+                walked.extend(slice);
+            }
+            assert_eq!(walked, ["A", "AAA", "AAL", "AAPL", "AB", "ABC"]);
+            let rest: Vec<&str> = index.keys_under_after("AA", "AAL").map(|k| &**k).collect();
+            assert_eq!(rest, ["AAPL"]);
         }
     }
 

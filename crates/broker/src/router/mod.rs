@@ -4,9 +4,14 @@
 //!
 //! Workers report interest only on transitions (their first subscriber to a
 //! selector, their last one leaving), so the router's state is a bit mask of
-//! workers per selector, independent of the number of subscribers.
+//! workers per selector, independent of the number of subscribers. Each
+//! topic caches the union of the masks matching it; a change of pattern
+//! interest only bumps a generation, and each topic recomputes its cache on
+//! its next quote (O(length of the topic)), so no interest change ever
+//! walks every topic.
 
-use std::collections::HashSet;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +22,10 @@ use tickwire_ws::frame::{header_len, write_header, OpCode};
 
 use crate::messages::{IngestBatch, RouterCmd, SharedQuote, WorkerMsg};
 use outbox::Outbox;
+use snapshots::SnapshotJob;
 
 mod outbox;
+mod snapshots;
 use crate::metrics::{self, LatencyRecorder, Metrics};
 
 /// Ingest batches handled before the router flushes to workers, so a deep
@@ -33,13 +40,21 @@ const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 pub struct WorkerLink {
     pub tx: Sender<WorkerMsg>,
     pub waker: Arc<Waker>,
+    /// Snapshot slices sent and not yet handled by the worker: the next
+    /// slice waits until it is 0, so slices never pile up in the worker's
+    /// queue ahead of live quotes.
+    pub slices_queued: Arc<AtomicUsize>,
 }
 
 struct Topic {
     seq: u64,
     last: Option<Arc<SharedQuote>>,
-    /// Bit w set: worker w has a subscriber matching this topic.
+    /// Bit w set: worker w has a subscriber matching this topic; valid when
+    /// `interest_gen` is the router's.
     workers: u64,
+    interest_gen: u64,
+    /// The router's accept count at this topic's last quote.
+    accepted: u64,
 }
 
 pub struct Router {
@@ -54,6 +69,13 @@ pub struct Router {
     /// Per worker, what its full queue could not take yet.
     outboxes: Vec<Outbox>,
     to_wake: u64,
+    /// Bumped by every change of pattern interest: topic masks of an older
+    /// generation are stale.
+    interest_gen: u64,
+    /// Quotes accepted so far (orders quotes against snapshot jobs).
+    accepted: u64,
+    /// Snapshots still being collected, one slice per round.
+    jobs: VecDeque<SnapshotJob>,
     max_topics: usize,
     metrics: Arc<Metrics>,
     scratch: Vec<u8>,
@@ -73,6 +95,9 @@ impl Router {
             pending,
             outboxes,
             to_wake: 0,
+            interest_gen: 0,
+            accepted: 0,
+            jobs: VecDeque::new(),
             max_topics,
             metrics,
             scratch: Vec::with_capacity(512),
@@ -106,12 +131,13 @@ impl Router {
                     }
                 }
             }
+            self.advance_snapshots();
             self.flush();
             self.publish_stats(&ingest_rx);
             if !ingest_open {
                 return;
             }
-            if handled == 0 {
+            if handled == 0 && !self.snapshots_ready() {
                 select! {
                     recv(cmd_rx) -> cmd => match cmd {
                         Ok(cmd) => self.handle_cmd(cmd),
@@ -139,7 +165,7 @@ impl Router {
         self.last_publish = now;
         self.metrics
             .ingest_queue_depth
-            .store(ingest_rx.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .store(ingest_rx.len() as u64, Ordering::Relaxed);
         self.metrics
             .ingest_router_latency
             .lock()
@@ -166,24 +192,21 @@ impl Router {
             Some((name, _)) => name.clone(),
             None => {
                 if self.topics.len() >= self.max_topics {
-                    if self
-                        .metrics
-                        .topics_dropped
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                        == 0
-                    {
+                    if self.metrics.topics_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
                         tracing::warn!(max_topics = self.max_topics, topic = %quote.topic, "topic limit reached; quotes for new topics are dropped");
                     }
                     return;
                 }
                 let name: Arc<str> = Arc::from(quote.topic.as_str());
-                let workers = self.interest_mask(&name);
+                let workers = interest_mask(&self.interest, &name);
                 self.topics.insert_exact(
                     name.clone(),
                     Topic {
                         seq: 0,
                         last: None,
                         workers,
+                        interest_gen: self.interest_gen,
+                        accepted: 0,
                     },
                 );
                 metrics::gauge_add(&self.metrics.topics, 1);
@@ -193,6 +216,12 @@ impl Router {
         let Some(topic) = self.topics.exact_mut(&name) else {
             return;
         };
+        if topic.interest_gen != self.interest_gen {
+            topic.workers = interest_mask(&self.interest, &name);
+            topic.interest_gen = self.interest_gen;
+        }
+        self.accepted += 1;
+        topic.accepted = self.accepted;
         topic.seq += 1;
         let shared = Arc::new(encode(
             quote,
@@ -225,15 +254,24 @@ impl Router {
                 for selector in &interest_add {
                     self.add_interest(worker, selector);
                 }
-                let snapshots = if snapshot {
-                    self.snapshots(&selectors)
+                let (snapshots, more) = if snapshot {
+                    let mut job =
+                        SnapshotJob::new(worker, conn, request, &selectors, self.accepted);
+                    let (first, more) = self.snapshot_slice(&mut job);
+                    if more {
+                        self.jobs.push_back(job);
+                    }
+                    (first, more)
                 } else {
-                    Vec::new()
+                    (Vec::new(), false)
                 };
                 // Quotes already numbered for this worker go first: the
                 // activation marks the point after which quotes are newer
                 // than the snapshot.
                 self.send_pending(worker);
+                if more {
+                    self.slice_sent(worker);
+                }
                 self.send(
                     worker,
                     WorkerMsg::Activate {
@@ -241,9 +279,11 @@ impl Router {
                         request,
                         selectors,
                         snapshots,
+                        more,
                     },
                 );
             }
+            RouterCmd::CancelSnapshots { worker, conn } => self.cancel_snapshots(worker, conn),
             RouterCmd::DropInterest { worker, selectors } => {
                 for selector in &selectors {
                     self.drop_interest(worker, selector);
@@ -252,33 +292,17 @@ impl Router {
         }
     }
 
-    /// The last value of every topic the selectors match: O(topics matched).
-    fn snapshots(&self, selectors: &[Selector]) -> Vec<Arc<SharedQuote>> {
-        let mut out = Vec::new();
-        for selector in selectors {
-            out.extend(
-                self.topics
-                    .keys_matched(selector)
-                    .filter_map(|name| self.topics.exact(name))
-                    .filter_map(|t| t.last.clone()),
-            );
-        }
-        if selectors.len() > 1 {
-            // At most once per topic, however many selectors match it.
-            let mut seen = HashSet::new();
-            out.retain(|q| seen.insert(q.topic.clone()));
-        }
-        out
-    }
-
     fn add_interest(&mut self, worker: usize, selector: &Selector) {
         let bit = 1u64 << worker;
         *self.interest.get_or_insert_with(selector, || 0).0 |= bit;
-        let names: Vec<Arc<str>> = self.topics.keys_matched(selector).cloned().collect();
-        for name in names {
-            if let Some(topic) = self.topics.exact_mut(&name) {
-                topic.workers |= bit;
+        match selector {
+            Selector::Exact(name) => {
+                if let Some(topic) = self.topics.exact_mut(name) {
+                    // A stale mask is recomputed on the next quote anyway.
+                    topic.workers |= bit;
+                }
             }
+            Selector::Prefix(_) => self.interest_gen += 1,
         }
     }
 
@@ -290,28 +314,22 @@ impl Router {
                 self.interest.remove(selector);
             }
         }
-        // Another selector of the same worker may still match: recompute.
-        let affected: Vec<Arc<str>> = self.topics.keys_matched(selector).cloned().collect();
-        for name in affected {
-            let mask = self.interest_mask(&name);
-            if let Some(topic) = self.topics.exact_mut(&name) {
-                topic.workers = mask;
+        match selector {
+            // Another selector of the same worker may still match.
+            Selector::Exact(name) => {
+                let mask = interest_mask(&self.interest, name);
+                if let Some(topic) = self.topics.exact_mut(name) {
+                    topic.workers = mask;
+                }
             }
+            Selector::Prefix(_) => self.interest_gen += 1,
         }
-    }
-
-    /// Workers interested in `topic`: the union over every selector
-    /// matching it (O(length of the topic) probes).
-    fn interest_mask(&self, topic: &str) -> u64 {
-        self.interest
-            .matching(topic)
-            .fold(0, |mask, (_, m)| mask | m)
     }
 
     /// How long to wait for input when idle: short while an outbox holds
     /// quotes for a worker that is catching up.
     fn idle_wait(&self) -> Duration {
-        if self.outboxes.iter().any(|o| !o.is_empty()) {
+        if self.outboxes.iter().any(|o| !o.is_empty()) || !self.jobs.is_empty() {
             BACKLOG_RETRY
         } else {
             PUBLISH_INTERVAL
@@ -389,6 +407,12 @@ impl Router {
             }
         }
     }
+}
+
+/// Workers interested in `topic`: the union over every selector matching it
+/// (O(length of the topic) probes).
+fn interest_mask(interest: &PrefixIndex<u64>, topic: &str) -> u64 {
+    interest.matching(topic).fold(0, |mask, (_, m)| mask | m)
 }
 
 /// Encodes `quote` once per wire format as complete server frames.

@@ -1,9 +1,9 @@
 //! What the router holds for one worker whose queue is full.
 //!
-//! Messages wait in order, as segments: a batch of quotes, an activation, a
-//! batch of quotes, ... Quotes conflate only within the last quote batch
-//! (a later quote of a topic replaces the earlier one in place, counted as
-//! conflated), never across an activation: a quote numbered after a
+//! Messages wait in order, as segments: a batch of quotes, an activation (or
+//! a snapshot slice), a batch of quotes, ... Quotes conflate only within the
+//! last quote batch (a later quote of a topic replaces the earlier one in
+//! place, counted as conflated), never across an activation: a quote numbered after a
 //! subscribe must reach the worker after that subscribe's activation, or the
 //! subscriber could get its snapshot after a newer quote. So the outbox is
 //! bounded by the number of topics per batch, and there is one batch per
@@ -28,7 +28,8 @@ enum Segment {
         quotes: Vec<Arc<SharedQuote>>,
         by_topic: HashMap<Arc<str>, usize>,
     },
-    Activate(WorkerMsg),
+    /// An activation or a snapshot slice: kept whole, in order.
+    Ordered(WorkerMsg),
 }
 
 impl Outbox {
@@ -70,9 +71,7 @@ impl Outbox {
                     metrics.conflated.fetch_add(replaced, Relaxed);
                 }
             }
-            activate @ WorkerMsg::Activate { .. } => {
-                self.segments.push_back(Segment::Activate(activate))
-            }
+            ordered => self.segments.push_back(Segment::Ordered(ordered)),
         }
     }
 
@@ -83,7 +82,7 @@ impl Outbox {
                 quotes,
                 sent_at: Instant::now(),
             },
-            Segment::Activate(msg) => msg,
+            Segment::Ordered(msg) => msg,
         })
     }
 
@@ -98,7 +97,7 @@ impl Outbox {
                     .collect(),
                 quotes,
             },
-            activate @ WorkerMsg::Activate { .. } => Segment::Activate(activate),
+            ordered => Segment::Ordered(ordered),
         };
         self.segments.push_front(segment);
     }
@@ -131,7 +130,7 @@ mod tests {
                 .iter()
                 .map(|q| (q.topic.to_string(), q.json_frame[0]))
                 .collect(),
-            WorkerMsg::Activate { .. } => Vec::new(),
+            _ => Vec::new(),
         }
     }
 
@@ -148,6 +147,7 @@ mod tests {
                 request: 7,
                 selectors: vec![],
                 snapshots: vec![],
+                more: false,
             },
             &metrics,
         );

@@ -12,27 +12,55 @@ use super::{Connection, Effects, Phase};
 use crate::messages::SharedQuote;
 
 impl Connection {
-    /// The router processed subscribe `request` (which named `selectors`).
+    /// The router processed subscribe `request` (which named `selectors`);
+    /// `more`: the rest of its snapshot follows in slices.
     pub fn on_activate(
         &mut self,
         request: u32,
         selectors: &[Selector],
         snapshots: Vec<Arc<SharedQuote>>,
+        more: bool,
         now: Instant,
         fx: &mut Effects,
     ) {
+        self.charge_snapshots(snapshots.len(), (!more).then_some(request), now);
+        self.deliver(now, fx, |subs, sink| {
+            subs.activate(request, selectors, snapshots, more, sink)
+        });
+        self.resume_held_input(now, fx);
+    }
+
+    /// A later slice of subscribe `request`'s snapshot.
+    pub fn on_snapshots(
+        &mut self,
+        request: u32,
+        quotes: Vec<Arc<SharedQuote>>,
+        more: bool,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        self.charge_snapshots(quotes.len(), (!more).then_some(request), now);
+        self.deliver(now, fx, |subs, sink| {
+            subs.snapshot_slice(request, quotes, more, sink)
+        });
+        self.resume_held_input(now, fx);
+    }
+
+    /// Snapshot quotes cost the broker per topic: charged to the
+    /// connection's snapshot rate. `done`: the request they answered has
+    /// had its last ones.
+    fn charge_snapshots(&mut self, count: usize, done: Option<u32>, now: Instant) {
         let per_second = self.config.snapshots_per_second;
         if let Phase::Ws(session) = &mut self.phase {
-            // Snapshot quotes cost the broker per topic: charged to the
-            // connection's snapshot rate.
-            session
-                .snapshots
-                .charge(per_second, request, snapshots.len(), now);
+            session.snapshots.charge(per_second, count, now);
+            if let Some(request) = done {
+                session.snapshots.answered(request);
+            }
         }
-        self.deliver(now, fx, |subs, sink| {
-            subs.activate(request, selectors, snapshots, sink)
-        });
-        // Input held behind this snapshot request goes on now.
+    }
+
+    /// Input held behind a snapshot request goes on once it is answered.
+    fn resume_held_input(&mut self, now: Instant, fx: &mut Effects) {
         if self.wants_read() && !self.read_buf.is_empty() {
             self.on_buffered_frames(now, fx);
         }

@@ -144,6 +144,10 @@ impl Connection {
     /// Leaves the WebSocket phase, giving back every entry.
     pub(super) fn leave(&mut self, fx: &mut Effects) {
         if let Phase::Ws(session) = &mut self.phase {
+            if session.subs.asked_snapshots() {
+                // The router may still be collecting its snapshot.
+                fx.actions.push(Action::CancelSnapshots);
+            }
             session.subs.clear(fx);
             fx.actions.push(Action::Left);
             // Any phase but Ws; the caller sets the real next one.

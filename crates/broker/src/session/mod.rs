@@ -156,6 +156,9 @@ pub enum Action {
     Unroute(Selector),
     /// These entries are gone: release the connection's interest in them.
     Release(Vec<Selector>),
+    /// The connection left while its snapshot was outstanding: the router
+    /// stops collecting it.
+    CancelSnapshots,
     /// Call [`Connection::on_timer`] for `topic` at `at`.
     ArmTimer { at: Instant, topic: Arc<str> },
     /// `GET /metrics`: call [`Connection::on_metrics`] with the rendering.

@@ -30,15 +30,27 @@ const MAX_IOVECS: usize = 64;
 const KEEP_CAPACITY: usize = 16;
 
 pub enum OutFrame {
+    /// A live quote.
     Quote(Arc<SharedQuote>, Format),
+    /// A last value sent as a snapshot (not a fresh delivery: its age is
+    /// not delivery latency).
+    Snapshot(Arc<SharedQuote>, Format),
     Owned(Box<[u8]>),
 }
 
 impl OutFrame {
     fn bytes(&self) -> &[u8] {
         match self {
-            OutFrame::Quote(q, format) => q.frame(*format),
+            OutFrame::Quote(q, format) | OutFrame::Snapshot(q, format) => q.frame(*format),
             OutFrame::Owned(b) => b,
+        }
+    }
+
+    /// The shared quote a quote or snapshot frame carries.
+    pub fn shared(&self) -> Option<&Arc<SharedQuote>> {
+        match self {
+            OutFrame::Quote(q, _) | OutFrame::Snapshot(q, _) => Some(q),
+            OutFrame::Owned(_) => None,
         }
     }
 }
@@ -99,14 +111,33 @@ impl Outbound {
         }
     }
 
-    /// Queues a quote if it fits the budget and nothing is conflated;
+    /// Queues a live quote if it fits the budget and nothing is conflated;
     /// otherwise keeps it as its topic's newest pending quote.
     pub fn push_quote(&mut self, quote: Arc<SharedQuote>, format: Format, now: Instant) -> Pushed {
-        let len = quote.frame(format).len();
+        self.push_shared(OutFrame::Quote(quote, format), now)
+    }
+
+    /// Queues a snapshot like a live quote (it conflates with its topic's
+    /// live quotes alike).
+    pub fn push_snapshot(
+        &mut self,
+        quote: Arc<SharedQuote>,
+        format: Format,
+        now: Instant,
+    ) -> Pushed {
+        self.push_shared(OutFrame::Snapshot(quote, format), now)
+    }
+
+    fn push_shared(&mut self, frame: OutFrame, now: Instant) -> Pushed {
+        let len = frame.bytes().len();
         if self.slots.is_none() && self.queued_bytes + len <= self.budget {
-            self.push_data(OutFrame::Quote(quote, format));
+            self.push_data(frame);
             return Pushed::Queued;
         }
+        let Some(topic) = frame.shared().map(|q| q.topic.clone()) else {
+            self.push_data(frame);
+            return Pushed::Queued;
+        };
         let slots = self.slots.get_or_insert_with(|| {
             Box::new(Slots {
                 order: VecDeque::new(),
@@ -114,11 +145,7 @@ impl Outbound {
                 since: now,
             })
         });
-        let topic = quote.topic.clone();
-        let replaced = slots
-            .newest
-            .insert(topic.clone(), OutFrame::Quote(quote, format))
-            .is_some();
+        let replaced = slots.newest.insert(topic.clone(), frame).is_some();
         if !replaced {
             slots.order.push_back(topic);
         }
@@ -209,7 +236,7 @@ impl Outbound {
     pub fn retain_quotes(&mut self, mut keep: impl FnMut(&str) -> bool) {
         let mut dropped = 0;
         self.data.retain(|f| match f {
-            OutFrame::Quote(q, format) if !keep(&q.topic) => {
+            OutFrame::Quote(q, format) | OutFrame::Snapshot(q, format) if !keep(&q.topic) => {
                 dropped += q.frame(*format).len();
                 false
             }
@@ -226,12 +253,14 @@ impl Outbound {
         }
     }
 
-    /// Writes until the queue is empty (`Ok(true)`) or the socket would
-    /// block (`Ok(false)`). Adds the bytes written to `written` and calls
-    /// `on_sent` for each frame handed to the socket in full.
+    /// Writes until the queue is empty (`Ok(true)`), the socket would
+    /// block (`Ok(false)`) or `limit` bytes went out (`Ok(false)` with
+    /// `written` at or past `limit`). Adds the bytes written to `written`
+    /// and calls `on_sent` for each frame handed to the socket in full.
     pub fn write_to<W: Write>(
         &mut self,
         w: &mut W,
+        limit: usize,
         written: &mut usize,
         on_sent: &mut impl FnMut(&OutFrame),
     ) -> io::Result<bool> {
@@ -240,6 +269,9 @@ impl Outbound {
             if self.queued_bytes == 0 {
                 self.release();
                 return Ok(true);
+            }
+            if *written >= limit {
+                return Ok(false);
             }
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut n = 0;

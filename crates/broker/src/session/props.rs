@@ -39,8 +39,11 @@ enum Op {
     /// The router takes the oldest subscribe command waiting for it (its
     /// queue may be full for a while: commands wait in the shell).
     Take,
-    /// The router answers the oldest subscribe it has taken.
+    /// The router answers the oldest subscribe it has taken (an odd
+    /// request's snapshot of several topics in slices).
     Activate,
+    /// The router sends the next slice of a sliced snapshot.
+    Slice,
     Publish(usize),
     Advance(u16),
     Tick,
@@ -59,6 +62,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => prop::collection::vec(any::<u8>(), 0..125).prop_map(Op::Ping),
         5 => Just(Op::Take),
         6 => Just(Op::Activate),
+        3 => Just(Op::Slice),
         12 => (0..TOPICS.len()).prop_map(Op::Publish),
         3 => (0u16..600).prop_map(Op::Advance),
         1 => Just(Op::Tick),
@@ -83,6 +87,8 @@ fn snapshot_of(topic: &str, seq: u64) -> Arc<SharedQuote> {
         decoded_at: q.decoded_at,
     })
 }
+
+type Sliced = (u32, VecDeque<&'static str>, HashMap<&'static str, u64>);
 
 /// A socket that takes at most `room` more bytes.
 struct Socket {
@@ -115,6 +121,10 @@ struct Model {
     /// waiting for their activation.
     untaken: VecDeque<(u32, Vec<Selector>, bool)>,
     pending: VecDeque<(u32, Vec<Selector>, bool)>,
+    /// Sliced snapshots: the request, its topics still to send, and every
+    /// topic's seq at its activation (the router leaves out topics
+    /// published since).
+    slicing: VecDeque<Sliced>,
     /// Per request, its place among successful subscribes (= its ack's).
     ordinal: HashMap<u32, u64>,
     issued: u64,
@@ -144,6 +154,7 @@ impl Model {
             seq: HashMap::new(),
             untaken: VecDeque::new(),
             pending: VecDeque::new(),
+            slicing: VecDeque::new(),
             ordinal: HashMap::new(),
             issued: 0,
             need_ack: HashMap::new(),
@@ -175,7 +186,7 @@ impl Model {
         let mut n = 0;
         let out = m.conn.outbound();
         assert!(out
-            .write_to(&mut m.socket, &mut n, &mut |_: &OutFrame| {})
+            .write_to(&mut m.socket, usize::MAX, &mut n, &mut |_: &OutFrame| {})
             .unwrap());
         let end = m
             .socket
@@ -242,6 +253,7 @@ impl Model {
                 }
                 Action::SubscriptionsChanged(d) => self.entries += d,
                 Action::Drop => self.dropped = true,
+                Action::CancelSnapshots => self.slicing.clear(),
                 Action::ServeMetrics
                 | Action::Opened
                 | Action::Left
@@ -257,10 +269,12 @@ impl Model {
     fn write(&mut self, room: usize) {
         self.socket.room = room;
         let mut n = 0;
-        let result =
-            self.conn
-                .outbound()
-                .write_to(&mut self.socket, &mut n, &mut |_: &OutFrame| {});
+        let result = self.conn.outbound().write_to(
+            &mut self.socket,
+            usize::MAX,
+            &mut n,
+            &mut |_: &OutFrame| {},
+        );
         let drained = result.expect("the model socket never fails");
         self.conn.on_written(n, drained, self.now);
         self.check_received();
@@ -355,7 +369,7 @@ impl Model {
                             self.need_ack.entry(topic.to_string()).or_insert(ordinal);
                         }
                     }
-                    let snapshots = if snapshot {
+                    let mut snapshots: Vec<Arc<SharedQuote>> = if snapshot {
                         TOPICS
                             .iter()
                             .filter(|t| selectors.iter().any(|s| s.matches(t)))
@@ -364,8 +378,41 @@ impl Model {
                     } else {
                         Vec::new()
                     };
+                    let more = request % 2 == 1 && snapshots.len() > 1;
+                    if more {
+                        let rest = snapshots.split_off(1);
+                        let rest = TOPICS
+                            .iter()
+                            .copied()
+                            .filter(|t| rest.iter().any(|q| &*q.topic == *t))
+                            .collect();
+                        self.slicing.push_back((request, rest, self.seq.clone()));
+                    }
+                    self.conn.on_activate(
+                        request,
+                        &selectors,
+                        snapshots,
+                        more,
+                        self.now,
+                        &mut self.fx,
+                    );
+                }
+            }
+            Op::Slice => {
+                // Round robin over the jobs, as the router does.
+                if let Some((request, mut rest, at_activation)) = self.slicing.pop_front() {
+                    let topic = rest.pop_front();
+                    let quotes = topic
+                        .filter(|t| self.seq.get(t) == at_activation.get(t))
+                        .and_then(|t| self.seq.get(t).map(|&seq| snapshot_of(t, seq)))
+                        .into_iter()
+                        .collect();
+                    let more = !rest.is_empty();
+                    if more {
+                        self.slicing.push_back((request, rest, at_activation));
+                    }
                     self.conn
-                        .on_activate(request, &selectors, snapshots, self.now, &mut self.fx);
+                        .on_snapshots(request, quotes, more, self.now, &mut self.fx);
                 }
             }
             Op::Publish(i) => {
@@ -448,7 +495,7 @@ proptest! {
             let _ = std::mem::take(&mut m.fx.actions);
             m.socket.room = usize::MAX;
             let mut n = 0;
-            let _ = m.conn.outbound().write_to(&mut m.socket, &mut n, &mut |_: &OutFrame| {});
+            let _ = m.conn.outbound().write_to(&mut m.socket, usize::MAX, &mut n, &mut |_: &OutFrame| {});
         }
     }
 }

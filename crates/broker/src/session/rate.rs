@@ -38,10 +38,12 @@ impl RequestBucket {
 /// worth, charged after the fact (a request's snapshot count is known only
 /// when they arrive) and allowed to go into debt by one request; while in
 /// debt, requests for snapshots are refused. Snapshot requests of one
-/// connection are taken one at a time: while one is outstanding, the
-/// connection's further input waits (a client cannot pipeline a hundred
-/// `*` snapshots before the first one is charged); well-behaved clients
-/// only see each snapshot subscribe wait for the one before.
+/// connection are taken one at a time: while one is outstanding (until its
+/// last slice has arrived), the connection's further input waits (a client
+/// cannot pipeline a hundred `*` snapshots before the first one is charged,
+/// and the router holds one snapshot job per connection at most);
+/// well-behaved clients only see each snapshot subscribe wait for the one
+/// before.
 pub(super) struct SnapshotBucket {
     credit: f64,
     last: Instant,
@@ -86,17 +88,20 @@ impl SnapshotBucket {
         }
     }
 
-    /// Subscribe `request` was answered by the router with `count`
-    /// snapshot quotes.
-    pub fn charge(&mut self, per_second: u32, request: u32, count: usize, now: Instant) {
+    /// `count` snapshot quotes arrived (an activation or a later slice).
+    pub fn charge(&mut self, per_second: u32, count: usize, now: Instant) {
         if per_second == 0 {
             return;
         }
+        self.refill(per_second, now);
+        self.credit -= count as f64;
+    }
+
+    /// The last snapshot quotes of subscribe `request` arrived.
+    pub fn answered(&mut self, request: u32) {
         if self.outstanding == Some(request) {
             self.outstanding = None;
         }
-        self.refill(per_second, now);
-        self.credit -= count as f64;
     }
 }
 
@@ -127,9 +132,12 @@ mod tests {
         assert!(b.allows(1000, t0));
         b.reserve(1000, 7);
         assert!(b.outstanding(), "input waits for its answer");
-        b.charge(1000, 6, 0, t0); // another request's answer: still outstanding
+        b.answered(6); // another request's answer: still outstanding
         assert!(b.outstanding());
-        b.charge(1000, 7, 5000, t0); // one `*` over 5,000 topics
+        b.charge(1000, 4000, t0); // one `*` over 5,000 topics, in two slices
+        assert!(b.outstanding(), "until its last slice");
+        b.charge(1000, 1000, t0);
+        b.answered(7);
         assert!(!b.outstanding());
         assert!(!b.allows(1000, t0));
         assert!(

@@ -31,6 +31,18 @@ pub(super) struct Subscriptions {
     entries: PrefixIndex<Entry>,
     next_request: u32,
     throttles: Throttles,
+    /// Requests whose snapshots still arrive in slices (one at a time
+    /// unless the snapshot rate is off).
+    sliced: Vec<SlicedSnapshot>,
+    /// Some subscribe asked for a snapshot: the router may hold a job.
+    asked_snapshots: bool,
+}
+
+/// A subscribe whose snapshot comes in several router messages.
+struct SlicedSnapshot {
+    request: u32,
+    /// The entries it named, as written.
+    named: HashSet<String>,
 }
 
 /// A rejected request: error code and message.
@@ -78,6 +90,7 @@ impl Subscriptions {
             ));
         }
         let max_hz = max_hz.map(|hz| hz as f32);
+        self.asked_snapshots |= snapshot;
         let request = self.next_request;
         self.next_request = self.next_request.wrapping_add(1);
         let mut added = Vec::new();
@@ -148,17 +161,14 @@ impl Subscriptions {
         request: u32,
         selectors: &[Selector],
         snapshots: Vec<Arc<SharedQuote>>,
+        more: bool,
         sink: &mut QuoteSink<'_>,
     ) {
-        if !snapshots.is_empty() {
+        if !snapshots.is_empty() || more {
             let named: HashSet<String> = selectors.iter().map(Selector::as_written).collect();
-            for quote in snapshots {
-                if !self.snapshot_wanted(request, &named, &quote.topic) {
-                    continue;
-                }
-                let interval = self.min_interval(&quote.topic);
-                sink.fx.conflated += self.throttles.on_snapshot(&quote.topic, interval, sink.now);
-                sink.push(quote);
+            self.push_snapshots(request, &named, snapshots, sink);
+            if more {
+                self.sliced.push(SlicedSnapshot { request, named });
             }
         }
         for selector in selectors {
@@ -171,6 +181,48 @@ impl Subscriptions {
                     });
                 }
             }
+        }
+    }
+
+    /// The next slice of the snapshot being sliced. Its entries are live by
+    /// now; the router left out every topic they had a quote of since.
+    pub fn snapshot_slice(
+        &mut self,
+        request: u32,
+        quotes: Vec<Arc<SharedQuote>>,
+        more: bool,
+        sink: &mut QuoteSink<'_>,
+    ) {
+        let Some(i) = self.sliced.iter().position(|s| s.request == request) else {
+            return;
+        };
+        let sliced = self.sliced.swap_remove(i);
+        self.push_snapshots(request, &sliced.named, quotes, sink);
+        if more {
+            self.sliced.push(sliced);
+        }
+    }
+
+    /// Whether a subscribe asked for a snapshot the router may still be
+    /// collecting.
+    pub fn asked_snapshots(&self) -> bool {
+        self.asked_snapshots
+    }
+
+    fn push_snapshots(
+        &mut self,
+        request: u32,
+        named: &HashSet<String>,
+        snapshots: Vec<Arc<SharedQuote>>,
+        sink: &mut QuoteSink<'_>,
+    ) {
+        for quote in snapshots {
+            if !self.snapshot_wanted(request, named, &quote.topic) {
+                continue;
+            }
+            let interval = self.min_interval(&quote.topic);
+            sink.fx.conflated += self.throttles.on_snapshot(&quote.topic, interval, sink.now);
+            sink.push_snapshot(quote);
         }
     }
 
@@ -248,6 +300,7 @@ impl Subscriptions {
             released.push(selector);
         }
         self.throttles = Throttles::default();
+        self.sliced.clear();
         if count > 0 {
             fx.actions
                 .push(Action::SubscriptionsChanged(-(count as i64)));
@@ -274,9 +327,17 @@ pub(super) struct QuoteSink<'a> {
 
 impl QuoteSink<'_> {
     fn push(&mut self, quote: Arc<SharedQuote>) {
-        if let Pushed::Conflated { replaced: true } =
-            self.out.push_quote(quote, self.format, self.now)
-        {
+        let pushed = self.out.push_quote(quote, self.format, self.now);
+        self.count(pushed);
+    }
+
+    fn push_snapshot(&mut self, quote: Arc<SharedQuote>) {
+        let pushed = self.out.push_snapshot(quote, self.format, self.now);
+        self.count(pushed);
+    }
+
+    fn count(&mut self, pushed: Pushed) {
+        if let Pushed::Conflated { replaced: true } = pushed {
             self.fx.conflated += 1;
         }
     }

@@ -10,8 +10,12 @@
 //!   connection a quote was routed to counts (delivered, held or conflated
 //!   alike), so sockets, timers and the sweep always get their turn, and
 //!   one connection's burst stays small next to a second of traffic.
-//! - A flush writes until the queue is empty or the socket would block;
-//!   then the connection waits for its writable event.
+//! - A snapshot slice ends the turn ([`TurnBudget::end_turn`]): a large
+//!   snapshot reaches the socket slice by slice, live quotes in between.
+//! - A flush writes until the queue is empty or the socket would block
+//!   (then the connection waits for its writable event), or until
+//!   [`FLUSH_LIMIT`] bytes went out: the rest is written next turn, so one
+//!   connection with megabytes queued cannot hold up the others' writes.
 
 /// Connections with something to write this turn, each listed once.
 #[derive(Default)]
@@ -63,6 +67,10 @@ impl Cork {
     }
 }
 
+/// Bytes one flush writes to one connection before the others get their
+/// turn.
+pub const FLUSH_LIMIT: usize = 64 * 1024;
+
 /// Work per loop turn before everything is flushed and sockets get a look
 /// again. Under load, router messages pile up in the channel and a turn
 /// takes several of them: more frames per `writev`, fewer syscalls per
@@ -84,6 +92,11 @@ impl TurnBudget {
 
     pub fn exhausted(&self) -> bool {
         self.spent >= WORK_PER_TURN
+    }
+
+    /// Spends the rest of the budget: the turn ends now.
+    pub fn end_turn(&mut self) {
+        self.spent = self.spent.max(WORK_PER_TURN);
     }
 }
 

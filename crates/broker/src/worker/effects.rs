@@ -73,6 +73,12 @@ impl Worker {
                         });
                     }
                 }
+                Action::CancelSnapshots => {
+                    self.send_router(RouterCmd::CancelSnapshots {
+                        worker: self.id,
+                        conn: id,
+                    });
+                }
                 Action::ArmTimer { at, topic } => self.timers.push(Reverse((at, id, topic))),
                 Action::ServeMetrics => {
                     let body = metrics::render(&self.metrics);
@@ -126,7 +132,7 @@ impl Worker {
         while let Some(cmd) = self.deferred.pop_front() {
             let conn = match &cmd {
                 RouterCmd::Subscribe { conn, .. } => Some(*conn),
-                RouterCmd::DropInterest { .. } => None,
+                RouterCmd::DropInterest { .. } | RouterCmd::CancelSnapshots { .. } => None,
             };
             match self.router_tx.try_send(cmd) {
                 Ok(()) | Err(TrySendError::Disconnected(_)) => {

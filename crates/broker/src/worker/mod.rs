@@ -114,6 +114,7 @@ pub struct Worker {
     tls_listener: Option<TcpListener>,
     conns: Slab<Conn>,
     rx: Receiver<WorkerMsg>,
+    slices_queued: Arc<AtomicUsize>,
     settings: Arc<WorkerSettings>,
     metrics: Arc<Metrics>,
     routes: RouteIndex,
@@ -139,6 +140,8 @@ pub struct Worker {
     /// Connections that may have more input: edge-triggered readiness will
     /// not fire again for them, so they get another turn next loop.
     unread: Vec<usize>,
+    /// Connections whose last flush stopped at [`cork::FLUSH_LIMIT`].
+    write_again: Vec<usize>,
     /// `accept` failed (e.g. EMFILE) with connections possibly still in the
     /// backlog: the sweep tries again.
     accept_retry: bool,
@@ -158,6 +161,8 @@ pub struct WorkerParts {
     pub listener: std::net::TcpListener,
     pub tls_listener: Option<std::net::TcpListener>,
     pub rx: Receiver<WorkerMsg>,
+    /// Snapshot slices the router has sent and this worker not yet handled.
+    pub slices_queued: Arc<AtomicUsize>,
     pub router_tx: Sender<RouterCmd>,
     pub settings: Arc<WorkerSettings>,
     pub metrics: Arc<Metrics>,
@@ -191,6 +196,7 @@ impl Worker {
             tls_listener,
             conns: Slab::new(),
             rx: parts.rx,
+            slices_queued: parts.slices_queued,
             settings: parts.settings,
             metrics: parts.metrics,
             routes: RouteIndex::default(),
@@ -207,6 +213,7 @@ impl Worker {
             next_serial: 0,
             scratch: vec![0; READ_CHUNK],
             unread: Vec::new(),
+            write_again: Vec::new(),
             accept_retry: false,
             delivery_latency: LatencyRecorder::default(),
             hop_latency: LatencyRecorder::default(),
@@ -261,11 +268,14 @@ impl Worker {
             for slot in std::mem::take(&mut self.unread) {
                 self.read(slot);
             }
+            for slot in std::mem::take(&mut self.write_again) {
+                self.cork.mark(slot);
+            }
             self.fire_timers();
             busy = self.handle_router_msgs();
             self.retry_deferred();
             self.flush_corked();
-            busy |= !self.unread.is_empty();
+            busy |= !self.unread.is_empty() || !self.write_again.is_empty();
             metrics::add(
                 &self.metrics.deliveries,
                 std::mem::take(&mut self.deliveries),
@@ -339,22 +349,55 @@ impl Worker {
                     request,
                     selectors,
                     snapshots,
+                    more,
                 } => {
                     budget.charge(snapshots.len());
-                    if let Some(c) = self.conns.get_mut(conn.slot).filter(|c| c.id == conn) {
-                        let paused = !c.link.wants_read();
-                        c.link
-                            .on_activate(request, &selectors, snapshots, self.now, &mut self.fx);
-                        if paused && c.link.wants_read() {
-                            // Its reading waited for this answer.
-                            self.unread.push(conn.slot);
-                        }
-                        self.after_event(conn.slot);
+                    if more {
+                        self.slice_handled(&mut budget);
                     }
+                    self.on_answer(conn, |link, now, fx| {
+                        link.on_activate(request, &selectors, snapshots, more, now, fx)
+                    });
+                }
+                WorkerMsg::Snapshots {
+                    conn,
+                    request,
+                    quotes,
+                    more,
+                } => {
+                    self.slice_handled(&mut budget);
+                    self.on_answer(conn, |link, now, fx| {
+                        link.on_snapshots(request, quotes, more, now, fx)
+                    });
                 }
             }
         }
         true
+    }
+
+    /// A snapshot slice ends the turn: its quotes are flushed, and live
+    /// quotes behind it go next, before the router sends another slice.
+    fn slice_handled(&mut self, budget: &mut TurnBudget) {
+        self.slices_queued.fetch_sub(1, Ordering::AcqRel);
+        budget.end_turn();
+    }
+
+    /// Hands connection `conn` the router's answer to its subscribe.
+    fn on_answer(
+        &mut self,
+        conn: ConnId,
+        step: impl FnOnce(&mut Connection, Instant, &mut Effects),
+    ) {
+        let Some(c) = self.conns.get_mut(conn.slot).filter(|c| c.id == conn) else {
+            return;
+        };
+        let paused = !c.link.wants_read();
+        step(&mut c.link, self.now, &mut self.fx);
+        if paused && c.link.wants_read() {
+            // Its reading waited for this answer.
+            self.unread.push(conn.slot);
+        }
+        self.after_event(conn.slot);
     }
 
     fn remove(&mut self, slot: usize) {

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use mio::{Interest, Token};
 
+use super::cork::FLUSH_LIMIT;
 use super::{Conn, Worker, FIRST_CONN, READS_PER_EVENT};
 use crate::messages::ConnId;
 use crate::metrics::{self, TlsHandshake};
@@ -200,15 +201,21 @@ impl Worker {
         );
         let mut on_sent = |frame: &OutFrame| {
             *frames += 1;
-            if let OutFrame::Quote(quote, _) = frame {
-                *deliveries += 1;
-                latency.record(now.saturating_duration_since(quote.decoded_at));
+            match frame {
+                OutFrame::Quote(quote, _) => {
+                    *deliveries += 1;
+                    latency.record(now.saturating_duration_since(quote.decoded_at));
+                }
+                OutFrame::Snapshot(..) => *deliveries += 1,
+                OutFrame::Owned(_) => {}
             }
         };
-        let result = conn
-            .link
-            .outbound()
-            .write_to(&mut conn.transport, &mut written, &mut on_sent);
+        let result = conn.link.outbound().write_to(
+            &mut conn.transport,
+            FLUSH_LIMIT,
+            &mut written,
+            &mut on_sent,
+        );
         metrics::add(&self.metrics.bytes_out, written as u64);
         // TLS: records rustls still holds count as not written yet.
         let result = result.and_then(|drained| match conn.transport.flush_tls() {
@@ -218,6 +225,11 @@ impl Worker {
         });
         match result {
             Ok(drained) => {
+                if !drained && written >= FLUSH_LIMIT {
+                    // Stopped by the limit, not by the socket: no writable
+                    // event will come, so it goes on next turn.
+                    self.write_again.push(slot);
+                }
                 if conn.link.on_written(written, drained, now) {
                     conn.transport.shutdown_write();
                 }

@@ -53,6 +53,7 @@ impl BusyRouterWorker {
             listener,
             tls_listener: None,
             rx,
+            slices_queued: Arc::new(AtomicUsize::new(0)),
             router_tx,
             settings: Arc::new(settings),
             metrics: metrics.clone(),

@@ -44,10 +44,14 @@ fn control_frames_overtake_data_but_never_split_a_frame() {
     let mut written = 0;
     let mut sent = Vec::new();
     let mut on_sent = |f: &OutFrame| sent.push(f.bytes().to_vec());
-    assert!(!out.write_to(&mut w, &mut written, &mut on_sent).unwrap());
+    assert!(!out
+        .write_to(&mut w, usize::MAX, &mut written, &mut on_sent)
+        .unwrap());
     out.push_priority(b"PP".to_vec());
     w.budget = usize::MAX;
-    assert!(out.write_to(&mut w, &mut written, &mut on_sent).unwrap());
+    assert!(out
+        .write_to(&mut w, usize::MAX, &mut written, &mut on_sent)
+        .unwrap());
     assert_eq!(sent, [b"aaaa".to_vec(), b"PP".to_vec(), b"bbbb".to_vec()]);
     // "aa" was in flight: its frame completes, then the pong, then data.
     assert_eq!(w.out, b"aaaaPPbbbb");
@@ -106,7 +110,7 @@ fn over_budget_keeps_the_newest_per_topic_and_never_sends_stale_after_new() {
     };
     let mut written = 0;
     assert!(out
-        .write_to(&mut w, &mut written, &mut |_: &OutFrame| {})
+        .write_to(&mut w, usize::MAX, &mut written, &mut |_: &OutFrame| {})
         .unwrap());
     let frames: Vec<u8> = w.out.chunks(10).map(|c| c[0]).collect();
     // A1 B1 queued in order; then A's newest (3), then C1. A2 was replaced.
@@ -133,11 +137,46 @@ fn unsubscribe_and_close_drop_conflated_slots_too() {
     };
     let mut n = 0;
     assert!(out
-        .write_to(&mut w, &mut n, &mut |_: &OutFrame| {})
+        .write_to(&mut w, usize::MAX, &mut n, &mut |_: &OutFrame| {})
         .unwrap());
     assert_eq!(n, 20, "A and C, not B");
     out.push_quote(quote_seq("A", 2), Format::Json, Instant::now());
     out.push_quote(quote_seq("B", 2), Format::Json, Instant::now());
     out.clear_data();
     assert!(out.is_empty() && !out.is_conflating());
+}
+
+#[test]
+fn a_flush_stops_after_its_byte_limit_and_the_next_one_goes_on() {
+    let mut out = Outbound::default();
+    for topic in ["A", "B", "C", "D", "E"] {
+        out.push_data(OutFrame::Quote(quote(topic, &[b'x'; 60]), Format::Json));
+    }
+    // One frame per write call, so the limit is checked between writes.
+    let mut w = Trickle {
+        out: Vec::new(),
+        cap: 60,
+        budget: usize::MAX,
+    };
+    let mut written = 0;
+    let drained = out
+        .write_to(&mut w, 100, &mut written, &mut |_: &OutFrame| {})
+        .unwrap();
+    assert!(!drained);
+    assert_eq!(written, 120, "stops at the first write past the limit");
+    assert_eq!(out.queued_bytes(), 180);
+    let mut turns = 1;
+    loop {
+        let mut more = 0;
+        turns += 1;
+        if out
+            .write_to(&mut w, 100, &mut more, &mut |_: &OutFrame| {})
+            .unwrap()
+        {
+            break;
+        }
+        assert!(more >= 100, "only the limit stops a flush here");
+    }
+    assert_eq!(turns, 3);
+    assert_eq!(w.out.len(), 300);
 }

@@ -162,7 +162,7 @@ fn metrics_are_rendered_by_the_shell_and_answered_once() {
     let mut n = 0;
     let drained = conn
         .outbound()
-        .write_to(&mut wire, &mut n, &mut |_: &OutFrame| {})
+        .write_to(&mut wire, usize::MAX, &mut n, &mut |_: &OutFrame| {})
         .unwrap();
     assert!(
         conn.on_written(n, drained, now),

@@ -146,7 +146,7 @@ impl Client {
         let drained = self
             .conn
             .outbound()
-            .write_to(&mut self.wire, &mut n, &mut |_: &OutFrame| {})
+            .write_to(&mut self.wire, usize::MAX, &mut n, &mut |_: &OutFrame| {})
             .unwrap();
         self.conn.on_written(n, drained, self.now)
     }
@@ -183,8 +183,14 @@ impl Client {
         snapshots: Vec<Arc<SharedQuote>>,
     ) {
         let selectors: Vec<Selector> = selectors.iter().map(|s| sel(s)).collect();
-        self.conn
-            .on_activate(request, &selectors, snapshots, self.now, &mut self.fx);
+        self.conn.on_activate(
+            request,
+            &selectors,
+            snapshots,
+            false,
+            self.now,
+            &mut self.fx,
+        );
     }
 
     pub(super) fn live(&mut self, q: &Arc<SharedQuote>, max_hz: Option<f32>) {
