@@ -292,10 +292,8 @@ impl<V> PrefixIndex<V> {
                 )
             }
             None => {
-                let mut keys: Vec<&'a Arc<str>> = self
-                    .keys_under(prefix)
-                    .filter(|k| &***k > after)
-                    .collect();
+                let mut keys: Vec<&'a Arc<str>> =
+                    self.keys_under(prefix).filter(|k| &***k > after).collect();
                 keys.sort();
                 Box::new(keys.into_iter())
             }

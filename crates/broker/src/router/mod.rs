@@ -17,16 +17,17 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender, TryRecvError, TrySendError};
 use mio::Waker;
-use tickwire_protocol::{server, PrefixIndex, Quote, Selector};
-use tickwire_ws::frame::{header_len, write_header, OpCode};
+use tickwire_protocol::{PrefixIndex, Quote, Selector};
 
 use crate::messages::{IngestBatch, RouterCmd, SharedQuote, WorkerMsg};
 use outbox::Outbox;
 use snapshots::SnapshotJob;
 
+mod encode;
 mod outbox;
 mod snapshots;
 use crate::metrics::{self, LatencyRecorder, Metrics};
+use encode::encode;
 
 /// Ingest batches handled before the router flushes to workers, so a deep
 /// backlog still reaches subscribers in steady slices.
@@ -413,35 +414,6 @@ impl Router {
 /// (O(length of the topic) probes).
 fn interest_mask(interest: &PrefixIndex<u64>, topic: &str) -> u64 {
     interest.matching(topic).fold(0, |mask, (_, m)| mask | m)
-}
-
-/// Encodes `quote` once per wire format as complete server frames.
-fn encode(
-    quote: &Quote,
-    topic: Arc<str>,
-    seq: u64,
-    decoded_at: Instant,
-    scratch: &mut Vec<u8>,
-) -> SharedQuote {
-    scratch.clear();
-    server::json_quote(quote, seq, scratch);
-    let json_frame = frame(OpCode::Text, scratch);
-    scratch.clear();
-    server::binary_quote(quote, seq, scratch);
-    let binary_frame = frame(OpCode::Binary, scratch);
-    SharedQuote {
-        topic,
-        json_frame,
-        binary_frame,
-        decoded_at,
-    }
-}
-
-fn frame(opcode: OpCode, payload: &[u8]) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(header_len(payload.len(), false) + payload.len());
-    write_header(&mut out, opcode, true, payload.len(), None);
-    out.extend_from_slice(payload);
-    out.into_boxed_slice()
 }
 
 #[cfg(test)]
