@@ -64,6 +64,7 @@ fn every_contract_family_is_typed_from_start_up() {
         ("tickwire_slow_consumer_closes_total", "counter"),
         ("tickwire_delivery_latency_seconds", "summary"),
         ("tickwire_frames_out_total", "counter"),
+        ("tickwire_socket_writes_total", "counter"),
         ("tickwire_bytes_out_total", "counter"),
         ("tickwire_request_errors_total", "counter"),
         ("tickwire_queue_depth", "gauge"),
@@ -116,6 +117,11 @@ fn counters_and_latency_move_when_quotes_flow() {
     assert_eq!(s.value("tickwire_quotes_in_total"), 20.0);
     assert_eq!(s.value("tickwire_deliveries_total"), 20.0);
     assert!(s.value("tickwire_frames_out_total") >= 20.0);
+    let writes = s.value("tickwire_socket_writes_total");
+    assert!(
+        writes >= 1.0 && writes <= s.value("tickwire_frames_out_total"),
+        "writes {writes}"
+    );
     assert!(s.value("tickwire_bytes_out_total") > 20.0 * 100.0);
     assert_eq!(s.value("tickwire_connections{kind=\"subscriber\"}"), 1.0);
     assert_eq!(s.value("tickwire_connections{kind=\"producer\"}"), 1.0);

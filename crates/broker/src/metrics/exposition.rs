@@ -68,6 +68,12 @@ pub fn render(m: &Metrics) -> String {
     );
     counter(
         o,
+        "tickwire_socket_writes_total",
+        "Write calls to subscriber sockets (one writev each; over TLS, calls into the TLS layer): frames_out / socket_writes = frames per syscall.",
+        m.socket_writes.load(Relaxed),
+    );
+    counter(
+        o,
         "tickwire_bytes_out_total",
         "Bytes written to subscriber sockets.",
         m.bytes_out.load(Relaxed),

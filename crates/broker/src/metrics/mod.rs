@@ -117,6 +117,7 @@ pub struct Metrics {
     request_errors: [AtomicU64; ERROR_CODES.len()],
     tls_handshakes: [AtomicU64; TlsHandshake::ALL.len()],
     pub frames_out: AtomicU64,
+    pub socket_writes: AtomicU64,
     /// Batches waiting in each router → worker queue, sampled by the worker.
     pub worker_queue_depth: Vec<AtomicU64>,
     /// Batches waiting in the ingest → router queue, sampled by the router.
@@ -159,6 +160,7 @@ impl Metrics {
             request_errors: Default::default(),
             tls_handshakes: Default::default(),
             frames_out: AtomicU64::new(0),
+            socket_writes: AtomicU64::new(0),
             worker_queue_depth: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             ingest_queue_depth: AtomicU64::new(0),
             delivery_latency: window(),

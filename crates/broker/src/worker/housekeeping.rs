@@ -42,6 +42,7 @@ impl Worker {
         self.last_publish = now;
         let m = &self.metrics;
         metrics::add(&m.frames_out, std::mem::take(&mut self.frames_out));
+        metrics::add(&m.socket_writes, std::mem::take(&mut self.socket_writes));
         if let Some(depth) = m.worker_queue_depth.get(self.id) {
             depth.store(self.rx.len() as u64, Ordering::Relaxed);
         }

@@ -150,6 +150,8 @@ pub struct Worker {
     /// Router send → this worker picking the batch up.
     hop_latency: LatencyRecorder,
     frames_out: u64,
+    /// Write calls to subscriber sockets since the last publish.
+    socket_writes: u64,
     /// Quotes handed to sockets since the last metrics update.
     deliveries: u64,
     last_publish: Instant,
@@ -218,6 +220,7 @@ impl Worker {
             delivery_latency: LatencyRecorder::default(),
             hop_latency: LatencyRecorder::default(),
             frames_out: 0,
+            socket_writes: 0,
             deliveries: 0,
             last_publish: Instant::now(),
         })

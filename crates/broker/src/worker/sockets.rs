@@ -1,7 +1,7 @@
 //! The socket side of a worker: accepting, reading into connections, and
 //! writing what they queued (when: see `cork`).
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -210,12 +210,14 @@ impl Worker {
                 OutFrame::Owned(_) => {}
             }
         };
-        let result = conn.link.outbound().write_to(
-            &mut conn.transport,
-            FLUSH_LIMIT,
-            &mut written,
-            &mut on_sent,
-        );
+        let mut socket = CountedWrites {
+            inner: &mut conn.transport,
+            calls: &mut self.socket_writes,
+        };
+        let result =
+            conn.link
+                .outbound()
+                .write_to(&mut socket, FLUSH_LIMIT, &mut written, &mut on_sent);
         metrics::add(&self.metrics.bytes_out, written as u64);
         // TLS: records rustls still holds count as not written yet.
         let result = result.and_then(|drained| match conn.transport.flush_tls() {
@@ -244,5 +246,27 @@ impl Worker {
             }
             Err(_) => self.remove(slot),
         }
+    }
+}
+
+/// A writer that counts its write calls (`tickwire_socket_writes_total`).
+struct CountedWrites<'a, W> {
+    inner: &'a mut W,
+    calls: &'a mut u64,
+}
+
+impl<W: Write> Write for CountedWrites<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        *self.calls += 1;
+        self.inner.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        *self.calls += 1;
+        self.inner.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
