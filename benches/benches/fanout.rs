@@ -40,7 +40,11 @@ impl Fanout {
         let waker = Arc::new(Waker::new(poll.registry(), Token(1)).expect("mio waker"));
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut router = Router::new(
-            vec![WorkerLink { tx, waker }],
+            vec![WorkerLink {
+                tx,
+                waker,
+                slices_queued: Default::default(),
+            }],
             1_000,
             Arc::new(Metrics::default()),
         );
@@ -112,7 +116,7 @@ impl Fanout {
         let mut on_sent = |_: &OutFrame| sent += 1;
         for out in &mut self.outbound {
             let drained = out
-                .write_to(&mut sink, &mut written, &mut on_sent)
+                .write_to(&mut sink, usize::MAX, &mut written, &mut on_sent)
                 .expect("sink write");
             debug_assert!(drained);
         }
