@@ -365,7 +365,10 @@ impl Router {
                     return;
                 }
                 Err(TrySendError::Full(msg)) => outbox.put(msg, &self.metrics),
-                Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Disconnected(_)) => {
+                    self.worker_gone(worker);
+                    return;
+                }
             }
         } else {
             outbox.put(msg, &self.metrics);
@@ -387,6 +390,7 @@ impl Router {
                 }
                 Err(TrySendError::Disconnected(_)) => {
                     *outbox = Outbox::default();
+                    self.worker_gone(worker);
                     return;
                 }
             }

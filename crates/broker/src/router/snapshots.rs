@@ -150,6 +150,11 @@ impl Router {
         }
     }
 
+    /// A worker stopped (its channel is closed): its jobs can never finish.
+    pub(super) fn worker_gone(&mut self, worker: usize) {
+        self.jobs.retain(|j| j.worker != worker);
+    }
+
     /// Stops the job of a connection that went away.
     pub(super) fn cancel_snapshots(&mut self, worker: usize, conn: ConnId) {
         self.jobs

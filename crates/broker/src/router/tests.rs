@@ -287,3 +287,18 @@ fn a_cancelled_snapshot_stops_and_patterns_are_not_walked_twice() {
     assert_eq!(rxs[0].try_iter().count(), 0);
     assert!(router.jobs.is_empty());
 }
+
+#[test]
+fn the_jobs_of_a_worker_that_stopped_are_dropped() {
+    let (mut router, mut rxs, _polls) = router_with(1, 10_000);
+    let names: Vec<String> = (0..1000).map(|i| format!("T.{i:04}")).collect();
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    publish(&mut router, &all);
+    drop(rxs.pop()); // the worker's end of its channel is gone
+    subscribe(&mut router, 0, "*", true);
+    assert!(
+        router.jobs.is_empty(),
+        "no job waits for a worker that is gone"
+    );
+    assert_eq!(router.idle_wait(), PUBLISH_INTERVAL);
+}

@@ -41,7 +41,8 @@ impl RequestBucket {
 /// connection are taken one at a time: while one is outstanding (until its
 /// last slice has arrived), the connection's further input waits (a client
 /// cannot pipeline a hundred `*` snapshots before the first one is charged,
-/// and the router holds one snapshot job per connection at most);
+/// and the router holds one snapshot job per connection at most; with the
+/// rate off, 0, requests are not held and several jobs may run);
 /// well-behaved clients only see each snapshot subscribe wait for the one
 /// before.
 pub(super) struct SnapshotBucket {

@@ -232,19 +232,22 @@ impl Subscriptions {
     /// new with no other active entry already delivering the topic (the
     /// client has its live quotes: a snapshot could be one of them again).
     /// An entry re-created by a later request (after an unsubscribe) is
-    /// that request's business.
+    /// that request's business. Only entries older than the request count
+    /// as delivering elsewhere: a later request's entry that is active while
+    /// this request's snapshot still arrives in slices gave up its own
+    /// snapshot of the topic because of this request's entry.
     fn snapshot_wanted(&self, request: u32, named: &HashSet<String>, topic: &str) -> bool {
         let (mut new_match, mut delivered_elsewhere) = (false, false);
         for (key, entry) in self.entries.matching(topic) {
+            // Request ids wrap; "older" is within half the range.
+            let age = request.wrapping_sub(entry.request) as i32;
             if named.contains(&**key) {
-                // Request ids wrap; "older" is within half the range.
-                let age = request.wrapping_sub(entry.request) as i32;
                 match age {
                     1.. => return true, // existed before: re-subscribed
                     0 => new_match = true,
                     _ => {} // re-created after this request
                 }
-            } else if entry.active {
+            } else if entry.active && age > 0 {
                 delivered_elsewhere = true;
             }
         }

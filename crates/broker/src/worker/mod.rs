@@ -300,7 +300,7 @@ impl Worker {
                 next_sweep = self.now + SWEEP_INTERVAL;
             }
             // The sweep or the shutdown may have resumed paused reads.
-            busy |= !self.unread.is_empty();
+            busy |= !self.unread.is_empty() || !self.write_again.is_empty();
             if let Some(deadline) = shutdown_deadline {
                 if self.conns.is_empty() || self.now >= deadline {
                     break;

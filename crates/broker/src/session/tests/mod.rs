@@ -193,6 +193,23 @@ impl Client {
         );
     }
 
+    /// An activation whose snapshot continues in slices.
+    pub(super) fn activate_sliced(
+        &mut self,
+        request: u32,
+        selectors: &[&str],
+        snapshots: Vec<Arc<SharedQuote>>,
+    ) {
+        let selectors: Vec<Selector> = selectors.iter().map(|s| sel(s)).collect();
+        self.conn
+            .on_activate(request, &selectors, snapshots, true, self.now, &mut self.fx);
+    }
+
+    pub(super) fn slice(&mut self, request: u32, quotes: Vec<Arc<SharedQuote>>, more: bool) {
+        self.conn
+            .on_snapshots(request, quotes, more, self.now, &mut self.fx);
+    }
+
     pub(super) fn live(&mut self, q: &Arc<SharedQuote>, max_hz: Option<f32>) {
         let interval = max_hz.map(throttle::spacing);
         self.conn.on_quote(q, interval, self.now, &mut self.fx);

@@ -264,3 +264,23 @@ fn snapshot_requests_over_the_snapshot_rate_are_refused_until_it_recovers() {
     c.request(r#"{"op":"subscribe","topics":["C*"],"id":4}"#);
     assert_eq!(kinds(&c.frames()), ["subscribed"]);
 }
+
+/// With the snapshot rate off, a second subscribe is taken while the first
+/// one's snapshot still arrives in slices. Its new entry gives up its own
+/// snapshot of a topic the first request's pattern covers; the pattern's
+/// slice must then still bring it.
+#[test]
+fn a_later_entry_does_not_cancel_a_sliced_snapshot_it_deferred_to() {
+    let mut c = Client::upgraded(config());
+    c.request(r#"{"op":"subscribe","topics":["*"]}"#);
+    c.request(r#"{"op":"subscribe","topics":["ZZZ"]}"#);
+    c.activate_sliced(0, &["*"], vec![quote("AAA", 3)]);
+    // `*` is live: ZZZ's own snapshot would repeat what `*` brings.
+    c.activate(1, &["ZZZ"], vec![quote("ZZZ", 7)]);
+    c.slice(0, vec![quote("ZZZ", 7)], false);
+    c.live(&quote("ZZZ", 8), None);
+    assert_eq!(
+        kinds(&c.frames()),
+        ["subscribed", "subscribed", "Q AAA 3", "Q ZZZ 7", "Q ZZZ 8"]
+    );
+}
