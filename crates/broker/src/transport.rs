@@ -118,8 +118,16 @@ impl Read for Transport {
 }
 
 impl Write for Transport {
+    /// Plain TCP: `send(2)`, not `write(2)`: a socket write through the VFS
+    /// takes the file-position lock and the generic write path (~7% of the
+    /// broker's CPU at 50k deliveries/s, one frame per call).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_vectored(&[IoSlice::new(buf)])
+        match self {
+            Transport::Plain(s) => {
+                socket2::SockRef::from(&*s).send_with_flags(buf, libc::MSG_NOSIGNAL)
+            }
+            Transport::Tls(t) => tls_io::write_plain(&mut t.tls, &mut t.sock, &[IoSlice::new(buf)]),
+        }
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

@@ -73,9 +73,12 @@ pub const FLUSH_LIMIT: usize = 64 * 1024;
 
 /// Work per loop turn before everything is flushed and sockets get a look
 /// again. Under load, router messages pile up in the channel and a turn
-/// takes several of them: more frames per `writev`, fewer syscalls per
-/// delivery (the kernel's TCP send path is most of the cost).
-pub const WORK_PER_TURN: u64 = 8192;
+/// takes several of them: more frames per write, fewer syscalls per
+/// delivery (the kernel's TCP send path is most of the cost). 32,768
+/// routings (~32 frames per connection with 1,000 subscribers) took
+/// peerbench scenario A from 0.58× to 0.99× uWebSockets; 131,072 did no
+/// better (docs/performance.md).
+pub const WORK_PER_TURN: u64 = 32_768;
 
 /// Counts a turn's work against [`WORK_PER_TURN`].
 #[derive(Debug, Default)]

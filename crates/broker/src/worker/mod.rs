@@ -152,6 +152,8 @@ pub struct Worker {
     frames_out: u64,
     /// Write calls to subscriber sockets since the last publish.
     socket_writes: u64,
+    /// Frames of one write, copied together (see `sockets::SocketWriter`).
+    write_buf: Vec<u8>,
     /// Quotes handed to sockets since the last metrics update.
     deliveries: u64,
     last_publish: Instant,
@@ -221,6 +223,7 @@ impl Worker {
             hop_latency: LatencyRecorder::default(),
             frames_out: 0,
             socket_writes: 0,
+            write_buf: Vec::new(),
             deliveries: 0,
             last_publish: Instant::now(),
         })
