@@ -13,6 +13,7 @@ pub mod topic;
 
 mod bincode_legacy;
 mod json_write;
+mod key_map;
 
 pub use prefix_index::PrefixIndex;
 pub use quote::Quote;

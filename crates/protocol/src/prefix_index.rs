@@ -3,7 +3,9 @@
 //! session (its entries).
 //!
 //! Keys are selectors as written: `"AAPL"` (exact) or `"AA*"` (prefix). One
-//! hash map holds both kinds, so an exact lookup is a single probe. The
+//! map holds both kinds, so an exact lookup is a single probe (the map is a
+//! short vector while it holds a few keys, a hash map past that: see
+//! `key_map.rs`). The
 //! selectors matching a topic are found by probing the topic itself and then
 //! `topic[..n] + "*"` only for the lengths `n` at which some prefix is stored
 //! (a count per length is kept): at most 65 probes, usually one or two —
@@ -14,7 +16,9 @@
 //! subscribe costs O(topics it matches), never O(all topics). Per-connection
 //! indexes skip that (it costs a B-tree node per connection).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::key_map::KeyMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -22,7 +26,7 @@ use crate::topic::{Selector, MAX_TOPIC_LEN};
 
 pub struct PrefixIndex<V> {
     /// Exact keys and prefix keys (with their `*`), as written.
-    map: HashMap<Arc<str>, V>,
+    map: KeyMap<V>,
     /// How many prefixes of each length (without the `*`) are stored.
     prefix_lens: BTreeMap<u8, u32>,
     /// Exact keys in order, for `keys_under`; only in `ordered()` indexes.
@@ -83,7 +87,7 @@ impl<V> PrefixIndex<V> {
     /// An index without ordered exact keys (`keys_under` scans).
     pub fn new() -> PrefixIndex<V> {
         PrefixIndex {
-            map: HashMap::new(),
+            map: KeyMap::default(),
             prefix_lens: BTreeMap::new(),
             ordered: None,
         }
@@ -103,7 +107,7 @@ impl<V> PrefixIndex<V> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.len() == 0
     }
 
     pub fn get(&self, selector: &Selector) -> Option<&V> {
@@ -153,7 +157,7 @@ impl<V> PrefixIndex<V> {
     }
 
     fn insert_key(&mut self, key: Arc<str>, value: V) -> Option<V> {
-        if let Some(old) = self.map.get_mut(&*key) {
+        if let Some(old) = self.map.get_mut(&key) {
             return Some(std::mem::replace(old, value));
         }
         match key.strip_suffix('*') {
@@ -164,7 +168,7 @@ impl<V> PrefixIndex<V> {
                 }
             }
         }
-        self.map.insert(key, value);
+        self.map.insert_new(key, value);
         None
     }
 
@@ -264,7 +268,8 @@ impl<V> PrefixIndex<V> {
             ),
             None => Box::new(
                 self.map
-                    .keys()
+                    .iter()
+                    .map(|(k, _)| k)
                     .filter(move |k| !k.ends_with('*') && k.starts_with(prefix)),
             ),
         }
@@ -322,7 +327,10 @@ impl<V> PrefixIndex<V> {
         if let Some(ordered) = self.ordered.as_mut() {
             ordered.clear();
         }
-        self.map.drain().map(|(k, v)| (selector_of(&k), v))
+        self.map
+            .take_all()
+            .into_iter()
+            .map(|(k, v)| (selector_of(&k), v))
     }
 }
 

@@ -119,8 +119,8 @@ pub struct FrameDecoder {
     role: Role,
     limits: DecoderLimits,
     /// `Some` only while a fragmented message is in progress, so idle
-    /// connections hold no message buffer.
-    partial: Option<Partial>,
+    /// connections hold no message buffer (boxed: one pointer when idle).
+    partial: Option<Box<Partial>>,
     /// Once a violation is found the stream is unusable (frame boundaries
     /// may be lost); keep reporting the same error instead of guessing.
     failed: Option<ProtocolError>,
@@ -300,11 +300,11 @@ impl FrameDecoder {
                 let data = unmasked(payload, header.mask);
                 return finish(header.opcode, data).map(Some);
             }
-            None => Partial {
+            None => Box::new(Partial {
                 opcode: header.opcode,
                 data: Vec::new(),
                 valid_up_to: 0,
-            },
+            }),
         };
         let start = part.data.len();
         part.data.extend_from_slice(payload);
@@ -318,7 +318,8 @@ impl FrameDecoder {
             }
         }
         if header.fin {
-            finish(part.opcode, part.data).map(Some)
+            let Partial { opcode, data, .. } = *part;
+            finish(opcode, data).map(Some)
         } else {
             self.partial = Some(part);
             Ok(None)

@@ -39,6 +39,7 @@ impl Connection {
     /// Periodic check of every deadline: handshake, idle ping, dead peer,
     /// slow consumer, closing.
     pub fn on_tick(&mut self, now: Instant, fx: &mut Effects) {
+        self.out.free_buffers();
         if self.is_subscriber() && self.is_too_slow(now) {
             self.close_with(close::POLICY_VIOLATION, "slow consumer", now, fx);
             return;

@@ -336,6 +336,16 @@ impl Outbound {
         }
     }
 
+    /// Gives the queues' memory back when nothing waits: called on the
+    /// periodic tick, so an idle connection holds no queue buffer while a
+    /// busy one keeps reusing its own between ticks.
+    pub fn free_buffers(&mut self) {
+        if self.is_empty() {
+            self.priority = VecDeque::new();
+            self.data = VecDeque::new();
+        }
+    }
+
     fn release(&mut self) {
         if self.priority.capacity() > KEEP_CAPACITY {
             self.priority = VecDeque::new();

@@ -180,3 +180,25 @@ fn a_flush_stops_after_its_byte_limit_and_the_next_one_goes_on() {
     assert_eq!(turns, 3);
     assert_eq!(w.out.len(), 300);
 }
+
+#[test]
+fn an_emptied_queue_gives_its_memory_back_on_request_and_only_then() {
+    let mut out = Outbound::default();
+    out.push_data(OutFrame::Quote(quote("A", b"aaaa"), Format::Json));
+    out.free_buffers();
+    assert_eq!(out.queued_bytes(), 4, "nothing dropped while frames wait");
+    assert!(out.data.capacity() > 0);
+    let mut w = Trickle {
+        out: Vec::new(),
+        cap: usize::MAX,
+        budget: usize::MAX,
+    };
+    let mut n = 0;
+    assert!(out
+        .write_to(&mut w, usize::MAX, &mut n, &mut |_: &OutFrame| {})
+        .unwrap());
+    assert!(out.data.capacity() > 0, "kept between ticks");
+    out.free_buffers();
+    assert_eq!(out.data.capacity(), 0);
+    assert_eq!(out.priority.capacity(), 0);
+}

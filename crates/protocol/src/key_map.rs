@@ -1,0 +1,143 @@
+//! The key → value store behind a [`crate::PrefixIndex`]: a short vector
+//! while small, a hash map past [`SMALL`] keys. Most subscribers hold one to
+//! a few entries; a hash table costs at least four slots plus control bytes
+//! (~150 bytes for one entry), a vector exactly one slot (32 bytes). Up to
+//! eight keys a linear scan of short strings is as fast as hashing one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Keys kept in the vector before moving to a hash map.
+const SMALL: usize = 8;
+
+pub(crate) enum KeyMap<V> {
+    Small(Vec<(Arc<str>, V)>),
+    Large(HashMap<Arc<str>, V>),
+}
+
+impl<V> Default for KeyMap<V> {
+    fn default() -> Self {
+        KeyMap::Small(Vec::new())
+    }
+}
+
+impl<V> KeyMap<V> {
+    pub fn len(&self) -> usize {
+        match self {
+            KeyMap::Small(v) => v.len(),
+            KeyMap::Large(m) => m.len(),
+        }
+    }
+
+    pub fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &V)> {
+        match self {
+            KeyMap::Small(v) => v.iter().find(|(k, _)| **k == *key).map(|(k, v)| (k, v)),
+            KeyMap::Large(m) => m.get_key_value(key),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.get_key_value(key).map(|(_, v)| v)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        match self {
+            KeyMap::Small(v) => v.iter_mut().find(|(k, _)| **k == *key).map(|(_, v)| v),
+            KeyMap::Large(m) => m.get_mut(key),
+        }
+    }
+
+    /// Inserts a key that is not present (the caller checked).
+    pub fn insert_new(&mut self, key: Arc<str>, value: V) {
+        match self {
+            KeyMap::Small(v) if v.len() < SMALL => {
+                // Grow one slot at a time: the point is not to over-allocate.
+                v.reserve_exact(1);
+                v.push((key, value));
+            }
+            KeyMap::Small(v) => {
+                let mut m: HashMap<Arc<str>, V> = std::mem::take(v).into_iter().collect();
+                m.insert(key, value);
+                *self = KeyMap::Large(m);
+            }
+            KeyMap::Large(m) => {
+                m.insert(key, value);
+            }
+        }
+    }
+
+    pub fn remove_entry(&mut self, key: &str) -> Option<(Arc<str>, V)> {
+        match self {
+            KeyMap::Small(v) => {
+                let i = v.iter().position(|(k, _)| **k == *key)?;
+                let entry = v.swap_remove(i);
+                if v.is_empty() {
+                    *v = Vec::new();
+                }
+                Some(entry)
+            }
+            KeyMap::Large(m) => m.remove_entry(key),
+        }
+    }
+
+    pub fn iter(&self) -> Iter<'_, V> {
+        match self {
+            KeyMap::Small(v) => Iter::Small(v.iter()),
+            KeyMap::Large(m) => Iter::Large(m.iter()),
+        }
+    }
+
+    /// Empties the map, returning every entry.
+    pub fn take_all(&mut self) -> Vec<(Arc<str>, V)> {
+        match std::mem::take(self) {
+            KeyMap::Small(v) => v,
+            KeyMap::Large(m) => m.into_iter().collect(),
+        }
+    }
+}
+
+pub(crate) enum Iter<'a, V> {
+    Small(std::slice::Iter<'a, (Arc<str>, V)>),
+    Large(std::collections::hash_map::Iter<'a, Arc<str>, V>),
+}
+
+impl<'a, V> Iterator for Iter<'a, V> {
+    type Item = (&'a Arc<str>, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Iter::Small(i) => i.next().map(|(k, v)| (k, v)),
+            Iter::Large(i) => i.next(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn behaves_alike_below_and_past_the_small_size() {
+        let mut map = KeyMap::default();
+        for i in 0..20u32 {
+            map.insert_new(Arc::from(format!("K{i}").as_str()), i);
+            assert_eq!(map.len(), i as usize + 1);
+            assert!(matches!(map, KeyMap::Small(_)) == (i < SMALL as u32));
+            for j in 0..=i {
+                assert_eq!(map.get(&format!("K{j}")), Some(&j));
+            }
+            assert_eq!(map.get("nope"), None);
+        }
+        *map.get_mut("K3").unwrap() = 33;
+        assert_eq!(
+            map.remove_entry("K3").map(|(k, v)| (k.to_string(), v)),
+            Some(("K3".into(), 33))
+        );
+        assert_eq!(map.remove_entry("K3"), None);
+        assert_eq!(map.iter().count(), 19);
+        let mut all: Vec<u32> = map.take_all().into_iter().map(|(_, v)| v).collect();
+        all.sort();
+        assert_eq!(all.len(), 19);
+        assert_eq!(map.len(), 0);
+    }
+}
