@@ -69,7 +69,7 @@ pub fn render(m: &Metrics) -> String {
     counter(
         o,
         "tickwire_socket_writes_total",
-        "Write calls to subscriber sockets (one writev each; over TLS, calls into the TLS layer): frames_out / socket_writes = frames per syscall.",
+        "Write calls to subscriber sockets (one send(2) each; over TLS, calls into the TLS layer): frames_out / socket_writes = frames per syscall.",
         m.socket_writes.load(Relaxed),
     );
     counter(

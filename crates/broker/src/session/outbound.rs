@@ -1,11 +1,13 @@
 //! One connection's outbound queue.
 //!
-//! Quotes are queued as `Arc`s to the router's encoded frames, never copied,
-//! and flushed with vectored writes (many frames per syscall). Control frames
+//! Quotes are queued as `Arc`s to the router's encoded frames, never copied
+//! into the queue, and flushed many frames per write (the worker's writer
+//! copies one call's frames into one contiguous `send`). Control frames
 //! (pong, ping, close, HTTP responses) have their own lane that is written
 //! before any queued data at the next frame boundary, so they are never
-//! delayed behind quotes. Buffers are released once drained so an idle
-//! connection holds no queue memory.
+//! delayed behind quotes. Buffers are released once drained (large ones at
+//! once, the rest on the idle tick) so an idle connection holds no queue
+//! memory.
 //!
 //! Quotes respect a strict byte budget. A quote that does not fit switches
 //! the queue to conflated delivery: each topic gets one slot holding its
@@ -22,7 +24,8 @@ use std::time::Instant;
 
 use crate::messages::{Format, SharedQuote};
 
-/// Frames handed to one `writev`; well under IOV_MAX (1024).
+/// Frames handed to one write call (well under IOV_MAX, 1024, where the
+/// writer passes them on as iovecs, as over TLS).
 const MAX_IOVECS: usize = 64;
 
 /// Queues that grew past this many frames are released, not kept, when

@@ -3,7 +3,7 @@
 //! - A connection is *corked* for the whole loop turn: whatever is queued
 //!   for it during the turn — quotes, replies, pongs, a close — is written
 //!   by one flush at the end of the turn ([`Cork::mark`] / [`Cork::take`]),
-//!   so many frames share a `writev`.
+//!   so many frames share one write.
 //! - A writable event does not flush at once either: it marks the
 //!   connection, which is flushed with the others at the end of the turn.
 //! - A turn ends once its work budget is spent ([`TurnBudget`]): every

@@ -210,10 +210,12 @@ impl Worker {
                 OutFrame::Owned(_) => {}
             }
         };
+        let coalesce = !conn.transport.is_tls();
         let mut socket = SocketWriter {
             inner: &mut conn.transport,
             calls: &mut self.socket_writes,
             buf: &mut self.write_buf,
+            coalesce,
         };
         let result =
             conn.link
@@ -250,17 +252,24 @@ impl Worker {
     }
 }
 
-/// How a flush hands frames to the socket: one contiguous `write` of the
-/// frames copied into a per-worker buffer, not a `writev` with an iovec per
-/// frame (copying ~160-byte frames costs less than the kernel's per-segment
-/// work; measured in docs/performance.md), and every call counted
-/// (`tickwire_socket_writes_total`).
+/// How a flush hands frames to the socket: on plain TCP one contiguous
+/// `send` of the frames copied into a per-worker buffer, not a `writev` with
+/// an iovec per frame (copying ~160-byte frames costs less than the kernel's
+/// per-segment work; measured in docs/performance.md); over TLS the frames
+/// go to rustls as they are (it seals them into records itself). Every call
+/// is counted (`tickwire_socket_writes_total`).
 struct SocketWriter<'a, W> {
     inner: &'a mut W,
     calls: &'a mut u64,
-    /// The worker's coalescing buffer, reused (never shrunk) across flushes.
+    /// The worker's coalescing buffer, reused across flushes.
     buf: &'a mut Vec<u8>,
+    /// Plain TCP: copy into `buf`; TLS: pass the slices through.
+    coalesce: bool,
 }
+
+/// At most this many bytes are copied for one call: a socket rarely takes
+/// more at once, and a short write is handled anyway.
+const COALESCE_LIMIT: usize = 64 * 1024;
 
 impl<W: Write> Write for SocketWriter<'_, W> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
@@ -270,14 +279,15 @@ impl<W: Write> Write for SocketWriter<'_, W> {
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         *self.calls += 1;
-        if let [one] = bufs {
-            return self.inner.write(one);
+        match bufs {
+            _ if !self.coalesce => self.inner.write_vectored(bufs),
+            [] => Ok(0),
+            // One frame, or a first one too big to be worth a copy.
+            [first, ..] if bufs.len() == 1 || first.len() >= COALESCE_LIMIT => {
+                self.inner.write(first)
+            }
+            _ => self.inner.write(coalesce(bufs, self.buf, COALESCE_LIMIT)),
         }
-        self.buf.clear();
-        for b in bufs {
-            self.buf.extend_from_slice(b);
-        }
-        self.inner.write(self.buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -285,34 +295,81 @@ impl<W: Write> Write for SocketWriter<'_, W> {
     }
 }
 
+/// The slices' bytes in order, up to `limit` of them (the last slice may be
+/// cut: the caller treats the result like a short write).
+fn coalesce<'b>(bufs: &[io::IoSlice<'_>], buf: &'b mut Vec<u8>, limit: usize) -> &'b [u8] {
+    buf.clear();
+    for b in bufs {
+        let room = limit.saturating_sub(buf.len());
+        if room == 0 {
+            break;
+        }
+        buf.extend_from_slice(b.get(..room).unwrap_or(b));
+    }
+    buf
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A socket that takes at most `room` bytes per call, recording calls.
+    struct Calls<'a> {
+        calls: &'a mut Vec<Vec<u8>>,
+        room: usize,
+    }
+
+    impl Write for Calls<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.room);
+            self.calls.push(buf[..n].to_vec());
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn frames_of_one_call_go_out_as_one_contiguous_write_and_are_counted() {
-        let mut sink: Vec<Vec<u8>> = Vec::new();
-        struct Calls<'a>(&'a mut Vec<Vec<u8>>);
-        impl Write for Calls<'_> {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.0.push(buf.to_vec());
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
+        let mut sink = Vec::new();
         let (mut calls, mut buf) = (0, Vec::new());
-        let mut inner = Calls(&mut sink);
+        let mut inner = Calls {
+            calls: &mut sink,
+            room: usize::MAX,
+        };
         let mut w = SocketWriter {
             inner: &mut inner,
             calls: &mut calls,
             buf: &mut buf,
+            coalesce: true,
         };
         let frames = [&b"aa"[..], b"bbb", b"c"].map(io::IoSlice::new);
         assert_eq!(w.write_vectored(&frames).unwrap(), 6);
         assert_eq!(w.write_vectored(&frames[..1]).unwrap(), 2);
         assert_eq!(calls, 2);
         assert_eq!(sink, [b"aabbbc".to_vec(), b"aa".to_vec()]);
+    }
+
+    #[test]
+    fn a_short_send_and_the_copy_limit_keep_the_bytes_in_frame_order() {
+        let mut sink = Vec::new();
+        let (mut calls, mut buf) = (0, Vec::new());
+        let mut inner = Calls {
+            calls: &mut sink,
+            room: 3,
+        };
+        let mut w = SocketWriter {
+            inner: &mut inner,
+            calls: &mut calls,
+            buf: &mut buf,
+            coalesce: true,
+        };
+        let frames = [&b"aa"[..], b"bbb", b"c"].map(io::IoSlice::new);
+        assert_eq!(w.write_vectored(&frames).unwrap(), 3, "a short send");
+        assert_eq!(sink, [b"aab".to_vec()]);
+        let mut out = Vec::new();
+        assert_eq!(coalesce(&frames, &mut out, 4), b"aabb", "cut at the limit");
+        assert_eq!(coalesce(&frames, &mut out, 100), b"aabbbc");
     }
 }
