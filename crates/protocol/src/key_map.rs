@@ -12,7 +12,11 @@ const SMALL: usize = 8;
 
 pub(crate) enum KeyMap<V> {
     Small(Vec<(Arc<str>, V)>),
-    Large(HashMap<Arc<str>, V>),
+    // Boxed for the enum's size, not the heap: the small variant is what
+    // nearly every per-connection index is, and it should not carry a hash
+    // map's 48 bytes inline.
+    #[allow(clippy::box_collection)]
+    Large(Box<HashMap<Arc<str>, V>>),
 }
 
 impl<V> Default for KeyMap<V> {
@@ -58,7 +62,7 @@ impl<V> KeyMap<V> {
             KeyMap::Small(v) => {
                 let mut m: HashMap<Arc<str>, V> = std::mem::take(v).into_iter().collect();
                 m.insert(key, value);
-                *self = KeyMap::Large(m);
+                *self = KeyMap::Large(Box::new(m));
             }
             KeyMap::Large(m) => {
                 m.insert(key, value);

@@ -123,7 +123,9 @@ pub struct FrameDecoder {
     partial: Option<Box<Partial>>,
     /// Once a violation is found the stream is unusable (frame boundaries
     /// may be lost); keep reporting the same error instead of guessing.
-    failed: Option<ProtocolError>,
+    /// Boxed: a healthy decoder (every idle connection has one) pays one
+    /// pointer for it.
+    failed: Option<Box<ProtocolError>>,
 }
 
 impl FrameDecoder {
@@ -149,12 +151,12 @@ impl FrameDecoder {
     /// completed a message or was a control frame. Header-level violations
     /// are reported as soon as the relevant header bytes are present.
     pub fn decode(&mut self, buf: &[u8]) -> Result<(usize, Option<Event>), ProtocolError> {
-        if let Some(e) = self.failed {
-            return Err(e);
+        if let Some(e) = &self.failed {
+            return Err(**e);
         }
         let result = self.decode_inner(buf);
         if let Err(e) = result {
-            self.failed = Some(e);
+            self.failed = Some(Box::new(e));
             // Drop any half-built message: nothing will complete it now.
             self.partial = None;
         }
