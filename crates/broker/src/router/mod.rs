@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{select, Receiver, Sender, TryRecvError};
 use mio::Waker;
 use tickwire_protocol::{PrefixIndex, Quote, Selector};
 
@@ -26,6 +26,7 @@ use snapshots::SnapshotJob;
 mod encode;
 mod outbox;
 mod snapshots;
+mod to_workers;
 use crate::metrics::{self, LatencyRecorder, Metrics};
 use encode::encode;
 
@@ -334,82 +335,6 @@ impl Router {
             BACKLOG_RETRY
         } else {
             PUBLISH_INTERVAL
-        }
-    }
-
-    fn send_pending(&mut self, worker: usize) {
-        let Some(pending) = self.pending.get_mut(worker) else {
-            return;
-        };
-        if !pending.is_empty() {
-            let quotes = std::mem::take(pending);
-            let sent_at = Instant::now();
-            self.send(worker, WorkerMsg::Quotes { quotes, sent_at });
-        } else {
-            self.drain_outbox(worker);
-        }
-    }
-
-    /// Hands `msg` to the worker without ever blocking: if its queue is
-    /// full (or already backed up), quotes wait in its outbox, conflated per
-    /// topic, and activations wait in order behind them. So a worker that
-    /// falls behind costs its own subscribers a `seq` gap, never the feed.
-    fn send(&mut self, worker: usize, msg: WorkerMsg) {
-        let Some(outbox) = self.outboxes.get_mut(worker) else {
-            return;
-        };
-        if outbox.is_empty() {
-            match self.workers[worker].tx.try_send(msg) {
-                Ok(()) => {
-                    self.to_wake |= 1 << worker;
-                    return;
-                }
-                Err(TrySendError::Full(msg)) => outbox.put(msg, &self.metrics),
-                Err(TrySendError::Disconnected(_)) => {
-                    self.worker_gone(worker);
-                    return;
-                }
-            }
-        } else {
-            outbox.put(msg, &self.metrics);
-        }
-        self.drain_outbox(worker);
-    }
-
-    fn drain_outbox(&mut self, worker: usize) {
-        let (Some(outbox), Some(link)) = (self.outboxes.get_mut(worker), self.workers.get(worker))
-        else {
-            return;
-        };
-        while let Some(msg) = outbox.take_next() {
-            match link.tx.try_send(msg) {
-                Ok(()) => self.to_wake |= 1 << worker,
-                Err(TrySendError::Full(msg)) => {
-                    outbox.put_back(msg);
-                    return;
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    *outbox = Outbox::default();
-                    self.worker_gone(worker);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Sends each worker its quotes of this round and wakes it once.
-    pub fn flush(&mut self) {
-        for w in 0..self.workers.len() {
-            self.send_pending(w);
-        }
-        while self.to_wake != 0 {
-            let w = self.to_wake.trailing_zeros() as usize;
-            self.to_wake &= self.to_wake - 1;
-            if let Some(link) = self.workers.get(w) {
-                if let Err(e) = link.waker.wake() {
-                    tracing::error!(worker = w, error = %e, "cannot wake worker");
-                }
-            }
         }
     }
 }

@@ -1,0 +1,102 @@
+//! What the router sends a worker: shared quotes to route to the
+//! connections, and answers to subscribes (activations and snapshot slices).
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::cork::TurnBudget;
+use super::Worker;
+use crate::messages::{ConnId, WorkerMsg};
+use crate::session::{Connection, Effects};
+
+impl Worker {
+    /// Handles router messages until the channel is empty (false) or the
+    /// turn's work budget is spent (true: more may be waiting).
+    pub(super) fn handle_router_msgs(&mut self) -> bool {
+        let mut budget = TurnBudget::default();
+        while !budget.exhausted() {
+            let Ok(msg) = self.rx.try_recv() else {
+                return false;
+            };
+            match msg {
+                WorkerMsg::Quotes { quotes, sent_at } => {
+                    self.hop_latency
+                        .record_n(sent_at.elapsed(), quotes.len() as u64);
+                    for quote in &quotes {
+                        let targets = self.routes.targets(&quote.topic);
+                        budget.charge(targets.len());
+                        for target in targets.iter() {
+                            if let Some(conn) = self.conns.get_mut(target.slot) {
+                                conn.link.on_quote(
+                                    quote,
+                                    target.min_interval,
+                                    self.now,
+                                    &mut self.fx,
+                                );
+                                // The per-delivery path: a quote asks for
+                                // no action but a timer, rarely.
+                                if self.fx.actions.is_empty() {
+                                    self.cork.mark(target.slot);
+                                } else {
+                                    self.after_event(target.slot);
+                                }
+                            }
+                        }
+                    }
+                }
+                WorkerMsg::Activate {
+                    conn,
+                    request,
+                    selectors,
+                    snapshots,
+                    more,
+                } => {
+                    budget.charge(snapshots.len());
+                    if more {
+                        self.slice_handled(&mut budget);
+                    }
+                    self.on_answer(conn, |link, now, fx| {
+                        link.on_activate(request, &selectors, snapshots, more, now, fx)
+                    });
+                }
+                WorkerMsg::Snapshots {
+                    conn,
+                    request,
+                    quotes,
+                    more,
+                } => {
+                    self.slice_handled(&mut budget);
+                    self.on_answer(conn, |link, now, fx| {
+                        link.on_snapshots(request, quotes, more, now, fx)
+                    });
+                }
+            }
+        }
+        true
+    }
+
+    /// A snapshot slice ends the turn: its quotes are flushed, and live
+    /// quotes behind it go next, before the router sends another slice.
+    fn slice_handled(&mut self, budget: &mut TurnBudget) {
+        self.slices_queued.fetch_sub(1, Ordering::AcqRel);
+        budget.end_turn();
+    }
+
+    /// Hands connection `conn` the router's answer to its subscribe.
+    fn on_answer(
+        &mut self,
+        conn: ConnId,
+        step: impl FnOnce(&mut Connection, Instant, &mut Effects),
+    ) {
+        let Some(c) = self.conns.get_mut(conn.slot).filter(|c| c.id == conn) else {
+            return;
+        };
+        let paused = !c.link.wants_read();
+        step(&mut c.link, self.now, &mut self.fx);
+        if paused && c.link.wants_read() {
+            // Its reading waited for this answer.
+            self.unread.push(conn.slot);
+        }
+        self.after_event(conn.slot);
+    }
+}
