@@ -330,13 +330,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn frames_of_one_call_go_out_as_one_contiguous_write_and_are_counted() {
+    /// Writes `frames` in one call through a coalescing writer over a
+    /// socket taking `room` bytes per call: (bytes taken, calls counted,
+    /// what each socket call received).
+    fn write_once(frames: &[&[u8]], room: usize, calls_before: u64) -> (usize, u64, Vec<Vec<u8>>) {
         let mut sink = Vec::new();
-        let (mut calls, mut buf) = (0, Vec::new());
+        let (mut calls, mut buf) = (calls_before, Vec::new());
         let mut inner = Calls {
             calls: &mut sink,
-            room: usize::MAX,
+            room,
         };
         let mut w = SocketWriter {
             inner: &mut inner,
@@ -344,32 +346,35 @@ mod tests {
             buf: &mut buf,
             coalesce: true,
         };
-        let frames = [&b"aa"[..], b"bbb", b"c"].map(io::IoSlice::new);
-        assert_eq!(w.write_vectored(&frames).unwrap(), 6);
-        assert_eq!(w.write_vectored(&frames[..1]).unwrap(), 2);
-        assert_eq!(calls, 2);
-        assert_eq!(sink, [b"aabbbc".to_vec(), b"aa".to_vec()]);
+        let slices: Vec<io::IoSlice<'_>> = frames.iter().map(|f| io::IoSlice::new(f)).collect();
+        let n = w
+            .write_vectored(&slices)
+            .expect("the fake socket never fails");
+        (n, calls, sink)
+    }
+
+    #[test]
+    fn frames_of_one_call_go_out_as_one_contiguous_write_and_are_counted() {
+        let frames: [&[u8]; 3] = [b"aa", b"bbb", b"c"];
+        assert_eq!(
+            write_once(&frames, usize::MAX, 0),
+            (6, 1, vec![b"aabbbc".to_vec()])
+        );
+        assert_eq!(
+            write_once(&frames[..1], usize::MAX, 1),
+            (2, 2, vec![b"aa".to_vec()])
+        );
     }
 
     #[test]
     fn a_short_send_and_the_copy_limit_keep_the_bytes_in_frame_order() {
-        let mut sink = Vec::new();
-        let (mut calls, mut buf) = (0, Vec::new());
-        let mut inner = Calls {
-            calls: &mut sink,
-            room: 3,
-        };
-        let mut w = SocketWriter {
-            inner: &mut inner,
-            calls: &mut calls,
-            buf: &mut buf,
-            coalesce: true,
-        };
-        let frames = [&b"aa"[..], b"bbb", b"c"].map(io::IoSlice::new);
-        assert_eq!(w.write_vectored(&frames).unwrap(), 3, "a short send");
+        let frames: [&[u8]; 3] = [b"aa", b"bbb", b"c"];
+        let (n, _, sink) = write_once(&frames, 3, 0);
+        assert_eq!(n, 3, "a short send");
         assert_eq!(sink, [b"aab".to_vec()]);
+        let slices = frames.map(io::IoSlice::new);
         let mut out = Vec::new();
-        assert_eq!(coalesce(&frames, &mut out, 4), b"aabb", "cut at the limit");
-        assert_eq!(coalesce(&frames, &mut out, 100), b"aabbbc");
+        assert_eq!(coalesce(&slices, &mut out, 4), b"aabb", "cut at the limit");
+        assert_eq!(coalesce(&slices, &mut out, 100), b"aabbbc");
     }
 }
