@@ -3,9 +3,27 @@
 # then the browser tests of the dashboard (browser-tests/, node --test:
 # Playwright driving Debian's chromium, and the decoder golden test).
 # This is the README's test command; .ci/run calls it. On a fresh machine it
-# installs what the browser tests need (chromium, browser-tests/node_modules).
+# installs what the tests need (chromium, nats-server, browser-tests/node_modules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# A fresh machine has none of these: install them (Debian's chromium and
+# nats-server, the pinned playwright-core from the npm registry).
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+need_apt=()
+[[ ! -x "$chromium" && "$chromium" == /usr/bin/chromium ]] && need_apt+=(chromium)
+# The https browser test makes its certificate with the openssl CLI.
+command -v openssl >/dev/null || need_apt+=(openssl)
+# The cluster tests (crates/broker/tests/cluster.rs) run a real nats-server -js.
+[[ -n "${NATS_SERVER:-}" ]] || command -v nats-server >/dev/null || need_apt+=(nats-server)
+if ((${#need_apt[@]})); then
+  echo "== installing ${need_apt[*]} (apt-get)"
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need_apt[@]}"
+fi
+
 cargo test --workspace --all-targets "$@"
 
 echo "== browser tests (browser-tests/)"
@@ -14,20 +32,6 @@ if [[ -z "${TICKWIRE_BIN:-}" ]]; then
   cargo build -p tickwire-broker
   bin="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/debug/tickwire"
   export TICKWIRE_BIN="$bin"
-fi
-# A fresh machine has neither: install them (Debian's chromium, the pinned
-# playwright-core from the npm registry).
-chromium="${CHROMIUM:-/usr/bin/chromium}"
-need_apt=()
-[[ ! -x "$chromium" && "$chromium" == /usr/bin/chromium ]] && need_apt+=(chromium)
-# The https browser test makes its certificate with the openssl CLI.
-command -v openssl >/dev/null || need_apt+=(openssl)
-if ((${#need_apt[@]})); then
-  echo "== installing ${need_apt[*]} (apt-get)"
-  sudo=""
-  [[ $(id -u) -eq 0 ]] || sudo="sudo"
-  $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need_apt[@]}"
 fi
 if [[ ! -d browser-tests/node_modules/playwright-core ]] && command -v npm >/dev/null; then
   echo "== installing browser-tests/node_modules (npm ci)"

@@ -8,8 +8,10 @@
 //!   subscribers and writes them.
 
 pub mod auth;
+mod cluster;
 pub mod config;
 pub mod demo;
+mod epoch;
 mod ingest;
 mod listener;
 mod messages;
@@ -39,7 +41,7 @@ use mio::{Poll, Waker};
 use config::ms;
 pub use config::Config;
 use metrics::Metrics;
-use router::{Router, WorkerLink};
+use router::{Router, RouterLink, WorkerLink};
 use worker::{Worker, WorkerParts, WorkerSettings};
 
 /// Bound on queued subscribe/interest commands from workers to the router.
@@ -54,7 +56,7 @@ pub struct Broker {
     certs: Vec<Arc<tls::ReloadableCert>>,
     /// The JWT key SIGHUP re-reads, with `[auth]`.
     auth: Option<Arc<auth::Entitlements>>,
-    epoch: Arc<str>,
+    epoch: Arc<epoch::Epoch>,
     metrics: Arc<Metrics>,
     shutdown: Arc<AtomicBool>,
     wakers: Vec<Arc<Waker>>,
@@ -71,7 +73,7 @@ impl Broker {
         let workers = config.worker_count();
         let metrics = Arc::new(Metrics::new(workers));
         let shutdown = Arc::new(AtomicBool::new(false));
-        let epoch: Arc<str> = new_epoch().into();
+        let epoch = Arc::new(epoch::Epoch::new_local());
 
         let ws_listeners = listener::bind_group(config.ws_addr(), workers)?;
         let ws_addr = ws_listeners
@@ -162,10 +164,34 @@ impl Broker {
         }
         drop(cmd_tx);
 
-        let router = Router::new(links, config.ingest.max_topics, metrics.clone());
+        let mut router = Router::new(links, config.ingest.max_topics, metrics.clone());
+        let mut link_rx = crossbeam_channel::never();
+        let mut link_ready = None;
+        if let Some(c) = &config.cluster {
+            let started = cluster::start(c, metrics.clone(), epoch.clone())?;
+            let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+            router = router.with_cluster(RouterLink::new(
+                started.handle,
+                ms(c.fetch_timeout_ms),
+                ready_tx,
+            ));
+            link_rx = started.events;
+            link_ready = Some((ready_rx, ms(c.startup_wait_ms)));
+            threads.push(started.thread);
+        }
         threads.push(spawn("router".into(), move || {
-            router.run(ingest_rx, cmd_rx)
+            router.run(ingest_rx, cmd_rx, link_rx)
         })?);
+        // Producers are taken once the cluster's stored seq of every topic
+        // is known (or the wait is over), so a restart continues `seq`.
+        if let Some((ready, wait)) = link_ready {
+            if ready.recv_timeout(wait).is_err() {
+                tracing::warn!(
+                    wait_ms = wait.as_millis() as u64,
+                    "cluster link not up in time; serving alone until it is"
+                );
+            }
+        }
 
         let poll = Poll::new()?;
         wakers.push(Arc::new(Waker::new(poll.registry(), ingest::WAKER)?));
@@ -190,7 +216,7 @@ impl Broker {
         }
 
         let tls_shown = tls_addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
-        tracing::info!(%ws_addr, tls_addr = %tls_shown, %ingest_addr, ingest_tls = config.ingest.tls.is_some(), workers, epoch = %epoch, "tickwire listening");
+        tracing::info!(%ws_addr, tls_addr = %tls_shown, %ingest_addr, ingest_tls = config.ingest.tls.is_some(), workers, epoch = %epoch.current(), cluster = config.cluster.is_some(), "tickwire listening");
         Ok(Broker {
             ws_addr,
             tls_addr,
@@ -263,8 +289,14 @@ impl Broker {
         errors
     }
 
-    pub fn epoch(&self) -> &str {
-        &self.epoch
+    /// The epoch acks carry now (the cluster's once the link is set up).
+    pub fn epoch(&self) -> String {
+        self.epoch.current().to_string()
+    }
+
+    /// True while `[cluster]` is configured and its link is up.
+    pub fn cluster_up(&self) -> bool {
+        self.metrics.cluster.is_up()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -305,18 +337,4 @@ impl Drop for Broker {
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(name).spawn(f)
-}
-
-/// 64 random-enough bits as 16 hex digits: different on every start, so
-/// clients can tell that `seq` numbering restarted.
-fn new_epoch() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    hasher.write_u128(nanos);
-    hasher.write_u32(std::process::id());
-    format!("{:016x}", hasher.finish())
 }

@@ -4,6 +4,7 @@
 //! format can be tested exhaustively and reused by the broker and the client.
 //! Decoders treat their input as hostile: they return errors, never panic.
 
+pub mod cluster;
 pub mod control;
 pub mod ingest;
 pub mod prefix_index;

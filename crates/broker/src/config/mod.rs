@@ -10,9 +10,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod auth;
+mod cluster;
 mod tls;
 mod validate;
 pub use auth::{AuthConfig, MIN_HS256_SECRET};
+pub use cluster::ClusterConfig;
 pub use tls::{IngestTlsConfig, TlsConfig};
 
 /// Upper bound on every `*_ms` duration key: a day. Deadlines are computed
@@ -37,6 +39,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Subscriber entitlements (JWT); absent = every topic for everyone.
     pub auth: Option<AuthConfig>,
+    /// Several brokers joined through NATS; absent = a single broker.
+    pub cluster: Option<ClusterConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

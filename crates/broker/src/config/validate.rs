@@ -122,6 +122,11 @@ impl Config {
             auth.check()
                 .map_err(|(key, problem)| invalid(key, problem))?;
         }
+        if let Some(cluster) = &self.cluster {
+            cluster
+                .check()
+                .map_err(|(key, problem)| invalid(key, problem))?;
+        }
         Ok(())
     }
 

@@ -209,6 +209,7 @@ pub fn render(m: &Metrics) -> String {
         &m.router_worker_latency,
         now,
     );
+    super::cluster::render(o, &m.cluster, now);
     gauge(
         o,
         "tickwire_uptime_seconds",
@@ -238,17 +239,23 @@ fn sample(o: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::
     let _ = writeln!(o, " {value}");
 }
 
-fn counter(o: &mut String, name: &str, help: &str, value: u64) {
+pub(super) fn counter(o: &mut String, name: &str, help: &str, value: u64) {
     family(o, name, "counter", help);
     sample(o, name, &[], value);
 }
 
-fn gauge(o: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+pub(super) fn gauge(o: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
     family(o, name, "gauge", help);
     sample(o, name, &[], value);
 }
 
-fn summary(o: &mut String, name: &str, help: &str, window: &Mutex<LatencyWindow>, now: Instant) {
+pub(super) fn summary(
+    o: &mut String,
+    name: &str,
+    help: &str,
+    window: &Mutex<LatencyWindow>,
+    now: Instant,
+) {
     let (q, (count, sum)) = {
         let mut w = window.lock();
         (w.quantiles(now), w.totals())

@@ -5,6 +5,7 @@
 //! there is no lock and little cache-line traffic on the hot path. The
 //! `/metrics` exposition reads these.
 
+mod cluster;
 mod exposition;
 mod latency;
 
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tickwire_protocol::control::ErrorCode;
 
+pub use cluster::ClusterMetrics;
 pub use exposition::{render, CONTENT_TYPE};
 pub use latency::{LatencyRecorder, LatencyWindow, Quantiles};
 
@@ -128,6 +130,7 @@ pub struct Metrics {
     pub ingest_router_latency: Mutex<LatencyWindow>,
     /// Router sends a batch → the worker picks it up.
     pub router_worker_latency: Mutex<LatencyWindow>,
+    pub cluster: ClusterMetrics,
     pub started: Instant,
 }
 
@@ -166,6 +169,7 @@ impl Metrics {
             delivery_latency: window(),
             ingest_router_latency: window(),
             router_worker_latency: window(),
+            cluster: ClusterMetrics::new(now),
             started: now,
         }
     }

@@ -19,10 +19,14 @@ use crossbeam_channel::{select, Receiver, Sender, TryRecvError};
 use mio::Waker;
 use tickwire_protocol::{PrefixIndex, Quote, Selector};
 
+use crate::cluster::LinkEvent;
 use crate::messages::{IngestBatch, RouterCmd, SharedQuote, WorkerMsg};
+use cluster::Activation;
+pub use cluster::RouterLink;
 use outbox::Outbox;
 use snapshots::SnapshotJob;
 
+mod cluster;
 mod encode;
 mod outbox;
 mod snapshots;
@@ -57,6 +61,9 @@ struct Topic {
     interest_gen: u64,
     /// The router's accept count at this topic's last quote.
     accepted: u64,
+    /// When this broker's ingest last had a quote for it (cluster: conflict
+    /// detection); None if never.
+    local_at: Option<Instant>,
 }
 
 pub struct Router {
@@ -84,6 +91,8 @@ pub struct Router {
     /// Ingest decode → router pickup, merged into `metrics` periodically.
     hop_latency: LatencyRecorder,
     last_publish: Instant,
+    /// The NATS link, when `[cluster]` is configured.
+    cluster: Option<RouterLink>,
 }
 
 impl Router {
@@ -105,6 +114,7 @@ impl Router {
             scratch: Vec::with_capacity(512),
             hop_latency: LatencyRecorder::default(),
             last_publish: Instant::now(),
+            cluster: None,
         }
     }
 
@@ -114,9 +124,22 @@ impl Router {
     /// `subscribed` ack (sent after the command was queued) must receive any
     /// quote published after that, so no batch may overtake an earlier
     /// command.
-    pub fn run(mut self, ingest_rx: Receiver<IngestBatch>, cmd_rx: Receiver<RouterCmd>) {
+    pub fn run(
+        mut self,
+        ingest_rx: Receiver<IngestBatch>,
+        cmd_rx: Receiver<RouterCmd>,
+        link_rx: Receiver<LinkEvent>,
+    ) {
         loop {
             self.drain_cmds(&cmd_rx);
+            // Quotes from other brokers, bounded per round like ingest.
+            for _ in 0..INGEST_BATCHES_PER_ROUND {
+                match link_rx.try_recv() {
+                    Ok(event) => self.on_link_event(event),
+                    Err(_) => break,
+                }
+            }
+            self.release_parked(Instant::now());
             let mut handled = 0;
             let mut ingest_open = true;
             while handled < INGEST_BATCHES_PER_ROUND {
@@ -152,6 +175,11 @@ impl Router {
                         }
                         Err(_) => return,
                     },
+                    recv(link_rx) -> event => {
+                        if let Ok(event) = event {
+                            self.on_link_event(event);
+                        }
+                    },
                     // Wake now and then to publish stats even when idle.
                     default(self.idle_wait()) => {}
                 }
@@ -184,40 +212,51 @@ impl Router {
         metrics::add(&self.metrics.quotes_in, batch.quotes.len() as u64);
         self.hop_latency
             .record_n(batch.decoded_at.elapsed(), batch.quotes.len() as u64);
+        if let Some(link) = &mut self.cluster {
+            link.start_batch();
+        }
         for quote in &batch.quotes {
             self.accept(quote, batch.decoded_at);
         }
     }
 
-    fn accept(&mut self, quote: &Quote, decoded_at: Instant) {
-        let name: Arc<str> = match self.topics.exact_key_value(quote.topic.as_str()) {
-            Some((name, _)) => name.clone(),
-            None => {
-                if self.topics.len() >= self.max_topics {
-                    if self.metrics.topics_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                        tracing::warn!(max_topics = self.max_topics, topic = %quote.topic, "topic limit reached; quotes for new topics are dropped");
-                    }
-                    return;
-                }
-                let name: Arc<str> = Arc::from(quote.topic.as_str());
-                let workers = interest_mask(&self.interest, &name);
-                self.topics.insert_exact(
-                    name.clone(),
-                    Topic {
-                        seq: 0,
-                        last: None,
-                        workers,
-                        interest_gen: self.interest_gen,
-                        accepted: 0,
-                    },
-                );
-                metrics::gauge_add(&self.metrics.topics, 1);
-                name
+    /// The topic's shared name, creating the topic if there is room.
+    fn topic_name(&mut self, topic: &str) -> Option<Arc<str>> {
+        if let Some((name, _)) = self.topics.exact_key_value(topic) {
+            return Some(name.clone());
+        }
+        if self.topics.len() >= self.max_topics {
+            if self.metrics.topics_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(max_topics = self.max_topics, %topic, "topic limit reached; quotes for new topics are dropped");
             }
+            return None;
+        }
+        let name: Arc<str> = Arc::from(topic);
+        let workers = interest_mask(&self.interest, &name);
+        self.topics.insert_exact(
+            name.clone(),
+            Topic {
+                seq: 0,
+                last: None,
+                workers,
+                interest_gen: self.interest_gen,
+                accepted: 0,
+                local_at: None,
+            },
+        );
+        metrics::gauge_add(&self.metrics.topics, 1);
+        Some(name)
+    }
+
+    fn accept(&mut self, quote: &Quote, decoded_at: Instant) {
+        let Some(name) = self.topic_name(&quote.topic) else {
+            return;
         };
         let Some(topic) = self.topics.exact_mut(&name) else {
             return;
         };
+        let first_here = topic.local_at.is_none();
+        topic.local_at = Some(decoded_at);
         if topic.interest_gen != self.interest_gen {
             topic.workers = interest_mask(&self.interest, &name);
             topic.interest_gen = self.interest_gen;
@@ -225,6 +264,8 @@ impl Router {
         self.accepted += 1;
         topic.accepted = self.accepted;
         topic.seq += 1;
+        // Only clustered: the name is staged for publishing below.
+        let staged = self.cluster.is_some().then(|| name.clone());
         let shared = Arc::new(encode(
             quote,
             name,
@@ -234,11 +275,20 @@ impl Router {
         ));
         let mut mask = topic.workers;
         topic.last = Some(shared.clone());
+        let seq = topic.seq;
         while mask != 0 {
             let w = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             if let Some(pending) = self.pending.get_mut(w) {
                 pending.push(shared.clone());
+            }
+        }
+        if let Some(name) = staged {
+            if first_here {
+                self.follow(&name);
+            }
+            if let Some(link) = &mut self.cluster {
+                link.stage(quote, &name, seq);
             }
         }
     }
@@ -253,50 +303,83 @@ impl Router {
                 snapshot,
                 interest_add,
             } => {
-                for selector in &interest_add {
-                    self.add_interest(worker, selector);
-                }
-                let (snapshots, more) = if snapshot {
-                    let mut job =
-                        SnapshotJob::new(worker, conn, request, &selectors, self.accepted);
-                    let (first, more) = self.snapshot_slice(&mut job);
-                    if more {
-                        self.jobs.push_back(job);
+                let mut fresh = Vec::new();
+                for selector in interest_add {
+                    if self.add_interest(worker, &selector) {
+                        fresh.push(selector);
                     }
-                    (first, more)
-                } else {
-                    (Vec::new(), false)
-                };
-                // Quotes already numbered for this worker go first: the
-                // activation marks the point after which quotes are newer
-                // than the snapshot.
-                self.send_pending(worker);
-                if more {
-                    self.slice_sent(worker);
                 }
-                self.send(
+                let activation = Activation {
                     worker,
-                    WorkerMsg::Activate {
-                        conn,
-                        request,
-                        selectors,
-                        snapshots,
-                        more,
-                    },
-                );
+                    conn,
+                    request,
+                    selectors,
+                    snapshot,
+                };
+                if let Some(activation) = self.cluster_gate(fresh, activation) {
+                    self.activate(activation);
+                }
             }
             RouterCmd::CancelSnapshots { worker, conn } => self.cancel_snapshots(worker, conn),
             RouterCmd::DropInterest { worker, selectors } => {
-                for selector in &selectors {
-                    self.drop_interest(worker, selector);
+                let mut gone = Vec::new();
+                for selector in selectors {
+                    if self.drop_interest(worker, &selector) {
+                        gone.push(selector);
+                    }
+                }
+                if let Some(link) = &mut self.cluster {
+                    link.unwatch(gone);
                 }
             }
         }
     }
 
-    fn add_interest(&mut self, worker: usize, selector: &Selector) {
+    /// The router's half of a subscribe: the snapshot (first slice) and the
+    /// `Activate` that marks where live quotes start.
+    fn activate(&mut self, a: Activation) {
+        let Activation {
+            worker,
+            conn,
+            request,
+            selectors,
+            snapshot,
+        } = a;
+        let (snapshots, more) = if snapshot {
+            let mut job = SnapshotJob::new(worker, conn, request, &selectors, self.accepted);
+            let (first, more) = self.snapshot_slice(&mut job);
+            if more {
+                self.jobs.push_back(job);
+            }
+            (first, more)
+        } else {
+            (Vec::new(), false)
+        };
+        // Quotes already numbered for this worker go first: the
+        // activation marks the point after which quotes are newer
+        // than the snapshot.
+        self.send_pending(worker);
+        if more {
+            self.slice_sent(worker);
+        }
+        self.send(
+            worker,
+            WorkerMsg::Activate {
+                conn,
+                request,
+                selectors,
+                snapshots,
+                more,
+            },
+        );
+    }
+
+    /// Returns true when no worker had interest in `selector` before.
+    fn add_interest(&mut self, worker: usize, selector: &Selector) -> bool {
         let bit = 1u64 << worker;
-        *self.interest.get_or_insert_with(selector, || 0).0 |= bit;
+        let mask = self.interest.get_or_insert_with(selector, || 0).0;
+        let was_none = *mask == 0;
+        *mask |= bit;
         match selector {
             Selector::Exact(name) => {
                 if let Some(topic) = self.topics.exact_mut(name) {
@@ -306,14 +389,18 @@ impl Router {
             }
             Selector::Prefix(_) => self.interest_gen += 1,
         }
+        was_none
     }
 
-    fn drop_interest(&mut self, worker: usize, selector: &Selector) {
+    /// Returns true when no worker has interest in `selector` any more.
+    fn drop_interest(&mut self, worker: usize, selector: &Selector) -> bool {
         let bit = 1u64 << worker;
+        let mut gone = false;
         if let Some(mask) = self.interest.get_mut(selector) {
             *mask &= !bit;
             if *mask == 0 {
                 self.interest.remove(selector);
+                gone = true;
             }
         }
         match selector {
@@ -326,15 +413,21 @@ impl Router {
             }
             Selector::Prefix(_) => self.interest_gen += 1,
         }
+        gone
     }
 
     /// How long to wait for input when idle: short while an outbox holds
     /// quotes for a worker that is catching up.
     fn idle_wait(&self) -> Duration {
         if self.outboxes.iter().any(|o| !o.is_empty()) || !self.jobs.is_empty() {
-            BACKLOG_RETRY
-        } else {
-            PUBLISH_INTERVAL
+            return BACKLOG_RETRY;
+        }
+        // A subscribe waiting for the cluster's stored quotes gives up on time.
+        match self.cluster.as_ref().and_then(RouterLink::next_deadline) {
+            Some(at) => at
+                .saturating_duration_since(Instant::now())
+                .min(PUBLISH_INTERVAL),
+            None => PUBLISH_INTERVAL,
         }
     }
 }

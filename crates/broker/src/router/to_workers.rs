@@ -72,6 +72,9 @@ impl Router {
 
     /// Sends each worker its quotes of this round and wakes it once.
     pub fn flush(&mut self) {
+        if let Some(link) = &mut self.cluster {
+            link.flush();
+        }
         for w in 0..self.workers.len() {
             self.send_pending(w);
         }

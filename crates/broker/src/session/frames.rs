@@ -138,7 +138,7 @@ impl Connection {
                         }
                         // Held until the router has taken the command.
                         session.gate.issue();
-                        server::json_subscribed(id, &topics, &self.config.epoch)
+                        server::json_subscribed(id, &topics, &self.config.epoch.current())
                     }
                     Err((code, message)) => {
                         fx.actions.push(Action::RequestError(code));

@@ -72,7 +72,7 @@ pub struct SessionConfig {
     pub disconnect_after: Duration,
     pub stall_timeout: Duration,
     /// Sent in every `subscribed` ack.
-    pub epoch: Arc<str>,
+    pub epoch: Arc<crate::epoch::Epoch>,
     /// `[server] allowed_origins`: empty = any Origin.
     pub allowed_origins: Vec<String>,
     /// `[auth]`: subscriber entitlements; None = every topic for everyone.
@@ -108,7 +108,7 @@ impl WallClock {
 impl SessionConfig {
     pub fn from_config(
         c: &Config,
-        epoch: Arc<str>,
+        epoch: Arc<crate::epoch::Epoch>,
         auth: Option<Arc<Entitlements>>,
     ) -> SessionConfig {
         SessionConfig {
@@ -163,6 +163,8 @@ pub enum Action {
     ArmTimer { at: Instant, topic: Arc<str> },
     /// `GET /metrics`: call [`Connection::on_metrics`] with the rendering.
     ServeMetrics,
+    /// `GET /healthz`: call [`Connection::on_health`].
+    ServeHealth,
     /// The connection became a subscriber (upgrade done).
     Opened,
     /// The connection stopped being a subscriber.
@@ -334,6 +336,10 @@ impl Connection {
                 self.read_buf = Vec::new();
                 fx.actions.push(Action::ServeMetrics);
             }
+            HttpOutcome::Health => {
+                self.read_buf = Vec::new();
+                fx.actions.push(Action::ServeHealth);
+            }
             HttpOutcome::Respond(response) => {
                 self.out.push_priority(response);
                 self.start_closing(now);
@@ -378,6 +384,23 @@ impl Connection {
         if matches!(self.phase, Phase::Http) {
             let response =
                 tickwire_ws::http::response(200, "OK", &[], crate::metrics::CONTENT_TYPE, body);
+            self.out.push_priority(response);
+            self.start_closing(now);
+        }
+    }
+
+    /// The answer to `/healthz` asked for by [`Action::ServeHealth`]: `200
+    /// ok`, or `503 degraded: cluster link down` while a configured cluster
+    /// link is down (the broker still serves its own producers).
+    pub fn on_health(&mut self, cluster_down: bool, now: Instant) {
+        if matches!(self.phase, Phase::Http) {
+            let (status, reason, body): (u16, &str, &[u8]) = if cluster_down {
+                (503, "Service Unavailable", b"degraded: cluster link down")
+            } else {
+                (200, "OK", b"ok")
+            };
+            let response =
+                tickwire_ws::http::response(status, reason, &[], "text/plain; charset=utf-8", body);
             self.out.push_priority(response);
             self.start_closing(now);
         }

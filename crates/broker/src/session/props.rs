@@ -165,6 +165,7 @@ impl Model {
                 Action::Drop => self.dropped = true,
                 Action::CancelSnapshots => self.slicing.clear(),
                 Action::ServeMetrics
+                | Action::ServeHealth
                 | Action::Opened
                 | Action::Left
                 | Action::RequestError(_)

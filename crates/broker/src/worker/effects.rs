@@ -86,6 +86,12 @@ impl Worker {
                         conn.link.on_metrics(body.as_bytes(), self.now);
                     }
                 }
+                Action::ServeHealth => {
+                    let down = self.metrics.cluster.degraded();
+                    if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
+                        conn.link.on_health(down, self.now);
+                    }
+                }
                 Action::Opened => metrics::gauge_add(&self.metrics.subscriber_connections, 1),
                 Action::Left => metrics::gauge_add(&self.metrics.subscriber_connections, -1),
                 Action::SubscriptionsChanged(delta) => {

@@ -78,7 +78,7 @@ pub struct WorkerSettings {
 impl WorkerSettings {
     pub fn from_config(
         c: &Config,
-        epoch: Arc<str>,
+        epoch: Arc<crate::epoch::Epoch>,
         tls: Option<Arc<rustls::ServerConfig>>,
         auth: Option<Arc<crate::auth::Entitlements>>,
     ) -> WorkerSettings {

@@ -95,7 +95,12 @@ fn eventually(mut cond: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn a_full_deferred_queue_stops_reading_requests_until_the_router_catches_up() {
-    let mut settings = WorkerSettings::from_config(&Config::default(), "e".into(), None, None);
+    let mut settings = WorkerSettings::from_config(
+        &Config::default(),
+        Arc::new(crate::epoch::Epoch::fixed("e")),
+        None,
+        None,
+    );
     settings.deferred_limit = 2;
     let (w, router_rx) = BusyRouterWorker::start(settings);
     let (addr, metrics) = (w.addr, w.metrics.clone());
@@ -131,7 +136,12 @@ fn a_full_deferred_queue_stops_reading_requests_until_the_router_catches_up() {
 
 #[test]
 fn the_ack_is_not_written_before_the_router_has_taken_the_subscribe() {
-    let settings = WorkerSettings::from_config(&Config::default(), "e".into(), None, None);
+    let settings = WorkerSettings::from_config(
+        &Config::default(),
+        Arc::new(crate::epoch::Epoch::fixed("e")),
+        None,
+        None,
+    );
     let (w, router_rx) = BusyRouterWorker::start(settings);
     let (addr, metrics) = (w.addr, w.metrics.clone());
 

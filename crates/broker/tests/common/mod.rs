@@ -4,6 +4,7 @@
 //! sleeps as synchronisation.
 #![allow(dead_code)]
 
+pub mod nats;
 pub mod tls;
 
 use std::io::{ErrorKind, Read, Write};

@@ -238,3 +238,26 @@ fn too_many_subscribes_waiting_for_the_router_stop_reading() {
     assert!(c.conn.wants_read());
     assert_eq!(kinds(&c.frames()), ["subscribed"]);
 }
+
+#[test]
+fn health_is_ok_or_degraded_as_the_shell_says() {
+    for (down, status, body) in [
+        (false, "HTTP/1.1 200 ", "ok"),
+        (true, "HTTP/1.1 503 ", "degraded: cluster link down"),
+    ] {
+        let now = Instant::now();
+        let mut fx = Effects::default();
+        let mut conn = Connection::new(Arc::new(config()), now);
+        conn.on_bytes(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", now, &mut fx);
+        assert_eq!(fx.actions, [Action::ServeHealth]);
+        conn.on_health(down, now);
+        let mut wire = Vec::new();
+        let mut n = 0;
+        conn.outbound()
+            .write_to(&mut wire, usize::MAX, &mut n, &mut |_: &OutFrame| {})
+            .unwrap();
+        let text = String::from_utf8(wire).unwrap();
+        assert!(text.starts_with(status), "{text}");
+        assert!(text.ends_with(body), "{text}");
+    }
+}

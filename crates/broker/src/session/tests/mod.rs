@@ -37,7 +37,7 @@ pub(super) fn config() -> SessionConfig {
         slow_consumer_policy: SlowConsumerPolicy::Conflate,
         disconnect_after: Duration::from_secs(2),
         stall_timeout: Duration::from_secs(60),
-        epoch: "e".into(),
+        epoch: Arc::new(crate::epoch::Epoch::fixed("e")),
         allowed_origins: Vec::new(),
         auth: None,
         wall: WallClock::now(),

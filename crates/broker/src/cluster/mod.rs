@@ -1,0 +1,168 @@
+//! The cluster link: brokers joined through NATS (docs/cluster.md).
+//!
+//! One thread runs a current-thread tokio runtime with the async-nats
+//! client; nothing else in the broker sees tokio. The router talks to it
+//! through [`LinkHandle`] (an unbounded tokio channel whose quote load is
+//! bounded by a counter, so the router never blocks) and hears back through
+//! a bounded crossbeam channel of [`LinkEvent`]s it selects on beside its
+//! other inputs.
+//!
+//! What travels: each quote a broker ingests, numbered by that broker and
+//! encoded once (`tickwire_protocol::cluster`), on the subject of its topic.
+//! A JetStream stream keeps the newest message per subject: the cluster's
+//! last value and `seq` of every topic. A JetStream key-value bucket keeps
+//! the cluster `epoch`.
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use tickwire_protocol::cluster::ClusterQuote;
+use tickwire_protocol::Selector;
+use tokio::sync::mpsc;
+
+use crate::config::ClusterConfig;
+use crate::epoch::Epoch;
+use crate::metrics::{self, Metrics};
+
+mod link;
+mod store;
+
+/// Link → router events waiting; past it received quotes are dropped and
+/// counted (the router is saturated).
+const EVENT_QUEUE: usize = 4_096;
+
+/// One quote for the cluster: its payload, encoded once by the router.
+pub struct Publish {
+    pub topic: Arc<str>,
+    pub payload: Vec<u8>,
+}
+
+/// Router → link.
+pub enum LinkCmd {
+    Publish(Vec<Publish>),
+    /// The broker now has subscribers for these selectors: subscribe to
+    /// their subjects and fetch the newest stored quote of every topic they
+    /// cover; `ticket` comes back in [`LinkEvent::Fetched`].
+    Watch {
+        selectors: Vec<Selector>,
+        ticket: Option<u64>,
+    },
+    /// No subscriber for these selectors any more.
+    Unwatch {
+        selectors: Vec<Selector>,
+    },
+}
+
+/// Link → router.
+pub enum LinkEvent {
+    /// Quotes from other brokers: live, or fetched from the stream.
+    /// `stored`: from the stream (older than anything live).
+    Quotes {
+        quotes: Vec<ClusterQuote>,
+        stored: bool,
+    },
+    /// The fetch of a `Watch` is complete (or gave up).
+    Fetched { ticket: u64 },
+    /// The link is (again) set up and every stored quote was sent: the
+    /// router may tell the broker's start-up it is in step.
+    Loaded,
+}
+
+/// The router's end of the link.
+pub struct LinkHandle {
+    tx: mpsc::UnboundedSender<LinkCmd>,
+    /// Quotes handed to the link and not yet published.
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
+    /// This broker's id in every message it publishes (random per start):
+    /// its own quotes coming back are recognised and skipped.
+    pub origin: u64,
+    metrics: Arc<Metrics>,
+}
+
+impl LinkHandle {
+    pub fn is_up(&self) -> bool {
+        self.metrics.cluster.is_up()
+    }
+
+    /// Hands a round's quotes to the link; drops them (counted) while the
+    /// link is down or its queue is full. Never blocks.
+    pub fn publish(&self, batch: Vec<Publish>) {
+        let n = batch.len();
+        if n == 0 {
+            return;
+        }
+        let room = self.queued.load(Relaxed) + n <= self.max_queued;
+        if !self.is_up() || !room {
+            metrics::add(&self.metrics.cluster.publish_dropped, n as u64);
+            return;
+        }
+        self.queued.fetch_add(n, Relaxed);
+        if self.tx.send(LinkCmd::Publish(batch)).is_err() {
+            self.queued.fetch_sub(n, Relaxed);
+            metrics::add(&self.metrics.cluster.publish_dropped, n as u64);
+        }
+    }
+
+    /// Returns false when the link thread is gone.
+    pub fn send(&self, cmd: LinkCmd) -> bool {
+        self.tx.send(cmd).is_ok()
+    }
+}
+
+/// What `start` returns to the broker.
+pub struct Started {
+    pub handle: LinkHandle,
+    pub events: Receiver<LinkEvent>,
+    pub thread: JoinHandle<()>,
+}
+
+/// Starts the link thread. It connects (and keeps reconnecting) in the
+/// background; `metrics.cluster.up` says when it is set up.
+pub fn start(
+    config: &ClusterConfig,
+    metrics: Arc<Metrics>,
+    epoch: Arc<Epoch>,
+) -> io::Result<Started> {
+    metrics.cluster.enabled.store(true, Relaxed);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (event_tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let origin = crate::epoch::random_u64();
+    let handle = LinkHandle {
+        tx,
+        queued: queued.clone(),
+        max_queued: config.publish_queue,
+        origin,
+        metrics: metrics.clone(),
+    };
+    let shared = link::Shared {
+        config: config.clone(),
+        metrics,
+        epoch,
+        queued,
+        origin,
+        events: event_tx,
+    };
+    let thread = std::thread::Builder::new()
+        .name("cluster-link".into())
+        .spawn(move || link::run(shared, rx))?;
+    Ok(Started {
+        handle,
+        events,
+        thread,
+    })
+}
+
+/// Sends to the router without blocking the link's runtime; a full queue
+/// means the router is saturated: the event is dropped and counted.
+fn to_router(events: &Sender<LinkEvent>, metrics: &Metrics, event: LinkEvent) {
+    if let Err(crossbeam_channel::TrySendError::Full(LinkEvent::Quotes { quotes, .. })) =
+        events.try_send(event)
+    {
+        metrics::add(&metrics.cluster.receive_dropped, quotes.len() as u64);
+    }
+}

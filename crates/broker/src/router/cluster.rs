@@ -1,0 +1,268 @@
+//! The router's side of the cluster link: quotes it numbered go out once
+//! per round; quotes from other brokers come in with their `seq` and are
+//! delivered only when newer than the topic's (so a quote never reaches a
+//! subscriber twice and `seq` never goes backwards); a subscribe that makes
+//! this broker follow a selector it was not following waits (bounded) for
+//! the cluster's stored newest quotes, so its snapshot is the cluster's.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Sender;
+use tickwire_protocol::cluster::{self as wire, ClusterQuote};
+use tickwire_protocol::{Quote, Selector};
+
+use super::{interest_mask, Router};
+use crate::cluster::{LinkCmd, LinkEvent, LinkHandle, Publish};
+use crate::messages::ConnId;
+use crate::metrics;
+
+/// A quote from another broker for a topic this broker ingested this
+/// recently means two brokers publish the topic: a conflict.
+pub const CONFLICT_WINDOW: Duration = Duration::from_secs(5);
+
+/// The part of a subscribe done once its snapshot may be taken.
+pub struct Activation {
+    pub worker: usize,
+    pub conn: ConnId,
+    pub request: u32,
+    pub selectors: Vec<Selector>,
+    pub snapshot: bool,
+}
+
+struct Parked {
+    /// The fetch this activation waits for; None: it only keeps its place
+    /// behind earlier ones (activations leave in arrival order).
+    ticket: Option<u64>,
+    deadline: Instant,
+    activation: Activation,
+}
+
+pub struct RouterLink {
+    pub handle: LinkHandle,
+    outgoing: Vec<Publish>,
+    parked: VecDeque<Parked>,
+    next_ticket: u64,
+    fetch_timeout: Duration,
+    /// Told once, when the first set-up's stored quotes are all applied:
+    /// the broker's start waits for it before taking producers.
+    ready: Option<Sender<()>>,
+    /// Wall clock of the current ingest batch, for `sent_ns`.
+    batch_wall_ns: u64,
+}
+
+impl RouterLink {
+    pub fn new(handle: LinkHandle, fetch_timeout: Duration, ready: Sender<()>) -> RouterLink {
+        RouterLink {
+            handle,
+            outgoing: Vec::new(),
+            parked: VecDeque::new(),
+            next_ticket: 1,
+            fetch_timeout,
+            ready: Some(ready),
+            batch_wall_ns: 0,
+        }
+    }
+
+    pub fn start_batch(&mut self) {
+        self.batch_wall_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+    }
+
+    /// Encodes a quote this broker numbered, once, for the round's publish.
+    pub fn stage(&mut self, quote: &Quote, topic: &Arc<str>, seq: u64) {
+        let mut payload = Vec::new();
+        wire::encode_parts(
+            self.handle.origin,
+            seq,
+            self.batch_wall_ns,
+            quote,
+            &mut payload,
+        );
+        self.outgoing.push(Publish {
+            topic: topic.clone(),
+            payload,
+        });
+    }
+
+    pub fn flush(&mut self) {
+        if !self.outgoing.is_empty() {
+            self.handle.publish(std::mem::take(&mut self.outgoing));
+        }
+    }
+
+    /// Follow `selectors` over NATS and fetch their stored quotes; the
+    /// ticket to wait for.
+    fn watch(&mut self, selectors: Vec<Selector>) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.handle.send(LinkCmd::Watch {
+            selectors,
+            ticket: Some(ticket),
+        });
+        ticket
+    }
+
+    pub fn unwatch(&mut self, selectors: Vec<Selector>) {
+        if !selectors.is_empty() {
+            self.handle.send(LinkCmd::Unwatch { selectors });
+        }
+    }
+
+    /// When the earliest parked activation gives up waiting.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.parked.front().map(|p| p.deadline)
+    }
+}
+
+impl Router {
+    pub fn with_cluster(mut self, link: RouterLink) -> Router {
+        self.cluster = Some(link);
+        self
+    }
+
+    /// A subscribe whose `fresh` selectors no worker of this broker had
+    /// before: follow them; with a snapshot, wait for their stored quotes.
+    /// Returns the activation when it can run now.
+    pub(super) fn cluster_gate(
+        &mut self,
+        fresh: Vec<Selector>,
+        activation: Activation,
+    ) -> Option<Activation> {
+        let Some(link) = &mut self.cluster else {
+            return Some(activation);
+        };
+        let ticket = (!fresh.is_empty()).then(|| link.watch(fresh));
+        let wait = activation.snapshot && link.handle.is_up();
+        let ticket = ticket.filter(|_| wait);
+        if ticket.is_none() && link.parked.is_empty() {
+            return Some(activation);
+        }
+        link.parked.push_back(Parked {
+            ticket,
+            deadline: Instant::now() + link.fetch_timeout,
+            activation,
+        });
+        None
+    }
+
+    /// Runs parked activations whose fetch is done or overdue, in order.
+    pub(super) fn release_parked(&mut self, now: Instant) {
+        loop {
+            let Some(link) = &mut self.cluster else {
+                return;
+            };
+            let ready = link
+                .parked
+                .front()
+                .is_some_and(|p| p.ticket.is_none() || p.deadline <= now);
+            if !ready {
+                return;
+            }
+            if let Some(p) = link.parked.pop_front() {
+                self.activate(p.activation);
+            }
+        }
+    }
+
+    pub(super) fn on_link_event(&mut self, event: LinkEvent) {
+        let now = Instant::now();
+        match event {
+            LinkEvent::Quotes { quotes, stored } => {
+                for q in quotes {
+                    self.accept_remote(q, stored, now);
+                }
+            }
+            LinkEvent::Fetched { ticket } => {
+                if let Some(link) = &mut self.cluster {
+                    for p in link.parked.iter_mut() {
+                        if p.ticket == Some(ticket) {
+                            p.ticket = None;
+                        }
+                    }
+                }
+            }
+            LinkEvent::Loaded => {
+                if let Some(ready) = self.cluster.as_mut().and_then(|l| l.ready.take()) {
+                    let _ = ready.try_send(());
+                }
+            }
+        }
+        self.release_parked(now);
+    }
+
+    /// A quote numbered by another broker.
+    fn accept_remote(&mut self, q: ClusterQuote, stored: bool, now: Instant) {
+        let Some(link) = &self.cluster else {
+            return;
+        };
+        if q.origin == link.handle.origin {
+            return;
+        }
+        let Some(name) = self.topic_name(&q.quote.topic) else {
+            return;
+        };
+        let Some(topic) = self.topics.exact_mut(&name) else {
+            return;
+        };
+        let cm = &self.metrics.cluster;
+        let ingested_here = topic.local_at.is_some();
+        let recent = topic
+            .local_at
+            .is_some_and(|at| now.saturating_duration_since(at) < CONFLICT_WINDOW);
+        if recent && !stored {
+            let n = cm
+                .conflicts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            // Logged at 1, 2, 4, 8, …: visible, never a flood.
+            if n.is_power_of_two() {
+                tracing::warn!(topic = %name, seq = q.seq, ours = topic.seq, conflicts = n, "two brokers publish this topic; only newer seq is delivered");
+            }
+        }
+        if q.seq <= topic.seq {
+            metrics::add(&cm.stale, 1);
+            return;
+        }
+        topic.seq = q.seq;
+        if stored && ingested_here {
+            // Our own quote of this topic is newer in time than a stored one
+            // numbered past it: keep ours, continue the numbering from theirs.
+            return;
+        }
+        if topic.interest_gen != self.interest_gen {
+            topic.workers = interest_mask(&self.interest, &name);
+            topic.interest_gen = self.interest_gen;
+        }
+        self.accepted += 1;
+        topic.accepted = self.accepted;
+        let shared = Arc::new(super::encode::encode(
+            &q.quote,
+            name,
+            q.seq,
+            now,
+            &mut self.scratch,
+        ));
+        topic.last = Some(shared.clone());
+        let mut mask = topic.workers;
+        while mask != 0 {
+            let w = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if let Some(pending) = self.pending.get_mut(w) {
+                pending.push(shared.clone());
+            }
+        }
+    }
+
+    /// A topic this broker ingests is followed over NATS from its first
+    /// quote: quotes another broker publishes for it (a conflict) keep
+    /// this broker's numbering ahead of theirs.
+    pub(super) fn follow(&mut self, name: &Arc<str>) {
+        if let Some(link) = &mut self.cluster {
+            link.watch(vec![Selector::Exact(name.to_string())]);
+        }
+    }
+}

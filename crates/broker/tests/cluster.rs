@@ -1,0 +1,249 @@
+//! Several brokers joined through a real `nats-server -js` (docs/cluster.md):
+//! cross-broker delivery with one `seq`, a shared epoch, stored snapshots,
+//! `seq` continuing across restarts, NATS failures, and conflicts.
+
+mod common;
+
+use std::time::Duration;
+
+use common::nats::NatsServer;
+use common::*;
+use tickwire_broker::config::ClusterConfig;
+use tickwire_broker::{Broker, Config};
+use tickwire_client::Publisher;
+
+fn cluster_config(nats: &NatsServer) -> Config {
+    let mut config = test_config();
+    let mut cluster = ClusterConfig::new(nats.url());
+    cluster.reconnect_max_ms = 300;
+    cluster.startup_wait_ms = 20_000;
+    config.cluster = Some(cluster);
+    config
+}
+
+fn start_member(nats: &NatsServer) -> Broker {
+    let broker = start_with(cluster_config(nats));
+    assert!(wait_until(|| broker.cluster_up()), "cluster link comes up");
+    broker
+}
+
+fn health(broker: &Broker) -> String {
+    http(
+        broker.ws_addr(),
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+}
+
+fn metric(broker: &Broker, name: &str) -> f64 {
+    let text = http(
+        broker.ws_addr(),
+        "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Publishes `topic` through `producer` until each of `readers` has seen a
+/// quote of it (the remote subscription is in place); returns the seq each
+/// saw last. Bounded: PATIENCE worth of 200 ms tries.
+fn publish_until_seen(producer: &mut Publisher, topic: &str, readers: &mut [&mut Ws]) -> Vec<u64> {
+    let mut seen: Vec<Option<u64>> = vec![None; readers.len()];
+    for attempt in 0..100 {
+        publish(producer, quote(topic, 100.0 + attempt as f64));
+        for (ws, seen) in readers.iter_mut().zip(seen.iter_mut()) {
+            while let Some(tungstenite::Message::Text(text)) =
+                recv_within(ws, Duration::from_millis(200))
+            {
+                let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+                if v["type"] == "quote" && v["topic"] == topic {
+                    *seen = v["seq"].as_u64();
+                }
+            }
+        }
+        if seen.iter().all(Option::is_some) {
+            // Every reader has drained what was sent: all saw the same last.
+            return seen.into_iter().flatten().collect();
+        }
+    }
+    panic!("{topic} never reached every broker: {seen:?}");
+}
+
+fn quotes_of(ws: &mut Ws, topic: &str, n: usize) -> Vec<u64> {
+    (0..n)
+        .map(|_| loop {
+            let q = next_quote(ws);
+            if q["topic"] == topic {
+                break q["seq"].as_u64().expect("seq");
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_quote_reaches_every_broker_with_one_seq_and_patterns_work() {
+    let nats = NatsServer::start();
+    let a = start_member(&nats);
+    let b = start_member(&nats);
+    let mut on_a = connect(&a);
+    subscribe(&mut on_a, &["X.AAPL"], false);
+    let mut on_b = connect(&b);
+    subscribe(&mut on_b, &["X.*"], false);
+    let mut producer = publisher(&a);
+
+    let last = publish_until_seen(&mut producer, "X.AAPL", &mut [&mut on_a, &mut on_b]);
+    assert_eq!(last[0], last[1], "one seq on both brokers");
+    for i in 0..5 {
+        publish(&mut producer, quote("X.AAPL", 200.0 + i as f64));
+    }
+    let want: Vec<u64> = (last[0] + 1..=last[0] + 5).collect();
+    assert_eq!(quotes_of(&mut on_a, "X.AAPL", 5), want);
+    assert_eq!(
+        quotes_of(&mut on_b, "X.AAPL", 5),
+        want,
+        "same seq, none twice"
+    );
+    assert!(metric(&b, "tickwire_cluster_received_total") >= 5.0);
+    assert!(metric(&a, "tickwire_cluster_published_total") >= 5.0);
+}
+
+#[test]
+fn the_epoch_is_the_clusters_and_survives_a_restart() {
+    let nats = NatsServer::start();
+    let a = start_member(&nats);
+    let b = start_member(&nats);
+    let epoch = a.epoch();
+    assert_eq!(b.epoch(), epoch);
+    let mut ws = connect(&b);
+    let ack = subscribe(&mut ws, &["E"], false);
+    assert_eq!(ack["epoch"], epoch.as_str());
+    drop(ws);
+    drop(b);
+    let b = start_member(&nats);
+    assert_eq!(b.epoch(), epoch, "a restarted broker keeps the epoch");
+}
+
+#[test]
+fn a_late_broker_serves_stored_snapshots_and_seq_continues_after_a_restart() {
+    let nats = NatsServer::start();
+    let a = start_member(&nats);
+    let mut producer = publisher(&a);
+    for i in 0..3 {
+        publish(&mut producer, quote("S.ONE", 10.0 + i as f64));
+    }
+    assert!(wait_until(|| metric(
+        &a,
+        "tickwire_cluster_published_total"
+    ) >= 3.0));
+
+    // C starts later and never saw S.ONE: its snapshot is the stored one.
+    let c = start_member(&nats);
+    let snapshot = loop_until_snapshot(&c, "S.ONE", 3);
+    assert_eq!(snapshot["last"], 12.0);
+
+    // The ingesting broker restarts: seq continues at 4, seen on C.
+    drop(producer);
+    drop(a);
+    let a = start_member(&nats);
+    let mut on_c = connect(&c);
+    subscribe(&mut on_c, &["S.ONE"], false);
+    let mut producer = publisher(&a);
+    let seen = publish_until_seen(&mut producer, "S.ONE", &mut [&mut on_c]);
+    assert!(seen[0] >= 4, "seq continued after the restart: {seen:?}");
+}
+
+/// Subscribes with a snapshot until it is the stored quote with `seq`
+/// (the stream stores asynchronously); each try on a new connection.
+fn loop_until_snapshot(broker: &Broker, topic: &str, seq: u64) -> serde_json::Value {
+    for _ in 0..50 {
+        let mut ws = connect(broker);
+        subscribe(&mut ws, &[topic], true);
+        if let Some(tungstenite::Message::Text(text)) = recv_within(&mut ws, Duration::from_secs(1))
+        {
+            let q: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            if q["seq"].as_u64() == Some(seq) {
+                return q;
+            }
+        }
+    }
+    panic!("no stored snapshot of {topic} with seq {seq}");
+}
+
+#[test]
+fn nats_down_keeps_local_delivery_and_the_link_comes_back_by_itself() {
+    let mut nats = NatsServer::start();
+    let a = start_member(&nats);
+    let b = start_member(&nats);
+    let mut on_a = connect(&a);
+    subscribe(&mut on_a, &["F.X"], false);
+    let mut on_b = connect(&b);
+    subscribe(&mut on_b, &["F.X"], false);
+    let mut producer = publisher(&a);
+    publish_until_seen(&mut producer, "F.X", &mut [&mut on_a, &mut on_b]);
+    assert!(health(&a).ends_with("\r\n\r\nok"));
+
+    nats.kill();
+    assert!(wait_until(|| !a.cluster_up() && !b.cluster_up()));
+    let reply = health(&a);
+    assert!(reply.starts_with("HTTP/1.1 503 "), "{reply}");
+    assert!(reply.ends_with("degraded: cluster link down"), "{reply}");
+    // Local producers still reach local subscribers.
+    publish(&mut producer, quote("F.X", 1.0));
+    let q = next_quote(&mut on_a);
+    assert_eq!(q["last"], 1.0);
+    // A broker started while NATS is down serves alone.
+    let mut alone = cluster_config(&nats);
+    if let Some(c) = alone.cluster.as_mut() {
+        c.startup_wait_ms = 100;
+    }
+    let d = start_with(alone);
+    assert!(health(&d).starts_with("HTTP/1.1 503 "));
+    let mut on_d = connect(&d);
+    subscribe(&mut on_d, &["F.D"], false);
+    publish(&mut publisher(&d), quote("F.D", 7.0));
+    assert_eq!(next_quote(&mut on_d)["last"], 7.0);
+
+    nats.restart();
+    assert!(wait_until(|| a.cluster_up()
+        && b.cluster_up()
+        && d.cluster_up()));
+    assert!(health(&a).ends_with("ok") && health(&d).ends_with("ok"));
+    assert_eq!(a.epoch(), d.epoch(), "D adopted the cluster epoch");
+    publish_until_seen(&mut producer, "F.X", &mut [&mut on_b]);
+    assert!(metric(&a, "tickwire_cluster_disconnects_total") >= 1.0);
+}
+
+#[test]
+fn two_brokers_ingesting_one_topic_count_a_conflict_and_seq_never_goes_back() {
+    let nats = NatsServer::start();
+    let a = start_member(&nats);
+    let b = start_member(&nats);
+    let mut on_a = connect(&a);
+    subscribe(&mut on_a, &["C.X"], false);
+    let mut on_b = connect(&b);
+    subscribe(&mut on_b, &["C.X"], false);
+    let (mut pa, mut pb) = (publisher(&a), publisher(&b));
+    publish_until_seen(&mut pa, "C.X", &mut [&mut on_a, &mut on_b]);
+    publish_until_seen(&mut pb, "C.X", &mut [&mut on_a, &mut on_b]);
+    for i in 0..40 {
+        publish(&mut pa, quote("C.X", i as f64));
+        publish(&mut pb, quote("C.X", 1000.0 + i as f64));
+    }
+    for ws in [&mut on_a, &mut on_b] {
+        let mut last = 0;
+        // At least the 40 local quotes arrive; remote ones only when newer.
+        let mut local = 0;
+        while local < 40 {
+            let q = next_quote(ws);
+            let seq = q["seq"].as_u64().expect("seq");
+            assert!(seq > last, "seq went from {last} to {seq}");
+            last = seq;
+            local += 1;
+        }
+    }
+    assert!(wait_until(|| {
+        metric(&a, "tickwire_cluster_conflicts_total")
+            + metric(&b, "tickwire_cluster_conflicts_total")
+            >= 1.0
+    }));
+}
