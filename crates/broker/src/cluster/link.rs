@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_nats::connection::State;
 use async_nats::{Client, ConnectOptions, Event};
 use crossbeam_channel::Sender;
 use futures_util::{FutureExt, StreamExt};
@@ -128,6 +129,7 @@ impl Link {
             options = options.add_client_certificate(cert.into(), key.into());
         }
         let max_delay = ms(c.reconnect_max_ms);
+        let shared = self.shared.clone();
         let urls: Vec<String> = std::iter::once(c.nats_url.clone())
             .chain(c.nats_urls.iter().cloned())
             .collect();
@@ -141,7 +143,13 @@ impl Link {
             .reconnect_delay_callback(move |attempts| backoff(attempts, max_delay))
             .event_callback(move |event| {
                 let tx = state_tx.clone();
+                let shared = shared.clone();
                 async move {
+                    // Marked down here, at once, even while the event loop
+                    // is busy: /healthz and the router's publish gate see it.
+                    if matches!(event, Event::Disconnected | Event::Closed) {
+                        mark_down(&shared);
+                    }
                     let _ = tx.send(event);
                 }
             })
@@ -158,10 +166,7 @@ impl Link {
                 self.setup_due = Some(Instant::now());
             }
             Event::Disconnected | Event::Closed => {
-                if self.shared.metrics.cluster.up.swap(false, Relaxed) {
-                    metrics::add(&self.shared.metrics.cluster.disconnects, 1);
-                    tracing::warn!("cluster link down; serving local producers only, reconnecting");
-                }
+                mark_down(&self.shared);
                 self.setup_due = None;
             }
             Event::SlowConsumer(_) => {
@@ -227,10 +232,12 @@ impl Link {
         match cmd {
             LinkCmd::Publish(batch) => {
                 let n = batch.len();
-                let up = self.shared.metrics.cluster.is_up();
                 let mut sent = 0u64;
                 for p in batch {
-                    if !up {
+                    // Checked per quote: while disconnected the client would
+                    // buffer, then block this loop.
+                    let connected = client.connection_state() == State::Connected;
+                    if !connected || !self.shared.metrics.cluster.is_up() {
                         break;
                     }
                     let subject =
@@ -400,6 +407,13 @@ async fn send_patiently(shared: &Shared, mut event: LinkEvent) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
+    }
+}
+
+fn mark_down(shared: &Shared) {
+    if shared.metrics.cluster.up.swap(false, Relaxed) {
+        metrics::add(&shared.metrics.cluster.disconnects, 1);
+        tracing::warn!("cluster link down; serving local producers only, reconnecting");
     }
 }
 

@@ -107,6 +107,26 @@ impl LinkHandle {
         }
     }
 
+    /// A handle with no link thread: what the router sends arrives on the
+    /// returned receiver (router unit tests).
+    #[cfg(test)]
+    pub fn detached(
+        origin: u64,
+        max_queued: usize,
+        metrics: Arc<Metrics>,
+    ) -> (LinkHandle, mpsc::UnboundedReceiver<LinkCmd>) {
+        metrics.cluster.enabled.store(true, Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = LinkHandle {
+            tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+            max_queued,
+            origin,
+            metrics,
+        };
+        (handle, rx)
+    }
+
     /// Returns false when the link thread is gone.
     pub fn send(&self, cmd: LinkCmd) -> bool {
         self.tx.send(cmd).is_ok()

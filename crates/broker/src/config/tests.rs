@@ -164,3 +164,40 @@ fn semantic_error_names_key() {
     let err = Config::from_toml("[demo]\nrate = 0\n").unwrap_err();
     assert!(err.to_string().contains("demo.rate"), "{err}");
 }
+
+#[test]
+fn cluster_is_optional_and_checked_without_printing_secrets() {
+    assert_eq!(Config::default().cluster, None);
+    let c = Config::from_toml("[cluster]\nnats_url = \"nats://127.0.0.1:4222\"\n").unwrap();
+    assert_eq!(c.cluster, Some(ClusterConfig::new("nats://127.0.0.1:4222")));
+    let cluster = c.cluster.unwrap();
+    assert_eq!(cluster.stream_name(), "tickwire_last");
+    assert_eq!(cluster.bucket_name(), "tickwire_meta");
+    let bad = |extra: &str| {
+        Config::from_toml(&format!(
+            "[cluster]\nnats_url = \"nats://h:4222\"\n{extra}\n"
+        ))
+        .unwrap_err()
+        .to_string()
+    };
+    assert!(bad("subject_prefix = \"a..b\"").contains("cluster.subject_prefix"));
+    assert!(bad("subject_prefix = \"a.*\"").contains("cluster.subject_prefix"));
+    assert!(bad("nats_urls = [\"http://h\"]").contains("cluster.nats_url"));
+    let both = bad("token = \"s3cret-token\"\nuser = \"u\"\npassword = \"p\"");
+    assert!(
+        both.contains("cluster.creds_file") && !both.contains("s3cret"),
+        "{both}"
+    );
+    assert!(bad("user = \"u\"").contains("cluster.user"));
+    assert!(bad("cert_file = \"c.pem\"").contains("cluster.cert_file"));
+    assert!(bad("publish_queue = 0").contains("cluster.publish_queue"));
+    assert!(bad("replicas = 0").contains("cluster.replicas"));
+    assert!(bad("fetch_timeout_ms = 86400001").contains("cluster.fetch_timeout_ms"));
+    assert!(bad("reconnect_max_ms = 0").contains("cluster.reconnect_max_ms"));
+    assert!(bad("bogus = 1").contains("bogus"));
+    let dotted = Config::from_toml(
+        "[cluster]\nnats_url = \"tls://h:4222\"\nsubject_prefix = \"desk.eu-1\"\n",
+    )
+    .unwrap();
+    assert_eq!(dotted.cluster.unwrap().stream_name(), "desk_eu-1_last");
+}

@@ -266,3 +266,6 @@ impl Router {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,7 +2,7 @@ use super::*;
 use crate::messages::ConnId;
 use mio::{Poll, Token};
 
-fn quote(topic: &str) -> Quote {
+pub(super) fn quote(topic: &str) -> Quote {
     Quote {
         topic: topic.into(),
         bid: 1.0,
@@ -107,7 +107,7 @@ fn interest_follows_patterns_new_topics_and_drops() {
     assert_eq!(count(rx), 0);
 }
 
-fn router_with(
+pub(super) fn router_with(
     workers: usize,
     max_topics: usize,
 ) -> (
@@ -141,7 +141,7 @@ fn publish(router: &mut Router, topics: &[&str]) {
     router.flush();
 }
 
-fn live_topics(rx: &crossbeam_channel::Receiver<WorkerMsg>) -> Vec<String> {
+pub(super) fn live_topics(rx: &crossbeam_channel::Receiver<WorkerMsg>) -> Vec<String> {
     rx.try_iter()
         .flat_map(|m| match m {
             WorkerMsg::Quotes { quotes, .. } => quotes,

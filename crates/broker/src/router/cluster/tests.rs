@@ -1,0 +1,274 @@
+//! The router's cluster rules, with a detached link (no NATS): what is
+//! published, which remote quotes are delivered, conflicts, and subscribes
+//! waiting for stored quotes.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::*;
+use crate::messages::{IngestBatch, RouterCmd, WorkerMsg};
+use crate::router::tests::{quote, router_with};
+
+const OURS: u64 = 1;
+const THEIRS: u64 = 2;
+
+fn clustered(
+    up: bool,
+) -> (
+    Router,
+    crossbeam_channel::Receiver<WorkerMsg>,
+    UnboundedReceiver<LinkCmd>,
+    Vec<mio::Poll>,
+) {
+    let (router, mut rxs, polls) = router_with(1, 100);
+    let metrics = router.metrics.clone();
+    metrics.cluster.up.store(up, Relaxed);
+    let (handle, link_rx) = LinkHandle::detached(OURS, 10, metrics);
+    let (ready, _) = crossbeam_channel::bounded(1);
+    let router = router.with_cluster(RouterLink::new(handle, Duration::from_secs(60), ready));
+    (router, rxs.remove(0), link_rx, polls)
+}
+
+fn remote(topic: &str, origin: u64, seq: u64) -> ClusterQuote {
+    ClusterQuote {
+        origin,
+        seq,
+        sent_ns: 0,
+        quote: quote(topic),
+    }
+}
+
+fn subscribe(router: &mut Router, request: u32, selector: &str, snapshot: bool) {
+    let selector = Selector::parse(selector).unwrap();
+    router.handle_cmd(RouterCmd::Subscribe {
+        worker: 0,
+        conn: ConnId { slot: 0, serial: 1 },
+        request,
+        selectors: vec![selector.clone()],
+        snapshot,
+        interest_add: vec![selector],
+    });
+}
+
+/// Seqs of the quotes (live) and snapshots sent to the worker, in order.
+fn delivered(rx: &crossbeam_channel::Receiver<WorkerMsg>) -> Vec<String> {
+    let seq = |q: &crate::messages::SharedQuote| {
+        let json = String::from_utf8_lossy(&q.json_frame).into_owned();
+        let at = json.find("\"seq\":").map(|i| i + 6).unwrap_or(0);
+        json[at..].split(',').next().unwrap_or("").to_owned()
+    };
+    rx.try_iter()
+        .flat_map(|m| match m {
+            WorkerMsg::Quotes { quotes, .. } => quotes
+                .iter()
+                .map(|q| format!("{}#{}", q.topic, seq(q)))
+                .collect(),
+            WorkerMsg::Activate {
+                request, snapshots, ..
+            } => std::iter::once(format!("activate {request}"))
+                .chain(
+                    snapshots
+                        .iter()
+                        .map(|q| format!("snapshot {}#{}", q.topic, seq(q))),
+                )
+                .collect(),
+            WorkerMsg::Snapshots { .. } => vec!["slice".to_owned()],
+        })
+        .collect()
+}
+
+fn commands(link_rx: &mut UnboundedReceiver<LinkCmd>) -> Vec<String> {
+    std::iter::from_fn(|| link_rx.try_recv().ok())
+        .map(|cmd| match cmd {
+            LinkCmd::Publish(batch) => format!("publish {}", batch.len()),
+            LinkCmd::Watch { selectors, ticket } => format!(
+                "watch {} {}",
+                selectors
+                    .iter()
+                    .map(Selector::as_written)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                ticket.map_or("-".into(), |t| t.to_string())
+            ),
+            LinkCmd::Unwatch { selectors } => format!("unwatch {}", selectors.len()),
+        })
+        .collect()
+}
+
+fn ingest(router: &mut Router, topics: &[&str]) {
+    router.ingest(IngestBatch {
+        quotes: topics.iter().map(|t| quote(t)).collect(),
+        decoded_at: Instant::now(),
+    });
+    router.flush();
+}
+
+fn live(router: &mut Router, quotes: Vec<ClusterQuote>) {
+    router.on_link_event(LinkEvent::Quotes {
+        quotes,
+        stored: false,
+    });
+    router.flush();
+}
+
+#[test]
+fn local_quotes_are_numbered_followed_and_published_once_per_round() {
+    let (mut router, _rx, mut link_rx, _polls) = clustered(true);
+    ingest(&mut router, &["A", "B", "A"]);
+    assert_eq!(
+        commands(&mut link_rx),
+        ["watch A 1", "watch B 2", "publish 3"]
+    );
+    ingest(&mut router, &["A"]);
+    assert_eq!(commands(&mut link_rx), ["publish 1"], "A is followed once");
+    assert_eq!(router.metrics.cluster.publish_dropped.load(Relaxed), 0);
+}
+
+#[test]
+fn quotes_are_dropped_and_counted_while_the_link_is_down_or_full() {
+    let (mut router, _rx, mut link_rx, _polls) = clustered(false);
+    ingest(&mut router, &["A", "B"]);
+    assert!(commands(&mut link_rx)
+        .iter()
+        .all(|c| !c.starts_with("publish")));
+    assert_eq!(router.metrics.cluster.publish_dropped.load(Relaxed), 2);
+    // Up, but the link has 10 quotes queued at most (nobody drains here).
+    router.metrics.cluster.up.store(true, Relaxed);
+    ingest(&mut router, &["A"; 8]);
+    ingest(&mut router, &["A"; 3]);
+    assert_eq!(commands(&mut link_rx), ["publish 8"]);
+    assert_eq!(router.metrics.cluster.publish_dropped.load(Relaxed), 5);
+}
+
+#[test]
+fn remote_quotes_are_delivered_only_when_newer_and_never_our_own() {
+    let (mut router, rx, _link_rx, _polls) = clustered(true);
+    subscribe(&mut router, 1, "R", false);
+    live(
+        &mut router,
+        vec![
+            remote("R", THEIRS, 5),
+            remote("R", THEIRS, 5),
+            remote("R", THEIRS, 4),
+        ],
+    );
+    live(
+        &mut router,
+        vec![remote("R", OURS, 9), remote("R", THEIRS, 6)],
+    );
+    assert_eq!(delivered(&rx), ["activate 1", "R#5", "R#6"]);
+    assert_eq!(router.metrics.cluster.stale.load(Relaxed), 2);
+    // Local numbering continues from the cluster's.
+    ingest(&mut router, &["R"]);
+    assert_eq!(delivered(&rx), ["R#7"]);
+}
+
+#[test]
+fn two_brokers_publishing_a_topic_is_a_conflict_and_seq_never_goes_back() {
+    let (mut router, rx, _link_rx, _polls) = clustered(true);
+    subscribe(&mut router, 1, "C", false);
+    ingest(&mut router, &["C", "C"]);
+    live(
+        &mut router,
+        vec![remote("C", THEIRS, 2), remote("C", THEIRS, 3)],
+    );
+    ingest(&mut router, &["C"]);
+    assert_eq!(delivered(&rx), ["activate 1", "C#1", "C#2", "C#3", "C#4"]);
+    assert_eq!(router.metrics.cluster.conflicts.load(Relaxed), 2);
+    assert_eq!(router.metrics.cluster.stale.load(Relaxed), 1);
+}
+
+#[test]
+fn a_stored_quote_moves_seq_on_but_never_replaces_a_local_one() {
+    let (mut router, rx, _link_rx, _polls) = clustered(true);
+    subscribe(&mut router, 1, "S", false);
+    ingest(&mut router, &["S"]);
+    router.on_link_event(LinkEvent::Quotes {
+        quotes: vec![remote("S", THEIRS, 40)],
+        stored: true,
+    });
+    ingest(&mut router, &["S"]);
+    assert_eq!(delivered(&rx), ["activate 1", "S#1", "S#41"]);
+    assert_eq!(
+        router.metrics.cluster.conflicts.load(Relaxed),
+        0,
+        "stored quotes are history"
+    );
+    // A topic never ingested here takes the stored quote as its snapshot.
+    router.on_link_event(LinkEvent::Quotes {
+        quotes: vec![remote("T", THEIRS, 8)],
+        stored: true,
+    });
+    subscribe(&mut router, 2, "T", true);
+    // (tickets: 1 the watch of S, 2 following S, 3 the watch of T)
+    router.on_link_event(LinkEvent::Fetched { ticket: 3 });
+    let after = delivered(&rx);
+    assert!(
+        after.ends_with(&["activate 2".to_owned(), "snapshot T#8".to_owned()]),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn a_subscribe_that_needs_stored_quotes_waits_for_them_in_order() {
+    let (mut router, rx, mut link_rx, _polls) = clustered(true);
+    subscribe(&mut router, 1, "W.*", true);
+    subscribe(&mut router, 2, "Z", false);
+    assert_eq!(commands(&mut link_rx), ["watch W.* 1", "watch Z 2"]);
+    assert!(
+        delivered(&rx).is_empty(),
+        "request 1 waits, request 2 behind it"
+    );
+    router.on_link_event(LinkEvent::Quotes {
+        quotes: vec![remote("W.A", THEIRS, 3)],
+        stored: true,
+    });
+    router.on_link_event(LinkEvent::Fetched { ticket: 1 });
+    assert_eq!(
+        delivered(&rx),
+        ["W.A#3", "activate 1", "snapshot W.A#3", "activate 2"]
+    );
+    // Interest this broker already has: no watch, no wait.
+    subscribe(&mut router, 3, "W.*", true);
+    assert!(commands(&mut link_rx).is_empty());
+    assert_eq!(delivered(&rx), ["activate 3", "snapshot W.A#3"]);
+}
+
+#[test]
+fn a_wait_ends_at_its_deadline_and_never_while_the_link_is_down() {
+    let (mut router, rx, mut link_rx, _polls) = clustered(true);
+    subscribe(&mut router, 1, "D", true);
+    assert!(delivered(&rx).is_empty());
+    let deadline = router
+        .cluster
+        .as_ref()
+        .and_then(RouterLink::next_deadline)
+        .unwrap();
+    router.release_parked(deadline);
+    assert_eq!(delivered(&rx), ["activate 1"]);
+
+    router.metrics.cluster.up.store(false, Relaxed);
+    subscribe(&mut router, 2, "E", true);
+    assert_eq!(
+        delivered(&rx),
+        ["activate 2"],
+        "down: served from what the broker has"
+    );
+    assert_eq!(
+        commands(&mut link_rx),
+        ["watch D 1", "watch E 2"],
+        "followed for when the link is back"
+    );
+}
+
+#[test]
+fn interest_gone_from_the_whole_broker_is_unwatched() {
+    let (mut router, _rx, mut link_rx, _polls) = clustered(false);
+    subscribe(&mut router, 1, "U", false);
+    router.handle_cmd(RouterCmd::DropInterest {
+        worker: 0,
+        selectors: vec![Selector::parse("U").unwrap()],
+    });
+    assert_eq!(commands(&mut link_rx), ["watch U 1", "unwatch 1"]);
+}
