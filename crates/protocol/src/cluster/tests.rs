@@ -133,3 +133,20 @@ proptest! {
         }
     }
 }
+
+/// Writes the fuzz target's seed corpus (run by hand:
+/// `cargo test -p tickwire-protocol write_fuzz_seeds -- --ignored`).
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/cluster_message");
+    for (i, topic) in ["AAPL", "NASDAQ.MSFT", "A..B.", "x/y:z_1-2"]
+        .iter()
+        .enumerate()
+    {
+        let mut bytes = Vec::new();
+        encode(&quote(topic), &mut bytes);
+        std::fs::write(dir.join(format!("seed-{i}")), bytes).expect("write seed");
+    }
+}
