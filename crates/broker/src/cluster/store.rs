@@ -95,6 +95,20 @@ impl Store {
         subject: &str,
         mut each: impl FnMut(Vec<ClusterQuote>),
     ) -> Result<(), String> {
+        if !subject.ends_with('>') {
+            // One topic: a single get, no consumer for the server to set up
+            // (a broker follows every topic it ingests, so these are many).
+            return match self.stream.get_last_raw_message_by_subject(subject).await {
+                Ok(message) => {
+                    if let Ok(q) = cluster::decode(&message.payload) {
+                        each(vec![q]);
+                    }
+                    Ok(())
+                }
+                Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(()),
+                Err(e) => Err(format!("last of {subject}: {e}")),
+            };
+        }
         let consumer = self
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
