@@ -255,3 +255,48 @@ fn two_brokers_ingesting_one_topic_count_a_conflict_and_seq_never_goes_back() {
             >= 1.0
     }));
 }
+
+#[test]
+fn the_link_speaks_mutual_tls_and_authenticates() {
+    let pki = common::tls::Pki::new();
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_owned();
+    let (cert, key, ca) = (
+        path(&pki.cert_file),
+        path(&pki.key_file),
+        path(&pki.ca_file),
+    );
+    let nats = NatsServer::start_with(&[
+        "--tlsverify",
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+        "--tlscacert",
+        &ca,
+        "--user",
+        "tickwire",
+        "--pass",
+        "link-secret",
+    ]);
+    let config_with = |password: &str| {
+        let mut config = cluster_config(&nats);
+        if let Some(c) = config.cluster.as_mut() {
+            c.ca_file = Some(ca.clone());
+            c.cert_file = Some(path(&pki.client_cert_file));
+            c.key_file = Some(path(&pki.client_key_file));
+            c.user = Some("tickwire".into());
+            c.password = Some(password.into());
+            c.startup_wait_ms = 1_000;
+        }
+        config
+    };
+    let a = start_with(config_with("link-secret"));
+    assert!(
+        wait_until(|| a.cluster_up()),
+        "TLS + credentials: the link comes up"
+    );
+    // A wrong password never gets in: still serving, degraded.
+    let wrong = start_with(config_with("not-the-secret"));
+    assert!(!wrong.cluster_up());
+    assert!(health(&wrong).starts_with("HTTP/1.1 503 "));
+}

@@ -10,12 +10,18 @@ use super::wait_until;
 pub struct NatsServer {
     port: u16,
     store: PathBuf,
+    args: Vec<String>,
     child: Option<Child>,
 }
 
 impl NatsServer {
     /// Starts a server with JetStream, its store in a fresh temporary dir.
     pub fn start() -> NatsServer {
+        NatsServer::start_with(&[])
+    }
+
+    /// With more `nats-server` arguments (TLS, authorization).
+    pub fn start_with(args: &[&str]) -> NatsServer {
         let port = free_port();
         let store =
             std::env::temp_dir().join(format!("tickwire-nats-{}-{port}", std::process::id()));
@@ -23,6 +29,7 @@ impl NatsServer {
         let mut server = NatsServer {
             port,
             store,
+            args: args.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         server.restart();
@@ -48,6 +55,7 @@ impl NatsServer {
         let child = Command::new(&bin)
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(&self.store)
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
