@@ -21,8 +21,12 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Broker WebSocket listener.
+    /// Broker WebSocket listener, or a comma-separated list of them
+    /// (`host:port,host:port`, e.g. the brokers of a cluster): subscriber s
+    /// connects to entry s mod N, and the report adds `latency_by_ws`, the
+    /// latency per address. Publishers always use the single --ingest.
     #[arg(
+        value_name = "HOST:PORT[,HOST:PORT...]",
         long = "ws",
         visible_alias = "ws-addr",
         default_value = "127.0.0.1:8080",
@@ -74,7 +78,8 @@ pub struct Common {
     /// Write latency by percentile as an SVG plot.
     #[arg(long, value_name = "FILE.svg", global = true)]
     pub plot: Option<PathBuf>,
-    /// Subscribers connect with TLS (wss://): point --ws at the broker's TLS listener.
+    /// Subscribers connect with TLS (wss://): point --ws at the broker's TLS listener
+    /// (with a list, every entry is a TLS listener, verified against the same --server-name).
     #[arg(long, global = true, requires = "ca_file")]
     pub tls: bool,
     /// PEM file of the CA to trust for --tls (the broker's certificate is verified).

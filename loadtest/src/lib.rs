@@ -60,7 +60,7 @@ fn spec_from(cli: &Cli, scenario: &'static str, load: &LoadArgs) -> Result<LoadS
     let c = &cli.common;
     Ok(LoadSpec {
         scenario,
-        ws: sys::resolve("--ws", &c.ws, c.allow_remote)?,
+        ws: sys::resolve_list("--ws", &c.ws, c.allow_remote)?,
         ingest: sys::resolve("--ingest", &c.ingest, c.allow_remote)?,
         format: match c.format {
             FormatArg::Json => Format::Json,

@@ -108,6 +108,28 @@ pub fn resolve(flag: &str, addr: &str, allow_remote: bool) -> Result<SocketAddr,
     Ok(resolved)
 }
 
+/// Resolves a comma-separated list of addresses (`--ws a,b,c`), each entry
+/// like [`resolve`]; one address without a comma is exactly `resolve`.
+/// Entries may be padded with spaces; an empty entry is an error.
+pub fn resolve_list(flag: &str, list: &str, allow_remote: bool) -> Result<Vec<SocketAddr>, Error> {
+    if !list.contains(',') {
+        return Ok(vec![resolve(flag, list, allow_remote)?]);
+    }
+    list.split(',')
+        .enumerate()
+        .map(|(i, entry)| {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                return Err(Error::msg(format!(
+                    "{flag} {list}: entry {} is empty (expected host:port,host:port,...)",
+                    i + 1
+                )));
+            }
+            resolve(flag, entry, allow_remote)
+        })
+        .collect()
+}
+
 /// Source address for client connection number `n` when connections are
 /// spread over 127.0.0.0/8 (more than one source IP's worth of ports).
 pub fn spread_source(n: usize) -> SocketAddr {
@@ -157,6 +179,50 @@ mod tests {
         assert!(resolve("--ws", "127.0.0.1:8080", false).is_ok());
         assert!(resolve("--ws", "10.1.2.3:8080", false).is_err());
         assert!(resolve("--ws", "10.1.2.3:8080", true).is_ok());
+    }
+
+    #[test]
+    fn ws_list_is_split_on_commas() {
+        let one = resolve_list("--ws", "127.0.0.1:8080", false).unwrap();
+        assert_eq!(one, vec!["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]);
+        let two = resolve_list("--ws", "127.0.0.1:8080, 127.0.0.1:8081", false).unwrap();
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[1].port(), 8081);
+        // The same address twice is allowed (two groups of subscribers).
+        assert_eq!(
+            resolve_list("--ws", "127.0.0.1:1,127.0.0.1:1", false)
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn bad_ws_list_entries_name_the_flag() {
+        for bad in [
+            "127.0.0.1:8080,not-an-address",
+            "127.0.0.1:8080,,127.0.0.1:8081",
+            "127.0.0.1:8080,",
+            "127.0.0.1:8080,127.0.0.1:99999",
+        ] {
+            let err = resolve_list("--ws", bad, false).unwrap_err().to_string();
+            assert!(err.starts_with("--ws "), "{bad}: {err}");
+        }
+        let err = resolve_list("--ws", "127.0.0.1:8080,,x", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("entry 2 is empty"), "{err}");
+        // Every entry obeys the loopback policy.
+        let err = resolve_list("--ws", "127.0.0.1:8080,10.1.2.3:8080", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--allow-remote"), "{err}");
+        assert_eq!(
+            resolve_list("--ws", "127.0.0.1:8080,10.1.2.3:8080", true)
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]

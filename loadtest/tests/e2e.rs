@@ -131,6 +131,8 @@ fn json_report_schema_from_the_binary() {
     assert!(report["quotes_sent"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["subscribers"]["subscribed"], 4);
     assert_eq!(report["errors"]["total"], 0, "{report}");
+    // One --ws address: no per-address breakdown, not even a null.
+    assert!(report.get("latency_by_ws").is_none(), "{report}");
 
     let text = std::fs::read_to_string(&hgrm).expect("hgrm written");
     assert!(
@@ -330,4 +332,122 @@ fn refuses_remote_addresses_and_bad_parameters() {
     assert!(e.to_string().contains("topics-per-sub"), "{e}");
     let e = tickwire_loadtest::run_args(["x", "latency", "--rate", "0"]).unwrap_err();
     assert!(e.to_string().contains("rate"), "{e}");
+}
+
+/// A fanout run with `--ws` set to `ws` (the rest as `args`).
+fn ws_list_args(ws: &str, ingest: &Broker, scenario: &[&str]) -> Vec<String> {
+    let mut v = args(ingest, scenario);
+    let i = v.iter().position(|a| a == "--ws").unwrap();
+    v[i + 1] = ws.to_string();
+    v
+}
+
+#[test]
+fn ws_list_reports_latency_per_address() {
+    let broker = start();
+    let ws = broker.ws_addr().to_string();
+    let fanout = [
+        "fanout",
+        "-s",
+        "6",
+        "-t",
+        "3",
+        "-k",
+        "1",
+        "--rate",
+        "500",
+        "--duration",
+        "1",
+        "--threads",
+        "2",
+    ];
+    // The same broker listed twice: subscribers alternate between the two
+    // entries, and both groups receive every quote of their topics.
+    let report = tickwire_loadtest::run_args(ws_list_args(&format!("{ws},{ws}"), &broker, &fanout))
+        .expect("run succeeds");
+    assert_eq!(report.errors.total, 0, "{:?}", report.errors);
+    assert_eq!(report.subscribers.subscribed, 6);
+    assert_eq!(Some(report.deliveries), report.expected_deliveries);
+    assert_eq!(report.params["ws"], format!("{ws},{ws}"));
+    let by_ws = report.latency_by_ws.as_ref().expect("latency_by_ws");
+    assert_eq!(by_ws.len(), 2, "{by_ws:?}");
+    for w in by_ws {
+        assert_eq!(w.ws, ws);
+        assert_eq!(w.subscribers, 3, "{by_ws:?}");
+        assert!(w.latency_us.count > 0, "{by_ws:?}");
+        assert!(w.latency_us.max <= report.latency_us.max);
+    }
+    // Every delivery is in the overall histogram and in exactly one per-address one.
+    let sum: u64 = by_ws.iter().map(|w| w.latency_us.count).sum();
+    assert_eq!(sum, report.latency_us.count);
+    assert_eq!(report.latency_us.count, report.deliveries);
+    let json = serde_json::to_value(&report).unwrap();
+    let entries = json["latency_by_ws"].as_array().expect("array");
+    assert_eq!(entries.len(), 2, "{json}");
+    for e in entries {
+        assert_eq!(e["ws"], ws.as_str());
+        assert_eq!(e["subscribers"], 3);
+        for key in ["count", "p50", "p90", "p99", "p999", "max", "mean"] {
+            assert!(e["latency_us"][key].is_number(), "{key}: {e}");
+        }
+    }
+
+    // A single address (the default form) adds no breakdown.
+    let single = tickwire_loadtest::run_args(args(&broker, &fanout)).expect("run succeeds");
+    assert!(single.latency_by_ws.is_none());
+    let json = serde_json::to_value(&single).unwrap();
+    assert!(json.get("latency_by_ws").is_none(), "{json}");
+}
+
+#[test]
+fn ws_list_over_two_brokers_keeps_their_subscribers_apart() {
+    // Two independent brokers (no cluster): quotes published to A's ingest
+    // reach only the subscribers connected to A.
+    let a = start();
+    let b = start();
+    let list = format!("{},{}", a.ws_addr(), b.ws_addr());
+    let report = tickwire_loadtest::run_args(ws_list_args(
+        &list,
+        &a,
+        &[
+            "fanout",
+            "-s",
+            "4",
+            "-t",
+            "2",
+            "-k",
+            "1",
+            "--rate",
+            "500",
+            "--duration",
+            "1",
+            "--drain",
+            "1",
+        ],
+    ))
+    .expect("run succeeds");
+    assert_eq!(report.errors.total, 0, "{:?}", report.errors);
+    assert_eq!(report.subscribers.subscribed, 4);
+    let by_ws = report.latency_by_ws.as_ref().expect("latency_by_ws");
+    assert_eq!(by_ws.len(), 2);
+    assert_eq!(by_ws[0].ws, a.ws_addr().to_string());
+    assert_eq!(by_ws[1].ws, b.ws_addr().to_string());
+    assert_eq!((by_ws[0].subscribers, by_ws[1].subscribers), (2, 2));
+    assert!(by_ws[0].latency_us.count > 0, "{by_ws:?}");
+    assert_eq!(by_ws[0].latency_us.count, report.latency_us.count);
+    assert_eq!(by_ws[1].latency_us.count, 0, "{by_ws:?}");
+    // B's subscribers got nothing: fewer deliveries than expected, said so.
+    assert!(report.deliveries < report.expected_deliveries.unwrap());
+    assert!(report.bottleneck_warning.is_some());
+}
+
+#[test]
+fn ws_list_errors_name_the_flag() {
+    for bad in ["127.0.0.1:8080,nonsense", "127.0.0.1:8080,,127.0.0.1:8081"] {
+        let e = tickwire_loadtest::run_args(["x", "fanout", "--ws", bad]).unwrap_err();
+        assert!(e.to_string().starts_with("--ws "), "{bad}: {e}");
+    }
+    let e = tickwire_loadtest::run_args(["x", "fanout", "--ws", "127.0.0.1:8080,10.0.0.1:8080"])
+        .unwrap_err();
+    assert!(e.to_string().contains("--allow-remote"), "{e}");
 }

@@ -90,6 +90,40 @@ fn fanout_and_connections_over_tls_with_and_without_resumption() {
     assert_eq!(report.subscribers.subscribed, 20);
     assert_eq!(Some(report.deliveries), report.expected_deliveries);
     assert_eq!(report.params["tls"], true);
+    assert!(report.latency_by_ws.is_none());
+
+    // A --ws list over TLS: the same listener twice, one --server-name for both.
+    let report = tickwire_loadtest::run_args({
+        let mut v = common(
+            &[
+                "fanout",
+                "-s",
+                "4",
+                "-t",
+                "2",
+                "-k",
+                "1",
+                "--rate",
+                "200",
+                "--duration",
+                "1",
+            ],
+            &[],
+        );
+        let i = v.iter().position(|a| a == "--ws").unwrap();
+        v[i + 1] = format!("{tls_addr},{tls_addr}");
+        v
+    })
+    .expect("fanout over TLS with a --ws list");
+    assert_eq!(report.errors.total, 0, "{:?}", report.errors);
+    assert_eq!(report.subscribers.subscribed, 4);
+    let by_ws = report.latency_by_ws.as_ref().expect("latency_by_ws");
+    assert_eq!(by_ws.len(), 2);
+    for w in by_ws {
+        assert_eq!(w.ws, tls_addr);
+        assert_eq!(w.subscribers, 2);
+        assert!(w.latency_us.count > 0, "{by_ws:?}");
+    }
 
     for resume in [true, false] {
         let extra: &[&str] = if resume { &[] } else { &["--no-resume"] };

@@ -1,4 +1,5 @@
-//! `tickwire`: the broker binary.
+//! `tickwire`: the broker binary, and its terminal tools (`tickwire tail`,
+//! `tickwire pub`; see `tools/`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,10 +11,16 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tickwire_broker::{demo, Broker, Config};
 
+// The tools are client programs that ship in the broker's binary; they are
+// modules of the binary, not of the broker library.
+mod tools;
+
 /// Real-time market-data pub/sub broker: binary quotes in, WebSocket out.
 #[derive(Parser, Debug)]
-#[command(name = "tickwire", version)]
+#[command(name = "tickwire", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    tool: Option<tools::Tool>,
     /// TOML config file (every key and default: config/tickwire.toml).
     #[arg(short, long)]
     config: Option<PathBuf>,
@@ -50,7 +57,16 @@ struct Cli {
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(tool) = cli.tool.take() {
+        return match tools::run(tool) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("tickwire: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match load_config(&cli) {
         Ok(config) => config,
         Err(message) => {

@@ -1,7 +1,8 @@
-//! The run report: JSON (`--json`), a human table, `.hgrm` percentile
-//! distribution text and an SVG percentile plot.
+//! The run report: JSON (`--json`) and a human table; `.hgrm` percentile
+//! distribution text and an SVG percentile plot are in `files`.
 //!
-//! JSON schema (every key is always present; `null` where not applicable):
+//! JSON schema (every key is always present, `null` where not applicable,
+//! except `latency_by_ws`, present only with more than one `--ws` address):
 //!
 //! ```text
 //! scenario                 "fanout" | "latency" | "connections" | "slow"
@@ -14,6 +15,11 @@
 //! quotes_per_s             quotes_sent / duration_s
 //! subscribers              {requested, subscribed, failed, slow}
 //! latency_us               {count, p50, p90, p99, p999, max, mean}  producer ts → receipt, µs
+//! latency_by_ws            only with several --ws addresses (`--ws a,b,…`; subscriber s
+//!                          connects to entry s mod N): one object per entry, in --ws order,
+//!                          {ws: "host:port", subscribers: subscribed through it (slow
+//!                          included), latency_us: same fields as latency_us, its
+//!                          subscribers only}; absent (not null) with a single address
 //! seq_gaps                 seq jumps by more than 1, summed over subscribers and topics
 //! seq                      {gaps, missing, duplicates, out_of_order}
 //! negative_latency         quotes whose ts was in the future (recorded as 1 µs)
@@ -32,15 +38,17 @@
 //!                          subscribers (same schema, its own baseline null), else null
 //! ```
 
+mod files;
+
 use std::fmt::Write as _;
-use std::path::Path;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+pub use files::{hgrm, plot};
+
 use crate::gaps::GapCounts;
 use crate::receiver::ErrorCounts;
-use crate::Error;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Percentiles {
@@ -68,6 +76,16 @@ impl Percentiles {
             mean: (h.mean() * 10.0).round() / 10.0,
         }
     }
+}
+
+/// Latency of the subscribers of one `--ws` address (`latency_by_ws`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WsLatency {
+    /// The address, `host:port`.
+    pub ws: String,
+    /// Subscribers that subscribed through it (slow ones included).
+    pub subscribers: usize,
+    pub latency_us: Percentiles,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -109,6 +127,10 @@ pub struct Report {
     pub quotes_per_s: f64,
     pub subscribers: Subscribers,
     pub latency_us: Percentiles,
+    /// Per `--ws` address, in `--ws` order; `None` (and not serialized)
+    /// with a single address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_by_ws: Option<Vec<WsLatency>>,
     pub seq_gaps: u64,
     pub seq: GapCounts,
     pub negative_latency: u64,
@@ -130,10 +152,15 @@ pub struct Report {
 }
 
 fn pct_row(out: &mut String, name: &str, p: &Percentiles) {
+    pct_row_then(out, name, p, "");
+}
+
+/// A percentiles row followed by `tail` on the same line.
+fn pct_row_then(out: &mut String, name: &str, p: &Percentiles, tail: &str) {
     let ms = |us: f64| us / 1000.0;
     let _ = writeln!(
         out,
-        "  {name:<18} n={:<10} p50 {:>9.3}  p90 {:>9.3}  p99 {:>9.3}  p99.9 {:>9.3}  max {:>9.3}  mean {:>9.3}  (ms)",
+        "  {name:<18} n={:<10} p50 {:>9.3}  p90 {:>9.3}  p99 {:>9.3}  p99.9 {:>9.3}  max {:>9.3}  mean {:>9.3}  (ms){tail}",
         p.count,
         ms(p.p50),
         ms(p.p90),
@@ -175,6 +202,10 @@ impl Report {
             self.deliveries, self.deliveries_per_s
         );
         pct_row(&mut o, "latency", &self.latency_us);
+        for (i, w) in self.latency_by_ws.iter().flatten().enumerate() {
+            let tail = format!("  {}, {} subscribers", w.ws, w.subscribers);
+            pct_row_then(&mut o, &format!(" ws[{i}]"), &w.latency_us, &tail);
+        }
         if let Some(p) = &self.connect_us {
             pct_row(&mut o, "tcp connect", p);
         }
@@ -234,143 +265,38 @@ impl Report {
     }
 }
 
-/// HdrHistogram percentile distribution (`.hgrm`), values in milliseconds,
-/// the same layout as HdrHistogram's `outputPercentileDistribution`.
-pub fn hgrm(h: &Histogram<u64>) -> String {
-    let scale = 1000.0; // recorded in µs, printed in ms
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "{:>12} {:>14} {:>10} {:>14}\n",
-        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
-    );
-    let mut total = 0u64;
-    if !h.is_empty() {
-        for v in h.iter_quantiles(5) {
-            total += v.count_since_last_iteration();
-            let p = v.quantile_iterated_to();
-            let value = h.highest_equivalent(v.value_iterated_to()) as f64 / scale;
-            if p < 1.0 {
-                let _ = writeln!(
-                    o,
-                    "{value:>12.3} {p:>14.12} {total:>10} {:>14.2}",
-                    1.0 / (1.0 - p)
-                );
-            } else {
-                let _ = writeln!(o, "{value:>12.3} {p:>14.12} {total:>10}");
-            }
-        }
-    }
-    let (mean, sd, max) = if h.is_empty() {
-        (0.0, 0.0, 0.0)
-    } else {
-        (h.mean() / scale, h.stdev() / scale, h.max() as f64 / scale)
-    };
-    let _ = writeln!(o, "#[Mean    = {mean:>12.3}, StdDeviation   = {sd:>12.3}]");
-    let _ = writeln!(
-        o,
-        "#[Max     = {max:>12.3}, Total count    = {:>12}]",
-        h.len()
-    );
-    let _ = writeln!(
-        o,
-        "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
-        h.buckets(),
-        h.distinct_values()
-    );
-    o
-}
-
-/// Latency by percentile as SVG: x = 1/(1-p) on a log scale (labelled as
-/// percentiles), y = latency in ms.
-pub fn plot(h: &Histogram<u64>, title: &str, path: &Path) -> Result<(), Error> {
-    use plotters::prelude::*;
-
-    let mut points: Vec<(f64, f64)> = Vec::new();
-    if !h.is_empty() {
-        for v in h.iter_quantiles(5) {
-            let p = v.quantile_iterated_to();
-            if p >= 1.0 {
-                continue;
-            }
-            let value = h.highest_equivalent(v.value_iterated_to()) as f64 / 1000.0;
-            points.push((1.0 / (1.0 - p), value));
-        }
-    }
-    let x_max = points
-        .iter()
-        .map(|p| p.0)
-        .fold(10.0f64, f64::max)
-        .max(h.len() as f64)
-        .max(10.0);
-    let y_max = points.iter().map(|p| p.1).fold(0.001f64, f64::max) * 1.1;
-    let e = |e: &dyn std::fmt::Display| Error::msg(format!("plot {}: {e}", path.display()));
-
-    let root = SVGBackend::new(path, (1000, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|x| e(&x))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
-        .margin(20)
-        .x_label_area_size(45)
-        .y_label_area_size(70)
-        .build_cartesian_2d((1.0f64..x_max).log_scale(), 0.0f64..y_max)
-        .map_err(|x| e(&x))?;
-    chart
-        .configure_mesh()
-        .x_desc("percentile")
-        .y_desc("latency (ms)")
-        .x_label_formatter(&|x| {
-            let p = 100.0 * (1.0 - 1.0 / x);
-            let s = format!("{p:.4}");
-            let s = s.trim_end_matches('0').trim_end_matches('.');
-            format!("{s}%")
-        })
-        .draw()
-        .map_err(|x| e(&x))?;
-    chart
-        .draw_series(LineSeries::new(points, &BLUE))
-        .map_err(|x| e(&x))?;
-    root.present().map_err(|x| e(&x))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receiver::new_histogram;
 
     #[test]
-    fn hgrm_has_the_standard_columns_and_footer() {
-        let mut h = new_histogram();
-        for v in 1..=1000u64 {
-            h.record(v * 10).unwrap();
-        }
-        let text = hgrm(&h);
-        let first = text.lines().next().unwrap();
-        for col in ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"] {
-            assert!(first.contains(col), "{first}");
-        }
-        assert!(text.contains("#[Mean    ="));
-        assert!(text.contains("Total count    =         1000]"));
-        // The last data row reaches percentile 1 and the total count.
-        let last_row = text
-            .lines()
-            .rfind(|l| !l.starts_with('#') && !l.is_empty())
-            .unwrap();
-        assert!(last_row.contains("1.000000000000"), "{last_row}");
-        assert!(last_row.contains("1000"), "{last_row}");
-    }
-
-    #[test]
-    fn plot_writes_an_svg() {
-        let mut h = new_histogram();
-        for v in 1..=10_000u64 {
-            h.record(v).unwrap();
-        }
-        let path = std::env::temp_dir().join(format!("lt-plot-{}.svg", std::process::id()));
-        plot(&h, "test", &path).unwrap();
-        let svg = std::fs::read_to_string(&path).unwrap();
-        assert!(svg.starts_with("<svg"), "{}", &svg[..40.min(svg.len())]);
-        let _ = std::fs::remove_file(&path);
+    fn table_has_one_latency_line_per_ws_address() {
+        let mut r = Report::default();
+        assert!(!r.table().contains("ws["));
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json.get("latency_by_ws").is_none(), "{json}");
+        r.latency_by_ws = Some(vec![
+            WsLatency {
+                ws: "127.0.0.1:1".into(),
+                subscribers: 2,
+                latency_us: Percentiles {
+                    count: 5,
+                    ..Percentiles::default()
+                },
+            },
+            WsLatency {
+                ws: "127.0.0.1:2".into(),
+                subscribers: 3,
+                latency_us: Percentiles::default(),
+            },
+        ]);
+        let table = r.table();
+        let rows: Vec<&str> = table.lines().filter(|l| l.contains(" ws[")).collect();
+        assert_eq!(rows.len(), 2, "{table}");
+        assert!(rows[0].contains("n=5") && rows[0].ends_with("127.0.0.1:1, 2 subscribers"));
+        assert!(rows[1].ends_with("127.0.0.1:2, 3 subscribers"), "{table}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["latency_by_ws"][1]["ws"], "127.0.0.1:2");
+        assert_eq!(json["latency_by_ws"][0]["latency_us"]["count"], 5);
     }
 }

@@ -1,0 +1,128 @@
+//! Terminal tools in the `tickwire` binary: `tickwire tail` (watch topics
+//! live) and `tickwire pub` (publish one quote or a CSV file of quotes).
+//! Client side only: they use `tickwire-client` like any other program and
+//! share nothing with the broker's threads. Their text handling (the table,
+//! JSON lines, CSV) is in `format.rs`, tested without sockets.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use tickwire_client::TlsOptions;
+
+mod format;
+mod publish;
+mod tail;
+
+#[derive(Subcommand, Debug)]
+pub enum Tool {
+    /// Print live quotes of topics or patterns (AAPL, NASDAQ.*, *) as a
+    /// table or JSON lines, until interrupted or --count quotes.
+    Tail(TailArgs),
+    /// Publish one quote (--bid/--ask/…) or every row of a CSV file into the
+    /// ingest socket.
+    Pub(PubArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    /// Topics or patterns, e.g. AAPL MSFT "BTC*".
+    #[arg(required = true)]
+    pub topics: Vec<String>,
+    /// The broker's WebSocket listener (wss when --ca-file is given).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub ws: String,
+    /// Binary frames instead of JSON (exact `ts`, smaller).
+    #[arg(long)]
+    pub binary: bool,
+    /// At most this many quotes per second per topic (conflated by the broker).
+    #[arg(long)]
+    pub max_hz: Option<f64>,
+    /// A JWT for brokers with `[auth]` (sent as the `auth` op).
+    #[arg(long, env = "TICKWIRE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// No last-value snapshot on subscribe: only quotes from now on.
+    #[arg(long)]
+    pub no_snapshot: bool,
+    /// Exit after this many quotes.
+    #[arg(long)]
+    pub count: Option<u64>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PubArgs {
+    /// The topic of the one quote (not with --csv).
+    #[arg(required_unless_present = "csv", conflicts_with = "csv")]
+    pub topic: Option<String>,
+    /// The broker's ingest socket.
+    #[arg(long, default_value = "127.0.0.1:7001")]
+    pub ingest: String,
+    /// A producer token (`[ingest] tokens`), sent in a Hello frame first.
+    #[arg(long, env = "TICKWIRE_PRODUCER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A CSV file: header `topic,bid,ask,bid_size,ask_size,last,volume[,ts]`;
+    /// "-" reads standard input.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    #[arg(long, default_value_t = f64::NAN)]
+    pub bid: f64,
+    #[arg(long, default_value_t = f64::NAN)]
+    pub ask: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub bid_size: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub ask_size: f64,
+    #[arg(long, default_value_t = f64::NAN)]
+    pub last: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub volume: f64,
+    /// Producer timestamp, ns since the Unix epoch (default: now).
+    #[arg(long)]
+    pub ts: Option<u64>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TlsArgs {
+    /// Speak TLS, trusting this CA (PEM) for the broker's certificate.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// The name the broker's certificate must carry (default: the host of
+    /// the address).
+    #[arg(long)]
+    pub server_name: Option<String>,
+}
+
+impl TlsArgs {
+    fn options(&self, addr: &str) -> Result<Option<TlsOptions>, String> {
+        let Some(ca) = &self.ca_file else {
+            return Ok(None);
+        };
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        let name = self.server_name.as_deref().unwrap_or(host);
+        TlsOptions::with_ca_file(ca, name)
+            .map(Some)
+            .map_err(|e| format!("--ca-file {}: {e}", ca.display()))
+    }
+}
+
+/// Runs a tool; the error is what to print before exiting 1.
+pub fn run(tool: Tool) -> Result<(), String> {
+    match tool {
+        Tool::Tail(args) => tail::run(&args),
+        Tool::Pub(args) => publish::run(&args),
+    }
+}
+
+fn resolve(flag: &str, addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("{flag} {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{flag} {addr}: no address"))
+}

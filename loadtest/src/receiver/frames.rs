@@ -1,0 +1,254 @@
+//! Reading a connection: the upgrade response, WebSocket frames (an
+//! allocation-free fast path for whole data frames, `FrameDecoder` for the
+//! rest), and what each message means (ack, error, quote → latency, gaps).
+
+use std::io::{ErrorKind, Read};
+use std::sync::atomic::Ordering;
+
+use tickwire_client::tls_io;
+use tickwire_ws::frame::encode_masked_frame;
+use tickwire_ws::handshake::{parse_client_response, ResponseParse};
+use tickwire_ws::{Event, OpCode};
+
+use super::conn::{flush, micros, send_subscribe, Conn, Ctx, Fail, State};
+use super::{FAST_PATH_MAX, MAX_READS_PER_TURN, SCRATCH};
+use crate::parse::{self, TextKind};
+use crate::sys;
+
+pub(super) fn read(ctx: &mut Ctx<'_>, c: &mut Conn, scratch: &mut [u8]) -> Result<bool, Fail> {
+    for _ in 0..MAX_READS_PER_TURN {
+        let Some(sock) = c.sock.as_mut() else {
+            return Ok(false);
+        };
+        let got = match c.tls.as_mut() {
+            Some(tls) => tls_io::read_plain(tls, sock, scratch),
+            None => sock.read(scratch),
+        };
+        match got {
+            Ok(0) => return Err(Fail::Closed),
+            Ok(n) => {
+                let now_ns = sys::wall_ns();
+                on_bytes(ctx, c, &scratch[..n], now_ns)?;
+                if c.state == State::Parked || c.state == State::Closed {
+                    return Ok(false);
+                }
+                if !c.wbuf.is_empty() {
+                    flush(c)?;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return Err(Fail::Closed),
+        }
+    }
+    Ok(true)
+}
+
+fn on_bytes(ctx: &mut Ctx<'_>, c: &mut Conn, data: &[u8], now_ns: u64) -> Result<(), Fail> {
+    if c.state == State::Handshake {
+        c.rbuf.extend_from_slice(data);
+        match parse_client_response(&c.rbuf, &c.key, 8192) {
+            Ok(ResponseParse::Partial) => return Ok(()),
+            Ok(ResponseParse::Complete { len }) => {
+                c.rbuf.drain(..len);
+                send_subscribe(ctx, c);
+                c.state = State::AwaitAck;
+                flush(c)?;
+                let buf = std::mem::take(&mut c.rbuf);
+                let used = frames(ctx, c, &buf, now_ns)?;
+                if c.state != State::Parked {
+                    c.rbuf = buf;
+                    c.rbuf.drain(..used);
+                }
+                return Ok(());
+            }
+            Err(_) => return Err(Fail::Handshake),
+        }
+    }
+    if c.rbuf.is_empty() {
+        let used = frames(ctx, c, data, now_ns)?;
+        if used < data.len() && c.state != State::Parked {
+            c.rbuf.extend_from_slice(&data[used..]);
+        }
+    } else {
+        c.rbuf.extend_from_slice(data);
+        let mut buf = std::mem::take(&mut c.rbuf);
+        let used = frames(ctx, c, &buf, now_ns)?;
+        if c.state != State::Parked {
+            buf.drain(..used);
+            if buf.is_empty() && buf.capacity() > SCRATCH {
+                buf = Vec::new();
+            }
+            c.rbuf = buf;
+        }
+    }
+    Ok(())
+}
+
+/// Header of a complete-able, unfragmented, unmasked text/binary frame:
+/// (is_binary, header length, payload length). None → use FrameDecoder.
+#[inline]
+fn fast_header(b: &[u8]) -> Option<(bool, usize, usize)> {
+    let (&b0, &b1) = (b.first()?, b.get(1)?);
+    let binary = match b0 {
+        0x81 => false,
+        0x82 => true,
+        _ => return None,
+    };
+    if b1 & 0x80 != 0 {
+        return None;
+    }
+    let (hl, pl) = match b1 & 0x7F {
+        126 => (
+            4,
+            usize::from(u16::from_be_bytes(b.get(2..4)?.try_into().ok()?)),
+        ),
+        127 => {
+            let len = u64::from_be_bytes(b.get(2..10)?.try_into().ok()?);
+            (10, usize::try_from(len).ok()?)
+        }
+        n => (2, usize::from(n)),
+    };
+    (pl <= FAST_PATH_MAX).then_some((binary, hl, pl))
+}
+
+/// Consumes whole frames from `buf`; returns the bytes used.
+fn frames(ctx: &mut Ctx<'_>, c: &mut Conn, buf: &[u8], now_ns: u64) -> Result<usize, Fail> {
+    let mut off = 0;
+    while off < buf.len() {
+        if c.state == State::Parked {
+            return Ok(buf.len());
+        }
+        let b = &buf[off..];
+        if c.dec.is_idle() {
+            if let Some((binary, hl, pl)) = fast_header(b) {
+                if b.len() < hl + pl {
+                    break;
+                }
+                message(ctx, c, binary, &b[hl..hl + pl], now_ns)?;
+                off += hl + pl;
+                continue;
+            }
+        }
+        match c.dec.decode(b) {
+            Ok((0, _)) => break,
+            Ok((n, ev)) => {
+                off += n;
+                match ev {
+                    None | Some(Event::Pong(_)) => {}
+                    Some(Event::Text(t)) => message(ctx, c, false, t.as_bytes(), now_ns)?,
+                    Some(Event::Binary(v)) => message(ctx, c, true, &v, now_ns)?,
+                    Some(Event::Ping(p)) => {
+                        let mask = ctx.mask();
+                        encode_masked_frame(&mut c.wbuf, OpCode::Pong, true, &p, mask);
+                    }
+                    Some(Event::Close(_)) => {
+                        let mask = ctx.mask();
+                        tickwire_ws::frame::encode_masked_close(&mut c.wbuf, 1000, "", mask);
+                        let _ = flush(c);
+                        return Err(Fail::Closed);
+                    }
+                }
+            }
+            Err(_) => return Err(Fail::Protocol),
+        }
+    }
+    Ok(off)
+}
+
+#[inline]
+fn message(
+    ctx: &mut Ctx<'_>,
+    c: &mut Conn,
+    binary: bool,
+    p: &[u8],
+    now_ns: u64,
+) -> Result<(), Fail> {
+    let q = if binary {
+        parse::binary_quote(p)
+    } else {
+        match parse::text_kind(p) {
+            TextKind::Quote => parse::json_quote(p),
+            TextKind::Subscribed => {
+                if c.state == State::AwaitAck {
+                    on_ack(ctx, c);
+                }
+                return Ok(());
+            }
+            TextKind::Error => {
+                ctx.errors.server_error += 1;
+                if c.state == State::AwaitAck {
+                    return Err(Fail::Refused);
+                }
+                return Ok(());
+            }
+            TextKind::Unsubscribed | TextKind::Other => return Ok(()),
+        }
+    };
+    let Some(q) = q else {
+        ctx.errors.protocol += 1;
+        return Ok(());
+    };
+    ctx.deliveries += 1;
+    ctx.last_delivery_ns = now_ns;
+    let us = if now_ns >= q.ts {
+        ((now_ns - q.ts) / 1000).max(1)
+    } else {
+        ctx.negative_latency += 1;
+        1
+    };
+    ctx.latency.saturating_record(us);
+    // Empty with a single --ws address: one bounds check, nothing recorded.
+    if let Some(w) = ctx.by_ws.get_mut(c.ws) {
+        w.latency.saturating_record(us);
+    }
+    let topics = ctx.cfg.topics;
+    match parse::topic_index(q.topic, &ctx.prefix) {
+        Some(i) if i < topics => {
+            let j = (i + topics - c.first_topic) % topics;
+            match c.trackers.get_mut(j) {
+                Some(t) => t.observe(q.seq),
+                None => ctx.errors.unexpected_topic += 1,
+            }
+        }
+        _ => ctx.errors.unexpected_topic += 1,
+    }
+    Ok(())
+}
+
+fn on_ack(ctx: &mut Ctx<'_>, c: &mut Conn) {
+    let _ = ctx.subscribe_ack.record(micros(c.started.elapsed()));
+    ctx.inflight = ctx.inflight.saturating_sub(1);
+    ctx.subscribed += 1;
+    if let Some(w) = ctx.by_ws.get_mut(c.ws) {
+        w.subscribed += 1;
+    }
+    ctx.shared.ready.fetch_add(1, Ordering::Relaxed);
+    if c.slow {
+        // Stop reading for good: no more readiness events, buffers freed.
+        if let Some(sock) = c.sock.as_mut() {
+            let _ = ctx.poll.registry().deregister(sock);
+        }
+        c.rbuf = Vec::new();
+        c.state = State::Parked;
+        ctx.slow += 1;
+    } else {
+        c.state = State::Streaming;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fast_header;
+
+    #[test]
+    fn fast_header_takes_only_whole_unmasked_data_frames() {
+        assert_eq!(fast_header(&[0x81, 5]), Some((false, 2, 5)));
+        assert_eq!(fast_header(&[0x82, 126, 1, 0]), Some((true, 4, 256)));
+        assert_eq!(fast_header(&[0x81]), None);
+        // Fragment (FIN clear), control frame, masked frame.
+        assert_eq!(fast_header(&[0x01, 5]), None);
+        assert_eq!(fast_header(&[0x89, 0]), None);
+        assert_eq!(fast_header(&[0x81, 0x85]), None);
+    }
+}

@@ -1,0 +1,38 @@
+//! Receiving threads: each owns a `mio::Poll` and a share of the
+//! subscribers, connects them (bounded in-flight handshakes, a deadline),
+//! subscribes, then reads quotes: latency into an HdrHistogram (and, with
+//! several `--ws` addresses, into the histogram of the subscriber's address
+//! too), `seq` into per-topic gap trackers.
+//!
+//! Receive path per read: one `read` into the thread's scratch buffer, one
+//! clock read for every message in it, frames parsed in place. Complete,
+//! unfragmented, unmasked data frames (what the broker sends for quotes) are
+//! parsed without `FrameDecoder`, so no per-message allocation; everything
+//! else (control frames, fragments, protocol violations) goes through
+//! `tickwire_ws::FrameDecoder` with `Role::Client`.
+//!
+//! Layout: `config` (what the threads are told and share), `result` (what
+//! they measure), `conn` (a connection: set-up, upgrade request, writes,
+//! failure), `frames` (reads, handshake response, frame parsing, messages),
+//! `thread` (the loop of one receiving thread).
+
+mod config;
+mod conn;
+mod frames;
+mod result;
+mod thread;
+
+pub use config::{
+    Format, RecvConfig, Shared, SlowMode, TlsClient, PHASE_CONNECT, PHASE_MEASURE, PHASE_STOP,
+};
+pub use result::{new_histogram, ErrorCounts, RecvResult, WsResult};
+pub use thread::run;
+
+/// Bytes read per `read` call.
+const SCRATCH: usize = 256 * 1024;
+/// Reads per connection per loop turn before moving on (fairness); the
+/// connection is revisited on the next turn.
+const MAX_READS_PER_TURN: usize = 4;
+/// Largest frame taken by the allocation-free path; larger ones go through
+/// `FrameDecoder` (which enforces its own limit).
+const FAST_PATH_MAX: usize = 1 << 20;
