@@ -300,3 +300,38 @@ fn the_link_speaks_mutual_tls_and_authenticates() {
     assert!(!wrong.cluster_up());
     assert!(health(&wrong).starts_with("HTTP/1.1 503 "));
 }
+
+#[test]
+fn a_feed_moving_to_another_broker_continues_its_seq() {
+    let nats = NatsServer::start();
+    let (a, b) = (start_member(&nats), start_member(&nats));
+    let mut on_b = connect(&b);
+    subscribe(&mut on_b, &["M.X"], false);
+    let mut on_b_producer = publisher(&b);
+    for i in 0..5 {
+        publish(&mut on_b_producer, quote("M.X", i as f64));
+    }
+    assert_eq!(seqs_between(&mut on_b, "M.X", 0, 5), [1, 2, 3, 4, 5]);
+    // The stream has seq 5 once a late broker's snapshot says so.
+    let c = start_member(&nats);
+    loop_until_snapshot(&c, "M.X", 5);
+
+    // The feed moves to A, which never followed M.X: its first quote is
+    // numbered from nothing (1) and makes A probe the stored seq (5) while
+    // holding that quote back from NATS; the next continues B's numbering.
+    drop(on_b_producer);
+    let mut on_a_producer = publisher(&a);
+    publish(&mut on_a_producer, quote("M.X", 100.0));
+    assert!(wait_until(|| metric(
+        &a,
+        "tickwire_cluster_seq_adopted_total"
+    ) >= 1.0));
+    publish(&mut on_a_producer, quote("M.X", 101.0));
+    let q = next_quote(&mut on_b);
+    assert_eq!(
+        (q["seq"].as_u64(), q["last"].as_f64()),
+        (Some(6), Some(101.0))
+    );
+    // A's first quote, numbered before the probe answered, never left A.
+    assert_eq!(metric(&a, "tickwire_cluster_publish_dropped_total"), 1.0);
+}

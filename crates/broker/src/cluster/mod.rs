@@ -27,8 +27,11 @@ use crate::config::ClusterConfig;
 use crate::epoch::Epoch;
 use crate::metrics::{self, Metrics};
 
+mod connect;
 mod link;
+mod probe;
 mod store;
+mod watch;
 
 /// Link → router events waiting; past it received quotes are dropped and
 /// counted (the router is saturated).
@@ -37,6 +40,7 @@ const EVENT_QUEUE: usize = 4_096;
 /// One quote for the cluster: its payload, encoded once by the router.
 pub struct Publish {
     pub topic: Arc<str>,
+    pub seq: u64,
     pub payload: Vec<u8>,
 }
 
@@ -54,6 +58,9 @@ pub enum LinkCmd {
     Unwatch {
         selectors: Vec<Selector>,
     },
+    /// Topics this broker just started ingesting: fetch each one's stored
+    /// quote (its cluster-wide seq), no subscription.
+    Probe(Vec<Arc<str>>),
 }
 
 /// Link → router.
@@ -95,9 +102,19 @@ impl LinkHandle {
         if n == 0 {
             return;
         }
-        let room = self.queued.load(Relaxed) + n <= self.max_queued;
-        if !self.is_up() || !room {
+        if !self.is_up() {
             metrics::add(&self.metrics.cluster.publish_dropped, n as u64);
+            return;
+        }
+        // What fits goes; the rest of a burst is dropped and counted.
+        let room = self.max_queued.saturating_sub(self.queued.load(Relaxed));
+        let mut batch = batch;
+        if n > room {
+            batch.truncate(room);
+            metrics::add(&self.metrics.cluster.publish_dropped, (n - room) as u64);
+        }
+        let n = batch.len();
+        if n == 0 {
             return;
         }
         self.queued.fetch_add(n, Relaxed);

@@ -27,6 +27,10 @@ pub struct ClusterMetrics {
     /// Received quotes not newer than what the broker has (duplicates of
     /// overlapping subscriptions, late fetches, the losing side of a conflict).
     pub stale: AtomicU64,
+    /// Stored quotes newer than a topic this broker ingests: its numbering
+    /// moved on to continue another broker's (a feed moved here, or two
+    /// publish it).
+    pub seq_adopted: AtomicU64,
     /// Times the link went down.
     pub disconnects: AtomicU64,
     /// Publisher's wall clock at publish → this broker's at receipt.
@@ -45,6 +49,7 @@ impl ClusterMetrics {
             invalid: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
             stale: AtomicU64::new(0),
+            seq_adopted: AtomicU64::new(0),
             disconnects: AtomicU64::new(0),
             lag: Mutex::new(LatencyWindow::new(WINDOW, WINDOW_SLOTS, now)),
         }
@@ -70,7 +75,7 @@ pub fn render(o: &mut String, c: &ClusterMetrics, now: Instant) {
         "1 while the NATS cluster link is connected and set up, else 0.",
         u8::from(c.is_up()),
     );
-    let counters: [(&str, &str, &AtomicU64); 8] = [
+    let counters: [(&str, &str, &AtomicU64); 9] = [
         ("tickwire_cluster_published_total", "Quotes published to the cluster.", &c.published),
         ("tickwire_cluster_publish_dropped_total", "Quotes not published to the cluster: link down or its queue full (local delivery unaffected).", &c.publish_dropped),
         ("tickwire_cluster_received_total", "Quotes received from other brokers.", &c.received),
@@ -78,6 +83,7 @@ pub fn render(o: &mut String, c: &ClusterMetrics, now: Instant) {
         ("tickwire_cluster_invalid_total", "Messages on the cluster's subjects that did not decode.", &c.invalid),
         ("tickwire_cluster_conflicts_total", "Quotes from another broker for a topic this broker ingested in the last few seconds.", &c.conflicts),
         ("tickwire_cluster_stale_total", "Received quotes no newer than the broker's own (not delivered).", &c.stale),
+        ("tickwire_cluster_seq_adopted_total", "Stored quotes that moved the seq of a topic this broker ingests on to continue another broker's numbering.", &c.seq_adopted),
         ("tickwire_cluster_disconnects_total", "Times the cluster link went down.", &c.disconnects),
     ];
     for (name, help, value) in counters {

@@ -4,6 +4,12 @@
 //! subscriber twice and `seq` never goes backwards); a subscribe that makes
 //! this broker follow a selector it was not following waits (bounded) for
 //! the cluster's stored newest quotes, so its snapshot is the cluster's.
+//!
+//! A topic's first quote through this broker's ingest asks the link for the
+//! topic's stored `seq` (a probe, one get, no subscription): when a feed
+//! moves here from another broker, numbering continues from that broker's.
+//! Conflicts are seen by every broker following a topic: a live quote from
+//! one broker soon after one from another.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,13 +19,13 @@ use crossbeam_channel::Sender;
 use tickwire_protocol::cluster::{self as wire, ClusterQuote};
 use tickwire_protocol::{Quote, Selector};
 
-use super::{interest_mask, Router};
+use super::{interest_mask, Router, Topic};
 use crate::cluster::{LinkCmd, LinkEvent, LinkHandle, Publish};
 use crate::messages::ConnId;
-use crate::metrics;
+use crate::metrics::{self, Metrics};
 
-/// A quote from another broker for a topic this broker ingested this
-/// recently means two brokers publish the topic: a conflict.
+/// Quotes of one topic from two brokers this close together mean two
+/// brokers publish it: a conflict.
 pub const CONFLICT_WINDOW: Duration = Duration::from_secs(5);
 
 /// The part of a subscribe done once its snapshot may be taken.
@@ -42,6 +48,8 @@ struct Parked {
 pub struct RouterLink {
     pub handle: LinkHandle,
     outgoing: Vec<Publish>,
+    /// Topics first ingested here this round, whose stored seq to fetch.
+    probes: Vec<Arc<str>>,
     parked: VecDeque<Parked>,
     next_ticket: u64,
     fetch_timeout: Duration,
@@ -57,6 +65,7 @@ impl RouterLink {
         RouterLink {
             handle,
             outgoing: Vec::new(),
+            probes: Vec::new(),
             parked: VecDeque::new(),
             next_ticket: 1,
             fetch_timeout,
@@ -84,11 +93,22 @@ impl RouterLink {
         );
         self.outgoing.push(Publish {
             topic: topic.clone(),
+            seq,
             payload,
         });
     }
 
+    pub fn probe(&mut self, topic: Arc<str>) {
+        self.probes.push(topic);
+    }
+
+    /// Probes go first: the link then holds back their topics' quotes
+    /// until it knows the stored seq (see `cluster/probe.rs`).
     pub fn flush(&mut self) {
+        if !self.probes.is_empty() {
+            self.handle
+                .send(LinkCmd::Probe(std::mem::take(&mut self.probes)));
+        }
         if !self.outgoing.is_empty() {
             self.handle.publish(std::mem::take(&mut self.outgoing));
         }
@@ -209,29 +229,22 @@ impl Router {
             return;
         };
         let cm = &self.metrics.cluster;
-        let ingested_here = topic.local_at.is_some();
-        let recent = topic
-            .local_at
-            .is_some_and(|at| now.saturating_duration_since(at) < CONFLICT_WINDOW);
-        if recent && !stored {
-            let n = cm
-                .conflicts
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                + 1;
-            // Logged at 1, 2, 4, 8, …: visible, never a flood.
-            if n.is_power_of_two() {
-                tracing::warn!(topic = %name, seq = q.seq, ours = topic.seq, conflicts = n, "two brokers publish this topic; only newer seq is delivered");
-            }
+        if !stored && is_conflict(topic.last_from, q.origin, now) {
+            count_conflict(&self.metrics, &name, q.seq, topic.seq);
         }
         if q.seq <= topic.seq {
             metrics::add(&cm.stale, 1);
             return;
         }
         topic.seq = q.seq;
-        if stored && ingested_here {
+        if stored && topic.ingested_here {
             // Our own quote of this topic is newer in time than a stored one
             // numbered past it: keep ours, continue the numbering from theirs.
+            metrics::add(&cm.seq_adopted, 1);
             return;
+        }
+        if !stored {
+            topic.last_from = Some((q.origin, now));
         }
         if topic.interest_gen != self.interest_gen {
             topic.workers = interest_mask(&self.interest, &name);
@@ -256,14 +269,35 @@ impl Router {
             }
         }
     }
+}
 
-    /// A topic this broker ingests is followed over NATS from its first
-    /// quote: quotes another broker publishes for it (a conflict) keep
-    /// this broker's numbering ahead of theirs.
-    pub(super) fn follow(&mut self, name: &Arc<str>) {
-        if let Some(link) = &mut self.cluster {
-            link.watch(vec![Selector::Exact(name.to_string())]);
-        }
+/// A quote of `topic` through this broker's ingest (cluster only): counts
+/// a conflict when another broker published it just before. Returns true
+/// for the topic's first quote here (the caller probes its stored seq).
+pub(super) fn local_quote(topic: &mut Topic, own: u64, at: Instant, metrics: &Metrics) -> bool {
+    if is_conflict(topic.last_from, own, at) {
+        metrics::add(&metrics.cluster.conflicts, 1);
+    }
+    topic.last_from = Some((own, at));
+    !std::mem::replace(&mut topic.ingested_here, true)
+}
+
+/// The previous live quote came from another broker, within the window.
+fn is_conflict(last_from: Option<(u64, Instant)>, origin: u64, now: Instant) -> bool {
+    last_from.is_some_and(|(from, at)| {
+        from != origin && now.saturating_duration_since(at) < CONFLICT_WINDOW
+    })
+}
+
+fn count_conflict(metrics: &Metrics, topic: &str, seq: u64, ours: u64) {
+    let n = metrics
+        .cluster
+        .conflicts
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    // Logged at 1, 2, 4, 8, …: visible, never a flood.
+    if n.is_power_of_two() {
+        tracing::warn!(%topic, seq, ours, conflicts = n, "two brokers publish this topic; only a newer seq is delivered");
     }
 }
 

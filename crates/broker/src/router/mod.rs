@@ -52,7 +52,7 @@ pub struct WorkerLink {
     pub slices_queued: Arc<AtomicUsize>,
 }
 
-struct Topic {
+pub(super) struct Topic {
     seq: u64,
     last: Option<Arc<SharedQuote>>,
     /// Bit w set: worker w has a subscriber matching this topic; valid when
@@ -61,9 +61,11 @@ struct Topic {
     interest_gen: u64,
     /// The router's accept count at this topic's last quote.
     accepted: u64,
-    /// When this broker's ingest last had a quote for it (cluster: conflict
-    /// detection); None if never.
-    local_at: Option<Instant>,
+    /// Cluster only (see `cluster.rs`): who published the topic's latest
+    /// live quote (a broker's origin id, ours included) and when.
+    last_from: Option<(u64, Instant)>,
+    /// Cluster only: this broker's ingest has had a quote for it.
+    ingested_here: bool,
 }
 
 pub struct Router {
@@ -241,7 +243,8 @@ impl Router {
                 workers,
                 interest_gen: self.interest_gen,
                 accepted: 0,
-                local_at: None,
+                last_from: None,
+                ingested_here: false,
             },
         );
         metrics::gauge_add(&self.metrics.topics, 1);
@@ -255,8 +258,9 @@ impl Router {
         let Some(topic) = self.topics.exact_mut(&name) else {
             return;
         };
-        let first_here = topic.local_at.is_none();
-        topic.local_at = Some(decoded_at);
+        let own = self.cluster.as_ref().map(|link| link.handle.origin);
+        let first_here = own
+            .is_some_and(|own| self::cluster::local_quote(topic, own, decoded_at, &self.metrics));
         if topic.interest_gen != self.interest_gen {
             topic.workers = interest_mask(&self.interest, &name);
             topic.interest_gen = self.interest_gen;
@@ -283,13 +287,11 @@ impl Router {
                 pending.push(shared.clone());
             }
         }
-        if let Some(name) = staged {
+        if let (Some(name), Some(link)) = (staged, &mut self.cluster) {
             if first_here {
-                self.follow(&name);
+                link.probe(name.clone());
             }
-            if let Some(link) = &mut self.cluster {
-                link.stage(quote, &name, seq);
-            }
+            link.stage(quote, &name, seq);
         }
     }
 

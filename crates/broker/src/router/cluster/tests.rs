@@ -92,6 +92,14 @@ fn commands(link_rx: &mut UnboundedReceiver<LinkCmd>) -> Vec<String> {
                 ticket.map_or("-".into(), |t| t.to_string())
             ),
             LinkCmd::Unwatch { selectors } => format!("unwatch {}", selectors.len()),
+            LinkCmd::Probe(topics) => format!(
+                "probe {}",
+                topics
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
         })
         .collect()
 }
@@ -113,15 +121,12 @@ fn live(router: &mut Router, quotes: Vec<ClusterQuote>) {
 }
 
 #[test]
-fn local_quotes_are_numbered_followed_and_published_once_per_round() {
+fn local_quotes_are_numbered_probed_once_and_published_once_per_round() {
     let (mut router, _rx, mut link_rx, _polls) = clustered(true);
     ingest(&mut router, &["A", "B", "A"]);
-    assert_eq!(
-        commands(&mut link_rx),
-        ["watch A 1", "watch B 2", "publish 3"]
-    );
+    assert_eq!(commands(&mut link_rx), ["probe A,B", "publish 3"]);
     ingest(&mut router, &["A"]);
-    assert_eq!(commands(&mut link_rx), ["publish 1"], "A is followed once");
+    assert_eq!(commands(&mut link_rx), ["publish 1"], "A is probed once");
     assert_eq!(router.metrics.cluster.publish_dropped.load(Relaxed), 0);
 }
 
@@ -137,8 +142,13 @@ fn quotes_are_dropped_and_counted_while_the_link_is_down_or_full() {
     router.metrics.cluster.up.store(true, Relaxed);
     ingest(&mut router, &["A"; 8]);
     ingest(&mut router, &["A"; 3]);
-    assert_eq!(commands(&mut link_rx), ["publish 8"]);
-    assert_eq!(router.metrics.cluster.publish_dropped.load(Relaxed), 5);
+    ingest(&mut router, &["A"]);
+    // What fits of a burst goes (2 of 3); the rest is dropped and counted.
+    assert_eq!(commands(&mut link_rx), ["publish 8", "publish 2"]);
+    assert_eq!(
+        router.metrics.cluster.publish_dropped.load(Relaxed),
+        2 + 1 + 1
+    );
 }
 
 #[test]
@@ -175,7 +185,8 @@ fn two_brokers_publishing_a_topic_is_a_conflict_and_seq_never_goes_back() {
     );
     ingest(&mut router, &["C"]);
     assert_eq!(delivered(&rx), ["activate 1", "C#1", "C#2", "C#3", "C#4"]);
-    assert_eq!(router.metrics.cluster.conflicts.load(Relaxed), 2);
+    // Ours then theirs (2, stale), theirs again after ours (3), ours after theirs.
+    assert_eq!(router.metrics.cluster.conflicts.load(Relaxed), 3);
     assert_eq!(router.metrics.cluster.stale.load(Relaxed), 1);
 }
 
@@ -201,8 +212,8 @@ fn a_stored_quote_moves_seq_on_but_never_replaces_a_local_one() {
         stored: true,
     });
     subscribe(&mut router, 2, "T", true);
-    // (tickets: 1 the watch of S, 2 following S, 3 the watch of T)
-    router.on_link_event(LinkEvent::Fetched { ticket: 3 });
+    // (tickets: 1 the watch of S, 2 the watch of T)
+    router.on_link_event(LinkEvent::Fetched { ticket: 2 });
     let after = delivered(&rx);
     assert!(
         after.ends_with(&["activate 2".to_owned(), "snapshot T#8".to_owned()]),
@@ -271,4 +282,26 @@ fn interest_gone_from_the_whole_broker_is_unwatched() {
         selectors: vec![Selector::parse("U").unwrap()],
     });
     assert_eq!(commands(&mut link_rx), ["watch U 1", "unwatch 1"]);
+}
+
+#[test]
+fn a_broker_that_only_follows_a_topic_sees_two_publishers_as_a_conflict() {
+    const THIRD: u64 = 3;
+    let (mut router, rx, _link_rx, _polls) = clustered(true);
+    subscribe(&mut router, 1, "F", false);
+    live(
+        &mut router,
+        vec![remote("F", THEIRS, 1), remote("F", THEIRS, 2)],
+    );
+    assert_eq!(
+        router.metrics.cluster.conflicts.load(Relaxed),
+        0,
+        "one publisher"
+    );
+    live(
+        &mut router,
+        vec![remote("F", THIRD, 2), remote("F", THIRD, 3)],
+    );
+    assert_eq!(delivered(&rx), ["activate 1", "F#1", "F#2", "F#3"]);
+    assert_eq!(router.metrics.cluster.conflicts.load(Relaxed), 2);
 }
