@@ -3,7 +3,8 @@
 # then the browser tests of the dashboard (browser-tests/, node --test:
 # Playwright driving Debian's chromium, and the decoder golden test).
 # This is the README's test command; .ci/run calls it. On a fresh machine it
-# installs what the tests need (chromium, nats-server, browser-tests/node_modules).
+# installs what the tests need (chromium, nats-server, browser-tests/node_modules,
+# the Python client's virtualenv, promtool).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,3 +53,9 @@ if ((${#missing[@]})); then
   exit 1
 fi
 (cd browser-tests && node --test)
+
+echo "== Python client tests (clients/python/test.sh: pytest against the real broker)"
+bash clients/python/test.sh -q
+
+echo "== operations kit (deploy/check.sh: promtool, the Grafana board against a live broker's metrics)"
+bash deploy/check.sh

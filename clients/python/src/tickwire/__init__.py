@@ -1,0 +1,53 @@
+"""tickwire: Python client for the tickwire market-data broker.
+
+* :class:`Publisher`: blocking feed producer (ingest TCP/TLS, bincode frames).
+* :class:`Subscriber`: asyncio WebSocket subscriber (JSON or binary quotes),
+  with reconnect, resubscribe and epoch-aware gap tracking.
+"""
+
+from .gaps import Gap, GapTracker
+from .protocol import (
+    Quote,
+    decode_binary_quote,
+    encode_batch,
+    encode_hello,
+    encode_quote,
+    is_valid_pattern,
+    is_valid_topic,
+    quote_from_json,
+)
+from .publisher import Publisher
+from .subscriber import (
+    AuthAck,
+    ConnectionClosedError,
+    RequestError,
+    State,
+    SubscribeAck,
+    Subscriber,
+    TickwireError,
+    UnsubscribeAck,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthAck",
+    "ConnectionClosedError",
+    "Gap",
+    "GapTracker",
+    "Publisher",
+    "Quote",
+    "RequestError",
+    "State",
+    "SubscribeAck",
+    "Subscriber",
+    "TickwireError",
+    "UnsubscribeAck",
+    "decode_binary_quote",
+    "encode_batch",
+    "encode_hello",
+    "encode_quote",
+    "is_valid_pattern",
+    "is_valid_topic",
+    "quote_from_json",
+]
