@@ -17,6 +17,8 @@ need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 # The cluster tests (crates/broker/tests/cluster.rs) run a real nats-server -js.
 [[ -n "${NATS_SERVER:-}" ]] || command -v nats-server >/dev/null || need_apt+=(nats-server)
+# deploy/check.sh checks the alert rules with promtool (Debian's prometheus).
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if ((${#need_apt[@]})); then
   echo "== installing ${need_apt[*]} (apt-get)"
   sudo=""
