@@ -26,6 +26,7 @@ impl Epoch {
     }
 
     /// Returns true when the value changed.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub fn set(&self, value: &str) -> bool {
         let mut current = self.0.write();
         if &**current == value {

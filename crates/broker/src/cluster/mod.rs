@@ -18,23 +18,32 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
+#[cfg(feature = "cluster")]
+use crossbeam_channel::Sender;
 use tickwire_protocol::cluster::ClusterQuote;
 use tickwire_protocol::Selector;
-use tokio::sync::mpsc;
 
 use crate::config::ClusterConfig;
 use crate::epoch::Epoch;
 use crate::metrics::{self, Metrics};
 
+// The engine: async-nats on tokio, only in builds with the `cluster`
+// feature (on by default). Without it, `[cluster]` is refused at start.
+#[cfg(feature = "cluster")]
 mod connect;
+#[cfg(feature = "cluster")]
 mod link;
+#[cfg(feature = "cluster")]
 mod probe;
+#[cfg(feature = "cluster")]
 mod store;
+#[cfg(feature = "cluster")]
 mod watch;
 
 /// Link → router events waiting; past it received quotes are dropped and
 /// counted (the router is saturated).
+#[cfg(feature = "cluster")]
 const EVENT_QUEUE: usize = 4_096;
 
 /// One quote for the cluster: its payload, encoded once by the router.
@@ -78,9 +87,14 @@ pub enum LinkEvent {
     Loaded,
 }
 
+/// Hands a command to the link thread; false when it is gone. A closure so
+/// that only the link's own modules know its channel (tokio's), and a build
+/// without the `cluster` feature has no tokio at all.
+pub type LinkSender = Box<dyn Fn(LinkCmd) -> bool + Send>;
+
 /// The router's end of the link.
 pub struct LinkHandle {
-    tx: mpsc::UnboundedSender<LinkCmd>,
+    send: LinkSender,
     /// Quotes handed to the link and not yet published.
     queued: Arc<AtomicUsize>,
     max_queued: usize,
@@ -118,7 +132,7 @@ impl LinkHandle {
             return;
         }
         self.queued.fetch_add(n, Relaxed);
-        if self.tx.send(LinkCmd::Publish(batch)).is_err() {
+        if !(self.send)(LinkCmd::Publish(batch)) {
             self.queued.fetch_sub(n, Relaxed);
             metrics::add(&self.metrics.cluster.publish_dropped, n as u64);
         }
@@ -131,11 +145,11 @@ impl LinkHandle {
         origin: u64,
         max_queued: usize,
         metrics: Arc<Metrics>,
-    ) -> (LinkHandle, mpsc::UnboundedReceiver<LinkCmd>) {
+    ) -> (LinkHandle, crossbeam_channel::Receiver<LinkCmd>) {
         metrics.cluster.enabled.store(true, Relaxed);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = crossbeam_channel::unbounded();
         let handle = LinkHandle {
-            tx,
+            send: Box::new(move |cmd| tx.send(cmd).is_ok()),
             queued: Arc::new(AtomicUsize::new(0)),
             max_queued,
             origin,
@@ -146,7 +160,7 @@ impl LinkHandle {
 
     /// Returns false when the link thread is gone.
     pub fn send(&self, cmd: LinkCmd) -> bool {
-        self.tx.send(cmd).is_ok()
+        (self.send)(cmd)
     }
 }
 
@@ -159,18 +173,19 @@ pub struct Started {
 
 /// Starts the link thread. It connects (and keeps reconnecting) in the
 /// background; `metrics.cluster.up` says when it is set up.
+#[cfg(feature = "cluster")]
 pub fn start(
     config: &ClusterConfig,
     metrics: Arc<Metrics>,
     epoch: Arc<Epoch>,
 ) -> io::Result<Started> {
     metrics.cluster.enabled.store(true, Relaxed);
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (event_tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
     let queued = Arc::new(AtomicUsize::new(0));
     let origin = crate::epoch::random_u64();
     let handle = LinkHandle {
-        tx,
+        send: Box::new(move |cmd| tx.send(cmd).is_ok()),
         queued: queued.clone(),
         max_queued: config.publish_queue,
         origin,
@@ -196,10 +211,24 @@ pub fn start(
 
 /// Sends to the router without blocking the link's runtime; a full queue
 /// means the router is saturated: the event is dropped and counted.
+#[cfg(feature = "cluster")]
 fn to_router(events: &Sender<LinkEvent>, metrics: &Metrics, event: LinkEvent) {
     if let Err(crossbeam_channel::TrySendError::Full(LinkEvent::Quotes { quotes, .. })) =
         events.try_send(event)
     {
         metrics::add(&metrics.cluster.receive_dropped, quotes.len() as u64);
     }
+}
+
+/// This build has no cluster link (`cargo build --no-default-features`).
+#[cfg(not(feature = "cluster"))]
+pub fn start(
+    _config: &ClusterConfig,
+    _metrics: Arc<Metrics>,
+    _epoch: Arc<Epoch>,
+) -> io::Result<Started> {
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "[cluster] is configured, but this tickwire was built without the `cluster` feature",
+    ))
 }

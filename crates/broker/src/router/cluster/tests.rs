@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use tokio::sync::mpsc::UnboundedReceiver;
+use crossbeam_channel::Receiver as UnboundedReceiver;
 
 use super::*;
 use crate::messages::{IngestBatch, RouterCmd, WorkerMsg};
