@@ -146,6 +146,7 @@ test("dashboard: watchlist, live updates, reconnect after a broker restart", { t
       for (const [asset, type] of [
         ["/app.js", /^text\/javascript/],
         ["/style.css", /^text\/css/],
+        ["/tickwire-client.js", /^text\/javascript/],
         ["/tickwire-decoder.js", /^text\/javascript/],
       ]) {
         const r = await page.request.get(`http://${broker.wsAddr}${asset}`);
@@ -245,6 +246,9 @@ test("dashboard: watchlist, live updates, reconnect after a broker restart", { t
 
     await step(t, () => page, "broker killed: reconnecting; restarted on the same port: live again", async () => {
       const before = await numberIn(page, "AAPL", "bid");
+      // The page's connection is the JavaScript client (clients/js).
+      const epochBefore = await page.evaluate(() => window.tickwireDashboard.client.epoch);
+      assert.match(epochBefore, /^[0-9a-f]{16}$/);
       await stopBroker(broker, "SIGKILL");
       await connState(page, "reconnecting", T_RECONNECT);
       const shown = await page.textContent("#conn-state");
@@ -257,6 +261,14 @@ test("dashboard: watchlist, live updates, reconnect after a broker restart", { t
       const after = await changes(page, "AAPL", "bid", before, T_RECONNECT);
       await changes(page, "AAPL", "bid", after);
       await changes(page, "BTC-USD", "last", await numberIn(page, "BTC-USD", "last"));
+      // A new epoch: seq restarted at 1, which is not a gap; the Gaps column
+      // (which the throttle step filled) starts over.
+      const epochAfter = await page.evaluate(() => window.tickwireDashboard.client.epoch);
+      assert.notEqual(epochAfter, epochBefore);
+      await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === "0", cell("AAPL", "gap"), {
+        timeout: T_DATA,
+        polling: 100,
+      });
     });
 
     await step(t, () => page, "screenshot", async () => {

@@ -1,5 +1,7 @@
-// The page's decoder (docs/js/tickwire-decoder.js, served as /tickwire-decoder.js)
-// against frames encoded by the Rust encoder (tickwire_protocol::server::binary_quote).
+// The page's decoder (clients/js/src/tickwire-decoder.js, the JavaScript
+// client's, served as /tickwire-decoder.js and re-exported by
+// docs/js/tickwire-decoder.js) against frames encoded by the Rust encoder
+// (tickwire_protocol::server::binary_quote).
 // golden/quotes.json is generated and kept up to date by
 // crates/protocol/tests/golden_js.rs (`cargo test`).
 

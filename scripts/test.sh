@@ -56,6 +56,9 @@ if ((${#missing[@]})); then
 fi
 (cd browser-tests && node --test)
 
+echo "== JavaScript client tests (clients/js/test.sh: node --test against the real broker)"
+bash clients/js/test.sh
+
 echo "== Python client tests (clients/python/test.sh: pytest against the real broker)"
 bash clients/python/test.sh -q
 

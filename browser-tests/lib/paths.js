@@ -1,6 +1,5 @@
 // Shared locations for the browser tests.
 
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -14,20 +13,16 @@ export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 export const ARTIFACTS = path.join(REPO, "target", "browser-artifacts");
 
-export const DECODER = path.join(REPO, "docs", "js", "tickwire-decoder.js");
+/**
+ * The decoder the page uses: the JavaScript client's (clients/js, served as
+ * /tickwire-decoder.js; docs/js/tickwire-decoder.js re-exports it).
+ */
+export const DECODER = path.join(REPO, "clients", "js", "src", "tickwire-decoder.js");
 
 /**
- * Imports docs/js/tickwire-decoder.js, the module the page uses. docs/ has
- * no package.json, so a Node without ES-module syntax detection (< 20.19)
- * would read it as CommonJS; then the same source is imported as a data: URL,
- * which is always an ES module.
+ * Imports the decoder. clients/js/package.json says "type": "module", so it
+ * is an ES module on every Node this suite supports.
  */
 export async function loadDecoder() {
-  try {
-    return await import(pathToFileURL(DECODER).href);
-  } catch (e) {
-    if (!(e instanceof SyntaxError)) throw e;
-    const src = readFileSync(DECODER, "utf8");
-    return import(`data:text/javascript;base64,${Buffer.from(src).toString("base64")}`);
-  }
+  return import(pathToFileURL(DECODER).href);
 }

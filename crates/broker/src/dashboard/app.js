@@ -1,13 +1,16 @@
 // tickwire dashboard: live quotes over /ws in binary mode.
 //
-// Plain ES module, no build step, no dependencies. It is served by the broker
-// (crates/broker/src/session/http.rs) next to the documented decoder
-// (docs/js/tickwire-decoder.js, served as /tickwire-decoder.js); see
+// Plain ES module, no build step. It is served by the broker
+// (crates/broker/src/session/http.rs) next to the JavaScript client
+// (clients/js/src/tickwire-client.js, served as /tickwire-client.js) and its
+// decoder (/tickwire-decoder.js); see clients/js/README.md for the client and
 // docs/protocol.md for the wire protocol.
 //
 // How it works:
-// - One WebSocket to /ws?format=binary. Quotes are binary frames, decoded by
-//   the shared decoder (seq/ts as exact BigInt); control replies are JSON text.
+// - The connection is a TickwireClient (binary format: seq/ts as exact
+//   BigInt): it connects, reconnects, sends the token, keeps the
+//   subscriptions and restores them on every reconnect, and tracks gaps.
+//   This file is the UI on top of its events.
 // - Incoming quotes only update the in-memory model (one Row per topic) and
 //   mark the row dirty; the DOM is written once per animation frame for the
 //   dirty rows only, and only the cells whose text changed. Header figures
@@ -15,33 +18,38 @@
 //   fixed widths and numbers use tabular figures, so nothing moves at
 //   1,000+ updates/s.
 // - The watchlist (tickers and `PREFIX*` patterns) lives in localStorage and
-//   is subscribed with snapshot:true on every (re)connect, so rows fill at once.
+//   is subscribed with snapshot:true, so rows fill at once; the client
+//   resubscribes it (with snapshots) on every reconnect.
 //   On a first visit (nothing saved) it is DEFAULT_WATCHLIST, the demo feed's
 //   best-known tickers, so the page is live without typing; once the user
 //   changes the list, their own list (even an empty one) is saved and wins.
-// - Gap tracking: per topic the last seq seen; a quote with seq <= last is a
-//   repeat (e.g. a snapshot of a quote already received) and dropped; a jump
-//   of more than 1 counts the skipped quotes in the Gaps column (conflation by
-//   the broker, or quotes missed while disconnected). seq numbering restarts
-//   when the broker restarts, which the `epoch` in every `subscribed` reply
-//   tells: when it changes, every topic's last seq and gap count is reset.
-// - Reconnect: exponential backoff (0.5 s doubling up to 10 s) with jitter
-//   (each delay drawn from [d/2, d]), shown as "reconnecting…"; the backoff
-//   resets once the new connection has answered a request.
+// - Gaps (the client's `gap` events): per topic the client keeps the last
+//   seq seen; a quote with seq <= last is a repeat (e.g. a snapshot of a quote
+//   already received) and dropped; a jump of more than 1 counts the skipped
+//   quotes in the Gaps column (conflation by the broker, or quotes missed
+//   while disconnected). seq numbering restarts when the broker restarts,
+//   which the `epoch` in every `subscribed` reply tells: the client then
+//   resets its tracking and the page every row's gap count.
+// - Reconnect (the client's): exponential backoff (0.5 s doubling up to 10 s)
+//   with jitter (each delay drawn from [d/2, d]), shown as "reconnecting…";
+//   the backoff resets once the new connection has answered.
 //
 // Entitlements: with a token in the token field (kept in sessionStorage, so
-// it goes with the tab), every connect sends {"op":"auth","token":...} first;
-// the broker's `authed` reply says until when. Under entitlements the
-// watchlist is subscribed one entry per request, so one ticker the user is
-// not entitled to does not refuse the others (a request is all or nothing).
-// A `not_authorized` refusal of the max_hz probe still proves max_hz is
-// understood (it is checked before entitlements).
+// it goes with the tab), the client sends {"op":"auth","token":...} first on
+// every connect; the broker's `authed` reply says until when. Under
+// entitlements the watchlist is subscribed one entry per request, so one
+// ticker the user is not entitled to does not refuse the others (a request is
+// all or nothing; the client's resubscription retries a refused group one
+// entry at a time for the same reason). A `not_authorized` refusal of the
+// max_hz probe still proves max_hz is understood (it is checked before
+// entitlements).
 //
 // max_hz detection (throttle selector): the broker may not support `max_hz`
-// yet; this release answers a subscribe that carries one with
+// yet; an old release answers a subscribe that carries one with
 // {"type":"error","code":"bad_request","message":"max_hz is not supported yet"}.
-// So right after each connect, before subscribing the watchlist, the page sends
-// ONE probe: {"op":"subscribe","topics":[PROBE_TOPIC],"snapshot":false,"max_hz":1}
+// So right after each connect (the client's beforeResubscribe hook: after the
+// token, before the watchlist), the page sends ONE probe:
+// {"op":"subscribe","topics":[PROBE_TOPIC],"snapshot":false,"max_hz":1}
 // to a dummy topic nobody publishes. If the reply is `subscribed`, max_hz is
 // supported: the selector is shown and the probe is unsubscribed at once.
 // If the reply is an error, the selector stays hidden and subscribes never
@@ -49,7 +57,7 @@
 // tickwire_request_errors_total{code="bad_request"}.) The probe runs on every
 // connect because a reconnect may reach an upgraded or downgraded broker.
 
-import { decodeMessage } from "./tickwire-decoder.js";
+import { TickwireClient, entryMatches as matches } from "./tickwire-client.js";
 
 const WATCHLIST_KEY = "tickwire.dashboard.watchlist";
 const DEFAULT_WATCHLIST = ["AAPL", "MSFT", "NVDA", "BTC-USD", "ETH-USD", "EURUSD"];
@@ -58,8 +66,7 @@ const TOKEN_KEY = "tickwire.dashboard.token";
 const PROBE_TOPIC = "tickwire.dashboard.max_hz-probe";
 const TOPIC_RE = /^[A-Za-z0-9._:/-]{1,64}$/;
 const PATTERN_RE = /^[A-Za-z0-9._:/-]{0,63}\*$/;
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_MAX_MS = 10_000;
+const BACKOFF = { initialMs: 500, maxMs: 10_000, multiplier: 2, jitter: 0.5 };
 const GAP_HIGHLIGHT_MS = 3_000;
 const SPARK_POINTS = 60;
 const MAX_LATENCY_SAMPLES = 20_000; // per second; beyond that, reservoir sampling
@@ -97,22 +104,15 @@ let entitled = false; // the broker checks entitlements (a token was used)
 
 const rows = new Map(); // topic -> Row
 const sortedTopics = []; // display order
-let epoch = null; // broker run id from `subscribed`
 
-let ws = null;
 let ready = false; // probe answered and watchlist subscribed on this connection
 let everConnected = false;
-let attempt = 0; // consecutive failed connects
-let retryTimer = null;
-let retryAt = 0;
-let nextId = 1;
-const pending = new Map(); // request id -> {kind, entries}
+let retryAttempt = 0; // the client's attempt number of the pending retry
 let maxHzSupported = false;
 
 let msgCount = 0;
 // Totals since the page loaded, for the console and the browser tests.
 const stats = { messages: 0, quotes: 0, reconnects: 0 };
-window.tickwireDashboard = { stats };
 let latSamples = [];
 let latSeen = 0; // samples offered this second (for the reservoir)
 const latHistory = []; // [{p50, p99}] per second, null when no samples
@@ -166,10 +166,6 @@ function loadThrottle() {
 
 function isValidEntry(s) {
   return TOPIC_RE.test(s) || PATTERN_RE.test(s);
-}
-
-function matches(entry, topic) {
-  return entry.endsWith("*") ? topic.startsWith(entry.slice(0, -1)) : entry === topic;
 }
 
 function isWatched(topic) {
@@ -244,7 +240,6 @@ class Row {
     this.topic = topic;
     this.q = null; // latest accepted quote
     this.first = NaN; // reference price when first seen (last, else mid)
-    this.lastSeq = null; // BigInt
     this.gaps = 0; // quotes skipped (seq gaps) in this epoch
     this.lastGapAt = 0;
     this.count = 0; // quotes this second
@@ -503,7 +498,11 @@ function removeEntry(entry) {
   const hadFocus = buttons.indexOf(document.activeElement);
   watchlist.splice(i, 1);
   saveWatchlist();
-  if (ready) send({ op: "unsubscribe", topics: [entry] }, { kind: "unsub", entries: [entry] });
+  // Always: the client forgets the entry at once (no resubscription on a
+  // reconnect), and sends the unsubscribe now or on the next connection.
+  client.unsubscribe([entry]).catch((e) => {
+    if (e.reply) showMessage(`Broker error: ${e.code}: ${e.message}`);
+  });
   for (const t of [...rows.keys()]) if (!isWatched(t)) dropRow(t);
   renderChips();
   if (hadFocus >= 0) {
@@ -532,81 +531,97 @@ function wsUrl() {
   return url.href;
 }
 
-function connect() {
-  clearTimeout(retryTimer);
-  retryTimer = null;
-  ready = false;
-  pending.clear();
-  setState(everConnected ? "reconnecting" : "connecting", attempt ? `attempt ${attempt + 1}…` : "");
-  let sock;
-  try {
-    sock = new WebSocket(wsUrl());
-  } catch (e) {
-    showMessage(`Cannot open the WebSocket: ${e.message}`);
-    scheduleReconnect();
-    return;
-  }
-  sock.binaryType = "arraybuffer"; // required by the decoder
-  ws = sock;
-  sock.onopen = () => {
-    if (ws !== sock) return;
-    everConnected = true;
-    setState("live", "subscribing…");
-    // The token first (replies come in order), then the max_hz probe; the
-    // watchlist is subscribed on the probe's reply.
-    if (token) send({ op: "auth", token }, { kind: "auth" });
-    send({ op: "subscribe", topics: [PROBE_TOPIC], snapshot: false, max_hz: 1 }, { kind: "probe" });
-  };
-  sock.onmessage = (ev) => {
-    if (ws !== sock) return;
-    msgCount++;
-    stats.messages++;
-    let m;
-    try {
-      m = decodeMessage(ev);
-    } catch (e) {
-      showMessage(`Undecodable message from the broker: ${e.message}`);
-      return;
-    }
-    onMessage(m);
-  };
-  sock.onclose = () => {
-    if (ws !== sock) return;
-    ws = null;
-    ready = false;
-    pending.clear();
-    stats.reconnects++;
-    scheduleReconnect();
-  };
-  // onerror is always followed by onclose.
-}
+const client = new TickwireClient(wsUrl(), {
+  format: "binary",
+  // Read at every (re)connect: the token field's current value.
+  token: () => token,
+  refreshToken: false, // a pasted token cannot be refreshed
+  backoff: BACKOFF,
+  beforeResubscribe: onConnected,
+  autoConnect: false,
+});
+// Totals since the page loaded, for the console and the browser tests.
+window.tickwireDashboard = { stats, client };
 
-function scheduleReconnect() {
-  attempt++;
-  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
-  const delay = ceiling / 2 + Math.random() * (ceiling / 2); // jitter in [d/2, d]
-  retryAt = Date.now() + delay;
-  retryTimer = setTimeout(connect, delay);
+client.on("connecting", ({ attempt }) => {
+  ready = false;
+  setState(everConnected ? "reconnecting" : "connecting", attempt > 1 ? `attempt ${attempt}…` : "");
+});
+client.on("open", () => {
+  everConnected = true;
+  setState("live", "subscribing…");
+});
+client.on("closed", () => {
+  ready = false;
+  stats.reconnects++;
+});
+client.on("reconnecting", ({ attempt }) => {
+  retryAttempt = attempt;
   showRetry();
-}
+});
+client.on("message", () => {
+  msgCount++;
+  stats.messages++;
+});
+client.on("quote", onQuote);
+client.on("gap", onGap);
+client.on("epoch", ({ previous }) => {
+  if (previous === null) return;
+  // The broker restarted: seq numbering starts again at 1 (the client has
+  // reset its tracking); so do the gap counts.
+  for (const row of rows.values()) {
+    row.gaps = 0;
+    markDirty(row);
+  }
+});
+client.on("authed", onAuthed);
+client.on("unsubscribed", (m) => {
+  // The broker removed entries itself: a refreshed token no longer covers them.
+  showMessage(`No longer entitled to ${m.topics.join(", ")} (${m.reason}).`);
+});
+client.on("error", (e) => {
+  if (e.code === "bad_message") showMessage(`Undecodable message from the broker: ${e.message}`);
+  else if (e.op === "auth") authRefused(e);
+  else if (e.op === "subscribe" && e.reply) showMessage(`Subscribe refused (${e.code}): ${e.message}`);
+  else showMessage(`Broker error: ${e.code}: ${e.message}`);
+});
 
 function showRetry() {
-  if (retryTimer === null) return;
-  const s = Math.max(0, (retryAt - Date.now()) / 1000);
-  setState(everConnected ? "reconnecting" : "connecting", `retry ${attempt} in ${s.toFixed(1)} s`);
+  const at = client.retryAt;
+  if (client.state !== "reconnecting" || at === null) return;
+  const s = Math.max(0, (at - Date.now()) / 1000);
+  setState(everConnected ? "reconnecting" : "connecting", `retry ${retryAttempt} in ${s.toFixed(1)} s`);
 }
 
 // Back online (laptop lid, Wi-Fi): try now instead of waiting out the backoff.
-window.addEventListener("online", () => {
-  if (retryTimer !== null) connect();
-});
+window.addEventListener("online", () => client.reconnectNow());
 
-function send(obj, meta) {
-  if (!ws || ws.readyState !== WebSocket.OPEN) return null;
-  const id = nextId++;
-  pending.set(id, meta);
-  ws.send(JSON.stringify({ ...obj, id }));
-  return id;
+/**
+ * On every connect, after the token went out and before the client restores
+ * the subscriptions it already has: the max_hz probe, then the watchlist
+ * entries the client does not have yet (all of them on the first connect).
+ */
+async function onConnected() {
+  let ok;
+  try {
+    // retry: false — a probe belongs to this connection; the next one probes again.
+    await client.subscribe([PROBE_TOPIC], { snapshot: false, maxHz: 1, retry: false });
+    ok = true;
+  } catch (e) {
+    if (e.code === "disconnected" || e.code === "closed") return; // this connection is gone
+    // not_authorized: the broker parsed max_hz, then checked entitlements.
+    ok = e.code === "not_authorized";
+    if (ok) entitled = true;
+  }
+  maxHzSupported = ok;
+  el.throttleBox.hidden = !ok;
+  document.body.dataset.maxHz = ok ? "supported" : "unsupported";
+  if (ok) client.unsubscribe([PROBE_TOPIC], { retry: false }).catch(() => {});
+  ready = true;
+  for (const row of rows.values()) row.latencyArmed = false;
+  ensureExactRows();
+  subscribe(watchlist.filter((e) => !client.has(e)), "all");
+  setState("live", client.epoch ? `epoch ${client.epoch}` : "");
 }
 
 function subscribe(entries, kind, snapshot = true) {
@@ -614,126 +629,46 @@ function subscribe(entries, kind, snapshot = true) {
   // Under entitlements, one request per entry: a refusal names one entry
   // and takes nothing else down with it.
   const groups = entitled ? entries.map((e) => [e]) : [entries];
+  const maxHz = maxHzSupported && throttle !== "off" ? Number(throttle) : undefined;
   for (const group of groups) {
-    const req = { op: "subscribe", topics: group, snapshot };
-    if (maxHzSupported && throttle !== "off") req.max_hz = Number(throttle);
-    send(req, { kind, entries: group });
-  }
-}
-
-function onMessage(m) {
-  switch (m.type) {
-    case "quote":
-      onQuote(m);
-      break;
-    case "subscribed":
-      onEpoch(m.epoch);
-      onReply(m.id, true, m);
-      break;
-    case "unsubscribed":
-      if (m.reason) {
-        // The broker removed entries itself: a refreshed token no longer covers them.
-        showMessage(`No longer entitled to ${m.topics.join(", ")} (${m.reason}).`);
-        break;
-      }
-      onReply(m.id, true, m);
-      break;
-    case "authed":
-      onReply(m.id, true, m);
-      break;
-    case "error":
-      onReply(m.id, false, m);
-      break;
-    default:
-      break;
-  }
-}
-
-function onEpoch(e) {
-  if (typeof e !== "string" || e === epoch) return;
-  if (epoch !== null) {
-    // The broker restarted: seq numbering starts again at 1.
-    for (const row of rows.values()) {
-      row.lastSeq = null;
-      row.gaps = 0;
-      markDirty(row);
-    }
-  }
-  epoch = e;
-}
-
-function onReply(id, ok, m) {
-  const meta = id === undefined ? undefined : pending.get(id);
-  if (id !== undefined) pending.delete(id);
-  // Any answer proves the connection works: reset the backoff.
-  attempt = 0;
-  if (!meta) {
-    if (!ok) showMessage(`Broker error: ${m.code}: ${m.message}`);
-    return;
-  }
-  switch (meta.kind) {
-    case "auth":
-      if (ok) {
-        entitled = true;
-        document.body.dataset.auth = "ok";
-        const until = new Date(Number(m.exp) * 1000).toLocaleTimeString();
-        el.authState.textContent = `authorized${m.sub ? ` as ${m.sub}` : ""} until ${until}`;
-        showMessage("");
-      } else {
-        document.body.dataset.auth = "refused";
-        el.authState.textContent = "";
-        showMessage(`Token refused (${m.code}): ${m.message}`);
-      }
-      if (meta.resubscribe && ok && ready) subscribe([...watchlist], "resub");
-      break;
-    case "probe":
-      // not_authorized: the broker parsed max_hz, then checked entitlements.
-      ok = ok || m.code === "not_authorized";
-      if (m.code === "not_authorized") entitled = true;
-      maxHzSupported = ok;
-      el.throttleBox.hidden = !ok;
-      document.body.dataset.maxHz = ok ? "supported" : "unsupported";
-      if (ok) send({ op: "unsubscribe", topics: [PROBE_TOPIC] }, { kind: "probe-unsub" });
-      ready = true;
-      for (const row of rows.values()) row.latencyArmed = false;
-      ensureExactRows();
-      subscribe(watchlist, "all");
-      setState("live", epoch ? `epoch ${epoch}` : "");
-      break;
-    case "all":
-    case "add":
-    case "resub":
-      if (!ok) {
-        showMessage(`Subscribe refused (${m.code}): ${m.message}`);
-        if (meta.kind === "add") {
+    client.subscribe(group, { snapshot, maxHz }).then(
+      () => setState("live", client.epoch ? `epoch ${client.epoch}` : ""),
+      (e) => {
+        if (!e.reply) return; // the client was closed, or no answer in time
+        showMessage(`Subscribe refused (${e.code}): ${e.message}`);
+        if (kind === "add") {
           // Refused as a whole: take the entries back out of the list.
-          watchlist = watchlist.filter((e) => !meta.entries.includes(e));
+          watchlist = watchlist.filter((w) => !group.includes(w));
           saveWatchlist();
           for (const t of [...rows.keys()]) if (!isWatched(t)) dropRow(t);
           renderChips();
         }
-      }
-      setState("live", epoch ? `epoch ${epoch}` : "");
-      break;
-    default:
-      if (!ok) showMessage(`Broker error: ${m.code}: ${m.message}`);
+        setState("live", client.epoch ? `epoch ${client.epoch}` : "");
+      },
+    );
   }
 }
 
+function onAuthed(m) {
+  entitled = true;
+  document.body.dataset.auth = "ok";
+  const until = new Date(Number(m.exp) * 1000).toLocaleTimeString();
+  el.authState.textContent = `authorized${m.sub ? ` as ${m.sub}` : ""} until ${until}`;
+  showMessage("");
+}
+
+function authRefused(e) {
+  document.body.dataset.auth = "refused";
+  el.authState.textContent = "";
+  showMessage(`Token refused (${e.code}): ${e.message}`);
+}
+
+/** A quote in order (the client dropped repeats and reported gaps before it). */
 function onQuote(m) {
   const topic = m.topic;
   // Quotes still in flight for an entry just removed, or for the probe.
   if (!isWatched(topic)) return;
   const row = ensureRow(topic);
-  const seq = BigInt(m.seq);
-  if (row.lastSeq !== null) {
-    if (seq <= row.lastSeq) return; // already seen (snapshot overlap)
-    if (seq > row.lastSeq + 1n) {
-      row.gaps += Number(seq - row.lastSeq - 1n);
-      row.lastGapAt = nowMs();
-    }
-  }
-  row.lastSeq = seq;
   stats.quotes++;
   row.q = m;
   row.count++;
@@ -741,6 +676,14 @@ function onQuote(m) {
   if (!fin(row.first)) row.first = refPrice(m);
   if (row.latencyArmed) addLatency(nowMs() - m.tsMs);
   row.latencyArmed = true;
+  markDirty(row);
+}
+
+function onGap(g) {
+  if (!isWatched(g.topic)) return;
+  const row = ensureRow(g.topic);
+  row.gaps += g.missed;
+  row.lastGapAt = nowMs();
   markDirty(row);
 }
 
@@ -826,9 +769,18 @@ el.tokenForm.addEventListener("submit", (ev) => {
     el.authState.textContent = "";
     return;
   }
-  // Sent on the open connection now (a refresh replaces the grants), and on
-  // every reconnect.
-  if (ws && ws.readyState === WebSocket.OPEN) send({ op: "auth", token }, { kind: "auth", resubscribe: true });
+  // Sent on the open connection now (a refresh replaces the grants); the
+  // client sends it on every reconnect. Once accepted, subscribe what the
+  // old grants refused.
+  if (client.state !== "open") return;
+  client.auth().then(
+    () => {
+      if (ready) subscribe(watchlist.filter((e) => !client.has(e)), "resub");
+    },
+    (e) => {
+      if (e.reply) authRefused(e);
+    },
+  );
 });
 
 el.throttle.value = throttle;
@@ -849,4 +801,4 @@ el.throttle.addEventListener("change", () => {
 ensureExactRows();
 renderChips();
 setInterval(tick, 1000);
-connect();
+client.connect();

@@ -25,12 +25,14 @@ pub enum HttpOutcome {
 }
 
 // The dashboard (`GET /`), embedded in the binary: no build step, no files
-// to deploy. The decoder is the one documented in docs/protocol.md, served
-// as is so the page and the docs can never disagree.
+// to deploy. The page is built on the JavaScript client (clients/js), served
+// as is with its decoder (the one documented in docs/protocol.md), so the
+// page, the client package and the docs can never disagree.
 const INDEX_HTML: &str = include_str!("../dashboard/index.html");
 const APP_JS: &str = include_str!("../dashboard/app.js");
 const STYLE_CSS: &str = include_str!("../dashboard/style.css");
-const DECODER_JS: &str = include_str!("../../../../docs/js/tickwire-decoder.js");
+const CLIENT_JS: &str = include_str!("../../../../clients/js/src/tickwire-client.js");
+const DECODER_JS: &str = include_str!("../../../../clients/js/src/tickwire-decoder.js");
 
 const HTML: &str = "text/html; charset=utf-8";
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
@@ -67,6 +69,7 @@ pub fn route(buf: &[u8], max_head: usize, allowed_origins: &[String]) -> HttpOut
         "/" => asset(HTML, INDEX_HTML),
         "/app.js" => asset(JAVASCRIPT, APP_JS),
         "/style.css" => asset(CSS, STYLE_CSS),
+        "/tickwire-client.js" => asset(JAVASCRIPT, CLIENT_JS),
         "/tickwire-decoder.js" => asset(JAVASCRIPT, DECODER_JS),
         "/ws" => {
             if !origin_allowed(head.header("origin"), allowed_origins) {
@@ -153,6 +156,7 @@ mod tests {
             ("/", HTML, INDEX_HTML),
             ("/app.js", JAVASCRIPT, APP_JS),
             ("/style.css", CSS, STYLE_CSS),
+            ("/tickwire-client.js", JAVASCRIPT, CLIENT_JS),
             ("/tickwire-decoder.js", JAVASCRIPT, DECODER_JS),
         ] {
             let r = get(path);
@@ -168,10 +172,13 @@ mod tests {
 
     #[test]
     fn the_page_uses_the_documented_decoder() {
-        // The served decoder is docs/js/tickwire-decoder.js itself, and the
-        // page imports it from there.
+        // The served client and decoder are clients/js's files themselves
+        // (docs/js/tickwire-decoder.js re-exports the decoder); the page
+        // imports the client, and the client the decoder, by relative URL.
         assert!(DECODER_JS.contains("export function decodeMessage"));
-        assert!(APP_JS.contains("from \"./tickwire-decoder.js\""));
+        assert!(CLIENT_JS.contains("export class TickwireClient"));
+        assert!(CLIENT_JS.contains("from \"./tickwire-decoder.js\""));
+        assert!(APP_JS.contains("from \"./tickwire-client.js\""));
         assert!(INDEX_HTML.contains("src=\"./app.js\""));
         assert!(INDEX_HTML.contains("href=\"./style.css\""));
     }
@@ -225,6 +232,8 @@ mod tests {
             "/index.html",
             "/style.css.map",
             "/docs/js/tickwire-decoder.js",
+            "/clients/js/src/tickwire-client.js",
+            "/tickwire-client.d.ts",
         ] {
             assert!(get(path).starts_with("HTTP/1.1 404 "), "{path}");
         }

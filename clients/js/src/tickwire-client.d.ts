@@ -1,0 +1,241 @@
+// Declarations of tickwire-client.js (hand-written; the module itself is
+// plain JavaScript). Guide and examples: clients/js/README.md.
+
+import type {
+  AuthedReply,
+  BinaryQuote,
+  ErrorReply,
+  JsonQuote,
+  ServerMessage,
+  SubscribedReply,
+  UnsubscribedReply,
+} from "./tickwire-decoder.js";
+
+export { decodeMessage, decodeQuote, QUOTE_TYPE, QUOTE_HEADER_LEN } from "./tickwire-decoder.js";
+export type {
+  AuthedReply,
+  BinaryQuote,
+  ControlMessage,
+  ErrorReply,
+  JsonQuote,
+  ServerMessage,
+  SubscribedReply,
+  UnsubscribedReply,
+} from "./tickwire-decoder.js";
+
+export type Format = "json" | "binary";
+/** The quote type of a format: BigInt seq/ts and NaN in binary mode; Numbers and null in JSON mode. */
+export type QuoteOf<F extends Format> = F extends "json" ? JsonQuote : BinaryQuote;
+export type ClientState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
+
+/**
+ * The broker's error codes, and the client's own:
+ * - "closed": the client was closed (close(), or the connection ended with reconnect off);
+ * - "disconnected": a `retry: false` request whose connection closed before its reply;
+ * - "not_connected": a `retry: false` request made while not connected;
+ * - "timeout": no reply within `requestTimeoutMs` (reconnects included);
+ * - "no_token": auth() without a token; "token_error": the token callback threw;
+ * - "bad_message": a server message that does not decode; "connect_failed": the WebSocket constructor threw.
+ */
+export type ErrorCode =
+  | "bad_request"
+  | "bad_topic"
+  | "too_many_subscriptions"
+  | "not_authorized"
+  | "rate_limited"
+  | "closed"
+  | "disconnected"
+  | "not_connected"
+  | "timeout"
+  | "no_token"
+  | "token_error"
+  | "bad_message"
+  | "connect_failed"
+  | (string & {});
+
+export declare class TickwireError extends Error {
+  constructor(code: string, message: string, details?: { id?: number; reply?: ErrorReply; op?: string; topics?: string[] });
+  readonly name: "TickwireError";
+  /** The broker's `code` (from an `error` reply), or a client-side code. */
+  code: ErrorCode;
+  /** The id of the request it answers, if any. */
+  id: number | undefined;
+  /** The broker's `error` message; undefined for client-side errors. */
+  reply: ErrorReply | undefined;
+  /** The op of the failed request ("subscribe", "unsubscribe", "auth", ...). */
+  op: string | undefined;
+  /** The topics of the failed request. */
+  topics: string[] | undefined;
+}
+
+/** A token, or a callback returning the current one (sync or async); called on every (re)connect. */
+export type TokenSource = string | null | (() => string | null | undefined | Promise<string | null | undefined>);
+
+export interface BackoffOptions {
+  /** First retry delay ceiling (default 500 ms). */
+  initialMs?: number;
+  /** Largest ceiling (default 10 000 ms). */
+  maxMs?: number;
+  /** Growth per failed attempt (default 2). */
+  multiplier?: number;
+  /** Each delay is drawn from [ceiling × (1 − jitter), ceiling] (default 0.5). */
+  jitter?: number;
+}
+
+/** The constructor of a browser-compatible WebSocket (the `ws` package's works). */
+export interface WebSocketConstructor {
+  new (url: string): WebSocketLike;
+}
+
+export interface WebSocketLike {
+  readonly readyState: number;
+  binaryType: string;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: any) => any) | null;
+  onmessage: ((ev: { data: any }) => any) | null;
+  onclose: ((ev: { code: number; reason: string; wasClean: boolean }) => any) | null;
+  onerror: ((ev: any) => any) | null;
+}
+
+export interface ClientOptions<F extends Format = Format> {
+  /** "binary" (default; quotes as binary frames, seq/ts BigInt) or "json". Also taken from the URL's ?format= when not given. */
+  format?: F;
+  /** The WebSocket implementation (default: globalThis.WebSocket). On Node < 22: `import WebSocket from "ws"`. */
+  WebSocket?: WebSocketConstructor;
+  /** Sent as `auth` first on every (re)connect. */
+  token?: TokenSource;
+  /** With a token callback: send a fresh token before `exp` (default true). */
+  refreshToken?: boolean;
+  /** Refresh this long before `exp`, but not before half the remaining life (default 30 000 ms). */
+  tokenRefreshMarginMs?: number;
+  /** Reconnect after the connection is lost (default true). */
+  reconnect?: boolean;
+  backoff?: BackoffOptions;
+  /** Give up on a connect attempt not open after this long (default 10 000 ms; 0 = never). */
+  connectTimeoutMs?: number;
+  /** Reject a request without a reply after this long, reconnects included (default 30 000 ms; 0 = never). */
+  requestTimeoutMs?: number;
+  /** `snapshot` of the resubscription after a reconnect (default true: current values at once; repeats are dropped). */
+  resubscribeSnapshot?: boolean;
+  /**
+   * Awaited on every open, after the auth request and before the
+   * resubscription and the waiting requests; requests it makes go out at
+   * once (use `retry: false` for ones that only make sense on this connection).
+   */
+  beforeResubscribe?: (client: TickwireClient<F>) => void | Promise<void>;
+  /** Connect right after construction (default true). */
+  autoConnect?: boolean;
+}
+
+export interface SubscribeOptions {
+  /** Send the last known quote of each topic right after the ack (the broker's default: true). */
+  snapshot?: boolean;
+  /** At most this many quotes per second per topic, conflated (0 < maxHz ≤ 1000). */
+  maxHz?: number;
+  /** Re-send after a reconnect if unanswered (default true); false: reject with "disconnected" / "not_connected". */
+  retry?: boolean;
+}
+
+export interface GapEvent {
+  topic: string;
+  /** The seq that should have come next. */
+  expected: bigint;
+  /** The seq that came. */
+  received: bigint;
+  /** Quotes skipped: received − expected. */
+  missed: number;
+  epoch: string | null;
+}
+
+export interface CloseInfo {
+  code: number;
+  reason: string;
+  wasClean: boolean;
+  /** Whether a reconnect follows. */
+  reconnecting: boolean;
+}
+
+export interface ClientEvents<F extends Format = Format> {
+  state: { state: ClientState; previous: ClientState };
+  /** A connect attempt starts (attempt 1 after a connection that worked). */
+  connecting: { attempt: number; url: string };
+  open: { attempt: number; url: string };
+  /** The open sequence is done: auth sent, hook run, subscriptions restored, waiting requests sent. */
+  ready: { url: string };
+  /** A connection closed (or close() was called). */
+  closed: CloseInfo;
+  /** A retry is scheduled in delayMs. */
+  reconnecting: { attempt: number; delayMs: number };
+  /** Every decoded server message, before it is handled (quotes included). */
+  message: ServerMessage;
+  /** A quote in order (repeats dropped). */
+  quote: QuoteOf<F>;
+  /** Quotes were skipped before the next quote event of this topic. */
+  gap: GapEvent;
+  /** A quote whose seq is not above the last one seen (dropped). */
+  duplicate: QuoteOf<F>;
+  /** The broker's epoch changed (previous null: the first one); gap tracking was reset. */
+  epoch: { epoch: string; previous: string | null };
+  /** Every `authed` reply (connect, auth(), refresh). */
+  authed: AuthedReply;
+  /** The broker removed entries itself (`reason` set); they are forgotten. */
+  unsubscribed: UnsubscribedReply;
+  /** Errors no promise receives: a refused auth on (re)connect or refresh, a resubscription refused, an unmatched error reply, an undecodable message. */
+  error: TickwireError;
+}
+
+/** A small event emitter: on / off / once. */
+export declare class Emitter<Events extends Record<string, any> = Record<string, any>> {
+  /** Adds a listener; returns a function that removes it. */
+  on<K extends keyof Events>(type: K, listener: (ev: Events[K]) => void): () => void;
+  off<K extends keyof Events>(type: K, listener: (ev: Events[K]) => void): void;
+  once<K extends keyof Events>(type: K, listener: (ev: Events[K]) => void): () => void;
+  /** The next event of this type. */
+  once<K extends keyof Events>(type: K): Promise<Events[K]>;
+  emit<K extends keyof Events>(type: K, ev: Events[K]): void;
+}
+
+export declare class TickwireClient<F extends Format = "binary"> extends Emitter<ClientEvents<F>> {
+  constructor(url: string | URL, options?: ClientOptions<F>);
+  readonly state: ClientState;
+  /** The WebSocket URL, with its format parameter. */
+  readonly url: string;
+  readonly format: F;
+  /** The broker epoch of the latest `subscribed` ack (null before the first). */
+  readonly epoch: string | null;
+  /** When the next attempt is due (ms since the Unix epoch) while reconnecting, else null. */
+  readonly retryAt: number | null;
+  /** A copy of the acknowledged entries (restored on reconnect): entry → options. */
+  readonly subscriptions: Map<string, { maxHz: number | undefined }>;
+  readonly stats: { messages: number; quotes: number; duplicates: number; gaps: number; missed: number; reconnects: number };
+  has(entry: string): boolean;
+  /** The last seq accepted for the topic in this epoch. */
+  lastSeq(topic: string): bigint | undefined;
+  connect(): void;
+  reconnectNow(): void;
+  close(code?: number, reason?: string): Promise<void>;
+  subscribe(topics: string | string[], options?: SubscribeOptions): Promise<SubscribedReply>;
+  unsubscribe(topics: string | string[], options?: { retry?: boolean }): Promise<UnsubscribedReply>;
+  /** With a token (or callback), replaces the one used on every (re)connect; sends it now (or on the next connection). */
+  auth(token?: TokenSource): Promise<AuthedReply>;
+  /** Any request object (an id is added); resolves with the reply carrying that id. */
+  request(message: { op: string; [key: string]: unknown }, options?: { retry?: boolean }): Promise<ServerMessage>;
+}
+
+/** Epoch-aware seq tracking without I/O. */
+export declare class SeqTracker {
+  epoch: string | null;
+  /** True if the epoch differs from the one before (tracking is then forgotten). */
+  setEpoch(epoch: string): boolean;
+  /** -1: a repeat (drop it); 0: in order or first; n > 0: n quotes skipped before it. */
+  accept(topic: string, seq: bigint | number): number;
+  lastSeq(topic: string): bigint | undefined;
+  forget(topics: Iterable<string> | ((topic: string) => boolean)): void;
+  clear(): void;
+  readonly size: number;
+  topics(): IterableIterator<string>;
+}
+
+/** Whether a subscription entry (a topic or PREFIX*) covers a topic. */
+export declare function entryMatches(entry: string, topic: string): boolean;
