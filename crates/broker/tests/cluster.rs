@@ -335,3 +335,44 @@ fn a_feed_moving_to_another_broker_continues_its_seq() {
     // A's first quote, numbered before the probe answered, never left A.
     assert_eq!(metric(&a, "tickwire_cluster_publish_dropped_total"), 1.0);
 }
+
+/// A feed of many topics moving at once (a feed handler failing over):
+/// the probes of a large batch read the stream once instead of per topic.
+#[test]
+fn a_large_feed_moving_continues_every_topics_seq() {
+    const TOPICS: usize = 2_000;
+    let nats = NatsServer::start();
+    let (a, b) = (start_member(&nats), start_member(&nats));
+    let batch = |price: f64| {
+        (0..TOPICS)
+            .map(|i| quote(&format!("L.{i}"), price))
+            .collect::<Vec<_>>()
+    };
+    let mut on_b = publisher(&b);
+    on_b.publish_batch(batch(1.0)).expect("publish");
+    on_b.publish_batch(batch(1.5)).expect("publish");
+    on_b.flush().expect("flush");
+    let c = start_member(&nats);
+    loop_until_snapshot(&c, &format!("L.{}", TOPICS - 1), 2);
+    drop(on_b);
+
+    let mut on_a = publisher(&a);
+    on_a.publish_batch(batch(2.0)).expect("publish");
+    on_a.flush().expect("flush");
+    assert!(
+        wait_until(|| metric(&a, "tickwire_cluster_seq_adopted_total") >= TOPICS as f64),
+        "A continued every topic's numbering"
+    );
+    // None of A's first quotes (numbered 1, below B's 2) left A.
+    assert_eq!(
+        metric(&a, "tickwire_cluster_publish_dropped_total"),
+        TOPICS as f64
+    );
+    let mut watcher = connect(&b);
+    subscribe(&mut watcher, &["L.7"], false);
+    let (_, seen) = publish_until_seen(&mut on_a, "L.7", &mut [&mut watcher]);
+    assert!(
+        seen[0] >= 3,
+        "seq continued past B's 1 and A's held 1: {seen:?}"
+    );
+}
