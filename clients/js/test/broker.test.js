@@ -7,7 +7,7 @@
 import { after, afterEach, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import WebSocket from "ws";
@@ -195,12 +195,11 @@ test("a reconnect to the same broker: resubscribed with a snapshot, quotes misse
   assert.equal(watcher.stats.gaps, 0);
 });
 
-test("served by the broker: /tickwire-client.js and /tickwire-decoder.js are this package's files", async () => {
+test("served by the broker: /tickwire-client.js, /tickwire-decoder.js and every other src/*.js are this package's files", async () => {
   const base = `http://${broker.wsAddr}`;
-  for (const [route, file] of [
-    ["/tickwire-client.js", "tickwire-client.js"],
-    ["/tickwire-decoder.js", "tickwire-decoder.js"],
-  ]) {
+  const files = readdirSync(path.join(REPO, "clients", "js", "src")).filter((f) => f.endsWith(".js"));
+  assert.ok(files.includes("tickwire-client.js") && files.includes("tickwire-decoder.js"), files.join(" "));
+  for (const [route, file] of files.map((f) => [`/${f}`, f])) {
     const r = await fetch(base + route);
     assert.equal(r.status, 200, route);
     assert.equal(r.headers.get("content-type"), "text/javascript; charset=utf-8", route);

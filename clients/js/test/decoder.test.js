@@ -6,7 +6,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -25,9 +25,16 @@ test("one implementation: the client and docs/js re-export the same functions", 
     assert.equal(docs[name], decoder[name], `docs/js: ${name}`);
     assert.equal(client[name], decoder[name], `client: ${name}`);
   }
-  const src = readFileSync(new URL("../src/tickwire-client.js", import.meta.url), "utf8");
-  assert.match(src, /^import \{ decodeMessage \} from "\.\/tickwire-decoder\.js";$/m);
-  assert.doesNotMatch(src, /getBigUint64|getFloat64/, "no second decoder in the client");
+  // The client's modules (src/*.js) import the decoder; none decodes frames itself.
+  const dir = new URL("../src/", import.meta.url);
+  const modules = readdirSync(dir).filter((f) => f.endsWith(".js") && f !== "tickwire-decoder.js");
+  assert.ok(modules.includes("tickwire-client.js"), "src/tickwire-client.js");
+  const sources = modules.map((f) => readFileSync(new URL(f, dir), "utf8"));
+  assert.ok(
+    sources.some((src) => /^import \{ decodeMessage \} from "\.\/tickwire-decoder\.js";$/m.test(src)),
+    "a client module imports decodeMessage from ./tickwire-decoder.js",
+  );
+  modules.forEach((f, i) => assert.doesNotMatch(sources[i], /getBigUint64|getFloat64/, `no second decoder in the client (${f})`));
 });
 
 test("docs/protocol.md section 3 example frame", () => {

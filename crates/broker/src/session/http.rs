@@ -27,7 +27,9 @@ pub enum HttpOutcome {
 // The dashboard (`GET /`), embedded in the binary: no build step, no files
 // to deploy. The page is built on the JavaScript client (clients/js), served
 // as is with its decoder (the one documented in docs/protocol.md), so the
-// page, the client package and the docs can never disagree.
+// page, the client package and the docs can never disagree. Both are ES
+// modules that import each other by relative URL: every file is served at
+// `/` + its name.
 const INDEX_HTML: &str = include_str!("../dashboard/index.html");
 const APP_JS: &str = include_str!("../dashboard/app.js");
 const STYLE_CSS: &str = include_str!("../dashboard/style.css");
@@ -37,6 +39,52 @@ const DECODER_JS: &str = include_str!("../../../../clients/js/src/tickwire-decod
 const HTML: &str = "text/html; charset=utf-8";
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
+
+/// A module of the dashboard (crates/broker/src/dashboard), at `/` + its name.
+macro_rules! dashboard_js {
+    ($name:literal) => {
+        (
+            concat!("/", $name),
+            JAVASCRIPT,
+            include_str!(concat!("../dashboard/", $name)),
+        )
+    };
+}
+
+/// A module of the JavaScript client (clients/js/src), at `/` + its name.
+macro_rules! client_js {
+    ($name:literal) => {
+        (
+            concat!("/", $name),
+            JAVASCRIPT,
+            include_str!(concat!("../../../../clients/js/src/", $name)),
+        )
+    };
+}
+
+/// The dashboard's and the JavaScript client's files, by exact path.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("/", HTML, INDEX_HTML),
+    ("/style.css", CSS, STYLE_CSS),
+    // The dashboard: app.js (loaded by index.html) and its modules.
+    ("/app.js", JAVASCRIPT, APP_JS),
+    dashboard_js!("format.js"),
+    dashboard_js!("latency.js"),
+    dashboard_js!("page.js"),
+    dashboard_js!("settings.js"),
+    dashboard_js!("table.js"),
+    dashboard_js!("watchlist.js"),
+    // The client: tickwire-client.js (the entry point), its parts, the decoder.
+    ("/tickwire-client.js", JAVASCRIPT, CLIENT_JS),
+    ("/tickwire-decoder.js", JAVASCRIPT, DECODER_JS),
+    client_js!("tickwire-emitter.js"),
+    client_js!("tickwire-errors.js"),
+    client_js!("tickwire-gaps.js"),
+    client_js!("tickwire-requests.js"),
+    client_js!("tickwire-session.js"),
+    client_js!("tickwire-socket.js"),
+    client_js!("tickwire-subscriptions.js"),
+];
 
 /// Routes one request head. `allowed_origins`: when non-empty, a `/ws`
 /// upgrade whose `Origin` is present and not in the list gets 403 (a
@@ -66,11 +114,6 @@ pub fn route(buf: &[u8], max_head: usize, allowed_origins: &[String]) -> HttpOut
     match head.path.as_str() {
         "/healthz" => HttpOutcome::Health,
         "/metrics" => HttpOutcome::Metrics,
-        "/" => asset(HTML, INDEX_HTML),
-        "/app.js" => asset(JAVASCRIPT, APP_JS),
-        "/style.css" => asset(CSS, STYLE_CSS),
-        "/tickwire-client.js" => asset(JAVASCRIPT, CLIENT_JS),
-        "/tickwire-decoder.js" => asset(JAVASCRIPT, DECODER_JS),
         "/ws" => {
             if !origin_allowed(head.header("origin"), allowed_origins) {
                 return error(403, "Forbidden", &[], "origin not allowed");
@@ -97,7 +140,10 @@ pub fn route(buf: &[u8], max_head: usize, allowed_origins: &[String]) -> HttpOut
                 ),
             }
         }
-        _ => error(404, "Not Found", &[], "not found"),
+        path => match ASSETS.iter().find(|(p, _, _)| *p == path) {
+            Some(&(_, content_type, body)) => asset(content_type, body),
+            None => error(404, "Not Found", &[], "not found"),
+        },
     }
 }
 
@@ -150,15 +196,38 @@ mod tests {
         &response[response.find("\r\n\r\n").unwrap() + 4..]
     }
 
+    /// The body served at `path` by the asset table.
+    fn served(path: &str) -> &'static str {
+        match ASSETS.iter().find(|(p, _, _)| *p == path) {
+            Some(&(_, _, body)) => body,
+            None => panic!("{path}: not an asset"),
+        }
+    }
+
     #[test]
     fn dashboard_assets_are_served_with_their_types() {
-        for (path, content_type, content) in [
-            ("/", HTML, INDEX_HTML),
-            ("/app.js", JAVASCRIPT, APP_JS),
-            ("/style.css", CSS, STYLE_CSS),
-            ("/tickwire-client.js", JAVASCRIPT, CLIENT_JS),
-            ("/tickwire-decoder.js", JAVASCRIPT, DECODER_JS),
-        ] {
+        let listed = [
+            ("/", HTML),
+            ("/style.css", CSS),
+            ("/app.js", JAVASCRIPT),
+            ("/format.js", JAVASCRIPT),
+            ("/latency.js", JAVASCRIPT),
+            ("/page.js", JAVASCRIPT),
+            ("/settings.js", JAVASCRIPT),
+            ("/table.js", JAVASCRIPT),
+            ("/watchlist.js", JAVASCRIPT),
+            ("/tickwire-client.js", JAVASCRIPT),
+            ("/tickwire-decoder.js", JAVASCRIPT),
+            ("/tickwire-emitter.js", JAVASCRIPT),
+            ("/tickwire-errors.js", JAVASCRIPT),
+            ("/tickwire-gaps.js", JAVASCRIPT),
+            ("/tickwire-requests.js", JAVASCRIPT),
+            ("/tickwire-session.js", JAVASCRIPT),
+            ("/tickwire-socket.js", JAVASCRIPT),
+            ("/tickwire-subscriptions.js", JAVASCRIPT),
+        ];
+        assert_eq!(listed.len(), ASSETS.len(), "an asset is not listed here");
+        for (path, content_type) in listed {
             let r = get(path);
             assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{path}: {r}");
             assert!(
@@ -166,7 +235,63 @@ mod tests {
                 "{path}"
             );
             assert!(r.contains("\r\nCache-Control: no-cache\r\n"), "{path}");
-            assert_eq!(body(&r), content, "{path}");
+            assert!(!body(&r).is_empty(), "{path}");
+            assert_eq!(body(&r), served(path), "{path}");
+        }
+        assert_eq!(served("/"), INDEX_HTML);
+        assert_eq!(served("/app.js"), APP_JS);
+        assert_eq!(served("/style.css"), STYLE_CSS);
+        assert_eq!(served("/tickwire-client.js"), CLIENT_JS);
+        assert_eq!(served("/tickwire-decoder.js"), DECODER_JS);
+    }
+
+    #[test]
+    fn every_module_file_is_served_as_is() {
+        // A new module in either folder needs its route in ASSETS: the
+        // page and the client import their modules by relative URL.
+        let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut seen = 0;
+        for dir in [
+            crate_dir.join("src/dashboard"),
+            crate_dir.join("../../clients/js/src"),
+        ] {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let file = entry.unwrap().path();
+                let name = file.file_name().unwrap().to_str().unwrap().to_string();
+                if !name.ends_with(".js") {
+                    continue;
+                }
+                let path = format!("/{name}");
+                let r = get(&path);
+                assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{path}: no route");
+                let on_disk = std::fs::read_to_string(&file).unwrap();
+                assert_eq!(body(&r), on_disk, "{path}");
+                seen += 1;
+            }
+        }
+        assert_eq!(seen + 2, ASSETS.len(), "a route without its file");
+    }
+
+    #[test]
+    fn relative_imports_resolve_to_served_modules() {
+        for &(path, content_type, source) in ASSETS {
+            if content_type != JAVASCRIPT {
+                continue;
+            }
+            let mut imports = 0;
+            for (i, _) in source.match_indices("from \"./") {
+                let rest = &source[i + "from \"./".len()..];
+                let target = &rest[..rest.find('"').unwrap()];
+                let r = get(&format!("/{target}"));
+                assert!(
+                    r.starts_with("HTTP/1.1 200 OK\r\n"),
+                    "{path} imports ./{target}"
+                );
+                imports += 1;
+            }
+            if path == "/app.js" || path == "/tickwire-client.js" {
+                assert!(imports > 0, "{path}");
+            }
         }
     }
 
@@ -233,7 +358,11 @@ mod tests {
             "/style.css.map",
             "/docs/js/tickwire-decoder.js",
             "/clients/js/src/tickwire-client.js",
+            "/clients/js/src/tickwire-gaps.js",
+            "/dashboard/table.js",
+            "/table.js/",
             "/tickwire-client.d.ts",
+            "/tickwire-decoder.d.ts",
         ] {
             assert!(get(path).starts_with("HTTP/1.1 404 "), "{path}");
         }
