@@ -172,11 +172,7 @@ impl Link {
             })
             .await?;
         for quotes in batches {
-            self.send_patiently(LinkEvent::Quotes {
-                quotes,
-                stored: true,
-            })
-            .await;
+            send_stored(&self.shared, quotes).await;
         }
         Ok(total)
     }
@@ -256,6 +252,18 @@ impl Link {
 
 /// Stored quotes and tickets must reach the router: wait for room (the
 /// router drains its queue continuously), within reason.
+/// Stored quotes for the router (see [`send_patiently`]).
+pub async fn send_stored(shared: &Shared, quotes: Vec<cluster::ClusterQuote>) {
+    send_patiently(
+        shared,
+        LinkEvent::Quotes {
+            quotes,
+            stored: true,
+        },
+    )
+    .await
+}
+
 pub async fn send_patiently(shared: &Shared, mut event: LinkEvent) {
     let deadline = Instant::now() + STORED_SEND_PATIENCE;
     loop {

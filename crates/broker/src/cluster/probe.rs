@@ -13,9 +13,9 @@ use std::sync::Arc;
 use tickwire_protocol::cluster::{self, ClusterQuote};
 use tokio::sync::mpsc;
 
-use super::link::{send_patiently, Shared, RECEIVE_BATCH};
+use super::link::{send_stored, Shared, RECEIVE_BATCH};
 use super::store::Store;
-use super::{LinkEvent, Publish};
+use super::Publish;
 use crate::metrics;
 
 /// Quotes held per topic while its probe runs; past it the oldest are
@@ -75,25 +75,11 @@ impl Probes {
                 let _ = answers.send(Answer { topic, stored_seq });
                 if found.len() >= RECEIVE_BATCH {
                     let quotes = std::mem::take(&mut found);
-                    send_patiently(
-                        &shared,
-                        LinkEvent::Quotes {
-                            quotes,
-                            stored: true,
-                        },
-                    )
-                    .await;
+                    send_stored(&shared, quotes).await;
                 }
             }
             if !found.is_empty() {
-                send_patiently(
-                    &shared,
-                    LinkEvent::Quotes {
-                        quotes: found,
-                        stored: true,
-                    },
-                )
-                .await;
+                send_stored(&shared, found).await;
             }
         });
     }

@@ -13,7 +13,7 @@ use futures_util::{FutureExt, StreamExt};
 use tickwire_protocol::cluster::{self, ClusterQuote};
 use tokio::task::JoinHandle;
 
-use super::link::{send_patiently, Shared, RECEIVE_BATCH};
+use super::link::{send_patiently, send_stored, Shared, RECEIVE_BATCH};
 use super::store::Store;
 use super::{to_router, LinkEvent};
 use crate::metrics::{self, LatencyRecorder};
@@ -81,14 +81,7 @@ pub fn fetch(store: Option<Store>, subjects: Vec<String>, ticket: u64, shared: &
                     .newest_per_topic(subject, |quotes| batches.push(quotes))
                     .await;
                 for quotes in batches {
-                    send_patiently(
-                        &shared,
-                        LinkEvent::Quotes {
-                            quotes,
-                            stored: true,
-                        },
-                    )
-                    .await;
+                    send_stored(&shared, quotes).await;
                 }
                 if let Err(problem) = result {
                     tracing::warn!(%subject, %problem, "cluster fetch of stored quotes failed");

@@ -1,8 +1,6 @@
 //! What the tools print and read: the `tail` table and JSON lines, and the
 //! `pub` CSV format. Pure text in and out.
 
-use std::fmt::Write;
-
 use tickwire_client::Quote;
 
 /// The table's header, aligned with [`table_row`].
@@ -27,35 +25,12 @@ pub fn table_row(q: &Quote, seq: u64) -> String {
     )
 }
 
-/// One quote as a JSON line, in the subscriber protocol's shape
-/// (non-finite numbers as `null`, `ts` exact).
+/// One quote as a JSON line: exactly what a JSON-mode subscriber receives
+/// (the protocol's own encoder; non-finite numbers as `null`, `ts` exact).
 pub fn json_line(q: &Quote, seq: u64) -> String {
-    let mut o = String::new();
-    let _ = write!(
-        o,
-        "{{\"type\":\"quote\",\"topic\":{},\"seq\":{seq}",
-        serde_json::Value::from(q.topic.as_str())
-    );
-    for (k, v) in [
-        ("bid", q.bid),
-        ("ask", q.ask),
-        ("bid_size", q.bid_size),
-        ("ask_size", q.ask_size),
-        ("last", q.last),
-        ("volume", q.volume),
-    ] {
-        let _ = write!(o, ",\"{k}\":{}", json_number(v));
-    }
-    let _ = write!(o, ",\"ts\":{}}}", q.ts);
-    o
-}
-
-fn json_number(v: f64) -> String {
-    if v.is_finite() {
-        serde_json::Value::from(v).to_string()
-    } else {
-        "null".into()
-    }
+    let mut out = Vec::new();
+    tickwire_protocol::server::json_quote(q, seq, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn number(v: f64) -> String {
