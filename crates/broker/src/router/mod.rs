@@ -141,7 +141,9 @@ impl Router {
                     Err(_) => break,
                 }
             }
-            self.release_parked(Instant::now());
+            if self.cluster.is_some() {
+                self.release_parked(Instant::now());
+            }
             let mut handled = 0;
             let mut ingest_open = true;
             while handled < INGEST_BATCHES_PER_ROUND {
