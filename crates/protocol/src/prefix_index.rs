@@ -24,13 +24,22 @@ use std::sync::Arc;
 
 use crate::topic::{Selector, MAX_TOPIC_LEN};
 
+/// The length counts of an index without prefixes.
+static NO_PREFIXES: BTreeMap<u8, u32> = BTreeMap::new();
+
 pub struct PrefixIndex<V> {
     /// Exact keys and prefix keys (with their `*`), as written.
     map: KeyMap<V>,
-    /// How many prefixes of each length (without the `*`) are stored.
-    prefix_lens: BTreeMap<u8, u32>,
+    /// How many prefixes of each length (without the `*`) are stored; None
+    /// while there are none (boxed: most indexes hold exact topics only, and
+    /// a per-connection index should not carry an empty map inline).
+    #[allow(clippy::box_collection)]
+    prefix_lens: Option<Box<BTreeMap<u8, u32>>>,
     /// Exact keys in order, for `keys_under`; only in `ordered()` indexes.
-    ordered: Option<BTreeSet<Arc<str>>>,
+    /// Boxed: the per-connection indexes are never ordered, and each idle
+    /// connection would pay for an inline set.
+    #[allow(clippy::box_collection)]
+    ordered: Option<Box<BTreeSet<Arc<str>>>>,
 }
 
 impl<V: std::fmt::Debug> std::fmt::Debug for PrefixIndex<V> {
@@ -88,7 +97,7 @@ impl<V> PrefixIndex<V> {
     pub fn new() -> PrefixIndex<V> {
         PrefixIndex {
             map: KeyMap::default(),
-            prefix_lens: BTreeMap::new(),
+            prefix_lens: None,
             ordered: None,
         }
     }
@@ -96,7 +105,7 @@ impl<V> PrefixIndex<V> {
     /// An index whose exact keys under a prefix are found by a range scan.
     pub fn ordered() -> PrefixIndex<V> {
         PrefixIndex {
-            ordered: Some(BTreeSet::new()),
+            ordered: Some(Box::default()),
             ..PrefixIndex::new()
         }
     }
@@ -161,7 +170,13 @@ impl<V> PrefixIndex<V> {
             return Some(std::mem::replace(old, value));
         }
         match key.strip_suffix('*') {
-            Some(prefix) => *self.prefix_lens.entry(prefix.len() as u8).or_insert(0) += 1,
+            Some(prefix) => {
+                *self
+                    .prefix_lens
+                    .get_or_insert_with(Box::default)
+                    .entry(prefix.len() as u8)
+                    .or_insert(0) += 1
+            }
             None => {
                 if let Some(ordered) = self.ordered.as_mut() {
                     ordered.insert(key.clone());
@@ -214,10 +229,15 @@ impl<V> PrefixIndex<V> {
         match key.strip_suffix('*') {
             Some(prefix) => {
                 let len = prefix.len() as u8;
-                if let Some(count) = self.prefix_lens.get_mut(&len) {
-                    *count -= 1;
-                    if *count == 0 {
-                        self.prefix_lens.remove(&len);
+                if let Some(lens) = self.prefix_lens.as_mut() {
+                    if let Some(count) = lens.get_mut(&len) {
+                        *count -= 1;
+                        if *count == 0 {
+                            lens.remove(&len);
+                        }
+                    }
+                    if lens.is_empty() {
+                        self.prefix_lens = None;
                     }
                 }
             }
@@ -239,6 +259,8 @@ impl<V> PrefixIndex<V> {
             exact_done: topic.ends_with('*'),
             lens: self
                 .prefix_lens
+                .as_deref()
+                .unwrap_or(&NO_PREFIXES)
                 .range(..=(topic.len().min(255) as u8))
                 .rev(),
         }
@@ -323,7 +345,7 @@ impl<V> PrefixIndex<V> {
 
     /// Empties the index, returning every entry.
     pub fn drain(&mut self) -> impl Iterator<Item = (Selector, V)> + '_ {
-        self.prefix_lens.clear();
+        self.prefix_lens = None;
         if let Some(ordered) = self.ordered.as_mut() {
             ordered.clear();
         }

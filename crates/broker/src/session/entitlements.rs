@@ -1,7 +1,6 @@
 //! Entitlements in the WebSocket phase: the `auth` request, the coverage
 //! check on subscribe, narrowing on refresh, and expiry.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tickwire_protocol::control::ErrorCode;
@@ -9,7 +8,7 @@ use tickwire_protocol::{server, Selector};
 use tickwire_ws::close;
 
 use super::frames::queue_reply;
-use super::{Action, Connection, Effects, Phase, Session, SessionConfig};
+use super::{Action, Connection, Effects, Phase, Session, SessionConfig, TokenGrant};
 use crate::auth::covers;
 
 /// With `[auth]`, the first requested topic no grant of the connection
@@ -25,7 +24,11 @@ pub(super) fn first_uncovered<'t>(
         // Syntax was checked by the parser; an unparsable one is not ours
         // to judge here.
         Selector::parse(topic).is_some_and(|s| {
-            !covers(&auth.anonymous, &s) && !session.grants.as_ref().is_some_and(|g| covers(g, &s))
+            !covers(&auth.anonymous, &s)
+                && !session
+                    .token
+                    .as_ref()
+                    .is_some_and(|t| covers(&t.grants, &s))
         })
     })
 }
@@ -58,22 +61,25 @@ impl Connection {
                 return queue_reply(session, &mut self.out, &reply);
             }
         };
-        let grants = Arc::new(granted.grants);
-        session.grants = Some(grants.clone());
-        // An `exp` too far away for `Instant` arithmetic never comes.
-        session.token_expires = now.checked_add(Duration::from_secs(granted.exp - unix_now));
+        session.token = Some(Box::new(TokenGrant {
+            grants: granted.grants,
+            // An `exp` too far away for `Instant` arithmetic never comes.
+            expires: now.checked_add(Duration::from_secs(granted.exp - unix_now)),
+        }));
         let reply = server::json_authed(id, granted.sub.as_deref(), granted.exp);
         queue_reply(session, &mut self.out, &reply);
 
         // Narrowing: entries the new grants (and the anonymous ones) no
         // longer cover are removed, and the client is told.
+        let grants = session.token.as_ref().map(|t| &t.grants);
         let revoked: Vec<String> = session
             .subs
             .entries_written()
             .into_iter()
             .filter(|written| {
-                Selector::parse(written)
-                    .is_some_and(|s| !covers(&auth.anonymous, &s) && !covers(&grants, &s))
+                Selector::parse(written).is_some_and(|s| {
+                    !covers(&auth.anonymous, &s) && !grants.is_some_and(|g| covers(g, &s))
+                })
             })
             .collect();
         if !revoked.is_empty() {
@@ -86,7 +92,11 @@ impl Connection {
     /// True when the connection's token has expired (checked by `on_tick`).
     pub(super) fn token_expired(&self, now: Instant) -> bool {
         match &self.phase {
-            Phase::Ws(session) => session.token_expires.is_some_and(|at| now >= at),
+            Phase::Ws(session) => session
+                .token
+                .as_ref()
+                .and_then(|t| t.expires)
+                .is_some_and(|at| now >= at),
             _ => false,
         }
     }

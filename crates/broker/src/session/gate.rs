@@ -12,9 +12,16 @@ pub(super) struct ReplyGate {
     /// shell's path to the router is first in, first out).
     issued: u64,
     taken: u64,
-    /// Held replies with the number of commands that must be taken first.
-    held: VecDeque<(u64, Box<[u8]>)>,
-    held_bytes: usize,
+    /// Held replies with the number of commands that must be taken first;
+    /// boxed, since replies are held only for a moment after a subscribe
+    /// and every idle connection pays for the inline size.
+    held: Option<Box<Held>>,
+}
+
+#[derive(Default)]
+struct Held {
+    replies: VecDeque<(u64, Box<[u8]>)>,
+    bytes: usize,
 }
 
 impl ReplyGate {
@@ -25,11 +32,12 @@ impl ReplyGate {
 
     /// A reply: given back to be queued now, or held.
     pub fn reply(&mut self, frame: Box<[u8]>) -> Option<Box<[u8]>> {
-        if self.held.is_empty() && self.taken >= self.issued {
+        if self.held.is_none() && self.taken >= self.issued {
             return Some(frame);
         }
-        self.held_bytes += frame.len();
-        self.held.push_back((self.issued, frame));
+        let held = self.held.get_or_insert_with(Box::default);
+        held.bytes += frame.len();
+        held.replies.push_back((self.issued, frame));
         None
     }
 
@@ -37,17 +45,20 @@ impl ReplyGate {
     pub fn taken(&mut self) -> Vec<Box<[u8]>> {
         self.taken = (self.taken + 1).min(self.issued);
         let mut released = Vec::new();
-        while let Some((needs, _)) = self.held.front() {
+        let Some(held) = self.held.as_mut() else {
+            return released;
+        };
+        while let Some((needs, _)) = held.replies.front() {
             if *needs > self.taken {
                 break;
             }
-            if let Some((_, frame)) = self.held.pop_front() {
-                self.held_bytes -= frame.len();
+            if let Some((_, frame)) = held.replies.pop_front() {
+                held.bytes -= frame.len();
                 released.push(frame);
             }
         }
-        if self.held.is_empty() {
-            self.held = VecDeque::new();
+        if held.replies.is_empty() {
+            self.held = None;
         }
         released
     }
@@ -58,7 +69,7 @@ impl ReplyGate {
     }
 
     pub fn held_bytes(&self) -> usize {
-        self.held_bytes
+        self.held.as_ref().map_or(0, |h| h.bytes)
     }
 }
 

@@ -50,23 +50,23 @@ impl Connection {
         }
         let c = &self.config;
         match &mut self.phase {
-            Phase::Http => {
-                if now.saturating_duration_since(self.opened_at) >= c.handshake_timeout {
+            Phase::Http { opened_at } => {
+                if now.saturating_duration_since(*opened_at) >= c.handshake_timeout {
                     fx.actions.push(Action::Drop);
                 }
             }
-            Phase::Ws(session) => match session.ping_sent_at {
-                None if now.saturating_duration_since(session.last_heard) >= c.idle_ping => {
+            Phase::Ws(session) => {
+                let quiet = now.saturating_duration_since(session.liveness_at);
+                if !session.ping_sent && quiet >= c.idle_ping {
                     let mut ping = Vec::with_capacity(2);
                     encode_frame(&mut ping, OpCode::Ping, &[]);
                     self.out.push_priority(ping);
-                    session.ping_sent_at = Some(now);
-                }
-                Some(at) if now.saturating_duration_since(at) >= c.dead_peer => {
+                    session.ping_sent = true;
+                    session.liveness_at = now;
+                } else if session.ping_sent && quiet >= c.dead_peer {
                     fx.actions.push(Action::Drop);
                 }
-                _ => {}
-            },
+            }
             Phase::Closing { drained_at, .. } => {
                 let expired = match drained_at {
                     Some(at) => now.saturating_duration_since(*at) >= c.close_timeout,
@@ -103,7 +103,7 @@ impl Connection {
     pub fn begin_shutdown(&mut self, now: Instant, fx: &mut Effects) {
         match self.phase {
             Phase::Ws(_) => self.close_with(close::GOING_AWAY, "going away", now, fx),
-            Phase::Http => fx.actions.push(Action::Drop),
+            Phase::Http { .. } => fx.actions.push(Action::Drop),
             Phase::Closing { .. } => {}
         }
     }
@@ -152,7 +152,11 @@ impl Connection {
             session.subs.clear(fx);
             fx.actions.push(Action::Left);
             // Any phase but Ws; the caller sets the real next one.
-            self.phase = Phase::Http;
+            self.phase = Phase::Closing {
+                drained_at: None,
+                write_shut: false,
+                peer_closed: false,
+            };
         }
     }
 }

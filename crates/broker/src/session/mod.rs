@@ -196,14 +196,16 @@ pub struct Connection {
     /// whenever everything received was consumed.
     read_buf: Vec<u8>,
     out: Outbound,
-    opened_at: Instant,
     /// Last time the socket took bytes, the queue drained, a quote was
     /// queued on an empty queue, or closing began: the stall clock.
     progress_at: Instant,
 }
 
 enum Phase {
-    Http,
+    /// Before the upgrade; the handshake deadline runs from `opened_at`.
+    Http {
+        opened_at: Instant,
+    },
     Ws(Box<Session>),
     Closing {
         /// When everything queued was written (then the peer has
@@ -215,20 +217,29 @@ enum Phase {
     },
 }
 
+/// What the last accepted token granted; the anonymous grants apply besides.
+struct TokenGrant {
+    grants: GrantSet,
+    /// The token's `exp`: close 1008 `token expired` then, unless refreshed.
+    expires: Option<Instant>,
+}
+
 /// The WebSocket phase: one subscriber's protocol state.
 struct Session {
     decoder: FrameDecoder,
     format: Format,
     subs: Subscriptions,
-    last_heard: Instant,
-    ping_sent_at: Option<Instant>,
+    /// The liveness clock: when the peer was last heard from or, once
+    /// `ping_sent`, when our ping went out (the dead-peer deadline runs from
+    /// there). One instant for both keeps an idle connection small.
+    liveness_at: Instant,
+    ping_sent: bool,
     /// Replies held behind subscribe commands the router has not taken.
     gate: ReplyGate,
-    /// Grants of the last accepted token (with `[auth]`); the anonymous
-    /// grants apply besides.
-    grants: Option<Arc<GrantSet>>,
-    /// The token's `exp`: close 1008 `token expired` then, unless refreshed.
-    token_expires: Option<Instant>,
+    /// The last accepted token (with `[auth]`); boxed, since most
+    /// connections never send one and every idle connection pays for its
+    /// inline size.
+    token: Option<Box<TokenGrant>>,
     requests: RequestBucket,
     snapshots: SnapshotBucket,
 }
@@ -238,10 +249,9 @@ impl Connection {
         let budget = config.outbound_budget_bytes;
         Connection {
             config,
-            phase: Phase::Http,
+            phase: Phase::Http { opened_at: now },
             read_buf: Vec::new(),
             out: Outbound::new(budget),
-            opened_at: now,
             progress_at: now,
         }
     }
@@ -303,13 +313,13 @@ impl Connection {
     /// Bytes read from the socket.
     pub fn on_bytes(&mut self, data: &[u8], now: Instant, fx: &mut Effects) {
         match &mut self.phase {
-            Phase::Http => {
+            Phase::Http { .. } => {
                 self.read_buf.extend_from_slice(data);
                 self.on_http(now, fx);
             }
             Phase::Ws(session) => {
-                session.last_heard = now;
-                session.ping_sent_at = None;
+                session.liveness_at = now;
+                session.ping_sent = false;
                 if self.read_buf.is_empty() {
                     let used = self.on_frames(data, now, fx);
                     if used < data.len() && self.is_subscriber() {
@@ -360,11 +370,10 @@ impl Connection {
                     ),
                     format,
                     subs: Subscriptions::default(),
-                    last_heard: now,
-                    ping_sent_at: None,
+                    liveness_at: now,
+                    ping_sent: false,
                     gate: ReplyGate::default(),
-                    grants: None,
-                    token_expires: None,
+                    token: None,
                     requests: RequestBucket::full(self.config.request_burst, now),
                     snapshots: SnapshotBucket::full(self.config.snapshots_per_second, now),
                 }));
@@ -381,7 +390,7 @@ impl Connection {
 
     /// The rendering of `/metrics` asked for by [`Action::ServeMetrics`].
     pub fn on_metrics(&mut self, body: &[u8], now: Instant) {
-        if matches!(self.phase, Phase::Http) {
+        if matches!(self.phase, Phase::Http { .. }) {
             let response =
                 tickwire_ws::http::response(200, "OK", &[], crate::metrics::CONTENT_TYPE, body);
             self.out.push_priority(response);
@@ -393,7 +402,7 @@ impl Connection {
     /// ok`, or `503 degraded: cluster link down` while a configured cluster
     /// link is down (the broker still serves its own producers).
     pub fn on_health(&mut self, cluster_down: bool, now: Instant) {
-        if matches!(self.phase, Phase::Http) {
+        if matches!(self.phase, Phase::Http { .. }) {
             let (status, reason, body): (u16, &str, &[u8]) = if cluster_down {
                 (503, "Service Unavailable", b"degraded: cluster link down")
             } else {

@@ -38,14 +38,17 @@ pub enum OutFrame {
     /// A last value sent as a snapshot (not a fresh delivery: its age is
     /// not delivery latency).
     Snapshot(Arc<SharedQuote>, Format),
+    /// A reply (ack, error) or other frame in the data lane.
     Owned(Box<[u8]>),
+    /// A control-lane frame (pong, ping, close, HTTP response).
+    Control(Box<[u8]>),
 }
 
 impl OutFrame {
     fn bytes(&self) -> &[u8] {
         match self {
             OutFrame::Quote(q, format) | OutFrame::Snapshot(q, format) => q.frame(*format),
-            OutFrame::Owned(b) => b,
+            OutFrame::Owned(b) | OutFrame::Control(b) => b,
         }
     }
 
@@ -53,7 +56,7 @@ impl OutFrame {
     pub fn shared(&self) -> Option<&Arc<SharedQuote>> {
         match self {
             OutFrame::Quote(q, _) | OutFrame::Snapshot(q, _) => Some(q),
-            OutFrame::Owned(_) => None,
+            OutFrame::Owned(_) | OutFrame::Control(_) => None,
         }
     }
 }
@@ -69,10 +72,17 @@ pub enum Pushed {
 }
 
 pub struct Outbound {
-    /// The frame a previous write stopped in the middle of, and how much of
-    /// it is written: it must be finished before anything else goes out.
-    current: Option<(OutFrame, usize)>,
-    priority: VecDeque<Box<[u8]>>,
+    /// The frame at the front of the line and how much of it is written:
+    /// one a previous write stopped in the middle of (it must be finished
+    /// before anything else goes out), or an unstarted one queued onto an
+    /// empty outbound, so the common case of one frame per loop turn (and a
+    /// new connection's handshake and ack) needs no queue buffer at all.
+    head: Option<(OutFrame, usize)>,
+    /// The control lane; boxed and allocated only while two or more
+    /// control frames wait (or one waits behind data): rare, and every idle
+    /// connection pays for the inline size.
+    #[allow(clippy::box_collection)]
+    priority: Option<Box<VecDeque<Box<[u8]>>>>,
     data: VecDeque<OutFrame>,
     queued_bytes: usize,
     priority_bytes: usize,
@@ -103,8 +113,8 @@ impl Default for Outbound {
 impl Outbound {
     pub fn new(budget: usize) -> Outbound {
         Outbound {
-            current: None,
-            priority: VecDeque::new(),
+            head: None,
+            priority: None,
             data: VecDeque::new(),
             queued_bytes: 0,
             priority_bytes: 0,
@@ -197,7 +207,20 @@ impl Outbound {
     pub fn push_priority(&mut self, frame: Vec<u8>) {
         self.queued_bytes += frame.len();
         self.priority_bytes += frame.len();
-        self.priority.push_back(frame.into_boxed_slice());
+        // An unstarted data frame in the head slot goes back to its lane:
+        // control frames overtake data.
+        if matches!(&self.head, Some((f, 0)) if !matches!(f, OutFrame::Control(_))) {
+            if let Some((f, _)) = self.head.take() {
+                self.data.push_front(f);
+            }
+        }
+        if self.head.is_none() && self.priority.is_none() && self.data.is_empty() {
+            self.head = Some((OutFrame::Control(frame.into_boxed_slice()), 0));
+        } else {
+            self.priority
+                .get_or_insert_with(Box::default)
+                .push_back(frame.into_boxed_slice());
+        }
     }
 
     pub fn push_data(&mut self, frame: OutFrame) {
@@ -206,7 +229,20 @@ impl Outbound {
         if let OutFrame::Owned(_) = frame {
             self.reply_bytes += len;
         }
-        self.data.push_back(frame);
+        if self.head.is_none() && self.priority.is_none() && self.data.is_empty() {
+            self.head = Some((frame, 0));
+        } else {
+            self.data.push_back(frame);
+        }
+    }
+
+    /// Takes an unstarted data frame out of the head slot (to drop it or
+    /// filter it like the queued ones); a started or control frame stays.
+    fn take_unstarted_data(&mut self) -> Option<OutFrame> {
+        match &self.head {
+            Some((OutFrame::Control(_), _)) | Some((_, 1..)) | None => None,
+            Some((_, 0)) => self.head.take().map(|(f, _)| f),
+        }
     }
 
     /// Reply bytes (acks, errors) queued and not yet being written.
@@ -228,7 +264,12 @@ impl Outbound {
     /// Drops queued data frames (not the partly written one, not control
     /// frames), e.g. before a close frame.
     pub fn clear_data(&mut self) {
-        let dropped: usize = self.data.iter().map(|f| f.bytes().len()).sum();
+        let unstarted = self.take_unstarted_data();
+        let dropped: usize = unstarted
+            .iter()
+            .chain(self.data.iter())
+            .map(|f| f.bytes().len())
+            .sum();
         self.queued_bytes -= dropped;
         self.reply_bytes = 0;
         self.data = VecDeque::new();
@@ -238,13 +279,19 @@ impl Outbound {
     /// Keeps only the queued quotes for which `keep(topic)` holds.
     pub fn retain_quotes(&mut self, mut keep: impl FnMut(&str) -> bool) {
         let mut dropped = 0;
-        self.data.retain(|f| match f {
+        let mut kept = |f: &OutFrame| match f {
             OutFrame::Quote(q, format) | OutFrame::Snapshot(q, format) if !keep(&q.topic) => {
                 dropped += q.frame(*format).len();
                 false
             }
             _ => true,
-        });
+        };
+        if let Some(frame) = self.take_unstarted_data() {
+            if kept(&frame) {
+                self.head = Some((frame, 0));
+            }
+        }
+        self.data.retain(|f| kept(f));
         self.queued_bytes -= dropped;
         if let Some(slots) = self.slots.as_mut() {
             slots.newest.retain(|topic, _| keep(topic));
@@ -278,11 +325,16 @@ impl Outbound {
             }
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut n = 0;
-            if let Some((frame, offset)) = &self.current {
+            if let Some((frame, offset)) = &self.head {
                 slices[n] = IoSlice::new(frame.bytes().get(*offset..).unwrap_or_default());
                 n += 1;
             }
-            for frame in self.priority.iter().take(MAX_IOVECS - n) {
+            for frame in self
+                .priority
+                .iter()
+                .flat_map(|p| p.iter())
+                .take(MAX_IOVECS - n)
+            {
                 slices[n] = IoSlice::new(frame);
                 n += 1;
             }
@@ -306,37 +358,36 @@ impl Outbound {
     /// Consumes `k` written bytes in the same order `write_to` laid them out.
     fn advance(&mut self, mut k: usize, on_sent: &mut impl FnMut(&OutFrame)) {
         self.queued_bytes -= k;
-        if let Some((frame, offset)) = &mut self.current {
-            let left = frame.bytes().len() - *offset;
-            if k < left {
-                *offset += k;
-                return;
-            }
-            k -= left;
-            on_sent(frame);
-            self.current = None;
-        }
         while k > 0 {
-            let frame = if let Some(p) = self.priority.pop_front() {
-                self.priority_bytes -= p.len();
-                OutFrame::Owned(p)
-            } else if let Some(d) = self.data.pop_front() {
-                if let OutFrame::Owned(reply) = &d {
-                    self.reply_bytes -= reply.len();
-                }
-                d
-            } else {
+            let Some((frame, offset)) = self.head.take().or_else(|| self.next_frame()) else {
                 debug_assert!(false, "advance past queued bytes");
                 return;
             };
-            let len = frame.bytes().len();
-            if k < len {
-                self.current = Some((frame, k));
+            if offset == 0 {
+                // Started now: no longer waiting in its lane.
+                match &frame {
+                    OutFrame::Control(c) => self.priority_bytes -= c.len(),
+                    OutFrame::Owned(reply) => self.reply_bytes -= reply.len(),
+                    _ => {}
+                }
+            }
+            let left = frame.bytes().len() - offset;
+            if k < left {
+                self.head = Some((frame, offset + k));
                 return;
             }
-            k -= len;
+            k -= left;
             on_sent(&frame);
         }
+    }
+
+    /// The next frame from the lanes, control first.
+    fn next_frame(&mut self) -> Option<(OutFrame, usize)> {
+        let frame = match self.priority.as_mut().and_then(|p| p.pop_front()) {
+            Some(control) => OutFrame::Control(control),
+            None => self.data.pop_front()?,
+        };
+        Some((frame, 0))
     }
 
     /// Gives the queues' memory back when nothing waits: called on the
@@ -344,14 +395,14 @@ impl Outbound {
     /// busy one keeps reusing its own between ticks.
     pub fn free_buffers(&mut self) {
         if self.is_empty() {
-            self.priority = VecDeque::new();
+            self.priority = None;
             self.data = VecDeque::new();
         }
     }
 
     fn release(&mut self) {
-        if self.priority.capacity() > KEEP_CAPACITY {
-            self.priority = VecDeque::new();
+        if self.priority.as_ref().is_some_and(|p| p.is_empty()) {
+            self.priority = None;
         }
         if self.data.capacity() > KEEP_CAPACITY {
             self.data = VecDeque::new();

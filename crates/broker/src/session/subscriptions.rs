@@ -33,7 +33,9 @@ pub(super) struct Subscriptions {
     throttles: Throttles,
     /// Requests whose snapshots still arrive in slices (one at a time
     /// unless the snapshot rate is off).
-    sliced: Vec<SlicedSnapshot>,
+    /// Boxed: rare, and every idle connection pays for the inline size.
+    #[allow(clippy::box_collection)]
+    sliced: Option<Box<Vec<SlicedSnapshot>>>,
     /// Some subscribe asked for a snapshot: the router may hold a job.
     asked_snapshots: bool,
 }
@@ -168,7 +170,9 @@ impl Subscriptions {
             let named: HashSet<String> = selectors.iter().map(Selector::as_written).collect();
             self.push_snapshots(request, &named, snapshots, sink);
             if more {
-                self.sliced.push(SlicedSnapshot { request, named });
+                self.sliced
+                    .get_or_insert_with(Box::default)
+                    .push(SlicedSnapshot { request, named });
             }
         }
         for selector in selectors {
@@ -193,13 +197,19 @@ impl Subscriptions {
         more: bool,
         sink: &mut QuoteSink<'_>,
     ) {
-        let Some(i) = self.sliced.iter().position(|s| s.request == request) else {
+        let Some(all) = self.sliced.as_mut() else {
             return;
         };
-        let sliced = self.sliced.swap_remove(i);
+        let Some(i) = all.iter().position(|s| s.request == request) else {
+            return;
+        };
+        let sliced = all.swap_remove(i);
+        if all.is_empty() {
+            self.sliced = None;
+        }
         self.push_snapshots(request, &sliced.named, quotes, sink);
         if more {
-            self.sliced.push(sliced);
+            self.sliced.get_or_insert_with(Box::default).push(sliced);
         }
     }
 
@@ -303,7 +313,7 @@ impl Subscriptions {
             released.push(selector);
         }
         self.throttles = Throttles::default();
-        self.sliced.clear();
+        self.sliced = None;
         if count > 0 {
             fx.actions
                 .push(Action::SubscriptionsChanged(-(count as i64)));

@@ -99,8 +99,6 @@ struct Conn {
     id: ConnId,
     transport: Transport,
     link: Connection,
-    /// The client address counted against `max_connections_per_ip`.
-    counted_ip: Option<IpAddr>,
 }
 
 /// Connections per client IP across all workers (only with
@@ -135,6 +133,10 @@ pub struct Worker {
     now: Instant,
     open_connections: Arc<AtomicUsize>,
     ip_counts: IpCounts,
+    /// The client address each connection is counted under against
+    /// `max_connections_per_ip`, by slot (only with that limit: most
+    /// brokers pay nothing for it per connection).
+    counted_ips: HashMap<usize, IpAddr>,
     shutdown: Arc<AtomicBool>,
     next_serial: u64,
     scratch: Vec<u8>,
@@ -157,6 +159,9 @@ pub struct Worker {
     write_buf: Vec<u8>,
     /// Quotes handed to sockets since the last metrics update.
     deliveries: u64,
+    /// Bytes handed to sockets since the last metrics update (added to the
+    /// shared counter once per turn, not per flush).
+    bytes_out: u64,
     last_publish: Instant,
 }
 
@@ -214,6 +219,7 @@ impl Worker {
             now: Instant::now(),
             open_connections: parts.open_connections,
             ip_counts: parts.ip_counts,
+            counted_ips: HashMap::new(),
             shutdown: parts.shutdown,
             next_serial: 0,
             scratch: vec![0; READ_CHUNK],
@@ -226,6 +232,7 @@ impl Worker {
             socket_writes: 0,
             write_buf: Vec::new(),
             deliveries: 0,
+            bytes_out: 0,
             last_publish: Instant::now(),
         })
     }
@@ -291,6 +298,7 @@ impl Worker {
                 &self.metrics.conflated,
                 std::mem::take(&mut self.fx.conflated),
             );
+            metrics::add(&self.metrics.bytes_out, std::mem::take(&mut self.bytes_out));
             if self.now.duration_since(self.last_publish) >= PUBLISH_INTERVAL {
                 self.publish_stats();
             }
@@ -328,7 +336,7 @@ impl Worker {
         }
         conn.link.on_removed(&mut self.fx);
         self.apply_effects(conn.id);
-        if let Some(ip) = conn.counted_ip {
+        if let Some(ip) = self.counted_ips.remove(&slot) {
             let mut counts = self.ip_counts.lock();
             if let Some(n) = counts.get_mut(&ip) {
                 *n -= 1;

@@ -86,7 +86,6 @@ impl Worker {
         };
         // The per-IP limit: counted while open; past it, a 503 (the slot
         // and the connection limit are taken only briefly, to answer).
-        let mut counted_ip = None;
         let mut refused = false;
         let cap = self.settings.max_connections_per_ip;
         if cap > 0 {
@@ -94,7 +93,7 @@ impl Worker {
             let n = counts.entry(ip).or_insert(0);
             if (*n as usize) < cap {
                 *n += 1;
-                counted_ip = Some(ip);
+                self.counted_ips.insert(slot, ip);
             } else {
                 refused = true;
             }
@@ -110,7 +109,6 @@ impl Worker {
             id,
             transport,
             link,
-            counted_ip,
         });
         if refused {
             self.cork.mark(slot);
@@ -207,7 +205,7 @@ impl Worker {
                     latency.record(now.saturating_duration_since(quote.decoded_at));
                 }
                 OutFrame::Snapshot(..) => *deliveries += 1,
-                OutFrame::Owned(_) => {}
+                OutFrame::Owned(_) | OutFrame::Control(_) => {}
             }
         };
         let coalesce = !conn.transport.is_tls();
@@ -221,7 +219,7 @@ impl Worker {
             conn.link
                 .outbound()
                 .write_to(&mut socket, FLUSH_LIMIT, &mut written, &mut on_sent);
-        metrics::add(&self.metrics.bytes_out, written as u64);
+        self.bytes_out += written as u64;
         // TLS: records rustls still holds count as not written yet.
         let result = result.and_then(|drained| match conn.transport.flush_tls() {
             Ok(()) => Ok(drained),

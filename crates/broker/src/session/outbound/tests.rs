@@ -185,8 +185,9 @@ fn a_flush_stops_after_its_byte_limit_and_the_next_one_goes_on() {
 fn an_emptied_queue_gives_its_memory_back_on_request_and_only_then() {
     let mut out = Outbound::default();
     out.push_data(OutFrame::Quote(quote("A", b"aaaa"), Format::Json));
+    out.push_data(OutFrame::Quote(quote("B", b"bbbb"), Format::Json));
     out.free_buffers();
-    assert_eq!(out.queued_bytes(), 4, "nothing dropped while frames wait");
+    assert_eq!(out.queued_bytes(), 8, "nothing dropped while frames wait");
     assert!(out.data.capacity() > 0);
     let mut w = Trickle {
         out: Vec::new(),
@@ -200,5 +201,74 @@ fn an_emptied_queue_gives_its_memory_back_on_request_and_only_then() {
     assert!(out.data.capacity() > 0, "kept between ticks");
     out.free_buffers();
     assert_eq!(out.data.capacity(), 0);
-    assert_eq!(out.priority.capacity(), 0);
+    assert!(out.priority.is_none());
+}
+
+fn drain(out: &mut Outbound) -> Vec<u8> {
+    let mut w = Trickle {
+        out: Vec::new(),
+        cap: usize::MAX,
+        budget: usize::MAX,
+    };
+    let mut n = 0;
+    assert!(out
+        .write_to(&mut w, usize::MAX, &mut n, &mut |_: &OutFrame| {})
+        .unwrap());
+    w.out
+}
+
+#[test]
+fn one_frame_at_a_time_needs_no_queue_buffer() {
+    let mut out = Outbound::default();
+    out.push_priority(b"HTTP".to_vec());
+    assert_eq!(drain(&mut out), b"HTTP");
+    out.push_data(OutFrame::Owned(b"ack".to_vec().into_boxed_slice()));
+    assert_eq!(out.reply_bytes(), 3);
+    assert_eq!(drain(&mut out), b"ack");
+    assert_eq!(out.reply_bytes(), 0);
+    out.push_data(OutFrame::Quote(quote("A", b"aaaa"), Format::Json));
+    assert_eq!(drain(&mut out), b"aaaa");
+    assert_eq!(out.data.capacity(), 0);
+    assert!(out.priority.is_none());
+    assert_eq!(out.queued_bytes(), 0);
+}
+
+#[test]
+fn control_frames_overtake_an_unstarted_frame_in_the_head_slot() {
+    let mut out = Outbound::default();
+    out.push_data(OutFrame::Owned(b"ack".to_vec().into_boxed_slice()));
+    out.push_priority(b"PONG".to_vec());
+    out.push_priority(b"CLOSE".to_vec());
+    assert_eq!(out.priority_bytes(), 9);
+    assert_eq!(out.reply_bytes(), 3);
+    assert_eq!(drain(&mut out), b"PONGCLOSEack");
+    assert_eq!((out.priority_bytes(), out.reply_bytes()), (0, 0));
+}
+
+#[test]
+fn filtering_and_clearing_reach_the_head_slot_but_not_a_started_frame() {
+    let mut out = Outbound::default();
+    out.push_data(OutFrame::Quote(quote("A", b"aaaa"), Format::Json));
+    out.retain_quotes(|topic| topic != "A");
+    assert_eq!(out.queued_bytes(), 0);
+    assert!(out.is_empty());
+
+    out.push_data(OutFrame::Quote(quote("B", b"bbbb"), Format::Json));
+    out.clear_data();
+    assert_eq!(out.queued_bytes(), 0);
+
+    // Half written: it must finish even when its topic is dropped.
+    out.push_data(OutFrame::Quote(quote("C", b"cccc"), Format::Json));
+    let mut w = Trickle {
+        out: Vec::new(),
+        cap: 2,
+        budget: usize::MAX,
+    };
+    let mut n = 0;
+    let _ = out.write_to(&mut w, 1, &mut n, &mut |_: &OutFrame| {});
+    assert_eq!(w.out, b"cc");
+    out.retain_quotes(|_| false);
+    out.clear_data();
+    assert_eq!(out.queued_bytes(), 2);
+    assert_eq!(drain(&mut out), b"cc");
 }

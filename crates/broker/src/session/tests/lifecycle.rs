@@ -261,3 +261,24 @@ fn health_is_ok_or_degraded_as_the_shell_says() {
         assert!(text.ends_with(body), "{text}");
     }
 }
+
+/// What every idle subscriber costs in the worker's memory (peerbench's
+/// scenario C): the connection's slot and its boxed WebSocket state. Rare
+/// state (held replies, tokens, sliced snapshots, prefix counts, the control
+/// lane) lives behind pointers; this guards against it creeping back inline.
+/// The figures are for 64-bit targets.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn an_idle_connection_stays_small() {
+    use std::mem::size_of;
+    assert!(
+        size_of::<Connection>() <= 184,
+        "{}",
+        size_of::<Connection>()
+    );
+    assert!(
+        size_of::<super::super::Session>() <= 216,
+        "{}",
+        size_of::<super::super::Session>()
+    );
+}
