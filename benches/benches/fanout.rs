@@ -14,8 +14,8 @@ use crossbeam_channel::Receiver;
 use mio::{Poll, Token, Waker};
 use tickwire_benches::typical_quote;
 use tickwire_broker::internals::{
-    ConnId, Format, IngestBatch, OutFrame, Outbound, RouteIndex, Router, RouterCmd, WorkerLink,
-    WorkerMsg,
+    ConnId, Format, IngestBatch, LocalQuote, OutFrame, Outbound, RouteIndex, Router, RouterCmd,
+    WorkerLink, WorkerMsg,
 };
 use tickwire_broker::metrics::Metrics;
 use tickwire_protocol::Selector;
@@ -100,7 +100,9 @@ impl Fanout {
             let WorkerMsg::Quotes { quotes, .. } = msg else {
                 continue;
             };
-            for quote in &quotes {
+            for quote in quotes {
+                // As the worker does: one local handle per quote.
+                let quote = LocalQuote::from(quote);
                 let targets = self.index.targets(&quote.topic);
                 for target in targets.iter() {
                     self.outbound[target.slot].push_quote(quote.clone(), Format::Json, now);

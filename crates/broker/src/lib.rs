@@ -25,7 +25,9 @@ mod worker;
 /// Building blocks exposed for the criterion benchmarks only; not a stable API.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::messages::{ConnId, Format, IngestBatch, RouterCmd, SharedQuote, WorkerMsg};
+    pub use crate::messages::{
+        ConnId, Format, IngestBatch, LocalQuote, RouterCmd, SharedQuote, WorkerMsg,
+    };
     pub use crate::router::{Router, WorkerLink};
     pub use crate::worker::internals::{OutFrame, Outbound, Pushed, RouteIndex};
 }
@@ -146,21 +148,24 @@ impl Broker {
                 slices_queued: slices_queued.clone(),
             });
             wakers.push(waker);
-            let worker = Worker::new(WorkerParts {
-                id,
-                poll,
-                listener,
-                tls_listener: tls_listeners.get_mut(id).and_then(Option::take),
-                rx,
-                slices_queued,
-                router_tx: cmd_tx.clone(),
-                settings: settings.clone(),
-                metrics: metrics.clone(),
-                open_connections: open_connections.clone(),
-                ip_counts: ip_counts.clone(),
-                shutdown: shutdown.clone(),
-            })?;
-            threads.push(spawn(format!("worker-{id}"), move || worker.run())?);
+            let worker = Worker::spawn(
+                format!("worker-{id}"),
+                WorkerParts {
+                    id,
+                    poll,
+                    listener,
+                    tls_listener: tls_listeners.get_mut(id).and_then(Option::take),
+                    rx,
+                    slices_queued,
+                    router_tx: cmd_tx.clone(),
+                    settings: settings.clone(),
+                    metrics: metrics.clone(),
+                    open_connections: open_connections.clone(),
+                    ip_counts: ip_counts.clone(),
+                    shutdown: shutdown.clone(),
+                },
+            )?;
+            threads.push(worker);
         }
         drop(cmd_tx);
 

@@ -9,7 +9,7 @@ use tickwire_protocol::Selector;
 
 use super::subscriptions::{QuoteSink, Subscriptions};
 use super::{Connection, Effects, Phase};
-use crate::messages::SharedQuote;
+use crate::messages::LocalQuote;
 
 impl Connection {
     /// The router processed subscribe `request` (which named `selectors`);
@@ -18,7 +18,7 @@ impl Connection {
         &mut self,
         request: u32,
         selectors: &[Selector],
-        snapshots: Vec<Arc<SharedQuote>>,
+        snapshots: Vec<LocalQuote>,
         more: bool,
         now: Instant,
         fx: &mut Effects,
@@ -34,7 +34,7 @@ impl Connection {
     pub fn on_snapshots(
         &mut self,
         request: u32,
-        quotes: Vec<Arc<SharedQuote>>,
+        quotes: Vec<LocalQuote>,
         more: bool,
         now: Instant,
         fx: &mut Effects,
@@ -70,7 +70,7 @@ impl Connection {
     /// specific entry matching its topic.
     pub fn on_quote(
         &mut self,
-        quote: &Arc<SharedQuote>,
+        quote: &LocalQuote,
         interval: Option<Duration>,
         now: Instant,
         fx: &mut Effects,

@@ -22,7 +22,7 @@ use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::messages::{Format, SharedQuote};
+use crate::messages::{Format, LocalQuote};
 
 /// Frames handed to one write call (well under IOV_MAX, 1024, where the
 /// writer passes them on as iovecs, as over TLS).
@@ -34,10 +34,10 @@ const KEEP_CAPACITY: usize = 16;
 
 pub enum OutFrame {
     /// A live quote.
-    Quote(Arc<SharedQuote>, Format),
+    Quote(LocalQuote, Format),
     /// A last value sent as a snapshot (not a fresh delivery: its age is
     /// not delivery latency).
-    Snapshot(Arc<SharedQuote>, Format),
+    Snapshot(LocalQuote, Format),
     /// A reply (ack, error) or other frame in the data lane.
     Owned(Box<[u8]>),
     /// A control-lane frame (pong, ping, close, HTTP response).
@@ -53,7 +53,7 @@ impl OutFrame {
     }
 
     /// The shared quote a quote or snapshot frame carries.
-    pub fn shared(&self) -> Option<&Arc<SharedQuote>> {
+    pub fn shared(&self) -> Option<&LocalQuote> {
         match self {
             OutFrame::Quote(q, _) | OutFrame::Snapshot(q, _) => Some(q),
             OutFrame::Owned(_) | OutFrame::Control(_) => None,
@@ -126,18 +126,13 @@ impl Outbound {
 
     /// Queues a live quote if it fits the budget and nothing is conflated;
     /// otherwise keeps it as its topic's newest pending quote.
-    pub fn push_quote(&mut self, quote: Arc<SharedQuote>, format: Format, now: Instant) -> Pushed {
+    pub fn push_quote(&mut self, quote: LocalQuote, format: Format, now: Instant) -> Pushed {
         self.push_shared(OutFrame::Quote(quote, format), now)
     }
 
     /// Queues a snapshot like a live quote (it conflates with its topic's
     /// live quotes alike).
-    pub fn push_snapshot(
-        &mut self,
-        quote: Arc<SharedQuote>,
-        format: Format,
-        now: Instant,
-    ) -> Pushed {
+    pub fn push_snapshot(&mut self, quote: LocalQuote, format: Format, now: Instant) -> Pushed {
         self.push_shared(OutFrame::Snapshot(quote, format), now)
     }
 

@@ -16,7 +16,7 @@ use super::outbound::OutFrame;
 use super::tests::{config, quote};
 use super::throttle::spacing;
 use super::*;
-use crate::messages::SharedQuote;
+use crate::messages::LocalQuote;
 
 mod world;
 use world::*;
@@ -280,7 +280,7 @@ impl Model {
                             self.need_ack.entry(topic.to_string()).or_insert(ordinal);
                         }
                     }
-                    let mut snapshots: Vec<Arc<SharedQuote>> = if snapshot {
+                    let mut snapshots: Vec<LocalQuote> = if snapshot {
                         TOPICS
                             .iter()
                             .filter(|t| selectors.iter().any(|s| s.matches(t)))

@@ -15,7 +15,7 @@ use tickwire_protocol::{PrefixIndex, Selector};
 use super::outbound::{Outbound, Pushed};
 use super::throttle::{spacing, Offer, Throttles};
 use super::{Action, Effects};
-use crate::messages::{Format, SharedQuote};
+use crate::messages::{Format, LocalQuote};
 
 pub(super) struct Entry {
     /// The subscribe request that created it; the router's activation of
@@ -162,7 +162,7 @@ impl Subscriptions {
         &mut self,
         request: u32,
         selectors: &[Selector],
-        snapshots: Vec<Arc<SharedQuote>>,
+        snapshots: Vec<LocalQuote>,
         more: bool,
         sink: &mut QuoteSink<'_>,
     ) {
@@ -193,7 +193,7 @@ impl Subscriptions {
     pub fn snapshot_slice(
         &mut self,
         request: u32,
-        quotes: Vec<Arc<SharedQuote>>,
+        quotes: Vec<LocalQuote>,
         more: bool,
         sink: &mut QuoteSink<'_>,
     ) {
@@ -223,7 +223,7 @@ impl Subscriptions {
         &mut self,
         request: u32,
         named: &HashSet<String>,
-        snapshots: Vec<Arc<SharedQuote>>,
+        snapshots: Vec<LocalQuote>,
         sink: &mut QuoteSink<'_>,
     ) {
         for quote in snapshots {
@@ -269,7 +269,7 @@ impl Subscriptions {
     /// spacing ends.
     pub fn on_quote(
         &mut self,
-        quote: &Arc<SharedQuote>,
+        quote: &LocalQuote,
         interval: Option<Duration>,
         sink: &mut QuoteSink<'_>,
     ) {
@@ -339,12 +339,12 @@ pub(super) struct QuoteSink<'a> {
 }
 
 impl QuoteSink<'_> {
-    fn push(&mut self, quote: Arc<SharedQuote>) {
+    fn push(&mut self, quote: LocalQuote) {
         let pushed = self.out.push_quote(quote, self.format, self.now);
         self.count(pushed);
     }
 
-    fn push_snapshot(&mut self, quote: Arc<SharedQuote>) {
+    fn push_snapshot(&mut self, quote: LocalQuote) {
         let pushed = self.out.push_snapshot(quote, self.format, self.now);
         self.count(pushed);
     }

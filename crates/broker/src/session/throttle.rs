@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::messages::SharedQuote;
+use crate::messages::LocalQuote;
 
 /// The longest `max_hz` spacing honoured: a day. The contract allows any
 /// `max_hz > 0`; below 1/86400 Hz it is treated as once a day (and a value
@@ -22,7 +22,7 @@ pub fn spacing(max_hz: f32) -> Duration {
 
 struct Throttle {
     next_allowed: Instant,
-    held: Option<Arc<SharedQuote>>,
+    held: Option<LocalQuote>,
 }
 
 /// What [`Throttles::offer`] decided for a live quote.
@@ -62,7 +62,7 @@ impl Throttles {
     /// were discarded (an older held one must never follow a newer one).
     pub fn offer(
         &mut self,
-        quote: &Arc<SharedQuote>,
+        quote: &LocalQuote,
         interval: Option<Duration>,
         now: Instant,
     ) -> (Offer, u64) {
@@ -107,7 +107,7 @@ impl Throttles {
         topic: &Arc<str>,
         interval: Option<Duration>,
         now: Instant,
-    ) -> Result<Option<Arc<SharedQuote>>, Instant> {
+    ) -> Result<Option<LocalQuote>, Instant> {
         let Some(throttle) = self.map.as_mut().and_then(|m| m.get_mut(topic)) else {
             return Ok(None);
         };

@@ -24,6 +24,7 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -182,7 +183,37 @@ pub struct WorkerParts {
 }
 
 impl Worker {
-    pub fn new(parts: WorkerParts) -> io::Result<Worker> {
+    /// Starts a worker on a thread of its own, built there: its connections
+    /// hold worker-local quote handles (`LocalQuote`), so a worker never
+    /// crosses threads. A failure to set it up is returned here.
+    pub fn spawn(name: String, parts: WorkerParts) -> io::Result<JoinHandle<()>> {
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let thread =
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || match Worker::new(parts) {
+                    Ok(worker) => {
+                        let _ = ready_tx.send(Ok(()));
+                        worker.run();
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(thread),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(io::Error::other("a worker thread ended while starting"))
+            }
+        }
+    }
+
+    fn new(parts: WorkerParts) -> io::Result<Worker> {
         let mut listener = TcpListener::from_std(parts.listener);
         parts
             .poll

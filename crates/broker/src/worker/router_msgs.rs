@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::cork::TurnBudget;
 use super::Worker;
-use crate::messages::{ConnId, WorkerMsg};
+use crate::messages::{ConnId, LocalQuote, WorkerMsg};
 use crate::session::{Connection, Effects};
 
 impl Worker {
@@ -22,13 +22,16 @@ impl Worker {
                 WorkerMsg::Quotes { quotes, sent_at } => {
                     self.hop_latency
                         .record_n(sent_at.elapsed(), quotes.len() as u64);
-                    for quote in &quotes {
+                    for quote in quotes {
+                        // One worker-local handle per quote: deliveries
+                        // clone it without touching the shared count.
+                        let quote = LocalQuote::from(quote);
                         let targets = self.routes.targets(&quote.topic);
                         budget.charge(targets.len());
                         for target in targets.iter() {
                             if let Some(conn) = self.conns.get_mut(target.slot) {
                                 conn.link.on_quote(
-                                    quote,
+                                    &quote,
                                     target.min_interval,
                                     self.now,
                                     &mut self.fx,
@@ -55,6 +58,7 @@ impl Worker {
                     if more {
                         self.slice_handled(&mut budget);
                     }
+                    let snapshots = snapshots.into_iter().map(LocalQuote::from).collect();
                     self.on_answer(conn, |link, now, fx| {
                         link.on_activate(request, &selectors, snapshots, more, now, fx)
                     });
@@ -66,6 +70,7 @@ impl Worker {
                     more,
                 } => {
                     self.slice_handled(&mut budget);
+                    let quotes = quotes.into_iter().map(LocalQuote::from).collect();
                     self.on_answer(conn, |link, now, fx| {
                         link.on_snapshots(request, quotes, more, now, fx)
                     });

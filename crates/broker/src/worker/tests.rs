@@ -47,22 +47,24 @@ impl BusyRouterWorker {
         let (to_worker, rx) = crossbeam_channel::bounded(16);
         let metrics = Arc::new(Metrics::new(1));
         let shutdown = Arc::new(AtomicBool::new(false));
-        let worker = Worker::new(WorkerParts {
-            id: 0,
-            poll,
-            listener,
-            tls_listener: None,
-            rx,
-            slices_queued: Arc::new(AtomicUsize::new(0)),
-            router_tx,
-            settings: Arc::new(settings),
-            metrics: metrics.clone(),
-            open_connections: Arc::new(AtomicUsize::new(0)),
-            ip_counts: Default::default(),
-            shutdown: shutdown.clone(),
-        })
+        let thread = Worker::spawn(
+            "worker-test".into(),
+            WorkerParts {
+                id: 0,
+                poll,
+                listener,
+                tls_listener: None,
+                rx,
+                slices_queued: Arc::new(AtomicUsize::new(0)),
+                router_tx,
+                settings: Arc::new(settings),
+                metrics: metrics.clone(),
+                open_connections: Arc::new(AtomicUsize::new(0)),
+                ip_counts: Default::default(),
+                shutdown: shutdown.clone(),
+            },
+        )
         .unwrap();
-        let thread = std::thread::spawn(move || worker.run());
         let w = BusyRouterWorker {
             addr,
             metrics,

@@ -1,4 +1,5 @@
 use super::*;
+use crate::messages::SharedQuote;
 
 /// A writer that accepts at most `cap` bytes per call and `budget` in all.
 struct Trickle {
@@ -22,8 +23,8 @@ impl Write for Trickle {
     }
 }
 
-fn quote(topic: &str, body: &[u8]) -> Arc<SharedQuote> {
-    Arc::new(SharedQuote {
+fn quote(topic: &str, body: &[u8]) -> LocalQuote {
+    LocalQuote::from(SharedQuote {
         topic: topic.into(),
         json_frame: body.into(),
         binary_frame: body.into(),
@@ -72,7 +73,7 @@ fn retain_and_clear_keep_byte_count_exact() {
     assert_eq!(out.priority_bytes(), 1);
 }
 
-fn quote_seq(topic: &str, seq: u8) -> Arc<SharedQuote> {
+fn quote_seq(topic: &str, seq: u8) -> LocalQuote {
     quote(topic, &[seq; 10])
 }
 

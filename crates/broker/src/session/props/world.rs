@@ -3,13 +3,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
-use std::sync::Arc;
 
 use proptest::prelude::*;
 use tickwire_ws::frame::OpCode;
 
 use super::super::tests::quote;
-use crate::messages::SharedQuote;
+use crate::messages::{LocalQuote, SharedQuote};
 
 pub(super) const TOPICS: [&str; 3] = ["A", "AB", "B"];
 pub(super) const SELECTORS: [&str; 6] = ["A", "AB", "B", "A*", "AB*", "*"];
@@ -64,7 +63,7 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
 }
 
 /// The router's last value of `topic`, marked so the client can tell.
-pub(super) fn snapshot_of(topic: &str, seq: u64) -> Arc<SharedQuote> {
+pub(super) fn snapshot_of(topic: &str, seq: u64) -> LocalQuote {
     let q = quote(topic, seq);
     let mut frame = Vec::new();
     tickwire_ws::frame::encode_frame(
@@ -72,7 +71,7 @@ pub(super) fn snapshot_of(topic: &str, seq: u64) -> Arc<SharedQuote> {
         OpCode::Text,
         format!("Q {topic} {seq} S").as_bytes(),
     );
-    Arc::new(SharedQuote {
+    LocalQuote::from(SharedQuote {
         topic: q.topic.clone(),
         json_frame: frame.clone().into(),
         binary_frame: frame.into(),

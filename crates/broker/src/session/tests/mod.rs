@@ -18,7 +18,7 @@ use tickwire_ws::frame::{
 use super::outbound::OutFrame;
 use super::*;
 use crate::config::SlowConsumerPolicy;
-use crate::messages::SharedQuote;
+use crate::messages::{LocalQuote, SharedQuote};
 
 pub(super) fn config() -> SessionConfig {
     SessionConfig {
@@ -49,18 +49,18 @@ pub(super) fn sel(s: &str) -> Selector {
 }
 
 /// A quote whose JSON frame reads `Q <topic> <seq>` (padded to `size`).
-pub(super) fn quote(topic: &str, seq: u64) -> Arc<SharedQuote> {
+pub(super) fn quote(topic: &str, seq: u64) -> LocalQuote {
     sized_quote(topic, seq, 0)
 }
 
-pub(super) fn sized_quote(topic: &str, seq: u64, size: usize) -> Arc<SharedQuote> {
+pub(super) fn sized_quote(topic: &str, seq: u64, size: usize) -> LocalQuote {
     let mut text = format!("Q {topic} {seq}");
     while text.len() < size {
         text.push(' ');
     }
     let mut frame = Vec::new();
     encode_frame(&mut frame, OpCode::Text, text.as_bytes());
-    Arc::new(SharedQuote {
+    LocalQuote::from(SharedQuote {
         topic: topic.into(),
         json_frame: frame.clone().into(),
         binary_frame: frame.into(),
@@ -180,7 +180,7 @@ impl Client {
         &mut self,
         request: u32,
         selectors: &[&str],
-        snapshots: Vec<Arc<SharedQuote>>,
+        snapshots: Vec<LocalQuote>,
     ) {
         let selectors: Vec<Selector> = selectors.iter().map(|s| sel(s)).collect();
         self.conn.on_activate(
@@ -198,19 +198,19 @@ impl Client {
         &mut self,
         request: u32,
         selectors: &[&str],
-        snapshots: Vec<Arc<SharedQuote>>,
+        snapshots: Vec<LocalQuote>,
     ) {
         let selectors: Vec<Selector> = selectors.iter().map(|s| sel(s)).collect();
         self.conn
             .on_activate(request, &selectors, snapshots, true, self.now, &mut self.fx);
     }
 
-    pub(super) fn slice(&mut self, request: u32, quotes: Vec<Arc<SharedQuote>>, more: bool) {
+    pub(super) fn slice(&mut self, request: u32, quotes: Vec<LocalQuote>, more: bool) {
         self.conn
             .on_snapshots(request, quotes, more, self.now, &mut self.fx);
     }
 
-    pub(super) fn live(&mut self, q: &Arc<SharedQuote>, max_hz: Option<f32>) {
+    pub(super) fn live(&mut self, q: &LocalQuote, max_hz: Option<f32>) {
         let interval = max_hz.map(throttle::spacing);
         self.conn.on_quote(q, interval, self.now, &mut self.fx);
     }
