@@ -17,6 +17,7 @@ mod listener;
 mod messages;
 pub mod metrics;
 mod router;
+mod sched;
 mod session;
 pub mod tls;
 mod transport;
@@ -185,6 +186,7 @@ impl Broker {
             threads.push(started.thread);
         }
         threads.push(spawn("router".into(), move || {
+            sched::yield_to_workers();
             router.run(ingest_rx, cmd_rx, link_rx)
         })?);
         // Producers are taken once the cluster's stored seq of every topic
@@ -210,7 +212,10 @@ impl Broker {
             metrics.clone(),
             shutdown.clone(),
         )?;
-        threads.push(spawn("ingest".into(), move || ingest.run())?);
+        threads.push(spawn("ingest".into(), move || {
+            sched::yield_to_workers();
+            ingest.run()
+        })?);
         if config.log.summary_interval_ms > 0 {
             let (metrics, stop) = (metrics.clone(), shutdown.clone());
             let every = config::ms(config.log.summary_interval_ms);
