@@ -296,6 +296,14 @@ impl Connection {
             && !snapshot_outstanding
     }
 
+    /// True while unread control frames alone keep the input unread: the
+    /// only reason to stop reading that a flush can end. (The shell asks
+    /// this, not [`Connection::wants_read`], before every flush: it needs no
+    /// look at the session's state, which a flush cannot change.)
+    pub fn reads_held_by_output(&self) -> bool {
+        self.out.priority_bytes() > PRIORITY_LIMIT
+    }
+
     pub fn is_subscriber(&self) -> bool {
         matches!(self.phase, Phase::Ws(_))
     }

@@ -189,7 +189,7 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let paused = !conn.link.wants_read();
+        let paused = conn.link.reads_held_by_output();
         let mut written = 0;
         let now = Instant::now();
         let (latency, frames, deliveries) = (
