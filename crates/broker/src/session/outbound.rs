@@ -221,6 +221,10 @@ impl Outbound {
     }
 
     pub fn push_data(&mut self, frame: OutFrame) {
+        debug_assert!(
+            !matches!(frame, OutFrame::Control(_)),
+            "control frames go through push_priority"
+        );
         let len = frame.bytes().len();
         self.queued_bytes += len;
         if let OutFrame::Owned(_) = frame {

@@ -321,18 +321,6 @@ impl Worker {
             self.retry_deferred();
             self.flush_corked();
             busy |= !self.unread.is_empty() || !self.write_again.is_empty();
-            metrics::add(
-                &self.metrics.deliveries,
-                std::mem::take(&mut self.deliveries),
-            );
-            metrics::add(
-                &self.metrics.conflated,
-                std::mem::take(&mut self.fx.conflated),
-            );
-            metrics::add(&self.metrics.bytes_out, std::mem::take(&mut self.bytes_out));
-            if self.now.duration_since(self.last_publish) >= PUBLISH_INTERVAL {
-                self.publish_stats();
-            }
 
             if shutdown_deadline.is_none() && self.shutdown.load(Ordering::Acquire) {
                 shutdown_deadline = Some(self.now + self.settings.shutdown_grace);
@@ -344,6 +332,12 @@ impl Worker {
             }
             // The sweep or the shutdown may have resumed paused reads.
             busy |= !self.unread.is_empty() || !self.write_again.is_empty();
+            // After every flush of the turn (the sweep's and the shutdown's
+            // too), so the last turn before exit is counted.
+            self.add_turn_counters();
+            if self.now.duration_since(self.last_publish) >= PUBLISH_INTERVAL {
+                self.publish_stats();
+            }
             if let Some(deadline) = shutdown_deadline {
                 if self.conns.is_empty() || self.now >= deadline {
                     break;
@@ -354,6 +348,17 @@ impl Worker {
         for slot in slots {
             self.remove(slot);
         }
+        self.add_turn_counters();
+        self.publish_stats();
+    }
+
+    /// Adds this turn's counts to the shared counters: one atomic add per
+    /// counter per turn, never one per delivery or per flush.
+    fn add_turn_counters(&mut self) {
+        let m = &self.metrics;
+        metrics::add(&m.deliveries, std::mem::take(&mut self.deliveries));
+        metrics::add(&m.conflated, std::mem::take(&mut self.fx.conflated));
+        metrics::add(&m.bytes_out, std::mem::take(&mut self.bytes_out));
     }
 
     fn remove(&mut self, slot: usize) {
