@@ -5,6 +5,9 @@ use tickwire_ws::handshake::{validate_upgrade, UpgradeError};
 use tickwire_ws::http::{parse_request_head, response, HeadError, HeadParse};
 
 use crate::messages::Format;
+use std::time::Instant;
+
+use super::Phase;
 
 pub enum HttpOutcome {
     /// Not a complete head yet.
@@ -178,6 +181,35 @@ fn error(status: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> Htt
         "text/plain; charset=utf-8",
         body.as_bytes(),
     ))
+}
+
+/// The answers to the plain HTTP routes the shell renders (`/metrics`,
+/// `/healthz`).
+impl super::Connection {
+    /// The rendering of `/metrics` asked for by [`Action::ServeMetrics`].
+    pub fn on_metrics(&mut self, body: &[u8], now: Instant) {
+        if matches!(self.phase, Phase::Http { .. }) {
+            let response = response(200, "OK", &[], crate::metrics::CONTENT_TYPE, body);
+            self.out.push_priority(response);
+            self.start_closing(now);
+        }
+    }
+
+    /// The answer to `/healthz` asked for by [`Action::ServeHealth`]: `200
+    /// ok`, or `503 degraded: cluster link down` while a configured cluster
+    /// link is down (the broker still serves its own producers).
+    pub fn on_health(&mut self, cluster_down: bool, now: Instant) {
+        if matches!(self.phase, Phase::Http { .. }) {
+            let (status, reason, body): (u16, &str, &[u8]) = if cluster_down {
+                (503, "Service Unavailable", b"degraded: cluster link down")
+            } else {
+                (200, "OK", b"ok")
+            };
+            let response = response(status, reason, &[], "text/plain; charset=utf-8", body);
+            self.out.push_priority(response);
+            self.start_closing(now);
+        }
+    }
 }
 
 #[cfg(test)]

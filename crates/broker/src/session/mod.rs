@@ -396,33 +396,6 @@ impl Connection {
         }
     }
 
-    /// The rendering of `/metrics` asked for by [`Action::ServeMetrics`].
-    pub fn on_metrics(&mut self, body: &[u8], now: Instant) {
-        if matches!(self.phase, Phase::Http { .. }) {
-            let response =
-                tickwire_ws::http::response(200, "OK", &[], crate::metrics::CONTENT_TYPE, body);
-            self.out.push_priority(response);
-            self.start_closing(now);
-        }
-    }
-
-    /// The answer to `/healthz` asked for by [`Action::ServeHealth`]: `200
-    /// ok`, or `503 degraded: cluster link down` while a configured cluster
-    /// link is down (the broker still serves its own producers).
-    pub fn on_health(&mut self, cluster_down: bool, now: Instant) {
-        if matches!(self.phase, Phase::Http { .. }) {
-            let (status, reason, body): (u16, &str, &[u8]) = if cluster_down {
-                (503, "Service Unavailable", b"degraded: cluster link down")
-            } else {
-                (200, "OK", b"ok")
-            };
-            let response =
-                tickwire_ws::http::response(status, reason, &[], "text/plain; charset=utf-8", body);
-            self.out.push_priority(response);
-            self.start_closing(now);
-        }
-    }
-
     /// The shell wrote `wrote` bytes; `drained` when nothing is left.
     /// Returns true when the write side should be shut down now (the
     /// final bytes of a closing connection are out).
