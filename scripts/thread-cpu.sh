@@ -5,18 +5,20 @@
 #   scripts/thread-cpu.sh PID [SECONDS]   → "name percent-of-one-core" lines
 set -euo pipefail
 pid=${1:?usage: thread-cpu.sh PID [SECONDS]}
+[[ -d /proc/$pid/task ]] || { echo "thread-cpu.sh: no process $pid" >&2; exit 2; }
 secs=${2:-5}
 hz=$(getconf CLK_TCK)
 sample() {
   for t in /proc/"$pid"/task/*; do
-    [[ -r $t/stat ]] || continue
+    # A thread may end between the listing and the reads: skip it.
+    stat=$(cat "$t/stat" 2>/dev/null) || continue
+    name=$(tr ' ' '_' < "$t/comm" 2>/dev/null) || continue
     # Fields after the ")" closing the name: utime and stime are 14 and 15.
-    printf '%s %s %s\n' "${t##*/}" "$(tr ' ' '_' < "$t/comm")" \
-      "$(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')"
+    printf '%s %s %s\n' "${t##*/}" "$name" "$(sed 's/.*) //' <<<"$stat" | awk '{print $12 + $13}')"
   done
 }
 before=$(sample)
 sleep "$secs"
 after=$(sample)
-join <(sort <<<"$before") <(sort <<<"$after") |
+LC_ALL=C join <(LC_ALL=C sort -k1,1 <<<"$before") <(LC_ALL=C sort -k1,1 <<<"$after") |
   awk -v hz="$hz" -v s="$secs" '{printf "%-16s %6.1f%%\n", $2, ($5 - $3) * 100 / hz / s}'

@@ -1,5 +1,5 @@
 //! The feed threads' scheduling policy (Linux): ingest and router run as
-//! `SCHED_BATCH`, so they never preempt a busy worker (docs/decisions.md);
+//! `SCHED_BATCH`, so waking they do not preempt a busy worker (docs/decisions.md);
 //! workers keep the default policy.
 
 #![cfg(target_os = "linux")]
