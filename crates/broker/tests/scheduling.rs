@@ -13,7 +13,7 @@ const SCHED_OTHER: u32 = 0;
 const SCHED_BATCH: u32 = 3;
 
 /// (thread name, scheduling policy) of every thread of this process.
-fn threads() -> Vec<(String, u32)> {
+fn thread_policies() -> Vec<(String, u32)> {
     let mut out = Vec::new();
     for task in fs::read_dir("/proc/self/task").expect("/proc/self/task") {
         let path = task.expect("task entry").path();
@@ -56,9 +56,9 @@ fn feed_threads_yield_to_workers_and_workers_keep_the_default_policy() {
             !policies.is_empty() && policies.iter().all(|&p| p == SCHED_BATCH)
         })
     };
-    let mut threads = threads();
+    let mut threads = Vec::new();
     let settled = common::wait_until(|| {
-        threads = self::threads();
+        threads = thread_policies();
         feed_threads_batch(&threads)
     });
     assert!(
