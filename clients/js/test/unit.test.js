@@ -45,11 +45,27 @@ async function sentCount(ws, n) {
   return ws.sent.slice(0, n);
 }
 
-/** Closes the fake socket from the broker's side and opens the next one. */
-async function reconnect(WS, ws) {
+/**
+ * Fakes setTimeout for test `t` (restored when it ends): the client's
+ * backoff, request and connect timers fire only when the test ticks, so no
+ * test sleeps for them. setImmediate, microtasks and Date stay real, and
+ * testing/util.js waits on the real timers.
+ */
+function fakeTimers(t) {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  return t.mock.timers;
+}
+
+/**
+ * Closes the fake socket from the broker's side, runs the backoff out on
+ * the fake `timers` (FAST: at most FAST.maxMs) and opens the next socket.
+ */
+function reconnect(timers, WS, ws) {
   const before = WS.instances.length;
   ws.serverClose(1006);
-  await waitFor(() => WS.instances.length > before, "a new socket");
+  assert.equal(WS.instances.length, before, "no new socket before the backoff");
+  timers.tick(FAST.maxMs);
+  assert.equal(WS.instances.length, before + 1, "a new socket once the backoff is over");
   const next = WS.last;
   next.serverOpen();
   return next;
@@ -151,7 +167,8 @@ test("requests carry ids; acks settle them by id, in any order; errors reject wi
   await client.close();
 });
 
-test("binary gap tracking: repeats dropped, jumps reported, a new epoch resets without a gap", async () => {
+test("binary gap tracking: repeats dropped, jumps reported, a new epoch resets without a gap", async (t) => {
+  const timers = fakeTimers(t);
   const { client, WS, ws } = await openClient({ format: "binary" });
   assert.equal(ws.binaryType, "arraybuffer", "what the decoder needs");
   const ev = record(client, ["quote", "gap", "duplicate", "epoch"]);
@@ -176,7 +193,7 @@ test("binary gap tracking: repeats dropped, jumps reported, a new epoch resets w
   );
 
   // Reconnect to a restarted broker: new epoch, seq starts again at 1.
-  const ws2 = await reconnect(WS, ws);
+  const ws2 = reconnect(timers, WS, ws);
   const [resub] = await sentCount(ws2, 1);
   assert.deepEqual(resub, { op: "subscribe", topics: ["A"], snapshot: true, id: resub.id });
   ws2.serverSend({ type: "subscribed", id: resub.id, topics: ["A"], epoch: EPOCH_B });
@@ -188,7 +205,7 @@ test("binary gap tracking: repeats dropped, jumps reported, a new epoch resets w
 
   // Reconnect to the same broker: quotes missed meanwhile are a gap; the
   // snapshot repeating the last one seen is a duplicate.
-  const ws3 = await reconnect(WS, ws2);
+  const ws3 = reconnect(timers, WS, ws2);
   const [resub3] = await sentCount(ws3, 1);
   ws3.serverSend({ type: "subscribed", id: resub3.id, topics: ["A"], epoch: EPOCH_B });
   ws3.serverSend(binaryQuote({ topic: "A", seq: 2 }));
@@ -217,15 +234,24 @@ test("JSON mode: seq and ts are Numbers, non-finite prices stay null, gaps count
   await client.close();
 });
 
-test("reconnect: backoff doubles with jitter in [d/2, d], up to the maximum; resets once a connection answers", async () => {
+test("reconnect: backoff doubles with jitter in [d/2, d], up to the maximum; resets once a connection answers", async (t) => {
+  const timers = fakeTimers(t);
   const WS = makeFakeWebSocket();
   const client = newClient({ WebSocket: WS, backoff: { initialMs: 4, maxMs: 16 } });
   const ev = record(client, ["reconnecting", "state", "connecting", "closed"]);
+  await waitFor(() => WS.instances.length === 1, "connect attempt 1");
   for (let i = 1; i <= 5; i++) {
-    await waitFor(() => WS.instances.length === i, `connect attempt ${i}`);
+    assert.equal(WS.instances.length, i, `connect attempt ${i}`);
     WS.last.serverClose(1006); // refused before opening
+    assert.equal(ev.reconnecting.length, i, `retry ${i} scheduled`);
+    // The next attempt comes when the announced delay is over, not before.
+    const { delayMs } = ev.reconnecting[i - 1];
+    timers.tick(delayMs - 0.5);
+    assert.equal(WS.instances.length, i, `no attempt ${i + 1} before ${delayMs} ms`);
+    if (i === 5) break; // attempt 6 is for after the checks below
+    timers.tick(1); // past it (by 0.5 ms: no float rounding at the edge)
   }
-  await waitFor(() => ev.reconnecting.length === 5, "5 scheduled retries");
+  assert.equal(ev.reconnecting.length, 5, "5 scheduled retries");
   const ceilings = [4, 8, 16, 16, 16];
   ev.reconnecting.forEach(({ attempt, delayMs }, i) => {
     assert.equal(attempt, i + 1);
@@ -236,7 +262,8 @@ test("reconnect: backoff doubles with jitter in [d/2, d], up to the maximum; res
   assert.equal(client.state, "reconnecting");
   assert.ok(client.retryAt > 0);
   // The 6th attempt opens and gets an answer: the next failure starts over.
-  await waitFor(() => WS.instances.length === 6, "attempt 6");
+  timers.tick(1);
+  assert.equal(WS.instances.length, 6, "attempt 6");
   const ws = WS.last;
   ws.serverOpen();
   const p = client.subscribe(["X"]);
@@ -244,7 +271,7 @@ test("reconnect: backoff doubles with jitter in [d/2, d], up to the maximum; res
   ws.serverSend({ type: "subscribed", id: r.id, topics: ["X"], epoch: EPOCH_A });
   await p;
   ws.serverClose(1001, "going away", true);
-  await waitFor(() => ev.reconnecting.length === 6, "a retry after the answered connection");
+  assert.equal(ev.reconnecting.length, 6, "a retry after the answered connection");
   assert.equal(ev.reconnecting[5].attempt, 1);
   assert.ok(ev.reconnecting[5].delayMs <= 4);
   assert.deepEqual(ev.closed.at(-1), { code: 1001, reason: "going away", wasClean: true, reconnecting: true });
@@ -254,7 +281,8 @@ test("reconnect: backoff doubles with jitter in [d/2, d], up to the maximum; res
   assert.equal(client.state, "closed");
 });
 
-test("reconnect: unanswered requests are sent again; retry:false ones reject with `disconnected`; waiting ones go after the resubscription", async () => {
+test("reconnect: unanswered requests are sent again; retry:false ones reject with `disconnected`; waiting ones go after the resubscription", async (t) => {
+  const timers = fakeTimers(t);
   const { client, WS, ws } = await openClient();
   const a = client.subscribe(["A"]);
   const [ra] = await sentCount(ws, 1);
@@ -269,7 +297,9 @@ test("reconnect: unanswered requests are sent again; retry:false ones reject wit
   // While disconnected: waits, and retry:false is refused at once.
   const c = client.unsubscribe(["C"]);
   await assert.rejects(client.subscribe(["Q"], { retry: false }), { code: "not_connected" });
-  await waitFor(() => WS.instances.length === 2, "second socket");
+  assert.equal(WS.instances.length, 1, "no second socket before the backoff");
+  timers.tick(FAST.maxMs);
+  assert.equal(WS.instances.length, 2, "second socket");
   const ws2 = WS.last;
   ws2.serverOpen();
   const sent = await sentCount(ws2, 3);
@@ -288,7 +318,8 @@ test("reconnect: unanswered requests are sent again; retry:false ones reject wit
   await client.close();
 });
 
-test("resubscribe: grouped by max_hz; a refused group is retried entry by entry; entries still refused are dropped and reported", async () => {
+test("resubscribe: grouped by max_hz; a refused group is retried entry by entry; entries still refused are dropped and reported", async (t) => {
+  const timers = fakeTimers(t);
   const { client, WS, ws } = await openClient();
   const p1 = client.subscribe(["A", "B"]);
   const p2 = client.subscribe(["C"], { maxHz: 4 });
@@ -297,7 +328,7 @@ test("resubscribe: grouped by max_hz; a refused group is retried entry by entry;
   ws.serverSend({ type: "subscribed", id: r2.id, topics: ["C"], epoch: EPOCH_A });
   await Promise.all([p1, p2]);
   const errors = record(client, ["error"]).error;
-  const ws2 = await reconnect(WS, ws);
+  const ws2 = reconnect(timers, WS, ws);
   const [g1, g2] = await sentCount(ws2, 2);
   assert.deepEqual([g1, g2].map(({ topics, snapshot, max_hz }) => ({ topics, snapshot, max_hz })), [
     { topics: ["A", "B"], snapshot: true, max_hz: undefined },
@@ -317,7 +348,8 @@ test("resubscribe: grouped by max_hz; a refused group is retried entry by entry;
   await client.close();
 });
 
-test("auth: the token callback on every connect, auth first, then the hook, then the resubscription", async () => {
+test("auth: the token callback on every connect, auth first, then the hook, then the resubscription", async (t) => {
+  const timers = fakeTimers(t);
   let calls = 0;
   const order = [];
   const WS = makeFakeWebSocket();
@@ -350,7 +382,7 @@ test("auth: the token callback on every connect, auth first, then the hook, then
   await sub;
   assert.deepEqual(order, ["hook", "hook done"]);
 
-  ws = await reconnect(WS, ws);
+  ws = reconnect(timers, WS, ws);
   const [auth2, probe2] = await sentCount(ws, 2);
   assert.equal(auth2.token, "token-2", "the callback is asked again on reconnect");
   assert.deepEqual(probe2.topics, ["PROBE"]);
@@ -400,10 +432,17 @@ test("entries the broker removes (a refreshed token) are forgotten and reported"
   await client.close();
 });
 
-test("close(): waiting requests reject with `closed`, no reconnect; timeouts reject with `timeout`", async () => {
+test("close(): waiting requests reject with `closed`, no reconnect; timeouts reject with `timeout`", async (t) => {
+  const timers = fakeTimers(t);
   const { client, WS, ws } = await openClient({ requestTimeoutMs: 30 });
   const late = client.subscribe(["SLOW"]);
+  let lateSettled = false;
+  late.catch(() => {}).finally(() => (lateSettled = true));
   await sentCount(ws, 1);
+  timers.tick(29);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(lateSettled, false, "no timeout before requestTimeoutMs");
+  timers.tick(1);
   await assert.rejects(late, { code: "timeout" });
   const waiting = client.subscribe(["W"]);
   const closed = nextEvent(client, "closed");
@@ -412,7 +451,8 @@ test("close(): waiting requests reject with `closed`, no reconnect; timeouts rej
   assert.deepEqual(await closed, { code: 1000, reason: "", wasClean: true, reconnecting: false });
   assert.deepEqual(ws.closedWith, { code: 1000, reason: "" });
   await assert.rejects(client.subscribe(["X"]), { code: "closed" });
-  await new Promise((r) => setTimeout(r, 10)); // longer than the backoff: nothing reconnects
+  timers.tick(10 * FAST.maxMs); // longer than the backoff: nothing reconnects
+  await new Promise((r) => setImmediate(r));
   assert.equal(WS.instances.length, 1);
   assert.equal(client.state, "closed");
 });

@@ -12,6 +12,7 @@ mod cluster;
 pub mod config;
 pub mod demo;
 mod epoch;
+mod http;
 mod ingest;
 mod listener;
 mod messages;
@@ -78,7 +79,7 @@ impl Broker {
         let shutdown = Arc::new(AtomicBool::new(false));
         let epoch = Arc::new(epoch::Epoch::new_local());
 
-        let ws_listeners = listener::bind_group(config.ws_addr(), workers)?;
+        let ws_listeners = listener::bind_group("websocket", config.ws_addr(), workers)?;
         let ws_addr = ws_listeners
             .first()
             .ok_or_else(|| io::Error::other("no worker listener"))?
@@ -95,7 +96,7 @@ impl Broker {
             None => None,
         };
         let mut tls_listeners: Vec<Option<std::net::TcpListener>> = match config.tls_addr() {
-            Some(addr) if ws_tls.is_some() => listener::bind_group(addr, workers)?
+            Some(addr) if ws_tls.is_some() => listener::bind_group("wss", addr, workers)?
                 .into_iter()
                 .map(Some)
                 .collect(),
@@ -115,7 +116,7 @@ impl Broker {
             }
             None => None,
         };
-        let ingest_listener = listener::bind_one(config.ingest_addr())?;
+        let ingest_listener = listener::bind_one("ingest", config.ingest_addr())?;
         let ingest_addr = ingest_listener.local_addr()?;
 
         let (ingest_tx, ingest_rx) = crossbeam_channel::bounded(config.ingest.queue_batches);
@@ -131,6 +132,7 @@ impl Broker {
             epoch.clone(),
             ws_tls,
             entitlements.clone(),
+            metrics.clone(),
         ));
         let open_connections = Arc::new(AtomicUsize::new(0));
         let ip_counts: worker::IpCounts = Default::default();

@@ -15,26 +15,35 @@ const BACKLOG: i32 = 1024;
 /// SO_REUSEPORT would also let a second broker silently share the port and
 /// steal half the connections, so a plain bind probes that the port is free
 /// first.
-pub fn bind_group(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> {
+///
+/// `name` is the listener's name for errors (`websocket`, `wss`): a failure
+/// reads `cannot listen on ADDR (NAME): CAUSE`, with the cause's kind kept.
+pub fn bind_group(name: &str, addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> {
     let addr = if addr.port() == 0 {
         addr
     } else {
-        let probe = bind(addr, false)?;
+        let probe = bind(addr, false).map_err(|e| named(e, name, addr))?;
         drop(probe);
         addr
     };
-    let first = bind(addr, true)?;
+    let first = bind(addr, true).map_err(|e| named(e, name, addr))?;
     let bound = first.local_addr()?;
     let mut group = vec![first];
     for _ in 1..count {
-        group.push(bind(bound, true)?);
+        group.push(bind(bound, true).map_err(|e| named(e, name, bound))?);
     }
     Ok(group)
 }
 
-/// A single listener (ingest).
-pub fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
-    bind(addr, false)
+/// A single listener (ingest); errors name it as [`bind_group`]'s do.
+pub fn bind_one(name: &str, addr: SocketAddr) -> io::Result<TcpListener> {
+    bind(addr, false).map_err(|e| named(e, name, addr))
+}
+
+/// `cannot listen on 127.0.0.1:8080 (websocket): Address already in use
+/// (os error 98)`, of the same kind as `e`.
+fn named(e: io::Error, name: &str, addr: SocketAddr) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot listen on {addr} ({name}): {e}"))
 }
 
 fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
@@ -47,4 +56,28 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_port_names_the_listener_and_address() {
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = busy.local_addr().unwrap();
+        for e in [
+            bind_group("websocket", addr, 2).unwrap_err(),
+            bind_one("ingest", addr).unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("cannot listen on {addr} (")),
+                "{e}"
+            );
+        }
+        let e = bind_one("ingest", addr).unwrap_err().to_string();
+        assert!(e.contains("(ingest): "), "{e}");
+    }
 }

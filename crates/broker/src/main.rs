@@ -1,6 +1,7 @@
 //! `tickwire`: the broker binary, and its terminal tools (`tickwire tail`,
 //! `tickwire pub`; see `tools/`).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,8 +82,11 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
             // A certificate or key file that cannot be used is a
-            // configuration error, like an invalid key.
-            if e.kind() == std::io::ErrorKind::InvalidInput {
+            // configuration error, like an invalid key; so is a listen
+            // address that is taken or not this host's (the error names the
+            // listener and the address).
+            use std::io::ErrorKind::{AddrInUse, AddrNotAvailable, InvalidInput};
+            if matches!(e.kind(), InvalidInput | AddrInUse | AddrNotAvailable) {
                 return ExitCode::from(EXIT_CONFIG);
             }
             return ExitCode::FAILURE;
@@ -179,8 +183,15 @@ fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")); // level was validated
+
+    // Colour only on a terminal, and not with NO_COLOR set (`with_ansi`
+    // would override tracing-subscriber's own NO_COLOR check): escape codes
+    // in a file, a pipe or the journal are noise. The log goes to stdout,
+    // tracing-subscriber's default writer, so that is the stream to ask.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal() && !no_color)
         .init();
 }

@@ -293,3 +293,93 @@ fn a_certificate_file_that_cannot_be_used_exits_2_naming_it() {
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(log.contains("/nonexistent/chain.pem"), "{log}");
 }
+
+#[test]
+fn a_busy_port_exits_2_naming_the_listener_and_address() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "--ws-addr",
+            &addr.to_string(),
+            "--ingest-addr",
+            "127.0.0.1:0",
+        ])
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    // The error is logged (on stdout, with the rest of the log); either
+    // stream will do, so long as the operator sees which address is taken.
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&format!("cannot listen on {addr} (websocket): ")),
+        "{text}"
+    );
+
+    // The ingest listener too, named as such.
+    let out = Command::new(BIN)
+        .args([
+            "--ws-addr",
+            "127.0.0.1:0",
+            "--ingest-addr",
+            &addr.to_string(),
+        ])
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&format!("cannot listen on {addr} (ingest): ")),
+        "{text}"
+    );
+    drop(busy);
+}
+
+#[test]
+fn the_log_has_no_colour_codes_when_not_on_a_terminal() {
+    // Piped output and no NO_COLOR: only the terminal check keeps the
+    // escape codes out. A certificate that cannot be used is logged (at
+    // error) and ends the process at once.
+    let out = Command::new(BIN)
+        .args([
+            "--ws-addr",
+            "127.0.0.1:0",
+            "--ingest-addr",
+            "127.0.0.1:0",
+            "--tls-addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent/chain.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("cannot start"),
+        "something was logged: {stdout}"
+    );
+    assert!(!stdout.contains("\x1b["), "{stdout:?}");
+    assert!(!stderr.contains("\x1b["), "{stderr:?}");
+}

@@ -260,3 +260,14 @@ pub fn log_summaries(m: &Metrics, stop: &std::sync::atomic::AtomicBool, every: D
         last = (now, quotes, deliveries);
     }
 }
+
+/// `/metrics` and `/healthz` read the broker's counters through this.
+impl crate::session::BrokerStatus for Metrics {
+    fn metrics_text(&self) -> String {
+        render(self)
+    }
+
+    fn degraded(&self) -> bool {
+        self.cluster.degraded()
+    }
+}

@@ -1,13 +1,15 @@
-//! Quotes into the WebSocket phase: activations with their snapshots, live
+//! Quotes into the subscriber core: activations with their snapshots, live
 //! quotes and `max_hz` timers, all queued on the connection's outbound
-//! queue in its wire format.
+//! queue in its wire format. These are the connection's entry points; the
+//! rules are the core's (`subscriptions`, `throttle`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tickwire_protocol::Selector;
 
-use super::subscriptions::{QuoteSink, Subscriptions};
+use super::subscriber::Subscriber;
+use super::subscriptions::QuoteSink;
 use super::{Connection, Effects, Phase};
 use crate::messages::LocalQuote;
 
@@ -23,11 +25,16 @@ impl Connection {
         now: Instant,
         fx: &mut Effects,
     ) {
-        self.charge_snapshots(snapshots.len(), (!more).then_some(request), now);
-        self.deliver(now, fx, |subs, sink| {
-            subs.activate(request, selectors, snapshots, more, sink)
+        let (per_second, reading) = (self.config.snapshots_per_second, self.wants_read());
+        self.deliver(now, fx, |core, sink| {
+            core.snapshots.charge(per_second, snapshots.len(), now);
+            if !more {
+                core.snapshots.answered(request);
+            }
+            core.subs
+                .activate(request, selectors, snapshots, more, sink)
         });
-        self.resume_held_input(now, fx);
+        self.resume_held_input(reading, now, fx);
     }
 
     /// A later slice of subscribe `request`'s snapshot.
@@ -39,35 +46,30 @@ impl Connection {
         now: Instant,
         fx: &mut Effects,
     ) {
-        self.charge_snapshots(quotes.len(), (!more).then_some(request), now);
-        self.deliver(now, fx, |subs, sink| {
-            subs.snapshot_slice(request, quotes, more, sink)
-        });
-        self.resume_held_input(now, fx);
-    }
-
-    /// Snapshot quotes cost the broker per topic: charged to the
-    /// connection's snapshot rate. `done`: the request they answered has
-    /// had its last ones.
-    fn charge_snapshots(&mut self, count: usize, done: Option<u32>, now: Instant) {
-        let per_second = self.config.snapshots_per_second;
-        if let Phase::Ws(session) = &mut self.phase {
-            session.snapshots.charge(per_second, count, now);
-            if let Some(request) = done {
-                session.snapshots.answered(request);
+        let (per_second, reading) = (self.config.snapshots_per_second, self.wants_read());
+        self.deliver(now, fx, |core, sink| {
+            core.snapshots.charge(per_second, quotes.len(), now);
+            if !more {
+                core.snapshots.answered(request);
             }
-        }
+            core.subs.snapshot_slice(request, quotes, more, sink)
+        });
+        self.resume_held_input(reading, now, fx);
     }
 
-    /// Input held behind a snapshot request goes on once it is answered.
-    fn resume_held_input(&mut self, now: Instant, fx: &mut Effects) {
-        if self.wants_read() && !self.read_buf.is_empty() {
-            self.on_buffered_frames(now, fx);
+    /// Input held behind a snapshot request goes on once it is answered
+    /// (`reading`: whether the connection was read before the answer).
+    fn resume_held_input(&mut self, reading: bool, now: Instant, fx: &mut Effects) {
+        if self.subscriber().is_some_and(|s| !s.input_held()) && !self.read_buf.is_empty() {
+            self.on_buffered_input(now, fx);
         }
+        self.sync_read_interest(reading, fx);
     }
 
     /// A live quote routed here, with the spacing (`max_hz`) of the most
-    /// specific entry matching its topic.
+    /// specific entry matching its topic. The per-delivery path: no read
+    /// interest can change here (a quote is never a reason to stop or
+    /// resume reading).
     pub fn on_quote(
         &mut self,
         quote: &LocalQuote,
@@ -75,34 +77,37 @@ impl Connection {
         now: Instant,
         fx: &mut Effects,
     ) {
-        self.deliver(now, fx, |subs, sink| subs.on_quote(quote, interval, sink));
+        self.deliver(now, fx, |core, sink| {
+            core.subs.on_quote(quote, interval, sink)
+        });
     }
 
-    /// A timer armed by [`Action::ArmTimer`] is due.
+    /// A timer armed by [`super::Action::ArmTimer`] is due.
     pub fn on_timer(&mut self, topic: &Arc<str>, now: Instant, fx: &mut Effects) {
-        self.deliver(now, fx, |subs, sink| subs.on_timer(topic, sink));
+        self.deliver(now, fx, |core, sink| core.subs.on_timer(topic, sink));
     }
 
-    /// Runs `step` with the subscriptions and a sink into the outbound
-    /// queue (nothing outside the WebSocket phase); a quote landing on an
-    /// empty queue starts the stall clock.
+    /// Runs `step` with the subscriber core and a sink into the outbound
+    /// queue (nothing before the upgrade or while closing); a quote
+    /// landing on an empty queue starts the stall clock.
     fn deliver(
         &mut self,
         now: Instant,
         fx: &mut Effects,
-        step: impl FnOnce(&mut Subscriptions, &mut QuoteSink<'_>),
+        step: impl FnOnce(&mut Subscriber, &mut QuoteSink<'_>),
     ) {
         let was_empty = self.out.is_empty();
-        let Phase::Ws(session) = &mut self.phase else {
+        let Phase::Open(open) = &mut self.phase else {
             return;
         };
+        let core = &mut open.core;
         let mut sink = QuoteSink {
             out: &mut self.out,
-            format: session.format,
+            format: core.subs.format(),
             now,
             fx,
         };
-        step(&mut session.subs, &mut sink);
+        step(core, &mut sink);
         if was_empty && !self.out.is_empty() {
             self.progress_at = now;
         }

@@ -1,70 +1,45 @@
-//! Deadlines and endings: handshake timeout, idle ping, dead peer, the
-//! slow-consumer rules, shutdown, closing and leaving.
+//! Deadlines and endings: the handshake timeout, the periodic checks of
+//! the framing (idle ping, dead peer) and of the core (slow consumer,
+//! token expiry), shutdown, closing and leaving.
 
 use std::time::Instant;
 
-use tickwire_ws::close;
-use tickwire_ws::frame::{encode_close, encode_frame, OpCode};
-
+use super::framing::{Ending, Framing};
+use super::websocket::Liveness;
 use super::{Action, Connection, Effects, Phase};
-use crate::config::SlowConsumerPolicy;
 
 impl Connection {
-    /// The peer closed its side (EOF). True when the connection should be
-    /// kept to finish writing: a response or close frame queued just before
-    /// (a client that sends its request, or its close, and then FIN).
-    pub fn on_peer_closed(&mut self) -> bool {
+    /// The peer closed its side (EOF). A response or close frame queued
+    /// just before (a client that sends its request, or its close, and
+    /// then FIN) is written first; otherwise the connection is dropped.
+    pub fn on_peer_closed(&mut self, fx: &mut Effects) {
         match &mut self.phase {
-            Phase::Closing { peer_closed, .. } if !self.out.is_empty() => {
-                *peer_closed = true;
-                true
-            }
-            _ => false,
+            Phase::Closing { peer_closed, .. } if !self.out.is_empty() => *peer_closed = true,
+            _ => fx.actions.push(Action::Drop),
         }
-    }
-
-    /// True once a closing connection has nothing left to do: its last
-    /// bytes are written and the peer has closed too.
-    pub fn is_finished(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Closing {
-                write_shut: true,
-                peer_closed: true,
-                ..
-            }
-        )
     }
 
     /// Periodic check of every deadline: handshake, idle ping, dead peer,
-    /// slow consumer, closing.
+    /// slow consumer, token expiry, closing.
     pub fn on_tick(&mut self, now: Instant, fx: &mut Effects) {
+        let reading = self.wants_read();
         self.out.free_buffers();
-        if self.is_subscriber() && self.is_too_slow(now) {
-            self.close_with(close::POLICY_VIOLATION, "slow consumer", now, fx);
-            return;
-        }
-        if self.token_expired(now) {
-            self.close_expired(now, fx);
-            return;
-        }
         let c = &self.config;
+        let mut ending = None;
         match &mut self.phase {
             Phase::Http { opened_at } => {
                 if now.saturating_duration_since(*opened_at) >= c.handshake_timeout {
                     fx.actions.push(Action::Drop);
                 }
             }
-            Phase::Ws(session) => {
-                let quiet = now.saturating_duration_since(session.liveness_at);
-                if !session.ping_sent && quiet >= c.idle_ping {
-                    let mut ping = Vec::with_capacity(2);
-                    encode_frame(&mut ping, OpCode::Ping, &[]);
-                    self.out.push_priority(ping);
-                    session.ping_sent = true;
-                    session.liveness_at = now;
-                } else if session.ping_sent && quiet >= c.dead_peer {
-                    fx.actions.push(Action::Drop);
+            Phase::Open(open) => {
+                ending = open.core.on_tick(c, &self.out, self.progress_at, now);
+                if ending.is_none() {
+                    match open.ws.on_tick(c.idle_ping, c.dead_peer, now) {
+                        Liveness::Fine => {}
+                        Liveness::Ping(ping) => self.out.push_priority(ping),
+                        Liveness::Dead => fx.actions.push(Action::Drop),
+                    }
                 }
             }
             Phase::Closing { drained_at, .. } => {
@@ -79,50 +54,54 @@ impl Connection {
                 }
             }
         }
-    }
-
-    /// The slow-consumer rules: nothing read for `stall_timeout` while
-    /// quotes are pending, or (policy `disconnect`) over budget for
-    /// `disconnect_after`.
-    fn is_too_slow(&self, now: Instant) -> bool {
-        let c = &self.config;
-        if !self.out.is_empty()
-            && now.saturating_duration_since(self.progress_at) >= c.stall_timeout
-        {
-            return true;
+        if let Some(why) = ending {
+            self.end_with(why, now, fx);
         }
-        c.slow_consumer_policy == SlowConsumerPolicy::Disconnect
-            && self
-                .out
-                .conflating_since()
-                .is_some_and(|since| now.saturating_duration_since(since) >= c.disconnect_after)
+        self.sync_read_interest(reading, fx);
     }
 
-    /// Shutdown: subscribers get close 1001; a connection still in its
-    /// HTTP phase is dropped.
+    /// Shutdown: subscribers are told the broker is going away; a
+    /// connection still in its HTTP phase is dropped.
     pub fn begin_shutdown(&mut self, now: Instant, fx: &mut Effects) {
+        let reading = self.wants_read();
         match self.phase {
-            Phase::Ws(_) => self.close_with(close::GOING_AWAY, "going away", now, fx),
+            Phase::Open(_) => self.end_with(Ending::GoingAway, now, fx),
             Phase::Http { .. } => fx.actions.push(Action::Drop),
             Phase::Closing { .. } => {}
         }
+        self.sync_read_interest(reading, fx);
     }
 
-    /// Queues a close frame ahead of any queued quotes (which are dropped:
-    /// a closing client gets nothing more, and a slow one would otherwise
-    /// have to read them all first) and starts closing.
-    pub fn close_with(&mut self, code: u16, reason: &str, now: Instant, fx: &mut Effects) {
+    /// Ends a subscriber's stream for a reason of the core, with the
+    /// framing's last message for it.
+    pub(super) fn end_with(&mut self, why: Ending, now: Instant, fx: &mut Effects) {
+        let Phase::Open(open) = &self.phase else {
+            return;
+        };
+        let (frame, code) = open.ws.ending(why);
+        self.end(frame, code, why == Ending::SlowConsumer, now, fx);
+    }
+
+    /// Queues the last message ahead of any queued quotes (which are
+    /// dropped: a closing client gets nothing more, and a slow one would
+    /// otherwise have to read them all first) and starts closing.
+    pub(super) fn end(
+        &mut self,
+        last: Vec<u8>,
+        code: u16,
+        slow_consumer: bool,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
         if !self.is_subscriber() {
             return;
         }
         self.leave(fx);
         self.out.clear_data();
-        let mut frame = Vec::with_capacity(reason.len() + 4);
-        encode_close(&mut frame, code, reason);
-        self.out.push_priority(frame);
+        self.out.push_priority(last);
         fx.actions.push(Action::CloseSent {
             code,
-            slow_consumer: code == close::POLICY_VIOLATION && reason == "slow consumer",
+            slow_consumer,
         });
         self.start_closing(now);
     }
@@ -142,16 +121,11 @@ impl Connection {
         self.leave(fx);
     }
 
-    /// Leaves the WebSocket phase, giving back every entry.
-    pub(super) fn leave(&mut self, fx: &mut Effects) {
-        if let Phase::Ws(session) = &mut self.phase {
-            if session.subs.asked_snapshots() {
-                // The router may still be collecting its snapshot.
-                fx.actions.push(Action::CancelSnapshots);
-            }
-            session.subs.clear(fx);
-            fx.actions.push(Action::Left);
-            // Any phase but Ws; the caller sets the real next one.
+    /// Leaves the Open phase, giving back every entry.
+    fn leave(&mut self, fx: &mut Effects) {
+        if let Phase::Open(open) = &mut self.phase {
+            open.core.leave(fx);
+            // Any phase but Open; the caller sets the real next one.
             self.phase = Phase::Closing {
                 drained_at: None,
                 write_shut: false,

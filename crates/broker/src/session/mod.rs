@@ -1,193 +1,74 @@
-//! One connection on the WebSocket listener as a state machine without I/O,
-//! in the manner of quinn-proto's `Connection`: the worker (the I/O shell)
-//! feeds it events — bytes read, router messages, timers, ticks — with the
-//! time, and it answers with bytes to write (its [`Outbound`] queue, the
-//! `poll_transmit` of this design) and [`Action`]s for the shell to carry
-//! out (router commands, route-index changes, timers, counters, drop).
+//! One connection on the subscriber listeners as a state machine without
+//! I/O, in the manner of quinn-proto's `Connection`: the worker (the I/O
+//! shell) feeds it events — bytes read, router messages, timers, ticks —
+//! with the time; it answers with bytes to write ([`Connection::poll_transmit`],
+//! then [`Connection::on_written`]) and [`Action`]s for everything else
+//! (router commands, route-index changes, timers, counters, `ResumeRead`,
+//! `ShutdownWrite`, `Drop`). This module names no socket, poller, channel
+//! or TLS type (a test below checks it).
 //!
-//! Phases: `Http` (reading the request head) → `Ws` (a subscriber) →
-//! `Closing` (a close frame or final response is queued: flush it,
+//! Layers, outermost first:
+//! - HTTP (`crate::http`): the request head is routed; a plain route is
+//!   answered and closed, `/ws` upgrades.
+//! - framing (`websocket`): frames in, control frames, liveness; it frames
+//!   what the core writes ([`framing::Framing`]).
+//! - the subscriber core (`subscriber` with `subscriptions`, `throttle`,
+//!   `gate`, `rate`, `entitlements`, `delivery`): every rule of what a
+//!   subscriber gets, whatever the framing.
+//! - `outbound`: the byte budget, conflation and the control lane.
+//!
+//! Phases: `Http` (reading the request head) → `Open` (a subscriber) →
+//! `Closing` (a last response or close frame is queued: flush it,
 //! half-close, discard input until the peer closes or a deadline passes).
-//!
-//! Where each rule lives: HTTP routing in `http`, WebSocket frames, pings,
-//! closes, timeouts and the reply gate here, subscription rules
-//! (atomicity, at-most-once, most-specific options, snapshots) in
-//! `subscriptions`, `max_hz` in `throttle`, the byte budget and conflation
-//! in `outbound`.
 
+// Socket data reaches every function here: no panicking shortcuts.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+mod action;
+mod config;
 mod delivery;
 mod entitlements;
-mod frames;
+pub mod framing;
 mod gate;
-mod http;
 mod lifecycle;
 pub mod outbound;
 #[cfg(test)]
 mod props;
 mod rate;
+mod subscriber;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
 pub mod throttle;
+mod transmit;
+mod websocket;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use tickwire_protocol::control::ErrorCode;
-use tickwire_protocol::Selector;
-use tickwire_ws::frame::{DecoderLimits, FrameDecoder, Role};
 use tickwire_ws::handshake::accept_response;
 
-use crate::auth::{Entitlements, GrantSet};
-use crate::config::{ms, Config, SlowConsumerPolicy};
-use crate::messages::Format;
-use gate::ReplyGate;
-use http::{route, HttpOutcome};
+pub use action::{Action, Effects};
+#[cfg(test)]
+use config::WallClock;
+pub use config::{BrokerStatus, SessionConfig};
 use outbound::Outbound;
-use rate::{RequestBucket, SnapshotBucket};
-use subscriptions::Subscriptions;
+use subscriber::{Cx, Subscriber};
+use websocket::{Input, WebSocket};
+
+use crate::http::{self, HttpOutcome};
 
 /// Control-lane bytes (pongs) a peer may leave unread before the broker
 /// stops reading its pings.
 const PRIORITY_LIMIT: usize = 64 * 1024;
-/// Subscribe commands of one connection waiting for the router before the
-/// broker stops reading that connection.
-const MAX_PENDING_COMMANDS: u64 = 64;
-
-/// The parts of the config a connection obeys, resolved once.
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    pub max_head_bytes: usize,
-    pub handshake_timeout: Duration,
-    pub max_message_bytes: usize,
-    pub idle_ping: Duration,
-    pub dead_peer: Duration,
-    pub close_timeout: Duration,
-    pub max_subscriptions: usize,
-    pub requests_per_second: u32,
-    pub request_burst: u32,
-    pub snapshots_per_second: u32,
-    pub outbound_budget_bytes: usize,
-    pub slow_consumer_policy: SlowConsumerPolicy,
-    pub disconnect_after: Duration,
-    pub stall_timeout: Duration,
-    /// Sent in every `subscribed` ack.
-    pub epoch: Arc<crate::epoch::Epoch>,
-    /// `[server] allowed_origins`: empty = any Origin.
-    pub allowed_origins: Vec<String>,
-    /// `[auth]`: subscriber entitlements; None = every topic for everyone.
-    pub auth: Option<Arc<Entitlements>>,
-    /// Maps `Instant`s to Unix time (token expiry is in Unix seconds).
-    pub wall: WallClock,
-}
-
-/// An `Instant` and the Unix time it corresponds to: the connection's clock
-/// is `Instant`s passed in; JWT `exp` is Unix seconds.
-#[derive(Debug, Clone, Copy)]
-pub struct WallClock {
-    pub at: Instant,
-    pub unix: Duration,
-}
-
-impl WallClock {
-    pub fn now() -> WallClock {
-        WallClock {
-            at: Instant::now(),
-            unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default(),
-        }
-    }
-
-    /// Unix seconds at `now`.
-    pub fn unix_secs(&self, now: Instant) -> u64 {
-        (self.unix + now.saturating_duration_since(self.at)).as_secs()
-    }
-}
-
-impl SessionConfig {
-    pub fn from_config(
-        c: &Config,
-        epoch: Arc<crate::epoch::Epoch>,
-        auth: Option<Arc<Entitlements>>,
-    ) -> SessionConfig {
-        SessionConfig {
-            max_head_bytes: c.server.max_head_bytes,
-            handshake_timeout: ms(c.server.handshake_timeout_ms),
-            max_message_bytes: c.websocket.max_message_bytes,
-            idle_ping: ms(c.websocket.idle_ping_ms),
-            dead_peer: ms(c.websocket.dead_peer_ms),
-            close_timeout: ms(c.websocket.close_timeout_ms),
-            max_subscriptions: c.subscriber.max_subscriptions,
-            requests_per_second: c.subscriber.requests_per_second,
-            request_burst: c.subscriber.request_burst,
-            snapshots_per_second: c.subscriber.snapshots_per_second,
-            outbound_budget_bytes: c.subscriber.outbound_budget_bytes,
-            slow_consumer_policy: c.subscriber.slow_consumer_policy,
-            disconnect_after: ms(c.subscriber.disconnect_after_ms),
-            stall_timeout: ms(c.subscriber.stall_timeout_ms),
-            epoch,
-            allowed_origins: c.server.allowed_origins.clone(),
-            auth,
-            wall: WallClock::now(),
-        }
-    }
-}
-
-/// What the shell must do on a connection's behalf.
-#[derive(Debug, PartialEq)]
-pub enum Action {
-    /// Send the router this subscribe. `added` are the entries it created
-    /// (interest may change); call [`Connection::on_command_taken`] once the
-    /// router has it.
-    Subscribe {
-        request: u32,
-        selectors: Vec<Selector>,
-        added: Vec<Selector>,
-        snapshot: bool,
-    },
-    /// Route live quotes matching `selector` to this connection, with this
-    /// `max_hz` (replacing any earlier one).
-    Route {
-        selector: Selector,
-        max_hz: Option<f32>,
-    },
-    /// Stop routing quotes matching `selector` here.
-    Unroute(Selector),
-    /// These entries are gone: release the connection's interest in them.
-    Release(Vec<Selector>),
-    /// The connection left while its snapshot was outstanding: the router
-    /// stops collecting it.
-    CancelSnapshots,
-    /// Call [`Connection::on_timer`] for `topic` at `at`.
-    ArmTimer { at: Instant, topic: Arc<str> },
-    /// `GET /metrics`: call [`Connection::on_metrics`] with the rendering.
-    ServeMetrics,
-    /// `GET /healthz`: call [`Connection::on_health`].
-    ServeHealth,
-    /// The connection became a subscriber (upgrade done).
-    Opened,
-    /// The connection stopped being a subscriber.
-    Left,
-    /// Subscription entries added (+) or removed (−).
-    SubscriptionsChanged(i64),
-    /// A request was answered with this error.
-    RequestError(ErrorCode),
-    /// A close frame with this code was queued; `slow_consumer` when it
-    /// is the slow-consumer close.
-    CloseSent { code: u16, slow_consumer: bool },
-    /// Drop the connection now, without further writes.
-    Drop,
-}
-
-/// Effects of one or more events, collected by the shell: actions in
-/// order, and the quotes conflated away (a counter, not an action: it can
-/// happen for every quote of a slow reader).
-#[derive(Debug, Default)]
-pub struct Effects {
-    pub actions: Vec<Action>,
-    pub conflated: u64,
-}
 
 pub struct Connection {
     config: Arc<SessionConfig>,
@@ -203,10 +84,9 @@ pub struct Connection {
 
 enum Phase {
     /// Before the upgrade; the handshake deadline runs from `opened_at`.
-    Http {
-        opened_at: Instant,
-    },
-    Ws(Box<Session>),
+    Http { opened_at: Instant },
+    /// A subscriber: its framing and its core.
+    Open(Box<Open>),
     Closing {
         /// When everything queued was written (then the peer has
         /// `close_timeout` to close); None while bytes still wait.
@@ -217,31 +97,9 @@ enum Phase {
     },
 }
 
-/// What the last accepted token granted; the anonymous grants apply besides.
-struct TokenGrant {
-    grants: GrantSet,
-    /// The token's `exp`: close 1008 `token expired` then, unless refreshed.
-    expires: Option<Instant>,
-}
-
-/// The WebSocket phase: one subscriber's protocol state.
-struct Session {
-    decoder: FrameDecoder,
-    format: Format,
-    subs: Subscriptions,
-    /// The liveness clock: when the peer was last heard from or, once
-    /// `ping_sent`, when our ping went out (the dead-peer deadline runs from
-    /// there). One instant for both keeps an idle connection small.
-    liveness_at: Instant,
-    ping_sent: bool,
-    /// Replies held behind subscribe commands the router has not taken.
-    gate: ReplyGate,
-    /// The last accepted token (with `[auth]`); boxed, since most
-    /// connections never send one and every idle connection pays for its
-    /// inline size.
-    token: Option<Box<TokenGrant>>,
-    requests: RequestBucket,
-    snapshots: SnapshotBucket,
+struct Open {
+    ws: WebSocket,
+    core: Subscriber,
 }
 
 impl Connection {
@@ -260,75 +118,61 @@ impl Connection {
     /// `503` and closes, whatever the client sends.
     pub fn refused(config: Arc<SessionConfig>, now: Instant) -> Connection {
         let mut conn = Connection::new(config, now);
-        conn.out.push_priority(tickwire_ws::http::response(
-            503,
-            "Service Unavailable",
-            &[],
-            "text/plain; charset=utf-8",
-            b"too many connections from this address\n",
-        ));
+        conn.out.push_priority(http::too_many_connections());
         conn.start_closing(now);
         conn
     }
 
-    /// The bytes to write (the shell writes them and then calls
-    /// [`Connection::on_written`]).
-    pub fn outbound(&mut self) -> &mut Outbound {
-        &mut self.out
-    }
-
-    pub fn has_output(&self) -> bool {
-        !self.out.is_empty() || self.wants_write_shutdown()
-    }
-
-    /// False while the peer leaves too many of our pongs unread, too many
-    /// of its subscribes wait for the router, or a snapshot request waits
-    /// for its answer: its input is not read until then (bounded memory
-    /// per connection, one snapshot request at a time). Unread replies are
-    /// bounded by the outbound budget instead (see `frames`).
-    pub fn wants_read(&self) -> bool {
-        let (pending, snapshot_outstanding) = match &self.phase {
-            Phase::Ws(session) => (session.gate.pending(), session.snapshots.outstanding()),
-            _ => (0, false),
-        };
-        self.out.priority_bytes() <= PRIORITY_LIMIT
-            && pending < MAX_PENDING_COMMANDS
-            && !snapshot_outstanding
-    }
-
-    /// True while unread control frames alone keep the input unread: the
-    /// only reason to stop reading that a flush can end. (The shell asks
-    /// this, not [`Connection::wants_read`], before every flush: it needs no
-    /// look at the session's state, which a flush cannot change.)
-    pub fn reads_held_by_output(&self) -> bool {
-        self.out.priority_bytes() > PRIORITY_LIMIT
-    }
-
     pub fn is_subscriber(&self) -> bool {
-        matches!(self.phase, Phase::Ws(_))
+        matches!(self.phase, Phase::Open(_))
     }
 
-    fn wants_write_shutdown(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Closing {
-                write_shut: false,
-                ..
-            }
-        ) && self.out.is_empty()
+    fn subscriber(&self) -> Option<&Subscriber> {
+        match &self.phase {
+            Phase::Open(open) => Some(&open.core),
+            _ => None,
+        }
+    }
+
+    /// Whether the input should be read now: not while the peer leaves too
+    /// many of our pongs unread or the core holds its input (see
+    /// [`Subscriber::wants_input`]). Unread replies are bounded by the
+    /// outbound budget instead.
+    fn wants_read(&self) -> bool {
+        let core_reads = match self.subscriber() {
+            Some(core) => core.wants_input(),
+            None => true,
+        };
+        self.out.priority_bytes() <= PRIORITY_LIMIT && core_reads
+    }
+
+    /// Tells the shell when reading should stop or go on: `before` is
+    /// [`Connection::wants_read`] as the event began. The one place that
+    /// compares the read interest before and after an event (the shell
+    /// keeps the one copy of the answer).
+    fn sync_read_interest(&self, before: bool, fx: &mut Effects) {
+        let wants = self.wants_read();
+        if wants != before {
+            fx.actions.push(if wants {
+                Action::ResumeRead
+            } else {
+                Action::PauseRead
+            });
+        }
     }
 
     /// Bytes read from the socket.
     pub fn on_bytes(&mut self, data: &[u8], now: Instant, fx: &mut Effects) {
+        let reading = self.wants_read();
         match &mut self.phase {
             Phase::Http { .. } => {
                 self.read_buf.extend_from_slice(data);
                 self.on_http(now, fx);
             }
-            Phase::Ws(session) => {
-                session.liveness_at = now;
-                session.ping_sent = false;
+            Phase::Open(open) => {
+                open.ws.heard(now);
                 if self.read_buf.is_empty() {
+                    // The common case: decode straight from the read.
                     let used = self.on_frames(data, now, fx);
                     if used < data.len() && self.is_subscriber() {
                         self.read_buf
@@ -336,94 +180,176 @@ impl Connection {
                     }
                 } else {
                     self.read_buf.extend_from_slice(data);
-                    self.on_buffered_frames(now, fx);
+                    self.on_buffered_input(now, fx);
                 }
             }
             Phase::Closing { .. } => {}
         }
+        self.sync_read_interest(reading, fx);
     }
 
     fn on_http(&mut self, now: Instant, fx: &mut Effects) {
-        match route(
-            &self.read_buf,
-            self.config.max_head_bytes,
-            &self.config.allowed_origins,
-        ) {
+        let c = &self.config;
+        match http::route(&self.read_buf, c.max_head_bytes, &c.allowed_origins) {
             HttpOutcome::NeedMore => {}
             HttpOutcome::Metrics => {
-                self.read_buf = Vec::new();
-                fx.actions.push(Action::ServeMetrics);
+                let body = c.status.metrics_text();
+                self.respond(http::metrics_response(body.as_bytes()), now);
             }
             HttpOutcome::Health => {
-                self.read_buf = Vec::new();
-                fx.actions.push(Action::ServeHealth);
+                let response = http::health_response(c.status.degraded());
+                self.respond(response, now);
             }
-            HttpOutcome::Respond(response) => {
-                self.out.push_priority(response);
-                self.start_closing(now);
-            }
+            HttpOutcome::Respond(response) => self.respond(response, now),
             HttpOutcome::Upgrade {
                 accept,
                 format,
                 head_len,
             } => {
                 self.out.push_priority(accept_response(&accept));
-                self.phase = Phase::Ws(Box::new(Session {
-                    decoder: FrameDecoder::new(
-                        Role::Server,
-                        DecoderLimits {
-                            max_message: self.config.max_message_bytes,
-                            accept_binary: false,
-                        },
-                    ),
-                    format,
-                    subs: Subscriptions::default(),
-                    liveness_at: now,
-                    ping_sent: false,
-                    gate: ReplyGate::default(),
-                    token: None,
-                    requests: RequestBucket::full(self.config.request_burst, now),
-                    snapshots: SnapshotBucket::full(self.config.snapshots_per_second, now),
+                self.phase = Phase::Open(Box::new(Open {
+                    ws: WebSocket::new(c.max_message_bytes, now),
+                    core: Subscriber::new(c, format, now),
                 }));
                 fx.actions.push(Action::Opened);
                 self.read_buf.drain(..head_len.min(self.read_buf.len()));
                 if self.read_buf.is_empty() {
                     self.read_buf = Vec::new();
                 } else {
-                    self.on_buffered_frames(now, fx);
+                    self.on_buffered_input(now, fx);
                 }
             }
         }
     }
 
-    /// The shell wrote `wrote` bytes; `drained` when nothing is left.
-    /// Returns true when the write side should be shut down now (the
-    /// final bytes of a closing connection are out).
-    pub fn on_written(&mut self, wrote: usize, drained: bool, now: Instant) -> bool {
-        if wrote > 0 || drained {
-            self.progress_at = now;
-        }
-        if let Phase::Closing {
-            drained_at,
-            write_shut,
-            ..
-        } = &mut self.phase
-        {
-            if drained && !*write_shut {
-                *write_shut = true;
-                *drained_at = Some(now);
-                return true;
-            }
-        }
-        false
+    /// A plain HTTP answer: queued, then the connection closes.
+    fn respond(&mut self, response: Vec<u8>, now: Instant) {
+        self.out.push_priority(response);
+        self.start_closing(now);
     }
 
-    /// Subscription entries (pending or active); 0 outside the Ws phase.
+    fn on_buffered_input(&mut self, now: Instant, fx: &mut Effects) {
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let used = self.on_frames(&buf, now, fx);
+        if self.is_subscriber() && used < buf.len() {
+            buf.drain(..used);
+            self.read_buf = buf;
+        }
+    }
+
+    /// Decodes and handles whole frames from `input`; returns bytes consumed.
+    fn on_frames(&mut self, input: &[u8], now: Instant, fx: &mut Effects) -> usize {
+        let mut offset = 0;
+        loop {
+            let Phase::Open(open) = &mut self.phase else {
+                return input.len();
+            };
+            if open.core.input_held() {
+                return offset;
+            }
+            let (n, what) = open.ws.decode(input.get(offset..).unwrap_or_default());
+            if n == 0 {
+                return offset;
+            }
+            offset += n;
+            let ending = match what {
+                Input::Request(text) => {
+                    let mut cx = Cx {
+                        config: &self.config,
+                        framing: &open.ws,
+                        out: &mut self.out,
+                        fx,
+                        now,
+                    };
+                    open.core.on_request(&text, &mut cx)
+                }
+                Input::Control(frame) => {
+                    self.out.push_priority(frame);
+                    None
+                }
+                Input::Close(code, reason) => {
+                    let frame = websocket::close_frame(code, reason);
+                    self.end(frame, code, false, now, fx);
+                    None
+                }
+                Input::Nothing => None,
+            };
+            if let Some(why) = ending {
+                self.end_with(why, now, fx);
+            }
+        }
+    }
+
+    /// The router has taken this connection's oldest pending subscribe
+    /// command: the replies held behind it may go.
+    pub fn on_command_taken(&mut self, fx: &mut Effects) {
+        let reading = self.wants_read();
+        if let Phase::Open(open) = &mut self.phase {
+            open.core.on_command_taken(&mut self.out);
+        }
+        self.sync_read_interest(reading, fx);
+    }
+
+    /// Subscription entries (pending or active); 0 outside the Open phase.
     #[cfg(test)]
     pub fn subscription_count(&self) -> usize {
-        match &self.phase {
-            Phase::Ws(session) => session.subs.len(),
-            _ => 0,
+        self.subscriber().map_or(0, |s| s.subs.len())
+    }
+}
+
+#[cfg(test)]
+mod no_io {
+    /// The connection is protocol code: it must not be able to reach a
+    /// socket, a poller, a channel or TLS. Fails when a file of this module
+    /// (or of `crate::http`) names one, outside its own tests.
+    #[test]
+    fn session_and_http_name_no_io() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut checked = 0;
+        for dir in [root.join("session"), root.join("http")] {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Inline test modules come last; comments may name anything.
+                let code: String = text
+                    .split("#[cfg(test)]\nmod tests {")
+                    .next()
+                    .unwrap()
+                    .split("#[cfg(test)]\nmod no_io {")
+                    .next()
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("//"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                for name in [
+                    "mio",
+                    "rustls",
+                    "crossbeam",
+                    "std::net",
+                    "std::io",
+                    "io::Error",
+                    "Write",
+                    "TcpStream",
+                ] {
+                    let named = code.match_indices(name).any(|(i, _)| {
+                        let before = code[..i].chars().next_back();
+                        let after = code[i + name.len()..].chars().next();
+                        let ident =
+                            |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                        !ident(before) && !ident(after)
+                    });
+                    let is_test_file = ["tests.rs", "props.rs", "world.rs"]
+                        .iter()
+                        .any(|f| path.ends_with(f));
+                    assert!(is_test_file || !named, "{} names {name}", path.display());
+                }
+                checked += 1;
+            }
         }
+        assert!(checked >= 10, "only {checked} files checked");
     }
 }

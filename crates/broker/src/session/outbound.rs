@@ -18,15 +18,15 @@
 //! its slot, so nothing stale follows something newer.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::messages::{Format, LocalQuote};
 
-/// Frames handed to one write call (well under IOV_MAX, 1024, where the
-/// writer passes them on as iovecs, as over TLS).
-const MAX_IOVECS: usize = 64;
+/// Frames laid out for one write call: under load a subscriber gets ~20
+/// frames a turn, and the copy of 64 small frames costs less than the
+/// kernel's per-call work (docs/performance.md).
+pub const MAX_FRAMES: usize = 64;
 
 /// Queues that grew past this many frames are released, not kept, when
 /// drained (the rest wait for the idle tick). 64, not 16: a subscriber of a
@@ -304,60 +304,38 @@ impl Outbound {
         }
     }
 
-    /// Writes until the queue is empty (`Ok(true)`), the socket would
-    /// block (`Ok(false)`) or `limit` bytes went out (`Ok(false)` with
-    /// `written` at or past `limit`). Adds the bytes written to `written`
-    /// and calls `on_sent` for each frame handed to the socket in full.
-    pub fn write_to<W: Write>(
-        &mut self,
-        w: &mut W,
-        limit: usize,
-        written: &mut usize,
-        on_sent: &mut impl FnMut(&OutFrame),
-    ) -> io::Result<bool> {
-        loop {
-            self.refill();
-            if self.queued_bytes == 0 {
-                self.release();
-                return Ok(true);
-            }
-            if *written >= limit {
-                return Ok(false);
-            }
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut n = 0;
-            if let Some((frame, offset)) = &self.head {
-                slices[n] = IoSlice::new(frame.bytes().get(*offset..).unwrap_or_default());
-                n += 1;
-            }
-            for frame in self
-                .priority
-                .iter()
-                .flat_map(|p| p.iter())
-                .take(MAX_IOVECS - n)
-            {
-                slices[n] = IoSlice::new(frame);
-                n += 1;
-            }
-            for frame in self.data.iter().take(MAX_IOVECS - n) {
-                slices[n] = IoSlice::new(frame.bytes());
-                n += 1;
-            }
-            match w.write_vectored(&slices[..n]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(k) => {
-                    *written += k;
-                    self.advance(k, on_sent);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+    /// Copies the next bytes to write into `buf` (cleared first): the
+    /// rest of a started frame, then control frames, then data, at most
+    /// [`MAX_FRAMES`] frames and `max` bytes (the last frame may be cut:
+    /// the caller treats that like a short write). Moves conflated quotes
+    /// into the queue first, and gives idle memory back when nothing is
+    /// left. Nothing is consumed until [`Outbound::advance`].
+    pub fn transmit(&mut self, buf: &mut Vec<u8>, max: usize) -> usize {
+        buf.clear();
+        self.refill();
+        if self.queued_bytes == 0 {
+            self.release();
+            return 0;
         }
+        let started = self
+            .head
+            .iter()
+            .map(|(frame, offset)| frame.bytes().get(*offset..).unwrap_or_default());
+        let control = self.priority.iter().flat_map(|p| p.iter()).map(|c| &c[..]);
+        let data = self.data.iter().map(OutFrame::bytes);
+        for bytes in started.chain(control).chain(data).take(MAX_FRAMES) {
+            let room = max.saturating_sub(buf.len());
+            if room == 0 {
+                break;
+            }
+            buf.extend_from_slice(bytes.get(..room).unwrap_or(bytes));
+        }
+        buf.len()
     }
 
-    /// Consumes `k` written bytes in the same order `write_to` laid them out.
-    fn advance(&mut self, mut k: usize, on_sent: &mut impl FnMut(&OutFrame)) {
+    /// Consumes `k` written bytes in the order `transmit` laid them out,
+    /// calling `on_sent` for each frame now written in full.
+    pub fn advance(&mut self, mut k: usize, on_sent: &mut impl FnMut(&OutFrame)) {
         self.queued_bytes -= k;
         while k > 0 {
             let Some((frame, offset)) = self.head.take().or_else(|| self.next_frame()) else {
@@ -412,4 +390,4 @@ impl Outbound {
 }
 
 #[cfg(test)]
-mod tests;
+pub mod tests;

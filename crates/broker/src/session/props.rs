@@ -12,7 +12,6 @@ use proptest::prelude::*;
 use tickwire_protocol::Selector;
 use tickwire_ws::frame::{encode_masked_frame, DecoderLimits, Event, FrameDecoder, OpCode, Role};
 
-use super::outbound::OutFrame;
 use super::tests::{config, quote};
 use super::throttle::spacing;
 use super::*;
@@ -93,11 +92,8 @@ impl Model {
         m.conn.on_bytes(upgrade.as_bytes(), now, &mut m.fx);
         m.settle();
         m.socket.room = usize::MAX;
-        let mut n = 0;
-        let out = m.conn.outbound();
-        assert!(out
-            .write_to(&mut m.socket, usize::MAX, &mut n, &mut |_: &OutFrame| {})
-            .unwrap());
+        m.conn.flush_to(&mut m.socket, usize::MAX, now);
+        assert!(m.conn.out.is_empty());
         let end = m
             .socket
             .bytes
@@ -164,8 +160,9 @@ impl Model {
                 Action::SubscriptionsChanged(d) => self.entries += d,
                 Action::Drop => self.dropped = true,
                 Action::CancelSnapshots => self.slicing.clear(),
-                Action::ServeMetrics
-                | Action::ServeHealth
+                Action::PauseRead
+                | Action::ResumeRead
+                | Action::ShutdownWrite
                 | Action::Opened
                 | Action::Left
                 | Action::RequestError(_)
@@ -179,15 +176,7 @@ impl Model {
 
     fn write(&mut self, room: usize) {
         self.socket.room = room;
-        let mut n = 0;
-        let result = self.conn.outbound().write_to(
-            &mut self.socket,
-            usize::MAX,
-            &mut n,
-            &mut |_: &OutFrame| {},
-        );
-        let drained = result.expect("the model socket never fails");
-        self.conn.on_written(n, drained, self.now);
+        self.conn.flush_to(&mut self.socket, usize::MAX, self.now);
         self.check_received();
     }
 
@@ -267,7 +256,7 @@ impl Model {
             Op::Take => {
                 if let Some(command) = self.untaken.pop_front() {
                     self.pending.push_back(command);
-                    self.conn.on_command_taken();
+                    self.conn.on_command_taken(&mut self.fx);
                 }
             }
             Op::Activate => {
@@ -405,8 +394,7 @@ proptest! {
             m.conn.on_tick(m.now, &mut m.fx);
             let _ = std::mem::take(&mut m.fx.actions);
             m.socket.room = usize::MAX;
-            let mut n = 0;
-            let _ = m.conn.outbound().write_to(&mut m.socket, usize::MAX, &mut n, &mut |_: &OutFrame| {});
+            m.conn.flush_to(&mut m.socket, usize::MAX, m.now);
         }
     }
 }

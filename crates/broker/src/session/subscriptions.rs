@@ -26,10 +26,14 @@ pub(super) struct Entry {
     max_hz: Option<f32>,
 }
 
-#[derive(Default)]
 pub(super) struct Subscriptions {
     entries: PrefixIndex<Entry>,
     next_request: u32,
+    /// The wire format of the connection's quotes (the router encoded each
+    /// quote once per format; only which bytes to queue is chosen here).
+    /// Kept here, beside `next_request`, where it fits in padding: every
+    /// idle connection pays for the inline size.
+    format: Format,
     throttles: Throttles,
     /// Requests whose snapshots still arrive in slices (one at a time
     /// unless the snapshot rate is off).
@@ -51,6 +55,21 @@ struct SlicedSnapshot {
 pub(super) type Rejection = (ErrorCode, String);
 
 impl Subscriptions {
+    pub fn new(format: Format) -> Subscriptions {
+        Subscriptions {
+            entries: PrefixIndex::default(),
+            next_request: 0,
+            format,
+            throttles: Throttles::default(),
+            sliced: None,
+            asked_snapshots: false,
+        }
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()

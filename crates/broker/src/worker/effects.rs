@@ -14,17 +14,27 @@ use crate::session::Action;
 
 impl Worker {
     /// After any event handed to connection `slot`: carry out its actions
-    /// and cork it if it has something to write.
+    /// and cork it (the flush at the end of the turn writes whatever it
+    /// queued; one with nothing queued costs a `poll_transmit` that finds
+    /// nothing).
     pub(super) fn after_event(&mut self, slot: usize) {
+        if !self.apply_and_maybe_remove(slot) {
+            self.cork.mark(slot);
+        }
+    }
+
+    /// Carries out connection `slot`'s actions; true when one of them
+    /// dropped it (it is removed).
+    pub(super) fn apply_and_maybe_remove(&mut self, slot: usize) -> bool {
         let Some(id) = self.conns.get(slot).map(|c| c.id) else {
-            return;
+            self.fx.actions.clear();
+            return true;
         };
         let dropped = self.apply_effects(id);
         if dropped {
             self.remove(slot);
-        } else if self.conns.get(slot).is_some_and(|c| c.link.has_output()) {
-            self.cork.mark(slot);
         }
+        dropped
     }
 
     /// Applies and clears `self.fx.actions` for connection `id`; true if
@@ -80,16 +90,11 @@ impl Worker {
                     });
                 }
                 Action::ArmTimer { at, topic } => self.timers.push(Reverse((at, id, topic))),
-                Action::ServeMetrics => {
-                    let body = metrics::render(&self.metrics);
+                Action::PauseRead => self.set_reading(id, false),
+                Action::ResumeRead => self.set_reading(id, true),
+                Action::ShutdownWrite => {
                     if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
-                        conn.link.on_metrics(body.as_bytes(), self.now);
-                    }
-                }
-                Action::ServeHealth => {
-                    let down = self.metrics.cluster.degraded();
-                    if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
-                        conn.link.on_health(down, self.now);
+                        conn.transport.shutdown_write();
                     }
                 }
                 Action::Opened => metrics::gauge_add(&self.metrics.subscriber_connections, 1),
@@ -159,13 +164,18 @@ impl Worker {
 
     fn command_taken(&mut self, id: ConnId) {
         if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
-            let paused = !conn.link.wants_read();
-            conn.link.on_command_taken();
-            if conn.link.has_output() {
-                self.cork.mark(id.slot);
-            }
-            if paused && conn.link.wants_read() {
-                // Its reading stopped on too many pending subscribes.
+            conn.link.on_command_taken(&mut self.fx);
+            self.after_event(id.slot);
+        }
+    }
+
+    /// The connection asked to stop or resume reading. A resumed one gets
+    /// a read next turn (edge-triggered readiness will not fire again for
+    /// input that waited), within the per-event read cap.
+    fn set_reading(&mut self, id: ConnId, reading: bool) {
+        if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
+            conn.reads_paused = !reading;
+            if reading {
                 self.unread.push(id.slot);
             }
         }

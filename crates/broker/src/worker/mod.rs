@@ -35,7 +35,7 @@ use slab::Slab;
 use crate::config::{ms, Config};
 use crate::messages::{ConnId, RouterCmd, WorkerMsg};
 use crate::metrics::{self, LatencyRecorder, Metrics};
-use crate::session::{Connection, Effects, SessionConfig};
+use crate::session::{BrokerStatus, Connection, Effects, SessionConfig};
 use crate::transport::Transport;
 use cork::Cork;
 use route_index::RouteIndex;
@@ -82,9 +82,10 @@ impl WorkerSettings {
         epoch: Arc<crate::epoch::Epoch>,
         tls: Option<Arc<rustls::ServerConfig>>,
         auth: Option<Arc<crate::auth::Entitlements>>,
+        status: Arc<dyn BrokerStatus>,
     ) -> WorkerSettings {
         WorkerSettings {
-            session: Arc::new(SessionConfig::from_config(c, epoch, auth)),
+            session: Arc::new(SessionConfig::from_config(c, epoch, auth, status)),
             max_connections_per_ip: c.server.max_connections_per_ip,
             deferred_limit: DEFERRED_LIMIT,
             tls,
@@ -100,6 +101,8 @@ struct Conn {
     id: ConnId,
     transport: Transport,
     link: Connection,
+    /// The connection asked not to be read (`Action::PauseRead`).
+    reads_paused: bool,
 }
 
 /// Connections per client IP across all workers (only with

@@ -96,12 +96,7 @@ impl Worker {
         let Some(c) = self.conns.get_mut(conn.slot).filter(|c| c.id == conn) else {
             return;
         };
-        let paused = !c.link.wants_read();
         step(&mut c.link, self.now, &mut self.fx);
-        if paused && c.link.wants_read() {
-            // Its reading waited for this answer.
-            self.unread.push(conn.slot);
-        }
         self.after_event(conn.slot);
     }
 }

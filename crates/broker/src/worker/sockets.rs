@@ -109,6 +109,7 @@ impl Worker {
             id,
             transport,
             link,
+            reads_paused: false,
         });
         if refused {
             self.cork.mark(slot);
@@ -120,8 +121,8 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
             };
-            if !conn.link.wants_read() {
-                // Resumed from flush() once the peer reads what we queued.
+            if conn.reads_paused {
+                // Until the connection asks to resume (Action::ResumeRead).
                 return;
             }
             if self.deferred.len() >= self.settings.deferred_limit {
@@ -144,11 +145,11 @@ impl Worker {
             }
             match result {
                 Ok(0) => {
-                    // A request or close followed by FIN: write the answer
-                    // first (flush removes it once written).
-                    if !conn.link.on_peer_closed() {
-                        self.remove(slot);
-                    }
+                    // A request or close followed by FIN: the answer is
+                    // written first (the connection asks to be dropped
+                    // once it is out), else it is dropped now.
+                    conn.link.on_peer_closed(&mut self.fx);
+                    self.after_event(slot);
                     return;
                 }
                 Ok(n) => {
@@ -185,12 +186,16 @@ impl Worker {
         }
     }
 
+    /// Writes what connection `slot` has queued: the bytes it lays out
+    /// ([`Connection::poll_transmit`]: many frames copied into one
+    /// contiguous buffer, one `send` on plain TCP, one plaintext run for
+    /// rustls to seal into as few records as it can) until it has nothing
+    /// left, the socket would block (its writable event brings it back),
+    /// or [`FLUSH_LIMIT`] bytes went out (it goes on next turn).
     pub(super) fn flush(&mut self, slot: usize) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let paused = conn.link.reads_held_by_output();
-        let mut written = 0;
         let now = Instant::now();
         let (latency, frames, deliveries) = (
             &mut self.delivery_latency,
@@ -208,171 +213,54 @@ impl Worker {
                 OutFrame::Owned(_) | OutFrame::Control(_) => {}
             }
         };
-        let coalesce = !conn.transport.is_tls();
-        let mut socket = SocketWriter {
-            inner: &mut conn.transport,
-            calls: &mut self.socket_writes,
-            buf: &mut self.write_buf,
-            coalesce,
-        };
-        let result =
-            conn.link
-                .outbound()
-                .write_to(&mut socket, FLUSH_LIMIT, &mut written, &mut on_sent);
+        let mut written = 0;
+        let mut failed = false;
+        loop {
+            if written >= FLUSH_LIMIT {
+                // Stopped by the limit, not by the socket: no writable
+                // event will come, so it goes on next turn.
+                self.write_again.push(slot);
+                break;
+            }
+            let buf = &mut self.write_buf;
+            let n = conn.link.poll_transmit(buf, WRITE_CHUNK, now, &mut self.fx);
+            if n == 0 {
+                break;
+            }
+            self.socket_writes += 1;
+            match conn.transport.write(buf.get(..n).unwrap_or_default()) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(k) => {
+                    written += k;
+                    conn.link.on_written(k, now, &mut self.fx, &mut on_sent);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
         self.bytes_out += written as u64;
-        // TLS: records rustls still holds count as not written yet.
-        let result = result.and_then(|drained| match conn.transport.flush_tls() {
-            Ok(()) => Ok(drained),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(e),
-        });
-        match result {
-            Ok(drained) => {
-                if !drained && written >= FLUSH_LIMIT {
-                    // Stopped by the limit, not by the socket: no writable
-                    // event will come, so it goes on next turn.
-                    self.write_again.push(slot);
-                }
-                if conn.link.on_written(written, drained, now) {
-                    conn.transport.shutdown_write();
-                }
-                if conn.link.is_finished() {
-                    self.remove(slot);
-                    return;
-                }
-                if paused && conn.link.wants_read() {
-                    // Resume reading next turn, within the per-event read cap.
-                    self.unread.push(slot);
-                }
-            }
-            Err(_) => self.remove(slot),
+        // TLS: records rustls still holds go out with the socket's next
+        // writable event.
+        match conn.transport.flush_tls() {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => failed = true,
+            _ => {}
+        }
+        if failed {
+            self.fx.actions.clear();
+            self.remove(slot);
+        } else {
+            self.apply_and_maybe_remove(slot);
         }
     }
 }
 
-/// How a flush hands frames to the socket: on plain TCP one contiguous
-/// `send` of the frames copied into a per-worker buffer, not a `writev` with
-/// an iovec per frame (copying ~160-byte frames costs less than the kernel's
-/// per-segment work; measured in docs/performance.md); over TLS the frames
-/// go to rustls as they are (it seals them into records itself). Every call
-/// is counted (`tickwire_socket_writes_total`).
-struct SocketWriter<'a, W> {
-    inner: &'a mut W,
-    calls: &'a mut u64,
-    /// The worker's coalescing buffer, reused across flushes.
-    buf: &'a mut Vec<u8>,
-    /// Plain TCP: copy into `buf`; TLS: pass the slices through.
-    coalesce: bool,
-}
-
-/// At most this many bytes are copied for one call: a socket rarely takes
-/// more at once, and a short write is handled anyway.
-const COALESCE_LIMIT: usize = 64 * 1024;
-
-impl<W: Write> Write for SocketWriter<'_, W> {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        *self.calls += 1;
-        self.inner.write(bytes)
-    }
-
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        *self.calls += 1;
-        match bufs {
-            _ if !self.coalesce => self.inner.write_vectored(bufs),
-            [] => Ok(0),
-            // One frame, or a first one too big to be worth a copy.
-            [first, ..] if bufs.len() == 1 || first.len() >= COALESCE_LIMIT => {
-                self.inner.write(first)
-            }
-            _ => self.inner.write(coalesce(bufs, self.buf, COALESCE_LIMIT)),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// The slices' bytes in order, up to `limit` of them (the last slice may be
-/// cut: the caller treats the result like a short write).
-fn coalesce<'b>(bufs: &[io::IoSlice<'_>], buf: &'b mut Vec<u8>, limit: usize) -> &'b [u8] {
-    buf.clear();
-    for b in bufs {
-        let room = limit.saturating_sub(buf.len());
-        if room == 0 {
-            break;
-        }
-        buf.extend_from_slice(b.get(..room).unwrap_or(b));
-    }
-    buf
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A socket that takes at most `room` bytes per call, recording calls.
-    struct Calls<'a> {
-        calls: &'a mut Vec<Vec<u8>>,
-        room: usize,
-    }
-
-    impl Write for Calls<'_> {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            let n = buf.len().min(self.room);
-            self.calls.push(buf[..n].to_vec());
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// Writes `frames` in one call through a coalescing writer over a
-    /// socket taking `room` bytes per call: (bytes taken, calls counted,
-    /// what each socket call received).
-    fn write_once(frames: &[&[u8]], room: usize, calls_before: u64) -> (usize, u64, Vec<Vec<u8>>) {
-        let mut sink = Vec::new();
-        let (mut calls, mut buf) = (calls_before, Vec::new());
-        let mut inner = Calls {
-            calls: &mut sink,
-            room,
-        };
-        let mut w = SocketWriter {
-            inner: &mut inner,
-            calls: &mut calls,
-            buf: &mut buf,
-            coalesce: true,
-        };
-        let slices: Vec<io::IoSlice<'_>> = frames.iter().map(|f| io::IoSlice::new(f)).collect();
-        let n = w
-            .write_vectored(&slices)
-            .expect("the fake socket never fails");
-        (n, calls, sink)
-    }
-
-    #[test]
-    fn frames_of_one_call_go_out_as_one_contiguous_write_and_are_counted() {
-        let frames: [&[u8]; 3] = [b"aa", b"bbb", b"c"];
-        assert_eq!(
-            write_once(&frames, usize::MAX, 0),
-            (6, 1, vec![b"aabbbc".to_vec()])
-        );
-        assert_eq!(
-            write_once(&frames[..1], usize::MAX, 1),
-            (2, 2, vec![b"aa".to_vec()])
-        );
-    }
-
-    #[test]
-    fn a_short_send_and_the_copy_limit_keep_the_bytes_in_frame_order() {
-        let frames: [&[u8]; 3] = [b"aa", b"bbb", b"c"];
-        let (n, _, sink) = write_once(&frames, 3, 0);
-        assert_eq!(n, 3, "a short send");
-        assert_eq!(sink, [b"aab".to_vec()]);
-        let slices = frames.map(io::IoSlice::new);
-        let mut out = Vec::new();
-        assert_eq!(coalesce(&slices, &mut out, 4), b"aabb", "cut at the limit");
-        assert_eq!(coalesce(&slices, &mut out, 100), b"aabbbc");
-    }
-}
+/// At most this many bytes are laid out for one write call: a socket
+/// rarely takes more at once, and a short write is handled anyway.
+const WRITE_CHUNK: usize = 64 * 1024;

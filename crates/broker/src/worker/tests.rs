@@ -102,6 +102,7 @@ fn a_full_deferred_queue_stops_reading_requests_until_the_router_catches_up() {
         Arc::new(crate::epoch::Epoch::fixed("e")),
         None,
         None,
+        Arc::new(crate::metrics::Metrics::new(1)),
     );
     settings.deferred_limit = 2;
     let (w, router_rx) = BusyRouterWorker::start(settings);
@@ -143,6 +144,7 @@ fn the_ack_is_not_written_before_the_router_has_taken_the_subscribe() {
         Arc::new(crate::epoch::Epoch::fixed("e")),
         None,
         None,
+        Arc::new(crate::metrics::Metrics::new(1)),
     );
     let (w, router_rx) = BusyRouterWorker::start(settings);
     let (addr, metrics) = (w.addr, w.metrics.clone());

@@ -1,5 +1,52 @@
+use std::io::{self, Write};
+
 use super::*;
 use crate::messages::SharedQuote;
+
+/// The shell's write loop over [`Outbound::transmit`] and
+/// [`Outbound::advance`], for tests with a `Write` as the socket: writes
+/// until the queue is empty (`Ok(true)`), the writer would block
+/// (`Ok(false)`) or `limit` bytes went out (`Ok(false)`).
+pub(crate) trait WriteTo {
+    fn write_to<W: Write>(
+        &mut self,
+        w: &mut W,
+        limit: usize,
+        written: &mut usize,
+        on_sent: &mut impl FnMut(&OutFrame),
+    ) -> io::Result<bool>;
+}
+
+impl WriteTo for Outbound {
+    fn write_to<W: Write>(
+        &mut self,
+        w: &mut W,
+        limit: usize,
+        written: &mut usize,
+        on_sent: &mut impl FnMut(&OutFrame),
+    ) -> io::Result<bool> {
+        let mut buf = Vec::new();
+        loop {
+            let n = self.transmit(&mut buf, usize::MAX);
+            if n == 0 {
+                return Ok(true);
+            }
+            if *written >= limit {
+                return Ok(false);
+            }
+            match w.write(&buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => {
+                    *written += k;
+                    self.advance(k, on_sent);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
 
 /// A writer that accepts at most `cap` bytes per call and `budget` in all.
 struct Trickle {
@@ -272,4 +319,37 @@ fn filtering_and_clearing_reach_the_head_slot_but_not_a_started_frame() {
     out.clear_data();
     assert_eq!(out.queued_bytes(), 2);
     assert_eq!(drain(&mut out), b"cc");
+}
+
+#[test]
+fn frames_of_one_transmit_are_laid_out_contiguously_in_wire_order() {
+    let mut out = Outbound::default();
+    for body in [&b"aa"[..], b"bbb", b"c"] {
+        out.push_data(OutFrame::Owned(body.into()));
+    }
+    let mut buf = Vec::new();
+    assert_eq!(out.transmit(&mut buf, usize::MAX), 6);
+    assert_eq!(buf, b"aabbbc", "one contiguous buffer, one send");
+    // Nothing is consumed until the socket takes it: a short send of 3
+    // bytes goes on in the middle of the second frame.
+    out.advance(3, &mut |_: &OutFrame| {});
+    assert_eq!(out.transmit(&mut buf, usize::MAX), 3);
+    assert_eq!(buf, b"bbc");
+    // The byte limit cuts the last frame; what follows keeps the order.
+    assert_eq!(out.transmit(&mut buf, 2), 2);
+    assert_eq!(buf, b"bb");
+    out.advance(3, &mut |_: &OutFrame| {});
+    assert_eq!(out.transmit(&mut buf, usize::MAX), 0, "drained");
+}
+
+#[test]
+fn one_transmit_lays_out_at_most_max_frames() {
+    let mut out = Outbound::default();
+    for _ in 0..MAX_FRAMES + 10 {
+        out.push_data(OutFrame::Owned(b"x".as_slice().into()));
+    }
+    let mut buf = Vec::new();
+    assert_eq!(out.transmit(&mut buf, usize::MAX), MAX_FRAMES);
+    out.advance(MAX_FRAMES, &mut |_: &OutFrame| {});
+    assert_eq!(out.transmit(&mut buf, usize::MAX), 10);
 }

@@ -55,7 +55,8 @@ fn a_closing_reader_that_never_reads_is_dropped_at_the_stall_timeout() {
     let mut c = Client::upgraded(config());
     c.send(r#"not json"#);
     c.send("x");
-    c.conn.close_with(1008, "slow consumer", c.now, &mut c.fx);
+    c.conn
+        .end_with(framing::Ending::SlowConsumer, c.now, &mut c.fx);
     c.take_actions();
     c.conn.on_tick(c.now + Duration::from_secs(59), &mut c.fx);
     assert!(c.take_actions().is_empty());
@@ -151,21 +152,15 @@ fn shutdown_sends_1001_and_drops_connections_still_in_http() {
 }
 
 #[test]
-fn metrics_are_rendered_by_the_shell_and_answered_once() {
+fn metrics_are_rendered_from_the_broker_status_and_answered_once() {
     let now = Instant::now();
     let mut fx = Effects::default();
     let mut conn = Connection::new(Arc::new(config()), now);
     conn.on_bytes(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", now, &mut fx);
-    assert_eq!(fx.actions, [Action::ServeMetrics]);
-    conn.on_metrics(b"tickwire_up 1\n", now);
+    assert_eq!(fx.actions, [], "answered by the connection itself");
     let mut wire = Vec::new();
-    let mut n = 0;
-    let drained = conn
-        .outbound()
-        .write_to(&mut wire, usize::MAX, &mut n, &mut |_: &OutFrame| {})
-        .unwrap();
     assert!(
-        conn.on_written(n, drained, now),
+        conn.flush_to(&mut wire, usize::MAX, now),
         "write side shut after the response"
     );
     let text = String::from_utf8(wire).unwrap();
@@ -234,28 +229,29 @@ fn too_many_subscribes_waiting_for_the_router_stop_reading() {
     assert_eq!(issued, 64);
     // Nothing was taken: every ack is held.
     assert!(c.frames().is_empty());
-    c.conn.on_command_taken();
+    c.conn.on_command_taken(&mut c.fx);
     assert!(c.conn.wants_read());
     assert_eq!(kinds(&c.frames()), ["subscribed"]);
 }
 
 #[test]
-fn health_is_ok_or_degraded_as_the_shell_says() {
+fn health_is_ok_or_degraded_as_the_broker_status_says() {
     for (down, status, body) in [
         (false, "HTTP/1.1 200 ", "ok"),
         (true, "HTTP/1.1 503 ", "degraded: cluster link down"),
     ] {
         let now = Instant::now();
         let mut fx = Effects::default();
-        let mut conn = Connection::new(Arc::new(config()), now);
+        let mut cfg = config();
+        cfg.status = Arc::new(FixedStatus {
+            metrics: "",
+            degraded: down,
+        });
+        let mut conn = Connection::new(Arc::new(cfg), now);
         conn.on_bytes(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", now, &mut fx);
-        assert_eq!(fx.actions, [Action::ServeHealth]);
-        conn.on_health(down, now);
+        assert_eq!(fx.actions, []);
         let mut wire = Vec::new();
-        let mut n = 0;
-        conn.outbound()
-            .write_to(&mut wire, usize::MAX, &mut n, &mut |_: &OutFrame| {})
-            .unwrap();
+        conn.flush_to(&mut wire, usize::MAX, now);
         let text = String::from_utf8(wire).unwrap();
         assert!(text.starts_with(status), "{text}");
         assert!(text.ends_with(body), "{text}");
@@ -277,8 +273,8 @@ fn an_idle_connection_stays_small() {
         size_of::<Connection>()
     );
     assert!(
-        size_of::<super::super::Session>() <= 216,
+        size_of::<super::super::Open>() <= 216,
         "{}",
-        size_of::<super::super::Session>()
+        size_of::<super::super::Open>()
     );
 }

@@ -10,11 +10,13 @@ mod subscribe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tickwire_protocol::control::ErrorCode;
 use tickwire_protocol::Selector;
 use tickwire_ws::frame::{
     encode_frame, encode_masked_frame, DecoderLimits, Event, FrameDecoder, OpCode, Role,
 };
 
+use super::outbound::tests::WriteTo;
 use super::outbound::OutFrame;
 use super::*;
 use crate::config::SlowConsumerPolicy;
@@ -41,6 +43,60 @@ pub(super) fn config() -> SessionConfig {
         allowed_origins: Vec::new(),
         auth: None,
         wall: WallClock::now(),
+        status: Arc::new(FixedStatus {
+            metrics: "tickwire_up 1\n",
+            degraded: false,
+        }),
+    }
+}
+
+/// What `/metrics` and `/healthz` report in these tests.
+pub(super) struct FixedStatus {
+    pub metrics: &'static str,
+    pub degraded: bool,
+}
+
+impl BrokerStatus for FixedStatus {
+    fn metrics_text(&self) -> String {
+        self.metrics.to_owned()
+    }
+    fn degraded(&self) -> bool {
+        self.degraded
+    }
+}
+
+impl Connection {
+    /// The connection's queue, for tests that look inside it.
+    pub(super) fn outbound(&mut self) -> &mut outbound::Outbound {
+        &mut self.out
+    }
+
+    /// The shell's flush, with a `Write` as the socket: writes what the
+    /// socket takes (`limit` bytes at most), then a final
+    /// [`Connection::poll_transmit`] when drained. True when that asked to
+    /// shut the write side. Other actions it asked for are dropped.
+    pub(super) fn flush_to(
+        &mut self,
+        w: &mut impl std::io::Write,
+        limit: usize,
+        now: Instant,
+    ) -> bool {
+        let mut fx = Effects::default();
+        let reading = self.wants_read();
+        let mut n = 0;
+        let drained = self
+            .out
+            .write_to(w, limit, &mut n, &mut |_: &OutFrame| {})
+            .expect("test sockets do not fail");
+        if n > 0 {
+            self.progress_at = now;
+        }
+        if drained {
+            let mut buf = Vec::new();
+            self.poll_transmit(&mut buf, usize::MAX, now, &mut fx);
+        }
+        self.sync_read_interest(reading, &mut fx);
+        fx.actions.contains(&Action::ShutdownWrite)
     }
 }
 
@@ -134,7 +190,7 @@ impl Client {
         let actions = self.take_actions();
         for a in &actions {
             if matches!(a, Action::Subscribe { .. }) {
-                self.conn.on_command_taken();
+                self.conn.on_command_taken(&mut self.fx);
             }
         }
         actions
@@ -142,13 +198,7 @@ impl Client {
 
     /// Writes everything queued to the "socket".
     pub(super) fn write_all(&mut self) -> bool {
-        let mut n = 0;
-        let drained = self
-            .conn
-            .outbound()
-            .write_to(&mut self.wire, usize::MAX, &mut n, &mut |_: &OutFrame| {})
-            .unwrap();
-        self.conn.on_written(n, drained, self.now)
+        self.conn.flush_to(&mut self.wire, usize::MAX, self.now)
     }
 
     /// Everything written so far, as text (`Q …` quotes and JSON replies)

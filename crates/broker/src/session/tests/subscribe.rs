@@ -42,7 +42,7 @@ fn ack_then_snapshot_then_live_and_the_ack_waits_for_the_router() {
     );
     // The router has not taken the command: the ack is held.
     assert!(c.frames().is_empty());
-    c.conn.on_command_taken();
+    c.conn.on_command_taken(&mut c.fx);
     let frames = c.frames();
     assert_eq!(kinds(&frames), ["subscribed"]);
     assert!(frames[0].contains(r#""topics":["AAPL","MSFT","AAPL"]"#));

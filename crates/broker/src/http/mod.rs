@@ -1,0 +1,156 @@
+//! The HTTP request that opens every connection on the subscriber
+//! listeners (plain and TLS): its head is parsed and routed — the
+//! dashboard's files, `/metrics`, `/healthz`, or an upgrade to a subscriber
+//! framing (`/ws`). Pure: bytes in, a decision out; the connection
+//! (`crate::session`) acts on it.
+
+mod assets;
+
+use tickwire_ws::handshake::{validate_upgrade, UpgradeError};
+use tickwire_ws::http::{parse_request_head, response, HeadError, HeadParse};
+
+use crate::messages::Format;
+use assets::find_asset;
+
+pub enum HttpOutcome {
+    /// Not a complete head yet.
+    NeedMore,
+    /// `GET /metrics`: the caller renders the current metrics.
+    Metrics,
+    /// `GET /healthz`: the caller knows whether the broker is degraded.
+    Health,
+    /// Answer with these bytes, then close.
+    Respond(Vec<u8>),
+    /// Switch to WebSocket: send the 101 with this accept key; `head_len`
+    /// bytes were the request, anything after them is already frames.
+    Upgrade {
+        accept: String,
+        format: Format,
+        head_len: usize,
+    },
+}
+
+/// Routes one request head. `allowed_origins`: when non-empty, a `/ws`
+/// upgrade whose `Origin` is present and not in the list gets 403 (a
+/// request without `Origin`, from a non-browser client, is not affected).
+pub fn route(buf: &[u8], max_head: usize, allowed_origins: &[String]) -> HttpOutcome {
+    let (head, head_len) = match parse_request_head(buf, max_head) {
+        Ok(HeadParse::Partial) => return HttpOutcome::NeedMore,
+        Ok(HeadParse::Complete { head, len }) => (head, len),
+        Err(HeadError::TooLarge) => {
+            return error(
+                431,
+                "Request Header Fields Too Large",
+                &[],
+                "request head too large",
+            )
+        }
+        Err(HeadError::Malformed) => return error(400, "Bad Request", &[], "malformed request"),
+    };
+    if head.method != "GET" {
+        return error(
+            405,
+            "Method Not Allowed",
+            &[("Allow", "GET")],
+            "only GET is allowed",
+        );
+    }
+    match head.path.as_str() {
+        "/healthz" => HttpOutcome::Health,
+        "/metrics" => HttpOutcome::Metrics,
+        "/ws" => {
+            if !origin_allowed(head.header("origin"), allowed_origins) {
+                return error(403, "Forbidden", &[], "origin not allowed");
+            }
+            let format = match head.query_param("format") {
+                None | Some("json") => Format::Json,
+                Some("binary") => Format::Binary,
+                Some(_) => {
+                    return error(400, "Bad Request", &[], "format must be json or binary");
+                }
+            };
+            match validate_upgrade(&head) {
+                Ok(accept) => HttpOutcome::Upgrade {
+                    accept,
+                    format,
+                    head_len,
+                },
+                Err(UpgradeError::BadRequest(why)) => error(400, "Bad Request", &[], why),
+                Err(UpgradeError::UnsupportedVersion) => error(
+                    426,
+                    "Upgrade Required",
+                    &[("Sec-WebSocket-Version", "13")],
+                    "only WebSocket version 13 is supported",
+                ),
+            }
+        }
+        path => match find_asset(path) {
+            Some((content_type, body)) => asset(content_type, body),
+            None => error(404, "Not Found", &[], "not found"),
+        },
+    }
+}
+
+/// Exact match of the `Origin` header against the allow-list (browsers send
+/// `scheme://host[:port]`, lower-case scheme and host, no trailing slash).
+fn origin_allowed(origin: Option<&[u8]>, allowed: &[String]) -> bool {
+    match origin {
+        _ if allowed.is_empty() => true,
+        None => true,
+        Some(origin) => allowed.iter().any(|a| a.as_bytes() == origin),
+    }
+}
+
+/// A dashboard asset. `no-cache`: the browser revalidates, so a page and
+/// its scripts always come from the same (possibly upgraded) binary.
+fn asset(content_type: &str, body: &str) -> HttpOutcome {
+    HttpOutcome::Respond(response(
+        200,
+        "OK",
+        &[("Cache-Control", "no-cache")],
+        content_type,
+        body.as_bytes(),
+    ))
+}
+
+fn error(status: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> HttpOutcome {
+    let body = format!("{body}\n");
+    HttpOutcome::Respond(response(
+        status,
+        reason,
+        headers,
+        "text/plain; charset=utf-8",
+        body.as_bytes(),
+    ))
+}
+
+/// `503` for a connection refused at accept (over the per-IP limit).
+pub fn too_many_connections() -> Vec<u8> {
+    response(
+        503,
+        "Service Unavailable",
+        &[],
+        "text/plain; charset=utf-8",
+        b"too many connections from this address\n",
+    )
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+pub fn metrics_response(body: &[u8]) -> Vec<u8> {
+    response(200, "OK", &[], crate::metrics::CONTENT_TYPE, body)
+}
+
+/// `GET /healthz`: `200 ok`, or `503 degraded: cluster link down` while a
+/// configured cluster link is down (the broker still serves its own
+/// producers).
+pub fn health_response(degraded: bool) -> Vec<u8> {
+    let (status, reason, body): (u16, &str, &[u8]) = if degraded {
+        (503, "Service Unavailable", b"degraded: cluster link down")
+    } else {
+        (200, "OK", b"ok")
+    };
+    response(status, reason, &[], "text/plain; charset=utf-8", body)
+}
+
+#[cfg(test)]
+mod tests;
