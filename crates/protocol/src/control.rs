@@ -93,14 +93,17 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
         "unsubscribe" => false,
         "auth" => {
             return match obj.get("token") {
-                Some(Value::String(t)) if !t.is_empty() && t.len() <= MAX_TOKEN_LEN => {
+                // An empty string is a token too, one that does not
+                // verify (`not_authorized`, from the broker): only a missing
+                // or non-string token is malformed.
+                Some(Value::String(t)) if t.len() <= MAX_TOKEN_LEN => {
                     Ok(Request::Auth {
                         id,
                         token: t.clone(),
                     })
                 }
                 _ => Err(err(format!(
-                    "\"token\" must be a non-empty string of at most {MAX_TOKEN_LEN} bytes"
+                    "\"token\" must be a string of at most {MAX_TOKEN_LEN} bytes"
                 ))),
             }
         }

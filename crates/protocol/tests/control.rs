@@ -295,7 +295,14 @@ fn auth_requests_need_a_token_string() {
         })
     );
     bad_request(r#"{"op":"auth","id":4}"#, Some(4));
-    bad_request(r#"{"op":"auth","token":"","id":4}"#, Some(4));
+    // An empty token is a request (it fails verification in the broker).
+    assert_eq!(
+        parse_request(r#"{"op":"auth","token":"","id":4}"#),
+        Ok(Request::Auth {
+            id: Some(4),
+            token: String::new()
+        })
+    );
     bad_request(r#"{"op":"auth","token":7}"#, None);
     let long = "t".repeat(tickwire_protocol::control::MAX_TOKEN_LEN + 1);
     bad_request(&format!(r#"{{"op":"auth","token":"{long}"}}"#), None);

@@ -175,3 +175,21 @@ fn auth_without_auth_configured_is_a_bad_request() {
     c.request(r#"{"op":"subscribe","topics":["*"]}"#);
     assert_eq!(reply(&mut c)["type"], "subscribed");
 }
+
+#[test]
+fn an_empty_token_is_not_authorized_and_a_missing_one_is_a_bad_request() {
+    let (c, unix) = authed_client();
+    let mut c = with_wall(c, unix);
+    let actions = c.request(r#"{"op":"auth","token":"","id":1}"#);
+    assert_eq!(actions, [Action::RequestError(ErrorCode::NotAuthorized)]);
+    let r = reply(&mut c);
+    assert_eq!(
+        (r["code"].as_str(), r["id"].as_u64()),
+        (Some("not_authorized"), Some(1))
+    );
+    for malformed in [r#"{"op":"auth","id":2}"#, r#"{"op":"auth","token":7,"id":2}"#] {
+        let actions = c.request(malformed);
+        assert_eq!(actions, [Action::RequestError(ErrorCode::BadRequest)]);
+        assert_eq!(reply(&mut c)["code"], "bad_request", "{malformed}");
+    }
+}
