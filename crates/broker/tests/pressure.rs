@@ -140,51 +140,10 @@ fn a_stalled_reader_gets_the_newest_of_every_topic_in_order_without_duplicates()
     read_until_newest(&mut stalled, &last);
 }
 
-#[test]
-fn max_hz_4_over_3_seconds_of_1000_quotes_per_second() {
-    let broker = start();
-    let mut ws = connect(&broker);
-    send_json(
-        &mut ws,
-        serde_json::json!({"op": "subscribe", "topics": ["FAST"], "max_hz": 4, "snapshot": false}),
-    );
-    assert_eq!(recv_json(&mut ws)["type"], "subscribed");
-
-    // The feed: 1,000 quotes/s for 3 s, paced by the clock.
-    let publisher_thread = {
-        let addr = broker.ingest_addr();
-        std::thread::spawn(move || {
-            let mut p = tickwire_client::Publisher::connect(addr).unwrap();
-            let start = Instant::now();
-            for i in 0..3000u32 {
-                let due = start + Duration::from_millis(u64::from(i));
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                p.publish(quote("FAST", f64::from(i))).unwrap();
-                p.flush().unwrap();
-            }
-            start.elapsed()
-        })
-    };
-    let mut seqs = Vec::new();
-    while seqs.last() != Some(&3000) {
-        let q = next_quote(&mut ws);
-        seqs.push(q["seq"].as_u64().unwrap());
-    }
-    let elapsed = publisher_thread.join().unwrap().as_secs_f64();
-    // First quote at once, then one per 250 ms; the held newest at the end.
-    let expected = (elapsed * 4.0).floor() as i64 + 1;
-    assert!(
-        (seqs.len() as i64 - expected).abs() <= 2,
-        "{} quotes over {elapsed:.2} s (expected ~{expected}): {seqs:?}",
-        seqs.len()
-    );
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
-    assert_eq!(
-        seqs.last(),
-        Some(&3000),
-        "the last one is the newest published"
-    );
-}
+// `max_hz` against a paced feed (1,000 quotes/s for 3 s → 13 quotes) is a
+// rule of the session, tested there on the injected clock
+// (`session::tests::subscribe::max_hz_4_over_3_seconds_of_1000_quotes_per_second`):
+// no test here asserts timing.
 
 #[test]
 fn max_hz_most_specific_wins_and_a_quiet_topic_goes_out_at_once() {

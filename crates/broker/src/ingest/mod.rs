@@ -6,6 +6,12 @@
 //! `send`, stops reading, and producers feel TCP back-pressure: that happens
 //! only when the router as a whole cannot keep up.
 //!
+//! This file is the I/O shell: the listener, the sockets and their
+//! `Transport`, the poll loop and the channel to the router. The producer
+//! protocol — admission deadline, `Hello` and tokens, grants, framing,
+//! decoding — is `session::ProducerSession`, a state machine without I/O
+//! that this loop feeds bytes and the time and whose outcomes it carries out.
+//!
 //! With `[ingest.tls]` producers speak TLS (mutual TLS with a client CA): the
 //! same `Transport` as the WebSocket listener; a handshake that fails or is
 //! not done within the handshake timeout closes the producer
@@ -20,16 +26,15 @@ use crossbeam_channel::Sender;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
-use tickwire_protocol::ingest::{decode_frame, IngestError, IngestFrame};
-use tickwire_protocol::Quote;
 
 use crate::config::IngestConfig;
 use crate::messages::IngestBatch;
-use access::{Grants, ProducerAuth};
+use crate::metrics::{self, Metrics};
+use crate::transport::Transport;
+use session::{ProducerSession, Reject, Rules};
 
 mod access;
-use crate::metrics::{self, Metrics, RejectReason};
-use crate::transport::Transport;
+mod session;
 
 const LISTENER: Token = Token(0);
 pub const WAKER: Token = Token(1);
@@ -37,19 +42,10 @@ const FIRST_CONN: usize = 2;
 const READ_CHUNK: usize = 64 * 1024;
 /// Reads per producer per turn, so one fast producer cannot starve others.
 const READS_PER_TURN: usize = 16;
-/// How often TLS handshake deadlines are checked while any is pending.
-const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 
 struct Producer {
     stream: Transport,
-    /// For the admission deadline (TLS handshake, `Hello` with a token).
-    accepted_at: Instant,
-    buf: Vec<u8>,
-    hello_seen: bool,
-    quote_seen: bool,
-    /// What it may publish; None until a `Hello` with a valid token when
-    /// tokens are configured.
-    grants: Option<Grants>,
+    session: ProducerSession,
 }
 
 pub struct Ingest {
@@ -57,12 +53,12 @@ pub struct Ingest {
     listener: Option<TcpListener>,
     producers: Slab<Producer>,
     tx: Sender<IngestBatch>,
-    config: IngestConfig,
-    auth: ProducerAuth,
+    max_producers: usize,
+    rules: Arc<Rules>,
     tls: Option<Arc<rustls::ServerConfig>>,
-    handshake_timeout: Duration,
     metrics: Arc<Metrics>,
     shutdown: Arc<AtomicBool>,
+    /// Every read lands here; a session copies only a partial frame out.
     scratch: Vec<u8>,
     unread: Vec<usize>,
 }
@@ -93,10 +89,9 @@ impl Ingest {
             listener: Some(listener),
             producers: Slab::new(),
             tx,
-            auth: ProducerAuth::from_config(&config),
-            config,
+            max_producers: config.max_producers,
+            rules: Arc::new(Rules::from_config(&config, handshake_timeout)),
             tls,
-            handshake_timeout,
             metrics,
             shutdown,
             scratch: vec![0; READ_CHUNK],
@@ -107,12 +102,14 @@ impl Ingest {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(256);
         loop {
+            // Sleep until the earliest admission deadline (mio rounds the
+            // timeout up to whole milliseconds, so it is never early).
             let timeout = if !self.unread.is_empty() {
                 Some(Duration::ZERO)
-            } else if self.producers.iter().any(|(_, p)| !p.admitted()) {
-                Some(SWEEP_INTERVAL)
             } else {
-                None
+                let now = Instant::now();
+                self.next_deadline()
+                    .map(|d| d.saturating_duration_since(now))
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -164,8 +161,8 @@ impl Ingest {
             };
             match listener.accept() {
                 Ok((stream, addr)) => {
-                    if self.producers.len() >= self.config.max_producers {
-                        tracing::warn!(%addr, max = self.config.max_producers, "producer refused: too many producers");
+                    if self.producers.len() >= self.max_producers {
+                        tracing::warn!(%addr, max = self.max_producers, "producer refused: too many producers");
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
@@ -196,14 +193,12 @@ impl Ingest {
                     }
                     tracing::info!(%addr, "producer connected");
                     metrics::gauge_add(&self.metrics.producer_connections, 1);
-                    entry.insert(Producer {
-                        stream,
-                        accepted_at: Instant::now(),
-                        buf: Vec::new(),
-                        hello_seen: false,
-                        quote_seen: false,
-                        grants: (!self.auth.required()).then_some(Grants::All),
-                    });
+                    let session = ProducerSession::new(
+                        self.rules.clone(),
+                        Instant::now(),
+                        stream.is_handshaking(),
+                    );
+                    entry.insert(Producer { stream, session });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -220,7 +215,10 @@ impl Ingest {
             let Some(producer) = self.producers.get_mut(slot) else {
                 return ReadEnd::Closed;
             };
-            let n = match producer.stream.read(&mut self.scratch) {
+            let read = producer.stream.read(&mut self.scratch);
+            // A TLS handshake advances only inside `read`.
+            producer.sync_transport();
+            let n = match read {
                 Ok(0) => return ReadEnd::Closed,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -235,58 +233,63 @@ impl Ingest {
                         // A TLS failure: no client certificate under mutual
                         // TLS, a wrong one, or not TLS at all.
                         tracing::warn!(addr = ?producer.stream.socket().peer_addr().ok(), error = %e, "producer closed: TLS handshake failed");
-                        self.metrics.reject(RejectReason::Tls);
+                        self.metrics.reject(metrics::RejectReason::Tls);
                     }
                     return ReadEnd::Closed;
                 }
             };
             let decoded_at = Instant::now();
-            producer
-                .buf
-                .extend_from_slice(self.scratch.get(..n).unwrap_or_default());
-            let (quotes, result) = decode_all(producer, &self.config, &self.auth);
-            if !quotes.is_empty() {
+            // `read` returned at most the scratch buffer's length.
+            let data = self.scratch.get(..n).unwrap_or_default();
+            let outcome = producer.session.on_bytes(data, decoded_at);
+            if outcome.admitted {
+                producer.log_admitted();
+            }
+            if !outcome.quotes.is_empty() {
+                let batch = IngestBatch {
+                    quotes: outcome.quotes,
+                    decoded_at,
+                };
                 // Blocks while the router is saturated: TCP back-pressure.
-                if self.tx.send(IngestBatch { quotes, decoded_at }).is_err() {
+                if self.tx.send(batch).is_err() {
                     return ReadEnd::Closed;
                 }
             }
-            if let Err(reason) = result {
-                self.metrics.reject(reason);
+            if let Some(reject) = outcome.close {
+                producer.log_reject(&reject);
+                self.metrics.reject(reject.reason);
                 return ReadEnd::Closed;
             }
         }
         ReadEnd::MoreLeft
     }
 
-    /// Closes producers not admitted within the handshake timeout: a TLS
-    /// handshake still going on, or no `Hello` with a valid token when
-    /// tokens are required. A client that connects and stalls must not
-    /// hold one of the producer slots.
+    /// The earliest admission deadline of any producer.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.producers
+            .iter()
+            .filter_map(|(_, p)| p.session.poll_timeout())
+            .min()
+    }
+
+    /// Hands every producer whose admission deadline has passed to its
+    /// session, which closes it unless it is admitted by now.
     fn expire_handshakes(&mut self) {
         let now = Instant::now();
-        let expired: Vec<(usize, RejectReason)> = self
-            .producers
-            .iter()
-            .filter(|(_, p)| {
-                !p.admitted()
-                    && now.saturating_duration_since(p.accepted_at) >= self.handshake_timeout
-            })
-            .map(|(slot, p)| {
-                let reason = if p.stream.is_handshaking() {
-                    RejectReason::Tls
-                } else {
-                    RejectReason::Unauthorized
-                };
-                (slot, reason)
-            })
-            .collect();
-        for (slot, reason) in expired {
-            tracing::warn!(
-                reason = reason.label(),
-                "producer closed: not admitted within the handshake timeout"
-            );
-            self.metrics.reject(reason);
+        let mut expired = Vec::new();
+        for (slot, producer) in self.producers.iter_mut() {
+            match producer.session.poll_timeout() {
+                Some(deadline) if deadline <= now => {}
+                _ => continue,
+            }
+            producer.sync_transport();
+            if let Some(reject) = producer.session.handle_timeout(now) {
+                producer.log_reject(&reject);
+                self.metrics.reject(reject.reason);
+                expired.push(slot);
+            }
+        }
+        for slot in expired {
             self.remove(slot);
         }
     }
@@ -302,108 +305,26 @@ impl Ingest {
     }
 }
 
-/// Decodes every whole frame buffered for `producer`. Returns the quotes
-/// accepted, and the reason to close it if a frame was bad.
-fn decode_all(
-    producer: &mut Producer,
-    config: &IngestConfig,
-    auth: &ProducerAuth,
-) -> (Vec<Quote>, Result<(), RejectReason>) {
-    let mut quotes = Vec::new();
-    let mut offset = 0;
-    let result = loop {
-        let input = producer.buf.get(offset..).unwrap_or_default();
-        match decode_frame(input, config.max_frame_bytes) {
-            Ok(None) => break Ok(()),
-            Ok(Some((frame, used))) => {
-                offset += used;
-                if let Err(reason) = accept_frame(producer, auth, frame, &mut quotes) {
-                    break Err(reason);
-                }
-            }
-            Err(e) => {
-                let reason = match e {
-                    IngestError::TooLong { .. } => RejectReason::TooLong,
-                    IngestError::Decode(_) => RejectReason::Decode,
-                    IngestError::BadTopic(_) => RejectReason::BadTopic,
-                };
-                log_reject(producer, &e.to_string());
-                break Err(reason);
-            }
-        }
-    };
-    producer.buf.drain(..offset.min(producer.buf.len()));
-    if producer.buf.is_empty() {
-        producer.buf = Vec::new();
-    }
-    (quotes, result)
-}
-
-fn accept_frame(
-    producer: &mut Producer,
-    auth: &ProducerAuth,
-    frame: IngestFrame,
-    quotes: &mut Vec<Quote>,
-) -> Result<(), RejectReason> {
-    match frame {
-        IngestFrame::Hello { token } => {
-            if producer.hello_seen || producer.quote_seen {
-                log_reject(producer, "Hello must be the first frame, once");
-                return Err(RejectReason::UnexpectedHello);
-            }
-            producer.hello_seen = true;
-            if auth.required() {
-                // The token itself is never logged.
-                match auth.check(&token) {
-                    Some(grants) => producer.grants = Some(grants),
-                    None => {
-                        log_reject(producer, "wrong token");
-                        return Err(RejectReason::Unauthorized);
-                    }
-                }
-            }
-            Ok(())
-        }
-        IngestFrame::Quote(quote) => {
-            check_granted(producer, std::slice::from_ref(&quote))?;
-            producer.quote_seen = true;
-            quotes.push(quote);
-            Ok(())
-        }
-        IngestFrame::Batch(batch) => {
-            // All or nothing: one quote outside the grants rejects the frame.
-            check_granted(producer, &batch)?;
-            // An empty batch does nothing, so it is not "a quote" before Hello.
-            producer.quote_seen |= !batch.is_empty();
-            quotes.extend(batch);
-            Ok(())
-        }
-    }
-}
-
 impl Producer {
-    /// Past the TLS handshake (if any) and authorized (if tokens are set).
-    fn admitted(&self) -> bool {
-        self.grants.is_some() && !self.stream.is_handshaking()
+    /// Tells the session once the transport's TLS handshake is done: that
+    /// is one of the two steps of admission, and it picks the reason
+    /// (`tls` or `unauthorized`) should the deadline pass.
+    fn sync_transport(&mut self) {
+        if self.session.transport_pending()
+            && !self.stream.is_handshaking()
+            && self.session.on_transport_ready()
+        {
+            self.log_admitted();
+        }
     }
-}
 
-/// The producer said `Hello` with a valid token (when required) and every
-/// quote's topic is within its grants.
-fn check_granted(producer: &Producer, quotes: &[Quote]) -> Result<(), RejectReason> {
-    let Some(grants) = &producer.grants else {
-        log_reject(producer, "Hello with a token required first");
-        return Err(RejectReason::Unauthorized);
-    };
-    if let Some(q) = quotes.iter().find(|q| !grants.covers(&q.topic)) {
-        let why = format!("topic {:?} is outside this producer's grants", q.topic);
-        log_reject(producer, &why);
-        return Err(RejectReason::NotAuthorized);
+    fn log_admitted(&self) {
+        let addr = self.stream.socket().peer_addr().ok();
+        tracing::debug!(addr = ?addr, "producer admitted");
     }
-    Ok(())
-}
 
-fn log_reject(producer: &Producer, why: &str) {
-    let addr = producer.stream.socket().peer_addr().ok();
-    tracing::warn!(addr = ?addr, reason = why, "producer closed: bad frame");
+    fn log_reject(&self, reject: &Reject) {
+        let addr = self.stream.socket().peer_addr().ok();
+        tracing::warn!(addr = ?addr, reason = reject.reason.label(), why = %reject.why, "producer closed");
+    }
 }
