@@ -13,7 +13,7 @@ use tickwire_protocol::control::ErrorCode;
 use tickwire_protocol::{PrefixIndex, Selector};
 
 use super::outbound::{Outbound, Pushed};
-use super::throttle::{spacing, Offer, Throttles};
+use super::throttle::{Offer, Throttles};
 use super::{Action, Effects};
 use crate::messages::{Format, LocalQuote};
 
@@ -42,6 +42,11 @@ pub(super) struct Subscriptions {
     sliced: Option<Box<Vec<SlicedSnapshot>>>,
     /// Some subscribe asked for a snapshot: the router may hold a job.
     asked_snapshots: bool,
+    /// Some entry has had a `max_hz`: until then no topic keeps throttle
+    /// state (a snapshot marks a delivery only for connections that
+    /// throttle). A flag, not a count: it fits in padding, and every idle
+    /// connection pays for the inline size.
+    throttled: bool,
 }
 
 /// A subscribe whose snapshot comes in several router messages.
@@ -63,6 +68,7 @@ impl Subscriptions {
             throttles: Throttles::default(),
             sliced: None,
             asked_snapshots: false,
+            throttled: false,
         }
     }
 
@@ -111,6 +117,7 @@ impl Subscriptions {
             ));
         }
         let max_hz = max_hz.map(|hz| hz as f32);
+        self.throttled |= max_hz.is_some();
         self.asked_snapshots |= snapshot;
         let request = self.next_request;
         self.next_request = self.next_request.wrapping_add(1);
@@ -249,8 +256,10 @@ impl Subscriptions {
             if !self.snapshot_wanted(request, named, &quote.topic) {
                 continue;
             }
-            let interval = self.min_interval(&quote.topic);
-            sink.fx.conflated += self.throttles.on_snapshot(&quote.topic, interval, sink.now);
+            let throttled = self.throttled;
+            sink.fx.conflated += self
+                .throttles
+                .on_snapshot(&quote.topic, throttled, sink.now);
             sink.push_snapshot(quote);
         }
     }
@@ -310,8 +319,7 @@ impl Subscriptions {
 
     /// A `max_hz` timer of `topic` fired.
     pub fn on_timer(&mut self, topic: &Arc<str>, sink: &mut QuoteSink<'_>) {
-        let interval = self.min_interval(topic);
-        match self.throttles.release(topic, interval, sink.now) {
+        match self.throttles.release(topic, sink.now) {
             Ok(Some(quote)) => sink.push(quote),
             Ok(None) => {}
             Err(at) => sink.fx.actions.push(Action::ArmTimer {
@@ -338,14 +346,6 @@ impl Subscriptions {
                 .push(Action::SubscriptionsChanged(-(count as i64)));
             fx.actions.push(Action::Release(released));
         }
-    }
-
-    /// The spacing set by the most specific entry matching `topic`, if any.
-    fn min_interval(&self, topic: &str) -> Option<Duration> {
-        self.entries
-            .most_specific(topic)
-            .and_then(|e| e.max_hz)
-            .map(spacing)
     }
 }
 

@@ -1,5 +1,10 @@
-//! `max_hz` state of one subscriber: per throttled topic, when the next
-//! delivery may go and the newest quote held until then.
+//! `max_hz` state of one subscriber: per throttled topic, when the last
+//! delivery went and the newest quote held until the spacing ends.
+//!
+//! The spacing itself is not decided here: it is the most specific entry's,
+//! resolved once per topic by the worker's route index and carried with
+//! each live quote ([`Throttles::offer`]). A hold remembers when it is due,
+//! so a timer needs no spacing, and a snapshot only marks a delivery.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,7 +26,10 @@ pub fn spacing(max_hz: f32) -> Duration {
 }
 
 struct Throttle {
-    next_allowed: Instant,
+    /// The last delivery of the topic (live, released or snapshot).
+    last_sent: Instant,
+    /// While a quote is held: when it may go.
+    due: Instant,
     held: Option<LocalQuote>,
 }
 
@@ -52,7 +60,8 @@ impl Throttles {
             .get_or_insert_with(Box::default)
             .entry(topic.clone())
             .or_insert(Throttle {
-                next_allowed: now,
+                last_sent: now,
+                due: now,
                 held: None,
             })
     }
@@ -70,58 +79,55 @@ impl Throttles {
             // No longer throttled (re-subscribed without max_hz).
             return (Offer::Send, self.forget(&quote.topic));
         };
-        let throttle = self.get_or_create(&quote.topic, now);
-        if throttle.held.is_some() || now < throttle.next_allowed {
+        let Some(throttle) = self.map.as_mut().and_then(|m| m.get_mut(&quote.topic)) else {
+            // Nothing delivered under a spacing yet: at once.
+            self.get_or_create(&quote.topic, now);
+            return (Offer::Send, 0);
+        };
+        let next_allowed = throttle.last_sent + interval;
+        if throttle.held.is_some() || now < next_allowed {
             let replaced = throttle.held.replace(quote.clone()).is_some();
-            let due = (!replaced).then_some(throttle.next_allowed);
+            if !replaced {
+                throttle.due = next_allowed;
+            }
+            let due = (!replaced).then_some(throttle.due);
             return (Offer::Held { replaced, due }, 0);
         }
-        throttle.next_allowed = now + interval;
+        throttle.last_sent = now;
         (Offer::Send, 0)
     }
 
     /// A snapshot of `topic` goes out now: it counts as a delivery, and it
-    /// is the topic's newest quote, so a held one is superseded. Returns
-    /// how many held quotes were discarded.
-    pub fn on_snapshot(
-        &mut self,
-        topic: &Arc<str>,
-        interval: Option<Duration>,
-        now: Instant,
-    ) -> u64 {
-        match interval {
-            Some(interval) => {
-                let throttle = self.get_or_create(topic, now);
-                throttle.next_allowed = now + interval;
-                u64::from(throttle.held.take().is_some())
-            }
-            None => self.forget(topic),
+    /// is the topic's newest quote, so a held one is superseded. `throttled`:
+    /// whether any entry of the connection has a `max_hz` (otherwise no
+    /// state is kept). Returns how many held quotes were discarded.
+    pub fn on_snapshot(&mut self, topic: &Arc<str>, throttled: bool, now: Instant) -> u64 {
+        if !throttled {
+            return self.forget(topic);
         }
+        let throttle = self.get_or_create(topic, now);
+        throttle.last_sent = now;
+        u64::from(throttle.held.take().is_some())
     }
 
-    /// The timer of `topic` fired: the held quote, if its spacing has
-    /// passed; or, when the timer was from an earlier hold and the spacing
-    /// has not passed, `Err(due)`: come back then.
+    /// The timer of `topic` fired: the held quote, if it is due; or, when
+    /// the timer fired early (clock jitter), `Err(due)`: come back then.
     pub fn release(
         &mut self,
         topic: &Arc<str>,
-        interval: Option<Duration>,
         now: Instant,
     ) -> Result<Option<LocalQuote>, Instant> {
         let Some(throttle) = self.map.as_mut().and_then(|m| m.get_mut(topic)) else {
             return Ok(None);
         };
-        if now < throttle.next_allowed {
-            return match throttle.held {
-                Some(_) => Err(throttle.next_allowed),
-                None => Ok(None),
-            };
+        if throttle.held.is_none() {
+            return Ok(None);
         }
-        let held = throttle.held.take();
-        if held.is_some() {
-            throttle.next_allowed = now + interval.unwrap_or_default();
+        if now < throttle.due {
+            return Err(throttle.due);
         }
-        Ok(held)
+        throttle.last_sent = now;
+        Ok(throttle.held.take())
     }
 
     /// Drops the state of topics for which `keep` is false.

@@ -7,6 +7,11 @@
 //! entry), and cached until a subscription change touches that topic. The
 //! cache is an ordered index too, so a pattern change invalidates only the
 //! cached topics under it.
+//!
+//! This is the one place a topic's `max_hz` spacing is decided: the most
+//! specific entry's `max_hz`, turned into a spacing once per cached route
+//! and carried with every live quote to the connection (the connection's
+//! throttle only remembers when it last delivered and when a hold is due).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -187,7 +187,10 @@ fn an_empty_token_is_not_authorized_and_a_missing_one_is_a_bad_request() {
         (r["code"].as_str(), r["id"].as_u64()),
         (Some("not_authorized"), Some(1))
     );
-    for malformed in [r#"{"op":"auth","id":2}"#, r#"{"op":"auth","token":7,"id":2}"#] {
+    for malformed in [
+        r#"{"op":"auth","id":2}"#,
+        r#"{"op":"auth","token":7,"id":2}"#,
+    ] {
         let actions = c.request(malformed);
         assert_eq!(actions, [Action::RequestError(ErrorCode::BadRequest)]);
         assert_eq!(reply(&mut c)["code"], "bad_request", "{malformed}");
