@@ -140,6 +140,7 @@ impl Broker {
         let mut threads = Vec::new();
         let mut wakers = Vec::new();
         let mut links = Vec::new();
+        let mut worker_parts = Vec::new();
         for (id, listener) in ws_listeners.into_iter().enumerate() {
             let poll = Poll::new()?;
             let waker = worker::waker(&poll)?;
@@ -151,24 +152,20 @@ impl Broker {
                 slices_queued: slices_queued.clone(),
             });
             wakers.push(waker);
-            let worker = Worker::spawn(
-                format!("worker-{id}"),
-                WorkerParts {
-                    id,
-                    poll,
-                    listener,
-                    tls_listener: tls_listeners.get_mut(id).and_then(Option::take),
-                    rx,
-                    slices_queued,
-                    router_tx: cmd_tx.clone(),
-                    settings: settings.clone(),
-                    metrics: metrics.clone(),
-                    open_connections: open_connections.clone(),
-                    ip_counts: ip_counts.clone(),
-                    shutdown: shutdown.clone(),
-                },
-            )?;
-            threads.push(worker);
+            worker_parts.push(WorkerParts {
+                id,
+                poll,
+                listener,
+                tls_listener: tls_listeners.get_mut(id).and_then(Option::take),
+                rx,
+                slices_queued,
+                router_tx: cmd_tx.clone(),
+                settings: settings.clone(),
+                metrics: metrics.clone(),
+                open_connections: open_connections.clone(),
+                ip_counts: ip_counts.clone(),
+                shutdown: shutdown.clone(),
+            });
         }
         drop(cmd_tx);
 
@@ -191,8 +188,11 @@ impl Broker {
             sched::yield_to_workers();
             router.run(ingest_rx, cmd_rx, link_rx)
         })?);
-        // Producers are taken once the cluster's stored seq of every topic
-        // is known (or the wait is over), so a restart continues `seq`.
+        // Subscribers and producers are taken once the cluster's epoch and
+        // the stored seq of every topic are known (or the wait is over): an
+        // ack never carries this broker's start-up epoch only to see it
+        // replaced, and a restart continues `seq`. Until then connections
+        // wait in the listeners' backlog (bound above, not yet accepting).
         if let Some((ready, wait)) = link_ready {
             if ready.recv_timeout(wait).is_err() {
                 tracing::warn!(
@@ -200,6 +200,9 @@ impl Broker {
                     "cluster link not up in time; serving alone until it is"
                 );
             }
+        }
+        for parts in worker_parts {
+            threads.push(Worker::spawn(format!("worker-{}", parts.id), parts)?);
         }
 
         let poll = Poll::new()?;

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | 1 | version (1) |
 //! | 8 | origin: the publishing broker's id |
-//! | 8 | seq: the topic's cluster-wide sequence number |
+//! | 8 | seq: the topic's cluster-wide sequence number, at most [`MAX_SEQ`] |
 //! | 8 | sent_ns: publisher's wall clock at publish (ns since the Unix epoch) |
 //! | 6 × 8 | bid, ask, bid_size, ask_size, last, volume (IEEE 754 bits) |
 //! | 8 | ts: the producer's timestamp |
@@ -20,7 +20,7 @@
 //! one.
 
 use crate::topic::{is_valid_topic, Selector};
-use crate::Quote;
+use crate::{Quote, MAX_SEQ};
 
 pub const VERSION: u8 = 1;
 const HEADER: usize = 1 + 8 * 3 + 8 * 6 + 8;
@@ -44,6 +44,10 @@ pub enum ClusterDecodeError {
     Version(u8),
     #[error("cluster message has an invalid topic")]
     BadTopic,
+    /// Above [`MAX_SEQ`]: no JSON client could tell it from its neighbours,
+    /// and adopting it would leave the topic no room to count on.
+    #[error("cluster message seq {0} is above 2^53 - 1")]
+    Seq(u64),
 }
 
 /// Appends the payload of `q` to `out`.
@@ -95,6 +99,9 @@ pub fn decode(bytes: &[u8]) -> Result<ClusterQuote, ClusterDecodeError> {
         return Err(ClusterDecodeError::BadTopic);
     }
     let [origin, seq, sent_ns, bid, ask, bid_size, ask_size, last, volume, ts] = words;
+    if seq > MAX_SEQ {
+        return Err(ClusterDecodeError::Seq(seq));
+    }
     Ok(ClusterQuote {
         origin,
         seq,

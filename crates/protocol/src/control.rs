@@ -96,16 +96,14 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
                 // An empty string is a token too, one that does not
                 // verify (`not_authorized`, from the broker): only a missing
                 // or non-string token is malformed.
-                Some(Value::String(t)) if t.len() <= MAX_TOKEN_LEN => {
-                    Ok(Request::Auth {
-                        id,
-                        token: t.clone(),
-                    })
-                }
+                Some(Value::String(t)) if t.len() <= MAX_TOKEN_LEN => Ok(Request::Auth {
+                    id,
+                    token: t.clone(),
+                }),
                 _ => Err(err(format!(
                     "\"token\" must be a string of at most {MAX_TOKEN_LEN} bytes"
                 ))),
-            }
+            };
         }
         other => return Err(err(format!("unknown op {:?}", clip(other)))),
     };

@@ -16,6 +16,13 @@ mod bincode_legacy;
 mod json_write;
 mod key_map;
 
+/// Largest `seq` a broker assigns or accepts from another broker: `seq`
+/// reaches browsers as a JSON number, which JavaScript represents exactly
+/// only up to 2^53 − 1 (`Number.MAX_SAFE_INTEGER`). A cluster message
+/// numbered above it is refused (`cluster::decode`, the router), and a
+/// topic's numbering stops here rather than wrap.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
 pub use prefix_index::PrefixIndex;
 pub use quote::Quote;
 pub use topic::Selector;

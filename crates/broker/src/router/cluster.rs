@@ -10,14 +10,19 @@
 //! moves here from another broker, numbering continues from that broker's.
 //! Conflicts are seen by every broker following a topic: a live quote from
 //! one broker soon after one from another.
+//!
+//! A `seq` above [`MAX_SEQ`] (2^53 − 1, what a JSON client represents
+//! exactly) is refused and counted as invalid: adopted, it would leave the
+//! topic nowhere to count on (`u64::MAX` overflowed the next local quote).
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Sender;
 use tickwire_protocol::cluster::{self as wire, ClusterQuote};
-use tickwire_protocol::{Quote, Selector};
+use tickwire_protocol::{Quote, Selector, MAX_SEQ};
 
 use super::{interest_mask, Router, Topic};
 use crate::cluster::{LinkCmd, LinkEvent, LinkHandle, Publish};
@@ -220,6 +225,14 @@ impl Router {
             return;
         };
         if q.origin == link.handle.origin {
+            return;
+        }
+        if q.seq > MAX_SEQ {
+            // `decode` refuses these already; whatever else hands the router
+            // a quote gets the same rule.
+            if self.metrics.cluster.invalid.fetch_add(1, Relaxed) == 0 {
+                tracing::warn!(topic = %q.quote.topic, seq = q.seq, "cluster quote with a seq above 2^53 - 1 refused (first of its kind; counted as invalid)");
+            }
             return;
         }
         let Some(name) = self.topic_name(&q.quote.topic) else {

@@ -269,7 +269,9 @@ impl Router {
         }
         self.accepted += 1;
         topic.accepted = self.accepted;
-        topic.seq += 1;
+        // Never wraps: a topic at the bound keeps its seq (its quotes are
+        // then stale elsewhere) rather than restart at 0, stale everywhere.
+        topic.seq = topic.seq.saturating_add(1).min(tickwire_protocol::MAX_SEQ);
         // Only clustered: the name is staged for publishing below.
         let staged = self.cluster.is_some().then(|| name.clone());
         let shared = Arc::new(encode(

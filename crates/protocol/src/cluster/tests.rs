@@ -67,6 +67,25 @@ fn short_wrong_version_and_bad_topic_are_errors() {
 }
 
 #[test]
+fn a_seq_beyond_what_json_clients_can_represent_is_an_error() {
+    let encoded = |seq: u64| {
+        let mut bytes = Vec::new();
+        encode(
+            &ClusterQuote {
+                seq,
+                ..quote("AAPL")
+            },
+            &mut bytes,
+        );
+        bytes
+    };
+    assert_eq!(decode(&encoded(MAX_SEQ)).map(|q| q.seq), Ok(MAX_SEQ));
+    for seq in [MAX_SEQ + 1, u64::MAX] {
+        assert_eq!(decode(&encoded(seq)), Err(ClusterDecodeError::Seq(seq)));
+    }
+}
+
+#[test]
 fn subjects_keep_dots_as_tokens_and_mark_empty_ones() {
     assert_eq!(topic_subject("tw", "AAPL"), "tw.q.AAPL");
     assert_eq!(topic_subject("tw", "NASDAQ.AAPL"), "tw.q.NASDAQ.AAPL");
@@ -100,7 +119,7 @@ proptest! {
     }
 
     #[test]
-    fn payload_round_trips(topic in topic_strategy(), origin: u64, seq: u64, sent_ns: u64,
+    fn payload_round_trips(topic in topic_strategy(), origin: u64, seq in 0..=MAX_SEQ, sent_ns: u64,
                            nums in proptest::array::uniform6(any::<f64>()), ts: u64) {
         let q = ClusterQuote { origin, seq, sent_ns, quote: Quote {
             topic, bid: nums[0], ask: nums[1], bid_size: nums[2], ask_size: nums[3],

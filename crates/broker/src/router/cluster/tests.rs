@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use crossbeam_channel::Receiver as UnboundedReceiver;
+use tickwire_protocol::MAX_SEQ;
 
 use super::*;
 use crate::messages::{IngestBatch, RouterCmd, WorkerMsg};
@@ -304,4 +305,43 @@ fn a_broker_that_only_follows_a_topic_sees_two_publishers_as_a_conflict() {
     );
     assert_eq!(delivered(&rx), ["activate 1", "F#1", "F#2", "F#3"]);
     assert_eq!(router.metrics.cluster.conflicts.load(Relaxed), 2);
+}
+
+/// `seq` reaches browsers as a JSON number, exact only up to 2^53 − 1: a
+/// message numbered beyond that (a broken or hostile peer; `u64::MAX` once
+/// made the next local quote overflow) is refused and counted as invalid,
+/// creates no topic and moves no numbering. At the bound itself, numbering
+/// stops rather than wrap to 0 (after which every quote would be stale).
+#[test]
+fn a_seq_beyond_what_json_clients_can_represent_is_refused_and_never_wraps() {
+    let (mut router, rx, _link_rx, _polls) = clustered(true);
+    subscribe(&mut router, 1, "H", false);
+    live(&mut router, vec![remote("H", THEIRS, 3)]);
+    live(
+        &mut router,
+        vec![
+            remote("H", THEIRS, u64::MAX),
+            remote("H", THEIRS, MAX_SEQ + 1),
+        ],
+    );
+    router.on_link_event(LinkEvent::Quotes {
+        quotes: vec![remote("H", THEIRS, u64::MAX), remote("N", THEIRS, u64::MAX)],
+        stored: true,
+    });
+    assert_eq!(router.metrics.cluster.invalid.load(Relaxed), 4);
+    assert_eq!(router.metrics.cluster.stale.load(Relaxed), 0);
+    assert_eq!(router.topics.len(), 1, "a refused quote creates no topic");
+    ingest(&mut router, &["H"]);
+    assert_eq!(delivered(&rx), ["activate 1", "H#3", "H#4"]);
+
+    // The largest representable seq is taken; local numbering then stays
+    // there (same seq, never 0) and peers count those quotes as stale.
+    live(&mut router, vec![remote("H", THEIRS, MAX_SEQ)]);
+    ingest(&mut router, &["H", "H"]);
+    let at_bound = format!("H#{MAX_SEQ}");
+    assert_eq!(
+        delivered(&rx),
+        [at_bound.clone(), at_bound.clone(), at_bound]
+    );
+    assert_eq!(router.metrics.cluster.invalid.load(Relaxed), 4);
 }
