@@ -9,17 +9,23 @@ cargo build -q -p tickwire-broker -p tickwire-loadtest
 target="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 log="$(mktemp)"
 report="$(mktemp)"
-"$target/debug/tickwire" --ws-addr 127.0.0.1:0 --ingest-addr 127.0.0.1:0 --workers 2 >"$log" 2>&1 &
+# --print-ready: one JSON line, {"ready":true,"ws":…,"ingest":…,…}, once
+# every listener is bound (docs/operations.md).
+"$target/debug/tickwire" --ws-addr 127.0.0.1:0 --ingest-addr 127.0.0.1:0 --workers 2 \
+  --print-ready >"$log" 2>&1 &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -f "$log" "$report"' EXIT
-for _ in $(seq 1 200); do
-  grep -q "tickwire listening" "$log" && break
+ready=""
+for _ in $(seq 1 300); do
+  ready="$(grep -m1 '^{"ready":true.*}$' "$log" || true)"
+  [[ -n "$ready" ]] && break
+  kill -0 "$pid" 2>/dev/null || break
   sleep 0.1
 done
-plain="$(sed 's/\x1b\[[0-9;]*m//g' "$log")"
-ws="$(grep -o 'ws_addr=[0-9.:]*' <<<"$plain" | head -1 | cut -d= -f2)"
-ingest="$(grep -o 'ingest_addr=[0-9.:]*' <<<"$plain" | head -1 | cut -d= -f2)"
-[[ -n "$ws" && -n "$ingest" ]] || { echo "broker did not start:"; cat "$log"; exit 1; }
+addr() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$ready" "$1"; }
+[[ -n "$ready" ]] || { echo "broker did not start:"; cat "$log"; exit 1; }
+ws="$(addr ws)"
+ingest="$(addr ingest)"
 echo "== tickwire-loadtest fanout against $ws / $ingest"
 "$target/debug/tickwire-loadtest" fanout --ws "$ws" --ingest "$ingest" \
   -s 20 -t 10 -k 3 -p 1 --rate 2000 --duration 3 --quiet --json >"$report"

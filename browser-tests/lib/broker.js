@@ -1,6 +1,8 @@
 // Starts and stops the real `tickwire` binary for the browser tests, the way
-// crates/broker/tests/process.rs does: ephemeral ports (or a given ws port),
-// addresses read from the log line `tickwire listening ws_addr=… ingest_addr=…`.
+// crates/broker/tests/process.rs does: port 0 (the kernel picks free ports)
+// or a given ws port, addresses read from the JSON line `--print-ready`
+// prints once every listener is bound:
+// {"ready":true,"ws":…,"wss":…|null,"ingest":…,"pid":…} (docs/operations.md).
 
 import { execFileSync, spawn } from "node:child_process";
 import path from "node:path";
@@ -11,9 +13,15 @@ import { BROKER_BIN } from "./paths.js";
 
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 
-function field(line, key) {
-  const m = line.match(new RegExp(`${key}=(\\S+)`));
-  return m ? m[1] : null;
+/** The `--print-ready` line's object, or null for any other (log) line. */
+function readyLine(line) {
+  if (!line.startsWith("{")) return null;
+  try {
+    const v = JSON.parse(line);
+    return v && v.ready === true ? v : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -34,9 +42,9 @@ export function selfSignedCert(dir) {
 }
 
 /**
- * Spawns the broker once. Resolves {child, wsAddr, ingestAddr, log} when it
- * has logged its addresses; rejects if it exits first (e.g. port in use) or
- * does not log them within `timeoutMs`.
+ * Spawns the broker once. Resolves {child, wsAddr, ingestAddr, tlsAddr, log}
+ * (tlsAddr null without `tls`) when it has printed its ready line; rejects if
+ * it exits first (e.g. port in use) or does not print it within `timeoutMs`.
  */
 export function startBroker({ wsPort = 0, demoRate = 1000, timeoutMs = 30_000, tls = null, config = null } = {}) {
   if (!existsSync(BROKER_BIN)) {
@@ -58,6 +66,7 @@ export function startBroker({ wsPort = 0, demoRate = 1000, timeoutMs = 30_000, t
       "127.0.0.1:0",
       "--log-level",
       "info",
+      "--print-ready",
       // wss/https on an ephemeral port with the given PEM files.
       ...(tls ? ["--tls-cert", tls.cert, "--tls-key", tls.key, "--tls-addr", "127.0.0.1:0"] : []),
       // A TOML config file (flags above still override its addresses).
@@ -86,21 +95,19 @@ export function startBroker({ wsPort = 0, demoRate = 1000, timeoutMs = 30_000, t
       } else resolve(value);
     };
     const timer = setTimeout(
-      () => finish(new Error(`broker did not log its addresses within ${timeoutMs} ms:\n${log.join("\n")}`)),
+      () => finish(new Error(`broker did not print its ready line within ${timeoutMs} ms:\n${log.join("\n")}`)),
       timeoutMs,
     );
     lines.on("line", (raw) => {
-      const line = raw.replace(ANSI, "");
-      keep(line);
-      if (done || !line.includes("tickwire listening")) return;
-      const wsAddr = field(line, " ws_addr");
-      const ingestAddr = field(line, "ingest_addr");
-      const tlsAddr = field(line, "tls_addr");
-      if (wsAddr && ingestAddr) finish(null, { child, wsAddr, ingestAddr, tlsAddr, log });
+      keep(raw.replace(ANSI, ""));
+      const ready = done ? null : readyLine(raw);
+      if (!ready) return;
+      const { ws: wsAddr, ingest: ingestAddr, wss: tlsAddr } = ready;
+      finish(null, { child, wsAddr, ingestAddr, tlsAddr, log });
     });
     child.once("error", (e) => finish(e));
     child.once("exit", (code, signal) =>
-      finish(new Error(`broker exited (code ${code}, signal ${signal}) before listening:\n${log.join("\n")}`)),
+      finish(new Error(`broker exited (code ${code}, signal ${signal}) before it was ready:\n${log.join("\n")}`)),
     );
   });
 }

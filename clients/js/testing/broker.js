@@ -1,7 +1,9 @@
 // Starts and stops the real `tickwire` binary for the client's tests:
-// loopback, ephemeral ports unless given, addresses read from the log line
-// `tickwire listening ws_addr=… ingest_addr=…` (as browser-tests/lib/broker.js
-// does). No demo feed unless asked: the tests publish their own quotes.
+// loopback, port 0 (the kernel picks free ports) unless given, addresses read
+// from the JSON line `--print-ready` prints once every listener is bound
+// ({"ready":true,"ws":…,"wss":…,"ingest":…,"pid":…}; docs/operations.md), as
+// browser-tests/lib/broker.js does. No demo feed unless asked: the tests
+// publish their own quotes.
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -17,9 +19,15 @@ export const BROKER_BIN = process.env.TICKWIRE_BIN || path.join(REPO, "target", 
 
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 
-function field(line, key) {
-  const m = line.match(new RegExp(`(?:^|\\s)${key}=(\\S+)`));
-  return m ? m[1] : null;
+/** The `--print-ready` line's object, or null for any other (log) line. */
+function readyLine(line) {
+  if (!line.startsWith("{")) return null;
+  try {
+    const v = JSON.parse(line);
+    return v && v.ready === true ? v : null;
+  } catch {
+    return null;
+  }
 }
 
 export function portOf(addr) {
@@ -36,8 +44,8 @@ export function configFile(text) {
 
 /**
  * Spawns the broker once. Resolves {child, wsAddr, ingestAddr, url, log}
- * once it has logged its addresses; rejects if it exits first (e.g. a port
- * still in use) or does not log them within `timeoutMs`.
+ * once it has printed its ready line; rejects if it exits first (e.g. a port
+ * still in use) or does not print it within `timeoutMs`.
  */
 export function startBroker({ wsPort = 0, ingestPort = 0, config = null, demo = false, timeoutMs = 30_000 } = {}) {
   if (!existsSync(BROKER_BIN)) {
@@ -51,6 +59,7 @@ export function startBroker({ wsPort = 0, ingestPort = 0, config = null, demo = 
     "--ws-addr", `127.0.0.1:${wsPort}`,
     "--ingest-addr", `127.0.0.1:${ingestPort}`,
     "--log-level", "info",
+    "--print-ready",
     ...(demo ? ["--demo", "--demo-rate", "200"] : []),
     ...(config ? ["--config", config] : []),
   ];
@@ -75,20 +84,19 @@ export function startBroker({ wsPort = 0, ingestPort = 0, config = null, demo = 
       } else resolve(value);
     };
     const timer = setTimeout(
-      () => finish(new Error(`broker did not log its addresses within ${timeoutMs} ms:\n${log.join("\n")}`)),
+      () => finish(new Error(`broker did not print its ready line within ${timeoutMs} ms:\n${log.join("\n")}`)),
       timeoutMs,
     );
     lines.on("line", (raw) => {
       keep(raw);
-      const line = raw.replace(ANSI, "");
-      if (done || !line.includes("tickwire listening")) return;
-      const wsAddr = field(line, "ws_addr");
-      const ingestAddr = field(line, "ingest_addr");
-      if (wsAddr && ingestAddr) finish(null, { child, wsAddr, ingestAddr, url: `ws://${wsAddr}/ws`, log });
+      const ready = done ? null : readyLine(raw);
+      if (!ready) return;
+      const { ws: wsAddr, ingest: ingestAddr } = ready;
+      finish(null, { child, wsAddr, ingestAddr, url: `ws://${wsAddr}/ws`, log });
     });
     child.once("error", (e) => finish(e));
     child.once("exit", (code, signal) =>
-      finish(new Error(`broker exited (code ${code}, signal ${signal}) before listening:\n${log.join("\n")}`)),
+      finish(new Error(`broker exited (code ${code}, signal ${signal}) before it was ready:\n${log.join("\n")}`)),
     );
   });
 }

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import http.client
 import itertools
+import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -33,10 +33,19 @@ def broker_binary() -> Path:
     return Path(env) if env else REPO / "target" / "debug" / "tickwire"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def ready_line(line: bytes) -> dict[str, Any] | None:
+    """The broker's ``--print-ready`` line, parsed; None for any other (log) line."""
+    if not line.startswith(b"{"):
+        return None
+    try:
+        v = json.loads(line)
+    except ValueError:
+        return None
+    return v if isinstance(v, dict) and v.get("ready") is True else None
+
+
+def port_of(addr: str) -> int:
+    return int(addr.rsplit(":", 1)[1])
 
 
 def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
@@ -79,7 +88,13 @@ def run(coro: Awaitable[Any], timeout: float = 60.0) -> Any:
 
 
 class Broker:
-    """A tickwire broker process on loopback ports chosen at start."""
+    """A tickwire broker process on loopback ports chosen at start.
+
+    The first start asks for port 0 and reads the ports the kernel gave from
+    the JSON line ``--print-ready`` prints once every listener is bound
+    (docs/operations.md): no race for a free port. A restart asks for the
+    same ports again.
+    """
 
     def __init__(self, binary: Path, workdir: Path, config: str | None = None,
                  extra_args: list[str] | None = None, tls: bool = False) -> None:
@@ -105,20 +120,15 @@ class Broker:
 
     def start(self, same_ports: bool = False) -> None:
         assert self.proc is None, "already running"
-        attempts = 1 if same_ports else 3
-        last = ""
-        for _ in range(attempts):
-            if not same_ports:
-                self.ws_port, self.ingest_port = free_port(), free_port()
-                self.tls_port = free_port() if self.tls else 0
-            ok, last = self._try_start()
-            if ok:
-                self.starts += 1
-                return
-        raise RuntimeError(f"broker did not start: {last}")
+        if not same_ports:
+            self.ws_port = self.ingest_port = self.tls_port = 0
+        ok, last = self._try_start()
+        if not ok:
+            raise RuntimeError(f"broker did not start: {last}")
+        self.starts += 1
 
     def _try_start(self) -> tuple[bool, str]:
-        args = [str(self.binary), "--workers", "2",
+        args = [str(self.binary), "--workers", "2", "--print-ready",
                 "--ws-addr", f"127.0.0.1:{self.ws_port}",
                 "--ingest-addr", f"127.0.0.1:{self.ingest_port}"]
         if self.tls:
@@ -130,6 +140,7 @@ class Broker:
         args += self.extra_args
         env = dict(os.environ, NO_COLOR="1", RUST_LOG="warn")
         log = open(self.log_path, "ab")
+        offset = log.tell()  # this start's output: the log file is appended to
         try:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env=env, cwd=self.workdir)
@@ -137,19 +148,35 @@ class Broker:
             log.close()
         deadline = time.monotonic() + START_DEADLINE_S
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            # A broker that has exited did not start, ready line or not.
+            exited = self.proc.poll() is not None
+            ready = self._ready_line(offset)
+            if exited:
                 rc = self.proc.returncode
                 self.proc = None
                 return False, f"exited with {rc}: {self.log_tail()}"
-            try:
-                status, _ = http_get(self.ws_port, "/healthz", timeout=1.0)
-                if status == 200:
-                    return True, ""
-            except OSError:
-                pass
-            time.sleep(0.05)
+            if ready is not None:
+                self.ws_port = port_of(ready["ws"])
+                self.ingest_port = port_of(ready["ingest"])
+                self.tls_port = port_of(ready["wss"]) if ready["wss"] else 0
+                return True, ""
+            time.sleep(0.02)
         self.stop()
-        return False, f"/healthz not 200 within {START_DEADLINE_S} s: {self.log_tail()}"
+        return False, f"no ready line within {START_DEADLINE_S} s: {self.log_tail()}"
+
+    def _ready_line(self, offset: int) -> dict[str, Any] | None:
+        """The ready line among the whole lines written since ``offset``."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                text = f.read()
+        except OSError:
+            return None
+        for line in text.split(b"\n")[:-1]:  # the last piece may be unfinished
+            ready = ready_line(line)
+            if ready is not None:
+                return ready
+        return None
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

@@ -1,7 +1,8 @@
 //! `tickwire`: the broker binary, and its terminal tools (`tickwire tail`,
 //! `tickwire pub`; see `tools/`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +53,41 @@ struct Cli {
     /// Overrides [log] level (RUST_LOG overrides both).
     #[arg(long)]
     log_level: Option<String>,
+    /// Once every listener is bound, print one line of JSON to stdout, e.g.
+    /// {"ready":true,"ws":"127.0.0.1:41234","wss":null,"ingest":"127.0.0.1:41235","pid":1234}
+    /// (wss: the [tls] listener, null when off). With addresses on port 0
+    /// (--ws-addr 127.0.0.1:0 ...) it tells a test harness the ports the
+    /// broker got, with no race for a free port and no log scraping.
+    #[arg(long)]
+    print_ready: bool,
+}
+
+/// The `--print-ready` line: the bound addresses, in this order.
+#[derive(serde::Serialize)]
+struct Ready {
+    ready: bool,
+    ws: SocketAddr,
+    wss: Option<SocketAddr>,
+    ingest: SocketAddr,
+    pid: u32,
+}
+
+/// Writes the `--print-ready` line. The log goes to stdout too, from any
+/// thread: one write under the stdout lock keeps the line whole, on a line
+/// of its own (tracing writes each event, newline included, the same way).
+fn print_ready(broker: &Broker) -> std::io::Result<()> {
+    let ready = Ready {
+        ready: true,
+        ws: broker.ws_addr(),
+        wss: broker.tls_addr(),
+        ingest: broker.ingest_addr(),
+        pid: std::process::id(),
+    };
+    let mut line = serde_json::to_vec(&ready).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    let mut out = std::io::stdout().lock();
+    out.write_all(&line)?;
+    out.flush()
 }
 
 /// Exit code for configuration errors (clap uses 2 for bad flags too).
@@ -112,15 +148,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for signal in signals.forever() {
-        if signal == SIGHUP {
-            // Re-read certificates and the JWT key; errors are logged by the
-            // broker, naming the file, and the old ones stay.
-            broker.reload();
-            continue;
+    // Ready once every listener is bound, the demo feed runs and SIGTERM is
+    // handled: a harness may stop the broker as soon as it reads the line.
+    // A ready line that cannot be written (stdout closed) stops the broker:
+    // whoever asked for it would wait for it in vain.
+    let mut code = ExitCode::SUCCESS;
+    if cli.print_ready {
+        if let Err(e) = print_ready(&broker) {
+            tracing::error!(error = %e, "cannot print the ready line");
+            code = ExitCode::FAILURE;
         }
-        tracing::info!(signal, "shutting down");
-        break;
+    }
+    if code == ExitCode::SUCCESS {
+        for signal in signals.forever() {
+            if signal == SIGHUP {
+                // Re-read certificates and the JWT key; errors are logged by
+                // the broker, naming the file, and the old ones stay.
+                broker.reload();
+                continue;
+            }
+            tracing::info!(signal, "shutting down");
+            break;
+        }
     }
     stop_demo.store(true, Ordering::Relaxed);
     if let Some(t) = demo_thread {
@@ -129,7 +178,7 @@ fn main() -> ExitCode {
     broker.begin_shutdown();
     broker.join();
     tracing::info!("stopped");
-    ExitCode::SUCCESS
+    code
 }
 
 fn load_config(cli: &Cli) -> Result<Config, String> {
