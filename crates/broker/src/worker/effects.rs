@@ -2,9 +2,6 @@
 //! commands, route-index changes, timers, counters, drops. The only place
 //! where a connection's decisions touch worker-wide state.
 
-use std::cmp::Reverse;
-
-use crossbeam_channel::TrySendError;
 use tickwire_protocol::Selector;
 
 use super::Worker;
@@ -19,7 +16,7 @@ impl Worker {
     /// nothing).
     pub(super) fn after_event(&mut self, slot: usize) {
         if !self.apply_and_maybe_remove(slot) {
-            self.cork.mark(slot);
+            self.schedule.flush_later(slot);
         }
     }
 
@@ -65,7 +62,7 @@ impl Worker {
                         snapshot,
                         interest_add,
                     };
-                    if self.send_router(cmd) {
+                    if self.router.send(cmd) {
                         self.command_taken(id);
                     }
                 }
@@ -77,19 +74,19 @@ impl Worker {
                         .filter(|s| self.routes.remove_ref(s))
                         .collect();
                     if !dropped.is_empty() {
-                        self.send_router(RouterCmd::DropInterest {
+                        self.router.send(RouterCmd::DropInterest {
                             worker: self.id,
                             selectors: dropped,
                         });
                     }
                 }
                 Action::CancelSnapshots => {
-                    self.send_router(RouterCmd::CancelSnapshots {
+                    self.router.send(RouterCmd::CancelSnapshots {
                         worker: self.id,
                         conn: id,
                     });
                 }
-                Action::ArmTimer { at, topic } => self.timers.push(Reverse((at, id, topic))),
+                Action::ArmTimer { at, topic } => self.schedule.arm(at, id, topic),
                 Action::PauseRead => self.set_reading(id, false),
                 Action::ResumeRead => self.set_reading(id, true),
                 Action::ShutdownWrite => {
@@ -97,20 +94,24 @@ impl Worker {
                         conn.transport.shutdown_write();
                     }
                 }
-                Action::Opened => metrics::gauge_add(&self.metrics.subscriber_connections, 1),
-                Action::Left => metrics::gauge_add(&self.metrics.subscriber_connections, -1),
-                Action::SubscriptionsChanged(delta) => {
-                    metrics::gauge_add(&self.metrics.subscriptions, delta)
+                Action::Opened => {
+                    metrics::gauge_add(&self.stats.metrics().subscriber_connections, 1)
                 }
-                Action::RequestError(code) => self.metrics.request_error(code),
+                Action::Left => {
+                    metrics::gauge_add(&self.stats.metrics().subscriber_connections, -1)
+                }
+                Action::SubscriptionsChanged(delta) => {
+                    metrics::gauge_add(&self.stats.metrics().subscriptions, delta)
+                }
+                Action::RequestError(code) => self.stats.metrics().request_error(code),
                 Action::CloseSent {
                     code,
                     slow_consumer,
                 } => {
-                    self.metrics.close_sent(code);
+                    self.stats.metrics().close_sent(code);
                     if slow_consumer {
                         tracing::info!(worker = self.id, conn = id.slot, "slow consumer closed");
-                        metrics::add(&self.metrics.slow_consumer_closes, 1);
+                        metrics::add(&self.stats.metrics().slow_consumer_closes, 1);
                     }
                 }
                 Action::Drop => dropped = true,
@@ -121,44 +122,16 @@ impl Worker {
         dropped
     }
 
-    /// Sends a command to the router without blocking; true if the router
-    /// has it now, false if it waits in the deferred queue.
-    fn send_router(&mut self, cmd: RouterCmd) -> bool {
-        if !self.deferred.is_empty() {
-            self.deferred.push_back(cmd);
-            return false;
-        }
-        match self.router_tx.try_send(cmd) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => true,
-            Err(TrySendError::Full(cmd)) => {
-                self.deferred.push_back(cmd);
-                false
-            }
-        }
-    }
-
     /// Sends deferred commands while the router's queue has room; a
     /// subscribe that goes releases its connection's held replies.
     pub(super) fn retry_deferred(&mut self) {
-        while let Some(cmd) = self.deferred.pop_front() {
-            let conn = match &cmd {
-                RouterCmd::Subscribe { conn, .. } => Some(*conn),
-                RouterCmd::DropInterest { .. } | RouterCmd::CancelSnapshots { .. } => None,
-            };
-            match self.router_tx.try_send(cmd) {
-                Ok(()) | Err(TrySendError::Disconnected(_)) => {
-                    if let Some(id) = conn {
-                        self.command_taken(id);
-                    }
-                }
-                Err(TrySendError::Full(cmd)) => {
-                    self.deferred.push_front(cmd);
-                    break;
-                }
-            }
+        let mut taken = Vec::new();
+        let resumed = self.router.retry(|id| taken.push(id));
+        for id in taken {
+            self.command_taken(id);
         }
-        if self.deferred.len() < self.settings.deferred_limit / 2 && !self.reads_held.is_empty() {
-            self.unread.append(&mut self.reads_held);
+        for slot in resumed {
+            self.schedule.read_again(slot);
         }
     }
 
@@ -176,7 +149,7 @@ impl Worker {
         if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
             conn.reads_paused = !reading;
             if reading {
-                self.unread.push(id.slot);
+                self.schedule.read_again(id.slot);
             }
         }
     }

@@ -3,25 +3,34 @@
 //! its own SO_REUSEPORT listener and every connection it accepted; it reads
 //! sockets into the connections, hands them router messages and timers,
 //! carries out the actions they return (`effects`), and writes what they
-//! queue (`cork` says when). Nothing here is shared with other workers
-//! except counters.
+//! queue. Nothing here is shared with other workers except counters.
+//!
+//! The worker is a composition of owned parts, each with private state
+//! and its own tests: `Admission` (connection and per-IP caps),
+//! `Schedule` (what to flush, read or write again this turn, and the
+//! `max_hz` timers; the flush policy itself is `cork`), `RouterChannel`
+//! (router messages in, commands out, never blocking), `WorkerStats`
+//! (counts batched into the shared metrics) and the `RouteIndex` (which
+//! connections a topic reaches). The rest — the poller, the listeners and
+//! the connections — is the I/O this file and `sockets` do.
 
+mod admission;
 mod cork;
 mod effects;
 mod housekeeping;
 mod route_index;
+mod router_channel;
 mod router_msgs;
+mod schedule;
 mod sockets;
+mod stats;
 
 pub mod internals {
     pub use super::route_index::RouteIndex;
     pub use crate::session::outbound::{OutFrame, Outbound, Pushed};
 }
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -34,11 +43,15 @@ use slab::Slab;
 
 use crate::config::{ms, Config};
 use crate::messages::{ConnId, RouterCmd, WorkerMsg};
-use crate::metrics::{self, LatencyRecorder, Metrics};
+use crate::metrics::Metrics;
 use crate::session::{BrokerStatus, Connection, Effects, SessionConfig};
 use crate::transport::Transport;
-use cork::Cork;
+use admission::Admission;
+pub use admission::IpCounts;
 use route_index::RouteIndex;
+use router_channel::RouterChannel;
+use schedule::Schedule;
+use stats::WorkerStats;
 
 const LISTENER: Token = Token(0);
 pub const WAKER: Token = Token(1);
@@ -56,10 +69,6 @@ const DEFERRED_RETRY: Duration = Duration::from_millis(1);
 /// Reads per socket per readiness event before other sockets get a turn.
 const READS_PER_EVENT: usize = 8;
 const READ_CHUNK: usize = 64 * 1024;
-/// Timer-heap size past which timers of closed connections are purged.
-const TIMER_PURGE_AT: usize = 65_536;
-/// How often local counters and latency samples are merged into `Metrics`.
-const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The parts of the config a worker needs, resolved once.
 pub struct WorkerSettings {
@@ -105,68 +114,32 @@ struct Conn {
     reads_paused: bool,
 }
 
-/// Connections per client IP across all workers (only with
-/// `max_connections_per_ip`): touched at accept and close, never per quote.
-pub type IpCounts = Arc<parking_lot::Mutex<HashMap<IpAddr, u32>>>;
-
 pub struct Worker {
     id: usize,
+    settings: Arc<WorkerSettings>,
     poll: Poll,
     listener: Option<TcpListener>,
     /// The same routes over TLS (`wss://`, `https://`), when configured.
     tls_listener: Option<TcpListener>,
     conns: Slab<Conn>,
-    rx: Receiver<WorkerMsg>,
-    slices_queued: Arc<AtomicUsize>,
-    settings: Arc<WorkerSettings>,
-    metrics: Arc<Metrics>,
+    next_serial: u64,
+    admission: Admission,
+    schedule: Schedule,
+    router: RouterChannel,
     routes: RouteIndex,
-    router_tx: Sender<RouterCmd>,
-    /// Commands the router's queue had no room for; sent first next turn.
-    /// A worker never blocks on the router (the router may be blocked on us).
-    /// Bounded: see `WorkerSettings::deferred_limit`.
-    deferred: VecDeque<RouterCmd>,
-    /// Connections not read while `deferred` is full.
-    reads_held: Vec<usize>,
-    /// `max_hz` deadlines: when a connection's held quote of a topic is due.
-    /// One heap per worker, no timer per subscription.
-    timers: BinaryHeap<Reverse<(Instant, ConnId, Arc<str>)>>,
+    stats: WorkerStats,
     /// What the connections asked for while handling the current event.
     fx: Effects,
-    cork: Cork,
     now: Instant,
-    open_connections: Arc<AtomicUsize>,
-    ip_counts: IpCounts,
-    /// The client address each connection is counted under against
-    /// `max_connections_per_ip`, by slot (only with that limit: most
-    /// brokers pay nothing for it per connection).
-    counted_ips: HashMap<usize, IpAddr>,
     shutdown: Arc<AtomicBool>,
-    next_serial: u64,
+    /// Bytes of one read, handed to the connection read.
     scratch: Vec<u8>,
-    /// Connections that may have more input: edge-triggered readiness will
-    /// not fire again for them, so they get another turn next loop.
-    unread: Vec<usize>,
-    /// Connections whose last flush stopped at [`cork::FLUSH_LIMIT`].
-    write_again: Vec<usize>,
+    /// The bytes of one write, laid out by the connection
+    /// (`Connection::poll_transmit`); reused across flushes.
+    write_buf: Vec<u8>,
     /// `accept` failed (e.g. EMFILE) with connections possibly still in the
     /// backlog: the sweep tries again.
     accept_retry: bool,
-    /// Ingest decode → bytes handed to a subscriber's socket.
-    delivery_latency: LatencyRecorder,
-    /// Router send → this worker picking the batch up.
-    hop_latency: LatencyRecorder,
-    frames_out: u64,
-    /// Write calls to subscriber sockets since the last publish.
-    socket_writes: u64,
-    /// Frames of one write, copied together (see `sockets::SocketWriter`).
-    write_buf: Vec<u8>,
-    /// Quotes handed to sockets since the last metrics update.
-    deliveries: u64,
-    /// Bytes handed to sockets since the last metrics update (added to the
-    /// shared counter once per turn, not per flush).
-    bytes_out: u64,
-    last_publish: Instant,
 }
 
 pub struct WorkerParts {
@@ -233,41 +206,37 @@ impl Worker {
             }
             None => None,
         };
+        let now = Instant::now();
+        let settings = parts.settings;
         Ok(Worker {
             id: parts.id,
             poll: parts.poll,
             listener: Some(listener),
             tls_listener,
             conns: Slab::new(),
-            rx: parts.rx,
-            slices_queued: parts.slices_queued,
-            settings: parts.settings,
-            metrics: parts.metrics,
-            routes: RouteIndex::default(),
-            router_tx: parts.router_tx,
-            deferred: VecDeque::new(),
-            reads_held: Vec::new(),
-            timers: BinaryHeap::new(),
-            fx: Effects::default(),
-            cork: Cork::default(),
-            now: Instant::now(),
-            open_connections: parts.open_connections,
-            ip_counts: parts.ip_counts,
-            counted_ips: HashMap::new(),
-            shutdown: parts.shutdown,
             next_serial: 0,
+            admission: Admission::new(
+                parts.open_connections,
+                settings.max_connections,
+                parts.ip_counts,
+                settings.max_connections_per_ip,
+            ),
+            schedule: Schedule::default(),
+            router: RouterChannel::new(
+                parts.rx,
+                parts.router_tx,
+                parts.slices_queued,
+                settings.deferred_limit,
+            ),
+            routes: RouteIndex::default(),
+            stats: WorkerStats::new(parts.id, parts.metrics, now),
+            settings,
+            fx: Effects::default(),
+            now,
+            shutdown: parts.shutdown,
             scratch: vec![0; READ_CHUNK],
-            unread: Vec::new(),
-            write_again: Vec::new(),
-            accept_retry: false,
-            delivery_latency: LatencyRecorder::default(),
-            hop_latency: LatencyRecorder::default(),
-            frames_out: 0,
-            socket_writes: 0,
             write_buf: Vec::new(),
-            deliveries: 0,
-            bytes_out: 0,
-            last_publish: Instant::now(),
+            accept_retry: false,
         })
     }
 
@@ -279,13 +248,15 @@ impl Worker {
         loop {
             let timeout = if busy {
                 Duration::ZERO
-            } else if !self.deferred.is_empty() {
+            } else if self.router.is_backed_up() {
                 // Commands wait for room in the router's queue (and acks
                 // behind them): retry soon, without spinning.
                 DEFERRED_RETRY
             } else {
-                let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
-                let wake = next_timer.map_or(next_sweep, |t| t.min(next_sweep));
+                let wake = self
+                    .schedule
+                    .next_timer()
+                    .map_or(next_sweep, |t| t.min(next_sweep));
                 // Round up: waking a moment early would just poll again.
                 wake.saturating_duration_since(Instant::now()) + Duration::from_micros(100)
             };
@@ -308,22 +279,19 @@ impl Worker {
                         }
                         if event.is_writable() {
                             // Corked: written with everything else this turn.
-                            self.cork.mark(slot);
+                            self.schedule.flush_later(slot);
                         }
                     }
                 }
             }
-            for slot in std::mem::take(&mut self.unread) {
+            for slot in self.schedule.start_turn() {
                 self.read(slot);
-            }
-            for slot in std::mem::take(&mut self.write_again) {
-                self.cork.mark(slot);
             }
             self.fire_timers();
             busy = self.handle_router_msgs();
             self.retry_deferred();
             self.flush_corked();
-            busy |= !self.unread.is_empty() || !self.write_again.is_empty();
+            busy |= self.schedule.has_more();
 
             if shutdown_deadline.is_none() && self.shutdown.load(Ordering::Acquire) {
                 shutdown_deadline = Some(self.now + self.settings.shutdown_grace);
@@ -334,13 +302,11 @@ impl Worker {
                 next_sweep = self.now + SWEEP_INTERVAL;
             }
             // The sweep or the shutdown may have resumed paused reads.
-            busy |= !self.unread.is_empty() || !self.write_again.is_empty();
-            // After every flush of the turn (the sweep's and the shutdown's
+            busy |= self.schedule.has_more();
+            // After every flush of the turn (the sweep's and shutdown's
             // too), so the last turn before exit is counted.
-            self.add_turn_counters();
-            if self.now.duration_since(self.last_publish) >= PUBLISH_INTERVAL {
-                self.publish_stats();
-            }
+            self.stats.end_turn(std::mem::take(&mut self.fx.conflated));
+            self.stats.publish(self.now, self.router.queued(), false);
             if let Some(deadline) = shutdown_deadline {
                 if self.conns.is_empty() || self.now >= deadline {
                     break;
@@ -351,17 +317,8 @@ impl Worker {
         for slot in slots {
             self.remove(slot);
         }
-        self.add_turn_counters();
-        self.publish_stats();
-    }
-
-    /// Adds this turn's counts to the shared counters: one atomic add per
-    /// counter per turn, never one per delivery or per flush.
-    fn add_turn_counters(&mut self) {
-        let m = &self.metrics;
-        metrics::add(&m.deliveries, std::mem::take(&mut self.deliveries));
-        metrics::add(&m.conflated, std::mem::take(&mut self.fx.conflated));
-        metrics::add(&m.bytes_out, std::mem::take(&mut self.bytes_out));
+        self.stats.end_turn(std::mem::take(&mut self.fx.conflated));
+        self.stats.publish(self.now, self.router.queued(), true);
     }
 
     fn remove(&mut self, slot: usize) {
@@ -370,22 +327,14 @@ impl Worker {
         }
         let mut conn = self.conns.remove(slot);
         if conn.transport.is_handshaking() {
-            self.metrics
+            self.stats
+                .metrics()
                 .tls_handshake(crate::metrics::TlsHandshake::Failed);
         }
         conn.link.on_removed(&mut self.fx);
         self.apply_effects(conn.id);
-        if let Some(ip) = self.counted_ips.remove(&slot) {
-            let mut counts = self.ip_counts.lock();
-            if let Some(n) = counts.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.remove(&ip);
-                }
-            }
-        }
+        self.admission.release(slot);
         let _ = self.poll.registry().deregister(&mut conn.transport);
-        self.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

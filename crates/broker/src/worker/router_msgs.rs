@@ -1,7 +1,6 @@
 //! What the router sends a worker: shared quotes to route to the
 //! connections, and answers to subscribes (activations and snapshot slices).
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::cork::TurnBudget;
@@ -15,13 +14,13 @@ impl Worker {
     pub(super) fn handle_router_msgs(&mut self) -> bool {
         let mut budget = TurnBudget::default();
         while !budget.exhausted() {
-            let Ok(msg) = self.rx.try_recv() else {
+            let Some(msg) = self.router.try_recv() else {
                 return false;
             };
             match msg {
                 WorkerMsg::Quotes { quotes, sent_at } => {
-                    self.hop_latency
-                        .record_n(sent_at.elapsed(), quotes.len() as u64);
+                    self.stats
+                        .router_hop(sent_at.elapsed(), quotes.len() as u64);
                     for quote in quotes {
                         // One worker-local handle per quote: deliveries
                         // clone it without touching the shared count.
@@ -39,7 +38,7 @@ impl Worker {
                                 // The per-delivery path: a quote asks for
                                 // no action but a timer, rarely.
                                 if self.fx.actions.is_empty() {
-                                    self.cork.mark(target.slot);
+                                    self.schedule.flush_later(target.slot);
                                 } else {
                                     self.after_event(target.slot);
                                 }
@@ -83,7 +82,7 @@ impl Worker {
     /// A snapshot slice ends the turn: its quotes are flushed, and live
     /// quotes behind it go next, before the router sends another slice.
     fn slice_handled(&mut self, budget: &mut TurnBudget) {
-        self.slices_queued.fetch_sub(1, Ordering::AcqRel);
+        self.router.slice_handled();
         budget.end_turn();
     }
 

@@ -2,11 +2,11 @@
 //! writing what they queued (when: see `cork`).
 
 use std::io::{self, Read, Write};
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use mio::{Interest, Token};
 
+use super::admission::Admit;
 use super::cork::FLUSH_LIMIT;
 use super::{Conn, Worker, FIRST_CONN, READS_PER_EVENT};
 use crate::messages::ConnId;
@@ -45,10 +45,8 @@ impl Worker {
     }
 
     fn admit(&mut self, stream: mio::net::TcpStream, ip: std::net::IpAddr, tls: bool) {
-        let open = self.open_connections.fetch_add(1, Ordering::Relaxed);
-        if open >= self.settings.max_connections {
-            self.open_connections.fetch_sub(1, Ordering::Relaxed);
-            metrics::add(&self.metrics.connections_refused, 1);
+        if !self.admission.take_connection() {
+            metrics::add(&self.stats.metrics().connections_refused, 1);
             return;
         }
         let _ = stream.set_nodelay(true);
@@ -64,7 +62,7 @@ impl Worker {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start TLS");
-                self.open_connections.fetch_sub(1, Ordering::Relaxed);
+                self.admission.give_back_connection();
                 return;
             }
         };
@@ -76,7 +74,7 @@ impl Worker {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             tracing::warn!(error = %e, "cannot register connection");
-            self.open_connections.fetch_sub(1, Ordering::Relaxed);
+            self.admission.give_back_connection();
             return;
         }
         self.next_serial += 1;
@@ -84,23 +82,12 @@ impl Worker {
             slot,
             serial: self.next_serial,
         };
-        // The per-IP limit: counted while open; past it, a 503 (the slot
-        // and the connection limit are taken only briefly, to answer).
-        let mut refused = false;
-        let cap = self.settings.max_connections_per_ip;
-        if cap > 0 {
-            let mut counts = self.ip_counts.lock();
-            let n = counts.entry(ip).or_insert(0);
-            if (*n as usize) < cap {
-                *n += 1;
-                self.counted_ips.insert(slot, ip);
-            } else {
-                refused = true;
-            }
-        }
+        // The per-IP limit: past it, a 503 (the slot and the connection
+        // limit are taken only briefly, to answer).
+        let refused = self.admission.admit(slot, ip) == Admit::OverIpCap;
         let session = self.settings.session.clone();
         let link = if refused {
-            metrics::add(&self.metrics.ip_limit_refused, 1);
+            metrics::add(&self.stats.metrics().ip_limit_refused, 1);
             Connection::refused(session, self.now)
         } else {
             Connection::new(session, self.now)
@@ -112,7 +99,7 @@ impl Worker {
             reads_paused: false,
         });
         if refused {
-            self.cork.mark(slot);
+            self.schedule.flush_later(slot);
         }
     }
 
@@ -125,11 +112,10 @@ impl Worker {
                 // Until the connection asks to resume (Action::ResumeRead).
                 return;
             }
-            if self.deferred.len() >= self.settings.deferred_limit {
+            if !self.router.may_read(slot) {
                 // The router is behind and our queue of commands for it is
                 // full: read no requests (which make commands) until it
                 // drains; resumed by `retry_deferred`.
-                self.reads_held.push(slot);
                 return;
             }
             let handshaking = conn.transport.is_handshaking();
@@ -137,11 +123,13 @@ impl Worker {
             // A completed TLS handshake is counted here; one that never
             // completes, when the connection is removed.
             if handshaking && !conn.transport.is_handshaking() {
-                self.metrics.tls_handshake(if conn.transport.resumed() {
-                    TlsHandshake::Resumed
-                } else {
-                    TlsHandshake::Full
-                });
+                self.stats
+                    .metrics()
+                    .tls_handshake(if conn.transport.resumed() {
+                        TlsHandshake::Resumed
+                    } else {
+                        TlsHandshake::Full
+                    });
             }
             match result {
                 Ok(0) => {
@@ -160,7 +148,7 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // A TLS handshake reply the socket had no room for.
                     if conn.transport.wants_flush() {
-                        self.cork.mark(slot);
+                        self.schedule.flush_later(slot);
                     }
                     return;
                 }
@@ -171,18 +159,17 @@ impl Worker {
                 }
             }
         }
-        self.unread.push(slot);
+        self.schedule.read_again(slot);
     }
 
     /// Writes every corked connection. A flush can resume a paused read,
     /// which can queue output again: repeat until nothing is marked.
     pub(super) fn flush_corked(&mut self) {
-        while !self.cork.is_empty() {
-            let turn = self.cork.take();
+        while let Some(turn) = self.schedule.take_flush() {
             for &slot in &turn {
                 self.flush(slot);
             }
-            self.cork.recycle(turn);
+            self.schedule.flushed(turn);
         }
     }
 
@@ -197,29 +184,14 @@ impl Worker {
             return;
         };
         let now = Instant::now();
-        let (latency, frames, deliveries) = (
-            &mut self.delivery_latency,
-            &mut self.frames_out,
-            &mut self.deliveries,
-        );
-        let mut on_sent = |frame: &OutFrame| {
-            *frames += 1;
-            match frame {
-                OutFrame::Quote(quote, _) => {
-                    *deliveries += 1;
-                    latency.record(now.saturating_duration_since(quote.decoded_at));
-                }
-                OutFrame::Snapshot(..) => *deliveries += 1,
-                OutFrame::Owned(_) | OutFrame::Control(_) => {}
-            }
-        };
+        let stats = &mut self.stats;
         let mut written = 0;
         let mut failed = false;
         loop {
             if written >= FLUSH_LIMIT {
                 // Stopped by the limit, not by the socket: no writable
                 // event will come, so it goes on next turn.
-                self.write_again.push(slot);
+                self.schedule.write_again(slot);
                 break;
             }
             let buf = &mut self.write_buf;
@@ -227,7 +199,7 @@ impl Worker {
             if n == 0 {
                 break;
             }
-            self.socket_writes += 1;
+            stats.socket_write();
             match conn.transport.write(buf.get(..n).unwrap_or_default()) {
                 Ok(0) => {
                     failed = true;
@@ -235,7 +207,8 @@ impl Worker {
                 }
                 Ok(k) => {
                     written += k;
-                    conn.link.on_written(k, now, &mut self.fx, &mut on_sent);
+                    let sent = &mut |frame: &OutFrame| stats.frame_sent(frame, now);
+                    conn.link.on_written(k, now, &mut self.fx, sent);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -245,7 +218,7 @@ impl Worker {
                 }
             }
         }
-        self.bytes_out += written as u64;
+        stats.wrote(written);
         // TLS: records rustls still holds go out with the socket's next
         // writable event.
         match conn.transport.flush_tls() {

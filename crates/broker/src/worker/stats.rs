@@ -1,0 +1,154 @@
+//! A worker's own counts, added to the shared [`Metrics`] in batches: one
+//! atomic add per counter per loop turn (never one per delivery or per
+//! flush), latency samples merged once a second.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::metrics::{self, LatencyRecorder, Metrics};
+use crate::session::outbound::OutFrame;
+
+/// How often latency samples, frame and write counts are merged.
+const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+
+pub(super) struct WorkerStats {
+    worker: usize,
+    metrics: Arc<Metrics>,
+    /// Ingest decode → bytes handed to a subscriber's socket.
+    delivery_latency: LatencyRecorder,
+    /// Router send → this worker picking the batch up.
+    hop_latency: LatencyRecorder,
+    frames_out: u64,
+    /// Write calls to subscriber sockets since the last publish.
+    socket_writes: u64,
+    /// Quotes handed to sockets this turn.
+    deliveries: u64,
+    /// Bytes handed to sockets this turn.
+    bytes_out: u64,
+    last_publish: Instant,
+}
+
+impl WorkerStats {
+    pub fn new(worker: usize, metrics: Arc<Metrics>, now: Instant) -> WorkerStats {
+        WorkerStats {
+            worker,
+            metrics,
+            delivery_latency: LatencyRecorder::default(),
+            hop_latency: LatencyRecorder::default(),
+            frames_out: 0,
+            socket_writes: 0,
+            deliveries: 0,
+            bytes_out: 0,
+            last_publish: now,
+        }
+    }
+
+    /// The shared metrics, for what is counted where it happens (gauges,
+    /// request errors, closes: rare next to deliveries).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// A frame went to a socket in full at `now`: a live quote counts as a
+    /// delivery with its latency since ingest, a snapshot as a delivery.
+    pub fn frame_sent(&mut self, frame: &OutFrame, now: Instant) {
+        self.frames_out += 1;
+        match frame {
+            OutFrame::Quote(quote, _) => {
+                self.deliveries += 1;
+                let age = now.saturating_duration_since(quote.decoded_at);
+                self.delivery_latency.record(age);
+            }
+            OutFrame::Snapshot(..) => self.deliveries += 1,
+            OutFrame::Owned(_) | OutFrame::Control(_) => {}
+        }
+    }
+
+    /// One write call to a socket.
+    pub fn socket_write(&mut self) {
+        self.socket_writes += 1;
+    }
+
+    /// Bytes a flush handed to a socket.
+    pub fn wrote(&mut self, bytes: usize) {
+        self.bytes_out += bytes as u64;
+    }
+
+    /// A batch of `quotes` quotes took `hop` from the router to here.
+    pub fn router_hop(&mut self, hop: Duration, quotes: u64) {
+        self.hop_latency.record_n(hop, quotes);
+    }
+
+    /// The end of a loop turn: this turn's counts go to the shared
+    /// counters (`conflated`: quotes the connections conflated away).
+    pub fn end_turn(&mut self, conflated: u64) {
+        let m = &self.metrics;
+        metrics::add(&m.deliveries, std::mem::take(&mut self.deliveries));
+        metrics::add(&m.conflated, conflated);
+        metrics::add(&m.bytes_out, std::mem::take(&mut self.bytes_out));
+    }
+
+    /// Publishes the rest once [`PUBLISH_INTERVAL`] has passed (or when
+    /// `force`d, at exit). `queue_depth`: router messages waiting.
+    pub fn publish(&mut self, now: Instant, queue_depth: usize, force: bool) {
+        if !force && now.saturating_duration_since(self.last_publish) < PUBLISH_INTERVAL {
+            return;
+        }
+        self.last_publish = now;
+        let m = &self.metrics;
+        metrics::add(&m.frames_out, std::mem::take(&mut self.frames_out));
+        metrics::add(&m.socket_writes, std::mem::take(&mut self.socket_writes));
+        if let Some(depth) = m.worker_queue_depth.get(self.worker) {
+            depth.store(queue_depth as u64, Ordering::Relaxed);
+        }
+        m.delivery_latency
+            .lock()
+            .absorb(&mut self.delivery_latency, now);
+        m.router_worker_latency
+            .lock()
+            .absorb(&mut self.hop_latency, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use super::*;
+    use crate::messages::{Format, LocalQuote, SharedQuote};
+
+    fn quote() -> LocalQuote {
+        LocalQuote::from(SharedQuote {
+            topic: "T".into(),
+            json_frame: b"j".as_slice().into(),
+            binary_frame: b"b".as_slice().into(),
+            decoded_at: Instant::now(),
+        })
+    }
+
+    #[test]
+    fn deliveries_reach_the_shared_counters_once_per_turn_and_writes_once_per_publish() {
+        let metrics = Arc::new(Metrics::new(1));
+        let now = Instant::now();
+        let mut stats = WorkerStats::new(0, metrics.clone(), now);
+        stats.frame_sent(&OutFrame::Quote(quote(), Format::Json), now);
+        stats.frame_sent(&OutFrame::Snapshot(quote(), Format::Json), now);
+        stats.frame_sent(&OutFrame::Owned(b"ack".as_slice().into()), now);
+        stats.socket_write();
+        stats.wrote(42);
+        assert_eq!(metrics.deliveries.load(Relaxed), 0, "not per delivery");
+        stats.end_turn(3);
+        assert_eq!(metrics.deliveries.load(Relaxed), 2, "quote and snapshot");
+        assert_eq!(metrics.conflated.load(Relaxed), 3);
+        assert_eq!(metrics.bytes_out.load(Relaxed), 42);
+        stats.end_turn(0);
+        assert_eq!(metrics.deliveries.load(Relaxed), 2, "counted once");
+        stats.publish(now, 5, false);
+        assert_eq!(metrics.frames_out.load(Relaxed), 0, "not a second yet");
+        stats.publish(now + PUBLISH_INTERVAL, 5, false);
+        assert_eq!(metrics.frames_out.load(Relaxed), 3);
+        assert_eq!(metrics.socket_writes.load(Relaxed), 1);
+        assert_eq!(metrics.worker_queue_depth[0].load(Relaxed), 5);
+    }
+}
