@@ -4,6 +4,19 @@
 //! format can be tested exhaustively and reused by the broker and the client.
 //! Decoders treat their input as hostile: they return errors, never panic.
 
+// Socket data is hostile: library code must not be able to panic on it, so
+// the usual panicking shortcuts are rejected outside tests.
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 pub mod cluster;
 pub mod control;
 pub mod ingest;
