@@ -116,11 +116,19 @@ impl Fanout {
         // The worker also records delivery latency here; that histogram is
         // not part of the exposed internals, so only frames are counted.
         let mut on_sent = |_: &OutFrame| sent += 1;
+        // As the worker flushes: each transmit laid out into one buffer,
+        // handed to the "socket" in one call.
+        let mut buf = Vec::new();
         for out in &mut self.outbound {
-            let drained = out
-                .write_to(&mut sink, usize::MAX, &mut written, &mut on_sent)
-                .expect("sink write");
-            debug_assert!(drained);
+            loop {
+                let n = out.transmit(&mut buf, 64 * 1024);
+                if n == 0 {
+                    break;
+                }
+                let k = std::io::Write::write(&mut sink, &buf[..n]).expect("sink write");
+                written += k;
+                out.advance(k, &mut on_sent);
+            }
         }
         (deliveries, sent, written)
     }

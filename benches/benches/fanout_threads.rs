@@ -50,10 +50,21 @@ impl WorkerSide {
                     self.outbound[target.slot].push_quote(quote.clone(), Format::Json, now);
                 }
             }
-            let (mut written, mut sent) = (0, 0);
+            let mut sent = 0;
             let mut on_sent = |_: &OutFrame| sent += 1;
+            // As the worker flushes: one laid-out buffer per write call.
+            let mut buf = Vec::new();
             for out in &mut self.outbound {
-                let _ = out.write_to(&mut sink, usize::MAX, &mut written, &mut on_sent);
+                loop {
+                    let n = out.transmit(&mut buf, 64 * 1024);
+                    if n == 0 {
+                        break;
+                    }
+                    let Ok(k) = std::io::Write::write(&mut sink, &buf[..n]) else {
+                        break;
+                    };
+                    out.advance(k, &mut on_sent);
+                }
             }
             if done.send(sent).is_err() {
                 return;

@@ -5,7 +5,8 @@
 #
 #   bash clients/js/test.sh [node --test args...]   e.g. test/unit.test.js
 #
-# Needs Node.js >= 18 with npm (the first time: `npm ci` installs the one
+# Needs Node.js >= 20.11 with npm (the unit tests' fake timers use
+# node:test's `mock.timers.enable({ apis })`) (the first time: `npm ci` installs the one
 # test-only dependency, the `ws` WebSocket package, from package-lock.json).
 # The broker binary is $TICKWIRE_BIN, else <repo>/target/debug/tickwire
 # (built with cargo when missing and cargo is available). The broker embeds
@@ -19,11 +20,11 @@ REPO="$(cd "$HERE/../.." && pwd)"
 log() { printf 'clients/js/test.sh: %s\n' "$*" >&2; }
 
 if ! command -v node >/dev/null 2>&1; then
-    log "node not found (Node.js >= 18 is needed)"
+    log "node not found (Node.js >= 20.11 is needed)"
     exit 1
 fi
-if (($(node -p 'process.versions.node.split(".")[0]') < 18)); then
-    log "Node.js $(node --version) is too old (>= 18 is needed)"
+if [ "$(node -p 'const [a, b] = process.versions.node.split(".").map(Number); a > 20 || (a === 20 && b >= 11) ? 1 : 0')" != 1 ]; then
+    log "Node.js $(node --version) is too old (>= 20.11 is needed)"
     exit 1
 fi
 

@@ -78,18 +78,23 @@ pub fn write_plain<D>(
 ) -> io::Result<usize> {
     // Records already made go first: they carry earlier bytes.
     flush_some(conn, sock)?;
-    let accepted = STAGING.with(|staging| {
-        let mut staging = staging.borrow_mut();
-        staging.clear();
-        for buf in bufs {
-            let room = CHUNK - staging.len();
-            if room == 0 {
-                break;
+    let accepted = match bufs {
+        // One run already contiguous (the broker lays out a whole transmit
+        // so): no staging copy.
+        [one] => conn.writer().write(one.get(..CHUNK).unwrap_or(one)),
+        _ => STAGING.with(|staging| {
+            let mut staging = staging.borrow_mut();
+            staging.clear();
+            for buf in bufs {
+                let room = CHUNK - staging.len();
+                if room == 0 {
+                    break;
+                }
+                staging.extend_from_slice(buf.get(..room.min(buf.len())).unwrap_or_default());
             }
-            staging.extend_from_slice(buf.get(..room.min(buf.len())).unwrap_or_default());
-        }
-        conn.writer().write(&staging)
-    })?;
+            conn.writer().write(&staging)
+        }),
+    }?;
     if accepted == 0 && bufs.iter().any(|b| !b.is_empty()) {
         return Err(io::ErrorKind::WouldBlock.into());
     }

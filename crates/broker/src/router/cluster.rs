@@ -24,7 +24,8 @@ use crossbeam_channel::Sender;
 use tickwire_protocol::cluster::{self as wire, ClusterQuote};
 use tickwire_protocol::{Quote, Selector, MAX_SEQ};
 
-use super::{interest_mask, Router, Topic};
+use super::encode::encode;
+use super::Router;
 use crate::cluster::{LinkCmd, LinkEvent, LinkHandle, Publish};
 use crate::messages::ConnId;
 use crate::metrics::{self, Metrics};
@@ -227,87 +228,75 @@ impl Router {
         if q.origin == link.handle.origin {
             return;
         }
+        let metrics = self.stats.metrics();
         if q.seq > MAX_SEQ {
             // `decode` refuses these already; whatever else hands the router
             // a quote gets the same rule.
-            if self.metrics.cluster.invalid.fetch_add(1, Relaxed) == 0 {
+            if metrics.cluster.invalid.fetch_add(1, Relaxed) == 0 {
                 tracing::warn!(topic = %q.quote.topic, seq = q.seq, "cluster quote with a seq above 2^53 - 1 refused (first of its kind; counted as invalid)");
             }
             return;
         }
-        let Some(name) = self.topic_name(&q.quote.topic) else {
+        let Some((name, mut topic)) = self.topics.quote(&q.quote.topic) else {
             return;
         };
-        let Some(topic) = self.topics.exact_mut(&name) else {
-            return;
-        };
-        let cm = &self.metrics.cluster;
-        if !stored && is_conflict(topic.last_from, q.origin, now) {
-            count_conflict(&self.metrics, &name, q.seq, topic.seq);
+        let cm = &metrics.cluster;
+        if !stored && topic.origin().conflicts_with(q.origin, now) {
+            count_conflict(metrics, &name, q.seq, topic.seq());
         }
-        if q.seq <= topic.seq {
+        if !topic.adopt(q.seq) {
             metrics::add(&cm.stale, 1);
             return;
         }
-        topic.seq = q.seq;
-        if stored && topic.ingested_here {
+        if stored && topic.origin().ingested_here {
             // Our own quote of this topic is newer in time than a stored one
             // numbered past it: keep ours, continue the numbering from theirs.
             metrics::add(&cm.seq_adopted, 1);
             return;
         }
         if !stored {
-            topic.last_from = Some((q.origin, now));
+            topic.origin().last_from = Some((q.origin, now));
         }
-        if topic.interest_gen != self.interest_gen {
-            topic.workers = interest_mask(&self.interest, &name);
-            topic.interest_gen = self.interest_gen;
-        }
-        self.accepted += 1;
-        topic.accepted = self.accepted;
-        let shared = Arc::new(super::encode::encode(
-            &q.quote,
-            name,
-            q.seq,
-            now,
-            &mut self.scratch,
-        ));
-        topic.last = Some(shared.clone());
-        let mut mask = topic.workers;
-        while mask != 0 {
-            let w = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            if let Some(pending) = self.pending.get_mut(w) {
-                pending.push(shared.clone());
-            }
-        }
+        let workers = self.interest.workers(&name, topic.mask());
+        let shared = Arc::new(encode(&q.quote, name, q.seq, now, &mut self.scratch));
+        self.fanout.queue(workers, &shared);
+        topic.accept(shared);
     }
 }
 
-/// A quote of `topic` through this broker's ingest (cluster only): counts
-/// a conflict when another broker published it just before. Returns true
-/// for the topic's first quote here (the caller probes its stored seq).
-pub(super) fn local_quote(topic: &mut Topic, own: u64, at: Instant, metrics: &Metrics) -> bool {
-    if is_conflict(topic.last_from, own, at) {
-        metrics::add(&metrics.cluster.conflicts, 1);
-    }
-    topic.last_from = Some((own, at));
-    !std::mem::replace(&mut topic.ingested_here, true)
+/// Per topic, what the cluster rules need (kept in the topic table): who
+/// published the topic's latest live quote (a broker's origin id, ours
+/// included) and when, and whether this broker's ingest has had a quote
+/// for it.
+#[derive(Default)]
+pub(super) struct Origin {
+    last_from: Option<(u64, Instant)>,
+    ingested_here: bool,
 }
 
-/// The previous live quote came from another broker, within the window.
-fn is_conflict(last_from: Option<(u64, Instant)>, origin: u64, now: Instant) -> bool {
-    last_from.is_some_and(|(from, at)| {
-        from != origin && now.saturating_duration_since(at) < CONFLICT_WINDOW
-    })
+impl Origin {
+    /// A quote of the topic through this broker's ingest (cluster only):
+    /// counts a conflict when another broker published it just before.
+    /// Returns true for the topic's first quote here (the caller probes its
+    /// stored seq).
+    pub fn local_quote(&mut self, own: u64, at: Instant, metrics: &Metrics) -> bool {
+        if self.conflicts_with(own, at) {
+            metrics::add(&metrics.cluster.conflicts, 1);
+        }
+        self.last_from = Some((own, at));
+        !std::mem::replace(&mut self.ingested_here, true)
+    }
+
+    /// The previous live quote came from another broker, within the window.
+    fn conflicts_with(&self, origin: u64, now: Instant) -> bool {
+        self.last_from.is_some_and(|(from, at)| {
+            from != origin && now.saturating_duration_since(at) < CONFLICT_WINDOW
+        })
+    }
 }
 
 fn count_conflict(metrics: &Metrics, topic: &str, seq: u64, ours: u64) {
-    let n = metrics
-        .cluster
-        .conflicts
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        + 1;
+    let n = metrics.cluster.conflicts.fetch_add(1, Relaxed) + 1;
     // Logged at 1, 2, 4, 8, …: visible, never a flood.
     if n.is_power_of_two() {
         tracing::warn!(%topic, seq, ours, conflicts = n, "two brokers publish this topic; only a newer seq is delivered");

@@ -2,120 +2,82 @@
 //! cache, and which workers have interest. It numbers each quote, encodes it
 //! once per wire format, and hands one shared copy to each interested worker.
 //!
-//! Workers report interest only on transitions (their first subscriber to a
-//! selector, their last one leaving), so the router's state is a bit mask of
-//! workers per selector, independent of the number of subscribers. Each
-//! topic caches the union of the masks matching it; a change of pattern
-//! interest only bumps a generation, and each topic recomputes its cache on
-//! its next quote (O(length of the topic)), so no interest change ever
-//! walks every topic.
+//! It is made of parts, each owning its state behind its own methods:
+//!
+//! | part | file | what it owns |
+//! |---|---|---|
+//! | `TopicTable` | `topics.rs` | topics, `seq`, last values, the accept counter, the topic limit |
+//! | `Interest` | `interest.rs` | worker masks per selector, the generation that keeps topic masks fresh |
+//! | `FanOut` | `to_workers.rs` | worker links, the round's pending quotes, outboxes, wakes |
+//! | `SnapshotJobs` | `snapshots.rs` | snapshots still being walked, one slice per round |
+//! | `Stats` | `stats.rs` | quotes in, ingest → router latency, queue depth |
+//! | `RouterLink` | `cluster.rs` | the NATS side (publishing, remote quotes, parked subscribes) |
+//!
+//! What holds them together is order, kept here: commands before every
+//! ingest batch, a worker's pending quotes before its activation or slice,
+//! one flush and one wake per worker per round.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, Sender, TryRecvError};
-use mio::Waker;
-use tickwire_protocol::{PrefixIndex, Quote, Selector};
+use crossbeam_channel::{select, Receiver, TryRecvError};
+use tickwire_protocol::Quote;
 
 use crate::cluster::LinkEvent;
-use crate::messages::{IngestBatch, RouterCmd, SharedQuote, WorkerMsg};
+use crate::messages::{IngestBatch, RouterCmd, WorkerMsg};
+use crate::metrics::Metrics;
 use cluster::Activation;
 pub use cluster::RouterLink;
-use outbox::Outbox;
-use snapshots::SnapshotJob;
+use encode::encode;
+use interest::Interest;
+use snapshots::SnapshotJobs;
+use stats::{Stats, PUBLISH_INTERVAL};
+use to_workers::FanOut;
+pub use to_workers::WorkerLink;
+use topics::TopicTable;
 
 mod cluster;
 mod encode;
+mod interest;
 mod outbox;
 mod snapshots;
+mod stats;
 mod to_workers;
-use crate::metrics::{self, LatencyRecorder, Metrics};
-use encode::encode;
+mod topics;
 
 /// Ingest batches handled before the router flushes to workers, so a deep
 /// backlog still reaches subscribers in steady slices.
 const INGEST_BATCHES_PER_ROUND: usize = 64;
-/// How often local latency samples are merged into the shared window.
-const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 /// How soon to retry handing a backed-up worker its outbox when no input
 /// arrives meanwhile.
 const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 
-pub struct WorkerLink {
-    pub tx: Sender<WorkerMsg>,
-    pub waker: Arc<Waker>,
-    /// Snapshot slices sent and not yet handled by the worker: the next
-    /// slice waits until it is 0, so slices never pile up in the worker's
-    /// queue ahead of live quotes.
-    pub slices_queued: Arc<AtomicUsize>,
-}
-
-pub(super) struct Topic {
-    seq: u64,
-    last: Option<Arc<SharedQuote>>,
-    /// Bit w set: worker w has a subscriber matching this topic; valid when
-    /// `interest_gen` is the router's.
-    workers: u64,
-    interest_gen: u64,
-    /// The router's accept count at this topic's last quote.
-    accepted: u64,
-    /// Cluster only (see `cluster.rs`): who published the topic's latest
-    /// live quote (a broker's origin id, ours included) and when.
-    last_from: Option<(u64, Instant)>,
-    /// Cluster only: this broker's ingest has had a quote for it.
-    ingested_here: bool,
-}
-
+/// The router is a composition of parts, each owning its state: the topic
+/// table (numbering, last values, the accept counter), the interest (which
+/// workers want which topics), the fan-out (never blocking on a worker),
+/// the snapshot jobs and the stats. Its own methods only say in which
+/// order they act.
 pub struct Router {
-    /// Ordered: the topics under a pattern are a range scan, so a `*`
-    /// subscribe costs O(topics it matches).
-    topics: PrefixIndex<Topic>,
-    /// Per selector, the workers with a subscriber for it.
-    interest: PrefixIndex<u64>,
-    workers: Vec<WorkerLink>,
-    /// Quotes for each worker, sent as one message per round.
-    pending: Vec<Vec<Arc<SharedQuote>>>,
-    /// Per worker, what its full queue could not take yet.
-    outboxes: Vec<Outbox>,
-    to_wake: u64,
-    /// Bumped by every change of pattern interest: topic masks of an older
-    /// generation are stale.
-    interest_gen: u64,
-    /// Quotes accepted so far (orders quotes against snapshot jobs).
-    accepted: u64,
-    /// Snapshots still being collected, one slice per round.
-    jobs: VecDeque<SnapshotJob>,
-    max_topics: usize,
-    metrics: Arc<Metrics>,
+    topics: TopicTable,
+    interest: Interest,
+    fanout: FanOut,
+    jobs: SnapshotJobs,
+    stats: Stats,
+    /// One encoding buffer for every quote.
     scratch: Vec<u8>,
-    /// Ingest decode → router pickup, merged into `metrics` periodically.
-    hop_latency: LatencyRecorder,
-    last_publish: Instant,
     /// The NATS link, when `[cluster]` is configured.
     cluster: Option<RouterLink>,
 }
 
 impl Router {
     pub fn new(workers: Vec<WorkerLink>, max_topics: usize, metrics: Arc<Metrics>) -> Router {
-        let pending = workers.iter().map(|_| Vec::new()).collect();
-        let outboxes = workers.iter().map(|_| Outbox::default()).collect();
         Router {
-            topics: PrefixIndex::ordered(),
-            interest: PrefixIndex::new(),
-            workers,
-            pending,
-            outboxes,
-            to_wake: 0,
-            interest_gen: 0,
-            accepted: 0,
-            jobs: VecDeque::new(),
-            max_topics,
-            metrics,
+            topics: TopicTable::new(max_topics, metrics.clone()),
+            interest: Interest::default(),
+            fanout: FanOut::new(workers, metrics.clone()),
+            jobs: SnapshotJobs::default(),
+            stats: Stats::new(metrics),
             scratch: Vec::with_capacity(512),
-            hop_latency: LatencyRecorder::default(),
-            last_publish: Instant::now(),
             cluster: None,
         }
     }
@@ -192,18 +154,7 @@ impl Router {
     }
 
     fn publish_stats(&mut self, ingest_rx: &Receiver<IngestBatch>) {
-        let now = Instant::now();
-        if now.duration_since(self.last_publish) < PUBLISH_INTERVAL {
-            return;
-        }
-        self.last_publish = now;
-        self.metrics
-            .ingest_queue_depth
-            .store(ingest_rx.len() as u64, Ordering::Relaxed);
-        self.metrics
-            .ingest_router_latency
-            .lock()
-            .absorb(&mut self.hop_latency, now);
+        self.stats.publish(Instant::now(), || ingest_rx.len());
     }
 
     fn drain_cmds(&mut self, cmd_rx: &Receiver<RouterCmd>) {
@@ -213,9 +164,7 @@ impl Router {
     }
 
     pub fn ingest(&mut self, batch: IngestBatch) {
-        metrics::add(&self.metrics.quotes_in, batch.quotes.len() as u64);
-        self.hop_latency
-            .record_n(batch.decoded_at.elapsed(), batch.quotes.len() as u64);
+        self.stats.batch_in(&batch);
         if let Some(link) = &mut self.cluster {
             link.start_batch();
         }
@@ -224,73 +173,25 @@ impl Router {
         }
     }
 
-    /// The topic's shared name, creating the topic if there is room.
-    fn topic_name(&mut self, topic: &str) -> Option<Arc<str>> {
-        if let Some((name, _)) = self.topics.exact_key_value(topic) {
-            return Some(name.clone());
-        }
-        if self.topics.len() >= self.max_topics {
-            if self.metrics.topics_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                tracing::warn!(max_topics = self.max_topics, %topic, "topic limit reached; quotes for new topics are dropped");
-            }
-            return None;
-        }
-        let name: Arc<str> = Arc::from(topic);
-        let workers = interest_mask(&self.interest, &name);
-        self.topics.insert_exact(
-            name.clone(),
-            Topic {
-                seq: 0,
-                last: None,
-                workers,
-                interest_gen: self.interest_gen,
-                accepted: 0,
-                last_from: None,
-                ingested_here: false,
-            },
-        );
-        metrics::gauge_add(&self.metrics.topics, 1);
-        Some(name)
-    }
-
+    /// A quote of this broker's ingest: numbered, encoded once, kept as the
+    /// topic's last value and queued for every interested worker.
     fn accept(&mut self, quote: &Quote, decoded_at: Instant) {
-        let Some(name) = self.topic_name(&quote.topic) else {
+        let Some((name, mut topic)) = self.topics.quote(&quote.topic) else {
             return;
         };
-        let Some(topic) = self.topics.exact_mut(&name) else {
-            return;
-        };
-        let own = self.cluster.as_ref().map(|link| link.handle.origin);
-        let first_here = own
-            .is_some_and(|own| self::cluster::local_quote(topic, own, decoded_at, &self.metrics));
-        if topic.interest_gen != self.interest_gen {
-            topic.workers = interest_mask(&self.interest, &name);
-            topic.interest_gen = self.interest_gen;
-        }
-        self.accepted += 1;
-        topic.accepted = self.accepted;
-        // Never wraps: a topic at the bound keeps its seq (its quotes are
-        // then stale elsewhere) rather than restart at 0, stale everywhere.
-        topic.seq = topic.seq.saturating_add(1).min(tickwire_protocol::MAX_SEQ);
+        let metrics = self.stats.metrics();
+        let first_here = self.cluster.as_ref().is_some_and(|link| {
+            topic
+                .origin()
+                .local_quote(link.handle.origin, decoded_at, metrics)
+        });
+        let workers = self.interest.workers(&name, topic.mask());
+        let seq = topic.next_seq();
         // Only clustered: the name is staged for publishing below.
         let staged = self.cluster.is_some().then(|| name.clone());
-        let shared = Arc::new(encode(
-            quote,
-            name,
-            topic.seq,
-            decoded_at,
-            &mut self.scratch,
-        ));
-        let mut mask = topic.workers;
-        topic.last = Some(shared.clone());
-        let seq = topic.seq;
-        while mask != 0 {
-            let w = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            if let Some(pending) = self.pending.get_mut(w) {
-                pending.push(shared.clone());
-            }
-        }
+        let shared = Arc::new(encode(quote, name, seq, decoded_at, &mut self.scratch));
+        self.fanout.queue(workers, &shared);
+        topic.accept(shared);
         if let (Some(name), Some(link)) = (staged, &mut self.cluster) {
             if first_here {
                 link.probe(name.clone());
@@ -311,7 +212,8 @@ impl Router {
             } => {
                 let mut fresh = Vec::new();
                 for selector in interest_add {
-                    if self.add_interest(worker, &selector) {
+                    let topic = self.topics.mask_mut(&selector);
+                    if self.interest.add(worker, &selector, topic) {
                         fresh.push(selector);
                     }
                 }
@@ -326,11 +228,12 @@ impl Router {
                     self.activate(activation);
                 }
             }
-            RouterCmd::CancelSnapshots { worker, conn } => self.cancel_snapshots(worker, conn),
+            RouterCmd::CancelSnapshots { worker, conn } => self.jobs.cancel(worker, conn),
             RouterCmd::DropInterest { worker, selectors } => {
                 let mut gone = Vec::new();
                 for selector in selectors {
-                    if self.drop_interest(worker, &selector) {
+                    let topic = self.topics.mask_mut(&selector);
+                    if self.interest.remove(worker, &selector, topic) {
                         gone.push(selector);
                     }
                 }
@@ -352,12 +255,8 @@ impl Router {
             snapshot,
         } = a;
         let (snapshots, more) = if snapshot {
-            let mut job = SnapshotJob::new(worker, conn, request, &selectors, self.accepted);
-            let (first, more) = self.snapshot_slice(&mut job);
-            if more {
-                self.jobs.push_back(job);
-            }
-            (first, more)
+            self.jobs
+                .start(worker, conn, request, &selectors, &self.topics)
         } else {
             (Vec::new(), false)
         };
@@ -366,7 +265,7 @@ impl Router {
         // than the snapshot.
         self.send_pending(worker);
         if more {
-            self.slice_sent(worker);
+            self.fanout.slice_sent(worker);
         }
         self.send(
             worker,
@@ -380,52 +279,53 @@ impl Router {
         );
     }
 
-    /// Returns true when no worker had interest in `selector` before.
-    fn add_interest(&mut self, worker: usize, selector: &Selector) -> bool {
-        let bit = 1u64 << worker;
-        let mask = self.interest.get_or_insert_with(selector, || 0).0;
-        let was_none = *mask == 0;
-        *mask |= bit;
-        match selector {
-            Selector::Exact(name) => {
-                if let Some(topic) = self.topics.exact_mut(name) {
-                    // A stale mask is recomputed on the next quote anyway.
-                    topic.workers |= bit;
-                }
-            }
-            Selector::Prefix(_) => self.interest_gen += 1,
-        }
-        was_none
+    /// Sends one slice of the oldest snapshot job whose worker keeps up.
+    fn advance_snapshots(&mut self) {
+        let fanout = &self.fanout;
+        let Some((worker, slice)) = self.jobs.next_slice(&self.topics, |w| fanout.keeps_up(w))
+        else {
+            return;
+        };
+        // Quotes numbered before this slice go first, as for an activation.
+        self.send_pending(worker);
+        self.fanout.slice_sent(worker);
+        self.send(worker, slice);
     }
 
-    /// Returns true when no worker has interest in `selector` any more.
-    fn drop_interest(&mut self, worker: usize, selector: &Selector) -> bool {
-        let bit = 1u64 << worker;
-        let mut gone = false;
-        if let Some(mask) = self.interest.get_mut(selector) {
-            *mask &= !bit;
-            if *mask == 0 {
-                self.interest.remove(selector);
-                gone = true;
-            }
+    /// Whether some snapshot job can go on now.
+    fn snapshots_ready(&self) -> bool {
+        self.jobs.ready(|w| self.fanout.keeps_up(w))
+    }
+
+    /// Sends each worker its quotes of this round and wakes it once.
+    pub fn flush(&mut self) {
+        if let Some(link) = &mut self.cluster {
+            link.flush();
         }
-        match selector {
-            // Another selector of the same worker may still match.
-            Selector::Exact(name) => {
-                let mask = interest_mask(&self.interest, name);
-                if let Some(topic) = self.topics.exact_mut(name) {
-                    topic.workers = mask;
-                }
-            }
-            Selector::Prefix(_) => self.interest_gen += 1,
+        for worker in 0..self.fanout.workers() {
+            self.send_pending(worker);
         }
-        gone
+        self.fanout.wake();
+    }
+
+    /// The two ways to a worker: a worker found gone takes its snapshot
+    /// jobs with it (they could never finish).
+    fn send_pending(&mut self, worker: usize) {
+        if self.fanout.send_pending(worker).is_err() {
+            self.jobs.worker_gone(worker);
+        }
+    }
+
+    fn send(&mut self, worker: usize, msg: WorkerMsg) {
+        if self.fanout.send(worker, msg).is_err() {
+            self.jobs.worker_gone(worker);
+        }
     }
 
     /// How long to wait for input when idle: short while an outbox holds
     /// quotes for a worker that is catching up.
     fn idle_wait(&self) -> Duration {
-        if self.outboxes.iter().any(|o| !o.is_empty()) || !self.jobs.is_empty() {
+        if self.fanout.backed_up() || !self.jobs.is_empty() {
             return BACKLOG_RETRY;
         }
         // A subscribe waiting for the cluster's stored quotes gives up on time.
@@ -436,12 +336,11 @@ impl Router {
             None => PUBLISH_INTERVAL,
         }
     }
-}
 
-/// Workers interested in `topic`: the union over every selector matching it
-/// (O(length of the topic) probes).
-fn interest_mask(interest: &PrefixIndex<u64>, topic: &str) -> u64 {
-    interest.matching(topic).fold(0, |mask, (_, m)| mask | m)
+    #[cfg(test)]
+    fn metrics(&self) -> &Arc<Metrics> {
+        self.stats.metrics()
+    }
 }
 
 #[cfg(test)]

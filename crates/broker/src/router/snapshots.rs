@@ -10,17 +10,16 @@
 //! activation, so a topic that gets a quote while its slice has not been
 //! walked yet reaches the connection as that live quote — the newest value,
 //! exactly what its snapshot would have been. A slice therefore leaves out
-//! every topic accepted since the activation (`Topic::accepted` against
-//! `SnapshotJob::started`), and the client sees one first quote per topic,
-//! never an older one after a newer.
+//! every topic accepted since the activation (the topic table's accept
+//! counter, see `TopicTable::snapshot`), and the client sees one first
+//! quote per topic, never an older one after a newer.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tickwire_protocol::{PrefixIndex, Selector};
 
-use super::Router;
+use super::topics::TopicTable;
 use crate::messages::{ConnId, SharedQuote, WorkerMsg};
 
 /// Topics walked per slice: small enough that a slice costs the router and
@@ -28,135 +27,122 @@ use crate::messages::{ConnId, SharedQuote, WorkerMsg};
 pub const SNAPSHOT_SLICE: usize = 256;
 
 /// The rest of one subscribe's snapshot.
-pub struct SnapshotJob {
-    pub worker: usize,
-    pub conn: ConnId,
-    pub request: u32,
+struct SnapshotJob {
+    worker: usize,
+    conn: ConnId,
+    request: u32,
     /// Selectors left to walk, the current one first; disjoint, so no topic
     /// is collected twice.
     selectors: VecDeque<Selector>,
     /// The last topic walked under the current selector.
     after: Option<Arc<str>>,
-    /// The router's accept count when the subscription went live.
+    /// The topic table's accept count when the subscription went live.
     started: u64,
 }
 
+/// Snapshots still being collected, oldest first, one slice per round.
+#[derive(Default)]
+pub(super) struct SnapshotJobs {
+    jobs: VecDeque<SnapshotJob>,
+}
+
 impl SnapshotJob {
-    pub fn new(
+    /// The next slice: the last values of up to [`SNAPSHOT_SLICE`] topics
+    /// walked, and whether any are left.
+    fn slice(&mut self, topics: &TopicTable) -> (Vec<Arc<SharedQuote>>, bool) {
+        let mut quotes = Vec::new();
+        let mut walked = 0;
+        while let Some(selector) = self.selectors.front() {
+            let mut last: Option<&Arc<str>> = None;
+            for name in topics.names(selector, self.after.as_ref()) {
+                if walked == SNAPSHOT_SLICE {
+                    self.after = last.cloned();
+                    return (quotes, true);
+                }
+                walked += 1;
+                last = Some(name);
+                quotes.extend(topics.snapshot(name, self.started));
+            }
+            self.selectors.pop_front();
+            self.after = None;
+        }
+        (quotes, false)
+    }
+}
+
+impl SnapshotJobs {
+    /// Starts the snapshot of a subscribe going live now: its first slice
+    /// (sent with the activation) and whether more follow; the rest is kept
+    /// as a job.
+    pub fn start(
+        &mut self,
         worker: usize,
         conn: ConnId,
         request: u32,
         selectors: &[Selector],
-        started: u64,
-    ) -> SnapshotJob {
-        SnapshotJob {
+        topics: &TopicTable,
+    ) -> (Vec<Arc<SharedQuote>>, bool) {
+        let mut job = SnapshotJob {
             worker,
             conn,
             request,
             selectors: disjoint_cover(selectors),
             after: None,
-            started,
+            started: topics.accepted(),
+        };
+        let (first, more) = job.slice(topics);
+        if more {
+            self.jobs.push_back(job);
         }
-    }
-}
-
-impl Router {
-    /// The next slice of `job`'s snapshot: the last values of up to
-    /// [`SNAPSHOT_SLICE`] topics walked, and whether any are left.
-    pub(super) fn snapshot_slice(&self, job: &mut SnapshotJob) -> (Vec<Arc<SharedQuote>>, bool) {
-        let mut quotes = Vec::new();
-        let mut walked = 0;
-        while let Some(selector) = job.selectors.front() {
-            let keys: Box<dyn Iterator<Item = &Arc<str>>> = match (selector, &job.after) {
-                (Selector::Prefix(prefix), Some(after)) => {
-                    self.topics.keys_under_after(prefix, after)
-                }
-                _ => self.topics.keys_matched(selector),
-            };
-            let mut last: Option<&Arc<str>> = None;
-            for name in keys {
-                if walked == SNAPSHOT_SLICE {
-                    job.after = last.cloned();
-                    return (quotes, true);
-                }
-                walked += 1;
-                last = Some(name);
-                let Some(topic) = self.topics.exact(name) else {
-                    continue;
-                };
-                if topic.accepted <= job.started {
-                    quotes.extend(topic.last.clone());
-                }
-            }
-            job.selectors.pop_front();
-            job.after = None;
-        }
-        (quotes, false)
+        (first, more)
     }
 
-    /// Sends one slice of the oldest snapshot job whose worker keeps up; a
-    /// worker that is behind gets no more snapshot until it catches up.
-    pub(super) fn advance_snapshots(&mut self) {
+    /// One slice of the oldest job whose worker keeps up, as the message for
+    /// that worker; a worker that is behind gets no more snapshot until it
+    /// catches up (its jobs go to the back meanwhile).
+    pub fn next_slice(
+        &mut self,
+        topics: &TopicTable,
+        keeps_up: impl Fn(usize) -> bool,
+    ) -> Option<(usize, WorkerMsg)> {
         for _ in 0..self.jobs.len() {
-            let Some(mut job) = self.jobs.pop_front() else {
-                return;
-            };
-            if !self.worker_keeps_up(job.worker) {
+            let mut job = self.jobs.pop_front()?;
+            if !keeps_up(job.worker) {
                 self.jobs.push_back(job);
                 continue;
             }
-            let (quotes, more) = self.snapshot_slice(&mut job);
+            let (quotes, more) = job.slice(topics);
             let (worker, conn, request) = (job.worker, job.conn, job.request);
             if more {
                 self.jobs.push_back(job);
             }
-            // Quotes numbered before this slice go first, as for an
-            // activation.
-            self.send_pending(worker);
-            self.slice_sent(worker);
-            self.send(
-                worker,
-                WorkerMsg::Snapshots {
-                    conn,
-                    request,
-                    quotes,
-                    more,
-                },
-            );
-            return;
+            let msg = WorkerMsg::Snapshots {
+                conn,
+                request,
+                quotes,
+                more,
+            };
+            return Some((worker, msg));
         }
+        None
     }
 
-    /// Whether some snapshot job can go on now.
-    pub(super) fn snapshots_ready(&self) -> bool {
-        self.jobs.iter().any(|j| self.worker_keeps_up(j.worker))
+    /// Whether some job can go on now.
+    pub fn ready(&self, keeps_up: impl Fn(usize) -> bool) -> bool {
+        self.jobs.iter().any(|j| keeps_up(j.worker))
     }
 
-    /// A worker keeps up when nothing waits for room in its queue and it
-    /// has handled the last slice it was sent: slices go one at a time, at
-    /// the pace the worker takes them, never piling up ahead of live quotes.
-    fn worker_keeps_up(&self, worker: usize) -> bool {
-        self.outboxes.get(worker).is_some_and(|o| o.is_empty())
-            && self
-                .workers
-                .get(worker)
-                .is_some_and(|w| w.slices_queued.load(Ordering::Acquire) == 0)
-    }
-
-    /// Counts a slice (or an activation with more to come) sent to `worker`.
-    pub(super) fn slice_sent(&self, worker: usize) {
-        if let Some(link) = self.workers.get(worker) {
-            link.slices_queued.fetch_add(1, Ordering::AcqRel);
-        }
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
     }
 
     /// A worker stopped (its channel is closed): its jobs can never finish.
-    pub(super) fn worker_gone(&mut self, worker: usize) {
+    pub fn worker_gone(&mut self, worker: usize) {
         self.jobs.retain(|j| j.worker != worker);
     }
 
     /// Stops the job of a connection that went away.
-    pub(super) fn cancel_snapshots(&mut self, worker: usize, conn: ConnId) {
+    pub fn cancel(&mut self, worker: usize, conn: ConnId) {
         self.jobs
             .retain(|j| !(j.worker == worker && j.conn == conn));
     }
@@ -191,6 +177,7 @@ fn disjoint_cover(selectors: &[Selector]) -> VecDeque<Selector> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::topics::quote_all;
 
     fn sel(s: &str) -> Selector {
         Selector::parse(s).unwrap()
@@ -206,5 +193,88 @@ mod tests {
         assert_eq!(cover, [sel("A*"), sel("MSFT"), sel("B*")]);
         let everything = [sel("AAPL"), sel("*"), sel("Z*")];
         assert_eq!(disjoint_cover(&everything), [sel("*")]);
+    }
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("T.{i:04}")).collect()
+    }
+
+    fn table(names: &[String]) -> TopicTable {
+        let mut table = TopicTable::new(10_000, Default::default());
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        quote_all(&mut table, &all);
+        table
+    }
+
+    fn slice_topics(msg: &WorkerMsg) -> (Vec<String>, bool) {
+        match msg {
+            WorkerMsg::Snapshots { quotes, more, .. } => {
+                (quotes.iter().map(|q| q.topic.to_string()).collect(), *more)
+            }
+            _ => panic!("a slice expected"),
+        }
+    }
+
+    const CONN: ConnId = ConnId { slot: 3, serial: 1 };
+
+    /// Slices walk the topics in order, each at most once, and leave out
+    /// those accepted since the subscription went live (they reach the
+    /// worker live instead).
+    #[test]
+    fn a_job_yields_ordered_slices_without_topics_accepted_since() {
+        let all = names(600);
+        let mut topics = table(&all);
+        let mut jobs = SnapshotJobs::default();
+        let (first, more) = jobs.start(0, CONN, 9, &[sel("T.*"), sel("T.0001")], &topics);
+        assert_eq!(first.len(), SNAPSHOT_SLICE);
+        assert!(more && !jobs.is_empty());
+        quote_all(&mut topics, &["T.0100", "T.0300", "T.0599"]);
+
+        let mut got: Vec<String> = first.iter().map(|q| q.topic.to_string()).collect();
+        loop {
+            let (worker, msg) = jobs.next_slice(&topics, |_| true).expect("a slice");
+            assert_eq!(worker, 0);
+            let (slice, more) = slice_topics(&msg);
+            got.extend(slice);
+            if !more {
+                break;
+            }
+        }
+        assert!(jobs.is_empty());
+        let expected: Vec<&String> = all
+            .iter()
+            .filter(|t| !["T.0300", "T.0599"].contains(&t.as_str()))
+            .collect();
+        assert_eq!(
+            got.iter().collect::<Vec<_>>(),
+            expected,
+            "T.0100 was in the first slice"
+        );
+    }
+
+    #[test]
+    fn a_worker_behind_waits_and_cancelled_or_gone_jobs_stop() {
+        let topics = table(&names(1000));
+        let mut jobs = SnapshotJobs::default();
+        let other = ConnId { slot: 4, serial: 1 };
+        assert!(jobs.start(0, CONN, 1, &[sel("*")], &topics).1);
+        assert!(jobs.start(1, other, 2, &[sel("*")], &topics).1);
+        assert!(jobs.start(1, CONN, 3, &[sel("*")], &topics).1);
+        let behind = |w: usize| w != 0;
+        assert!(jobs.ready(behind));
+        assert!(!jobs.ready(|_| false));
+        assert!(jobs.next_slice(&topics, |_| false).is_none());
+        // Worker 0 is behind: worker 1's oldest job goes.
+        let (worker, msg) = jobs.next_slice(&topics, behind).unwrap();
+        assert!(worker == 1 && matches!(msg, WorkerMsg::Snapshots { request: 2, .. }));
+
+        jobs.cancel(1, CONN);
+        jobs.cancel(0, other);
+        jobs.worker_gone(1);
+        assert!(!jobs.ready(behind), "only worker 0's job is left");
+        let (worker, _) = jobs.next_slice(&topics, |_| true).unwrap();
+        assert_eq!(worker, 0);
+        jobs.worker_gone(0);
+        assert!(jobs.is_empty());
     }
 }

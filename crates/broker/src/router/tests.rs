@@ -1,6 +1,9 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use super::*;
-use crate::messages::ConnId;
-use mio::{Poll, Token};
+use crate::messages::{ConnId, WorkerMsg};
+use mio::{Poll, Token, Waker};
+use tickwire_protocol::Selector;
 
 pub(super) fn quote(topic: &str) -> Quote {
     Quote {
@@ -90,7 +93,7 @@ fn interest_follows_patterns_new_topics_and_drops() {
     assert_eq!(count(rx), 1);
     assert_eq!(
         router
-            .metrics
+            .metrics()
             .topics_dropped
             .load(std::sync::atomic::Ordering::Relaxed),
         1
@@ -191,7 +194,11 @@ fn drain_in_order(
     router: &Router,
     rx: &crossbeam_channel::Receiver<WorkerMsg>,
 ) -> (Vec<(&'static str, String)>, Option<bool>) {
-    router.workers[0].slices_queued.store(0, Ordering::Relaxed);
+    router
+        .fanout
+        .link(0)
+        .slices_queued
+        .store(0, Ordering::Relaxed);
     let mut seen = Vec::new();
     let mut last_more = None;
     for msg in rx.try_iter() {

@@ -23,7 +23,7 @@ fn clustered(
     Vec<mio::Poll>,
 ) {
     let (router, mut rxs, polls) = router_with(1, 100);
-    let metrics = router.metrics.clone();
+    let metrics = router.metrics().clone();
     metrics.cluster.up.store(up, Relaxed);
     let (handle, link_rx) = LinkHandle::detached(OURS, 10, metrics);
     let (ready, _) = crossbeam_channel::bounded(1);
@@ -128,7 +128,7 @@ fn local_quotes_are_numbered_probed_once_and_published_once_per_round() {
     assert_eq!(commands(&mut link_rx), ["probe A,B", "publish 3"]);
     ingest(&mut router, &["A"]);
     assert_eq!(commands(&mut link_rx), ["publish 1"], "A is probed once");
-    assert_eq!(router.metrics.cluster.publish_dropped.load(Relaxed), 0);
+    assert_eq!(router.metrics().cluster.publish_dropped.load(Relaxed), 0);
 }
 
 #[test]
@@ -138,16 +138,16 @@ fn quotes_are_dropped_and_counted_while_the_link_is_down_or_full() {
     assert!(commands(&mut link_rx)
         .iter()
         .all(|c| !c.starts_with("publish")));
-    assert_eq!(router.metrics.cluster.publish_dropped.load(Relaxed), 2);
+    assert_eq!(router.metrics().cluster.publish_dropped.load(Relaxed), 2);
     // Up, but the link has 10 quotes queued at most (nobody drains here).
-    router.metrics.cluster.up.store(true, Relaxed);
+    router.metrics().cluster.up.store(true, Relaxed);
     ingest(&mut router, &["A"; 8]);
     ingest(&mut router, &["A"; 3]);
     ingest(&mut router, &["A"]);
     // What fits of a burst goes (2 of 3); the rest is dropped and counted.
     assert_eq!(commands(&mut link_rx), ["publish 8", "publish 2"]);
     assert_eq!(
-        router.metrics.cluster.publish_dropped.load(Relaxed),
+        router.metrics().cluster.publish_dropped.load(Relaxed),
         2 + 1 + 1
     );
 }
@@ -169,7 +169,7 @@ fn remote_quotes_are_delivered_only_when_newer_and_never_our_own() {
         vec![remote("R", OURS, 9), remote("R", THEIRS, 6)],
     );
     assert_eq!(delivered(&rx), ["activate 1", "R#5", "R#6"]);
-    assert_eq!(router.metrics.cluster.stale.load(Relaxed), 2);
+    assert_eq!(router.metrics().cluster.stale.load(Relaxed), 2);
     // Local numbering continues from the cluster's.
     ingest(&mut router, &["R"]);
     assert_eq!(delivered(&rx), ["R#7"]);
@@ -187,8 +187,8 @@ fn two_brokers_publishing_a_topic_is_a_conflict_and_seq_never_goes_back() {
     ingest(&mut router, &["C"]);
     assert_eq!(delivered(&rx), ["activate 1", "C#1", "C#2", "C#3", "C#4"]);
     // Ours then theirs (2, stale), theirs again after ours (3), ours after theirs.
-    assert_eq!(router.metrics.cluster.conflicts.load(Relaxed), 3);
-    assert_eq!(router.metrics.cluster.stale.load(Relaxed), 1);
+    assert_eq!(router.metrics().cluster.conflicts.load(Relaxed), 3);
+    assert_eq!(router.metrics().cluster.stale.load(Relaxed), 1);
 }
 
 #[test]
@@ -203,7 +203,7 @@ fn a_stored_quote_moves_seq_on_but_never_replaces_a_local_one() {
     ingest(&mut router, &["S"]);
     assert_eq!(delivered(&rx), ["activate 1", "S#1", "S#41"]);
     assert_eq!(
-        router.metrics.cluster.conflicts.load(Relaxed),
+        router.metrics().cluster.conflicts.load(Relaxed),
         0,
         "stored quotes are history"
     );
@@ -260,7 +260,7 @@ fn a_wait_ends_at_its_deadline_and_never_while_the_link_is_down() {
     router.release_parked(deadline);
     assert_eq!(delivered(&rx), ["activate 1"]);
 
-    router.metrics.cluster.up.store(false, Relaxed);
+    router.metrics().cluster.up.store(false, Relaxed);
     subscribe(&mut router, 2, "E", true);
     assert_eq!(
         delivered(&rx),
@@ -295,7 +295,7 @@ fn a_broker_that_only_follows_a_topic_sees_two_publishers_as_a_conflict() {
         vec![remote("F", THEIRS, 1), remote("F", THEIRS, 2)],
     );
     assert_eq!(
-        router.metrics.cluster.conflicts.load(Relaxed),
+        router.metrics().cluster.conflicts.load(Relaxed),
         0,
         "one publisher"
     );
@@ -304,7 +304,7 @@ fn a_broker_that_only_follows_a_topic_sees_two_publishers_as_a_conflict() {
         vec![remote("F", THIRD, 2), remote("F", THIRD, 3)],
     );
     assert_eq!(delivered(&rx), ["activate 1", "F#1", "F#2", "F#3"]);
-    assert_eq!(router.metrics.cluster.conflicts.load(Relaxed), 2);
+    assert_eq!(router.metrics().cluster.conflicts.load(Relaxed), 2);
 }
 
 /// `seq` reaches browsers as a JSON number, exact only up to 2^53 − 1: a
@@ -328,8 +328,8 @@ fn a_seq_beyond_what_json_clients_can_represent_is_refused_and_never_wraps() {
         quotes: vec![remote("H", THEIRS, u64::MAX), remote("N", THEIRS, u64::MAX)],
         stored: true,
     });
-    assert_eq!(router.metrics.cluster.invalid.load(Relaxed), 4);
-    assert_eq!(router.metrics.cluster.stale.load(Relaxed), 0);
+    assert_eq!(router.metrics().cluster.invalid.load(Relaxed), 4);
+    assert_eq!(router.metrics().cluster.stale.load(Relaxed), 0);
     assert_eq!(router.topics.len(), 1, "a refused quote creates no topic");
     ingest(&mut router, &["H"]);
     assert_eq!(delivered(&rx), ["activate 1", "H#3", "H#4"]);
@@ -343,5 +343,5 @@ fn a_seq_beyond_what_json_clients_can_represent_is_refused_and_never_wraps() {
         delivered(&rx),
         [at_bound.clone(), at_bound.clone(), at_bound]
     );
-    assert_eq!(router.metrics.cluster.invalid.load(Relaxed), 4);
+    assert_eq!(router.metrics().cluster.invalid.load(Relaxed), 4);
 }
