@@ -371,7 +371,7 @@ fn snapshot_false_after_a_quick_resubscribe_is_respected() {
         json!({"op": "subscribe", "topics": ["MSFT", "BARRIER"], "snapshot": false}),
     ];
     for r in requests {
-        ws.write(Message::Text(r.to_string())).unwrap();
+        ws.write(Message::Text(r.to_string().into())).unwrap();
     }
     ws.flush().unwrap();
     for expected in ["subscribed", "unsubscribed", "subscribed"] {

@@ -149,7 +149,7 @@ pub(super) fn open(ctx: &mut Ctx<'_>, conns: &mut Vec<Conn>, s: usize) {
 fn connect_socket(cfg: &RecvConfig, addr: SocketAddr, s: usize) -> std::io::Result<TcpStream> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_nonblocking(true)?;
-    sock.set_nodelay(true)?;
+    sock.set_tcp_nodelay(true)?;
     if cfg.spread_sources && addr.ip().is_loopback() {
         sock.bind(&sys::spread_source(s).into())?;
     }

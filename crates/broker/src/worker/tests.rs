@@ -113,7 +113,7 @@ fn a_full_deferred_queue_stops_reading_requests_until_the_router_catches_up() {
     let entries = || metrics.subscriptions.load(Ordering::Relaxed);
     for (i, topic) in ["A", "B"].iter().enumerate() {
         let request = format!(r#"{{"op":"subscribe","topics":["{topic}"],"snapshot":false}}"#);
-        ws.send(Message::Text(request)).unwrap();
+        ws.send(Message::Text(request.into())).unwrap();
         assert!(eventually(|| entries() == i as i64 + 1));
     }
     // Two commands wait for the router: the limit. The third request is

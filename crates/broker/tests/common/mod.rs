@@ -52,7 +52,8 @@ pub fn connect_path(addr: SocketAddr, path: &str) -> Ws {
 }
 
 pub fn send_json<S: Duplex>(ws: &mut WebSocket<S>, value: Value) {
-    ws.send(Message::Text(value.to_string())).expect("send");
+    ws.send(Message::Text(value.to_string().into()))
+        .expect("send");
 }
 
 /// The next data message (pings are answered by tungstenite), or panics
