@@ -15,7 +15,7 @@ need_apt=()
 [[ ! -x "$chromium" && "$chromium" == /usr/bin/chromium ]] && need_apt+=(chromium)
 # The https browser test makes its certificate with the openssl CLI.
 command -v openssl >/dev/null || need_apt+=(openssl)
-# The cluster tests (crates/broker/tests/cluster.rs) run a real nats-server -js.
+# The cluster tests (crates/broker/tests/e2e/cluster.rs) run a real nats-server -js.
 [[ -n "${NATS_SERVER:-}" ]] || command -v nats-server >/dev/null || need_apt+=(nats-server)
 # deploy/check.sh checks the alert rules with promtool (Debian's prometheus).
 command -v promtool >/dev/null || need_apt+=(prometheus)

@@ -4,6 +4,7 @@
 
 #![cfg(target_os = "linux")]
 
+#[path = "e2e/common/mod.rs"]
 mod common;
 
 use std::fs;

@@ -2,7 +2,7 @@
 //! clients that verify the chain against the test CA. (The WebSocket rules
 //! run over TLS in websocket_rules.rs, the same suite as plain.)
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

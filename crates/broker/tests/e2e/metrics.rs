@@ -1,6 +1,6 @@
 //! `GET /metrics`: Prometheus text format 0.0.4, parsed like a scraper would.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! driven over a raw byte stream (a client library would refuse to send
 //! these) — every rule on the plain listener and on the TLS one.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::atomic::Ordering;

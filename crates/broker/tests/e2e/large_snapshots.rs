@@ -2,7 +2,7 @@
 //! getting live quotes: every topic arrives, and per topic `seq` only goes
 //! up (no stale snapshot after a live quote, no quote twice).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Instant;

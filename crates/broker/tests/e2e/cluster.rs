@@ -3,7 +3,7 @@
 //! `seq` continuing across restarts, NATS failures, conflicts, and a
 //! joining broker that answers subscribers only once its link is set up.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};

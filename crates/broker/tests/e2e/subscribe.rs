@@ -1,7 +1,7 @@
 //! Subscriber protocol, end to end: a real broker, tungstenite clients, the
 //! client crate's Publisher.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::io::Write;

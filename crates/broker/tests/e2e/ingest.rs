@@ -1,6 +1,6 @@
 //! Ingest socket: framing, tokens, and that a bad producer harms nobody else.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 

@@ -2,7 +2,7 @@
 //! `tickwire tail` prints the demo feed's updating quotes; `tickwire pub`
 //! publishes a CSV file and a single quote that `tail --json` then shows.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};

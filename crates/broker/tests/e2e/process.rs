@@ -1,6 +1,6 @@
 //! The `tickwire` binary as an operator runs it: config errors, SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! Limits against hostile clients, each at and past its bound: request
 //! rate, reply flood, connections per IP.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

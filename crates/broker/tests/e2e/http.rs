@@ -1,6 +1,6 @@
 //! HTTP routes and handshake rules on the WebSocket listener.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::TcpStream;

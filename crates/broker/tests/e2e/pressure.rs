@@ -1,7 +1,7 @@
 //! Fan-out under pressure: slow readers are conflated (or disconnected, by
 //! policy) without slowing anyone else; `max_hz` throttles per topic.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -2,7 +2,7 @@
 //! made here (HS256), tungstenite as the client — what a browser's
 //! WebSocket does too (no custom headers: the token travels in a frame).
 
-mod common;
+use crate::common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
