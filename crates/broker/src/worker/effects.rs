@@ -4,7 +4,7 @@
 
 use tickwire_protocol::Selector;
 
-use super::Worker;
+use super::{conn_of, Worker};
 use crate::messages::{ConnId, RouterCmd};
 use crate::metrics;
 use crate::session::Action;
@@ -23,7 +23,10 @@ impl Worker {
     /// Carries out connection `slot`'s actions; true when one of them
     /// dropped it (it is removed).
     pub(super) fn apply_and_maybe_remove(&mut self, slot: usize) -> bool {
-        let Some(id) = self.conns.get(slot).map(|c| c.id) else {
+        let Some(id) = self.conns.get(slot).map(|c| ConnId {
+            slot,
+            serial: c.serial,
+        }) else {
             self.fx.actions.clear();
             return true;
         };
@@ -90,7 +93,7 @@ impl Worker {
                 Action::PauseRead => self.set_reading(id, false),
                 Action::ResumeRead => self.set_reading(id, true),
                 Action::ShutdownWrite => {
-                    if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
+                    if let Some(conn) = conn_of(&mut self.conns, id) {
                         conn.transport.shutdown_write();
                     }
                 }
@@ -136,7 +139,7 @@ impl Worker {
     }
 
     fn command_taken(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
+        if let Some(conn) = conn_of(&mut self.conns, id) {
             conn.link.on_command_taken(&mut self.fx);
             self.after_event(id.slot);
         }
@@ -146,7 +149,7 @@ impl Worker {
     /// a read next turn (edge-triggered readiness will not fire again for
     /// input that waited), within the per-event read cap.
     fn set_reading(&mut self, id: ConnId, reading: bool) {
-        if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
+        if let Some(conn) = conn_of(&mut self.conns, id) {
             conn.reads_paused = !reading;
             if reading {
                 self.schedule.read_again(id.slot);

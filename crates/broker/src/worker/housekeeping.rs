@@ -1,13 +1,13 @@
 //! A worker's periodic work: `max_hz` timers, the deadline sweep, and the
 //! start of shutdown.
 
-use super::Worker;
+use super::{conn_of, Worker};
 
 impl Worker {
     /// Sends the held quotes whose `max_hz` spacing has passed.
     pub(super) fn fire_timers(&mut self) {
         while let Some((id, topic)) = self.schedule.pop_due(self.now) {
-            if let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id == id) {
+            if let Some(conn) = conn_of(&mut self.conns, id) {
                 conn.link.on_timer(&topic, self.now, &mut self.fx);
                 self.after_event(id.slot);
             }
@@ -23,7 +23,7 @@ impl Worker {
         }
         let conns = &self.conns;
         self.schedule.purge_timers(conns.len(), |id| {
-            conns.get(id.slot).is_some_and(|c| c.id == *id)
+            conns.get(id.slot).is_some_and(|c| c.serial == id.serial)
         });
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {

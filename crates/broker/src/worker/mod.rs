@@ -107,7 +107,10 @@ impl WorkerSettings {
 
 /// One accepted connection: its socket and its protocol state.
 struct Conn {
-    id: ConnId,
+    /// The serial of its [`ConnId`] (the slot is its key in the slab): a
+    /// late message for a closed connection never reaches a new one that
+    /// reused the slot.
+    serial: u64,
     transport: Transport,
     link: Connection,
     /// The connection asked not to be read (`Action::PauseRead`).
@@ -332,10 +335,19 @@ impl Worker {
                 .tls_handshake(crate::metrics::TlsHandshake::Failed);
         }
         conn.link.on_removed(&mut self.fx);
-        self.apply_effects(conn.id);
+        self.apply_effects(ConnId {
+            slot,
+            serial: conn.serial,
+        });
         self.admission.release(slot);
         let _ = self.poll.registry().deregister(&mut conn.transport);
     }
+}
+
+/// The connection `id` names, if it is still open (not a new one in its
+/// slot).
+fn conn_of(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
+    conns.get_mut(id.slot).filter(|c| c.serial == id.serial)
 }
 
 /// A waker for `poll`, registered under the token the worker listens on.

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::cork::TurnBudget;
-use super::Worker;
+use super::{conn_of, Worker};
 use crate::messages::{ConnId, LocalQuote, WorkerMsg};
 use crate::session::{Connection, Effects};
 
@@ -92,7 +92,7 @@ impl Worker {
         conn: ConnId,
         step: impl FnOnce(&mut Connection, Instant, &mut Effects),
     ) {
-        let Some(c) = self.conns.get_mut(conn.slot).filter(|c| c.id == conn) else {
+        let Some(c) = conn_of(&mut self.conns, conn) else {
             return;
         };
         step(&mut c.link, self.now, &mut self.fx);

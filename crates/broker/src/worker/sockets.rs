@@ -93,7 +93,7 @@ impl Worker {
             Connection::new(session, self.now)
         };
         entry.insert(Conn {
-            id,
+            serial: id.serial,
             transport,
             link,
             reads_paused: false,
