@@ -17,6 +17,7 @@ mod limits;
 mod metrics;
 mod pressure;
 mod process;
+mod ready;
 mod subscribe;
 mod tls;
 mod tools;
