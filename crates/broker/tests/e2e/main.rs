@@ -9,6 +9,7 @@
 mod common;
 
 mod cluster;
+mod cluster_epoch;
 mod entitlements;
 mod http;
 mod ingest;
