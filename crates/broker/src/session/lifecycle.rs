@@ -19,6 +19,32 @@ impl Connection {
         }
     }
 
+    /// When [`Connection::on_tick`] next has something to do: the earliest
+    /// deadline (handshake, idle ping, dead peer, stall, `disconnect`
+    /// policy, token expiry, close), or now while drained queues still hold
+    /// memory to give back. The shell's sweep ticks only connections whose
+    /// time has come: an idle subscriber costs a comparison per sweep.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let c = &self.config;
+        let deadline = match &self.phase {
+            Phase::Http { opened_at } => *opened_at + c.handshake_timeout,
+            Phase::Open(open) => {
+                let core = open.core.poll_timeout(c, &self.out, self.progress_at);
+                let liveness = open.ws.poll_timeout(c.idle_ping, c.dead_peer);
+                core.map_or(liveness, |at| at.min(liveness))
+            }
+            Phase::Closing { drained_at, .. } => match drained_at {
+                Some(at) => *at + c.close_timeout,
+                None => self.progress_at + c.stall_timeout,
+            },
+        };
+        // Memory to give back is due at once (the last progress is past).
+        if self.out.buffers_to_free() {
+            return Some(self.progress_at.min(deadline));
+        }
+        Some(deadline)
+    }
+
     /// Periodic check of every deadline: handshake, idle ping, dead peer,
     /// slow consumer, token expiry, closing.
     pub fn on_tick(&mut self, now: Instant, fx: &mut Effects) {

@@ -369,6 +369,12 @@ impl Outbound {
         Some((frame, 0))
     }
 
+    /// True when nothing waits but the queues still hold memory that
+    /// [`Outbound::free_buffers`] would give back.
+    pub fn buffers_to_free(&self) -> bool {
+        self.is_empty() && (self.priority.is_some() || self.data.capacity() > 0)
+    }
+
     /// Gives the queues' memory back when nothing waits: called on the
     /// periodic tick, so an idle connection holds no queue buffer while a
     /// busy one keeps reusing its own between ticks.

@@ -332,7 +332,25 @@ impl Model {
                 }
             }
             Op::Advance(ms) => self.now += Duration::from_millis(u64::from(ms)),
-            Op::Tick => self.conn.on_tick(self.now, &mut self.fx),
+            Op::Tick => {
+                // Before its `poll_timeout` a tick does nothing: the shell
+                // skips it then.
+                let due = self.conn.poll_timeout().is_some_and(|at| at <= self.now);
+                let (queued, actions) = (self.conn.out.queued_bytes(), self.fx.actions.len());
+                self.conn.on_tick(self.now, &mut self.fx);
+                if !due {
+                    assert_eq!(
+                        self.conn.out.queued_bytes(),
+                        queued,
+                        "a tick before its time queued"
+                    );
+                    assert_eq!(
+                        self.fx.actions.len(),
+                        actions,
+                        "a tick before its time acted"
+                    );
+                }
+            }
             Op::Write(room) => self.write(usize::from(room)),
             Op::FireTimers => {
                 let now = self.now;

@@ -217,6 +217,24 @@ impl Subscriber {
         self.token_expired(now).then_some(Ending::TokenExpired)
     }
 
+    /// The earliest instant [`Subscriber::on_tick`] can end the stream.
+    pub(super) fn poll_timeout(
+        &self,
+        config: &SessionConfig,
+        out: &Outbound,
+        progress_at: Instant,
+    ) -> Option<Instant> {
+        let stall = (!out.is_empty()).then(|| progress_at + config.stall_timeout);
+        let disconnect = match config.slow_consumer_policy {
+            SlowConsumerPolicy::Disconnect => out
+                .conflating_since()
+                .map(|since| since + config.disconnect_after),
+            _ => None,
+        };
+        let expiry = self.token.as_ref().and_then(|t| t.expires);
+        [stall, disconnect, expiry].into_iter().flatten().min()
+    }
+
     /// The subscriber leaves: every entry is given back, and a snapshot the
     /// router may still be collecting is cancelled.
     pub(super) fn leave(&mut self, fx: &mut Effects) {

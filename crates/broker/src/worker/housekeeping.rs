@@ -15,7 +15,9 @@ impl Worker {
     }
 
     /// Deadlines. O(connections) every SWEEP_INTERVAL: cheap next to the
-    /// per-quote work, and no timer state per connection.
+    /// per-quote work, and no timer state per connection. Only connections
+    /// whose `poll_timeout` has come are ticked (and then flushed): an idle
+    /// one costs a comparison.
     pub(super) fn sweep(&mut self) {
         if std::mem::take(&mut self.accept_retry) {
             self.accept(false);
@@ -25,10 +27,16 @@ impl Worker {
         self.schedule.purge_timers(conns.len(), |id| {
             conns.get(id.slot).is_some_and(|c| c.serial == id.serial)
         });
-        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
-        for slot in slots {
+        let now = self.now;
+        let due: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.link.poll_timeout().is_some_and(|at| at <= now))
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in due {
             if let Some(conn) = self.conns.get_mut(slot) {
-                conn.link.on_tick(self.now, &mut self.fx);
+                conn.link.on_tick(now, &mut self.fx);
                 self.after_event(slot);
             }
         }

@@ -104,6 +104,66 @@ fn idle_ping_then_dead_peer_and_the_handshake_deadline() {
     assert_eq!(fx.actions, [Action::Drop]);
 }
 
+/// `poll_timeout` is the earliest deadline of the connection's phase: the
+/// worker's sweep ticks a connection only once it has come.
+#[test]
+fn poll_timeout_is_the_next_deadline_of_each_phase() {
+    let secs = Duration::from_secs;
+    let t0 = Instant::now();
+    let http = Connection::new(Arc::new(config()), t0);
+    assert_eq!(http.poll_timeout(), Some(t0 + secs(10)), "handshake");
+
+    let mut c = Client::upgraded(config());
+    let t0 = c.now;
+    assert_eq!(c.conn.poll_timeout(), Some(t0 + secs(30)), "idle ping");
+    c.conn.on_tick(t0 + secs(30), &mut c.fx);
+    assert_eq!(c.frames(), ["ping"]);
+    assert_eq!(c.conn.poll_timeout(), Some(t0 + secs(60)), "dead peer");
+
+    // A request: the peer is alive; the next idle ping 30 s on.
+    c.now = t0 + secs(40);
+    c.request(r#"{"op":"subscribe","topics":["A"],"snapshot":false}"#);
+    c.activate(0, &["A"], vec![]);
+    c.frames();
+    assert_eq!(
+        c.conn.poll_timeout(),
+        Some(t0 + secs(70)),
+        "the next idle ping"
+    );
+    // A quote the reader does not take: the stall clock runs from it.
+    let mut cfg = (*c.conn.config).clone();
+    cfg.stall_timeout = secs(5);
+    c.conn.config = Arc::new(cfg);
+    c.now = t0 + secs(41);
+    c.live(&quote("A", 1), None);
+    assert_eq!(c.conn.poll_timeout(), Some(t0 + secs(46)), "the stall");
+
+    // Closing: the close frame written, the peer has close_timeout.
+    c.conn
+        .end_with(framing::Ending::GoingAway, c.now, &mut c.fx);
+    c.write_all();
+    assert_eq!(
+        c.conn.poll_timeout(),
+        Some(c.now + secs(2)),
+        "close timeout"
+    );
+}
+
+#[test]
+fn a_drained_queue_that_holds_memory_is_due_at_once() {
+    let mut c = Client::upgraded(config());
+    c.request(r#"{"op":"subscribe","topics":["A"],"snapshot":false}"#);
+    c.activate(0, &["A"], vec![]);
+    for seq in 1..=3 {
+        c.live(&quote("A", seq), None); // a queue buffer past the head slot
+    }
+    c.frames();
+    let due = c.conn.poll_timeout().unwrap();
+    assert!(due <= c.now, "memory to give back: due now");
+    c.conn.on_tick(c.now, &mut c.fx);
+    assert_eq!(c.conn.poll_timeout(), Some(c.now + Duration::from_secs(30)));
+}
+
 #[test]
 fn protocol_errors_close_with_their_code_and_release_everything() {
     let mut c = Client::upgraded(config());
