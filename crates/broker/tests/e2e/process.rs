@@ -46,42 +46,45 @@ fn spawn_broker(extra: &[&str]) -> (Spawned, SocketAddr, SocketAddr) {
     (child, ws, ingest)
 }
 
-/// Starts the binary; returns its `tickwire listening` log line and the
-/// log lines after it.
-fn spawn_broker_line(extra: &[&str]) -> (Spawned, String, Receiver<String>) {
-    let mut child = Command::new(BIN)
-        .args([
-            "--ws-addr",
-            "127.0.0.1:0",
-            "--ingest-addr",
-            "127.0.0.1:0",
-            "--log-level",
-            "info",
-        ])
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tickwire");
+/// Starts the binary on ephemeral ports with `extra` arguments; returns it
+/// and its stdout (the log) line by line, drained for the life of the
+/// process so it never blocks on a full pipe (the channel ends when the
+/// process closes stdout).
+pub(super) fn spawn_logged(extra: &[&str]) -> (Spawned, Receiver<String>) {
+    let mut child = Spawned(
+        Command::new(BIN)
+            .args([
+                "--ws-addr",
+                "127.0.0.1:0",
+                "--ingest-addr",
+                "127.0.0.1:0",
+                "--log-level",
+                "info",
+            ])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tickwire"),
+    );
     let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let listening = loop {
-        let line = lines.next().expect("broker logs its addresses").unwrap();
-        let plain: String = strip_ansi(&line);
-        if plain.contains("tickwire listening") {
-            break plain;
-        }
-    };
-    // Keep draining the log so the broker never blocks on a full pipe.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(strip_ansi(&line));
         }
     });
-    (Spawned(child), listening, rx)
+    (child, rx)
+}
+
+/// Starts the binary; returns its `tickwire listening` log line and the
+/// log lines after it.
+fn spawn_broker_line(extra: &[&str]) -> (Spawned, String, Receiver<String>) {
+    let (child, log) = spawn_logged(extra);
+    let listening = log_line(&log, &["tickwire listening"]);
+    (child, listening, log)
 }
 
 /// Waits for a log line containing every one of `words`.
@@ -297,53 +300,30 @@ fn a_certificate_file_that_cannot_be_used_exits_2_naming_it() {
 #[test]
 fn a_busy_port_exits_2_naming_the_listener_and_address() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = busy.local_addr().unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "--ws-addr",
-            &addr.to_string(),
-            "--ingest-addr",
-            "127.0.0.1:0",
-        ])
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    // The error is logged (on stdout, with the rest of the log); either
-    // stream will do, so long as the operator sees which address is taken.
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(
-        text.contains(&format!("cannot listen on {addr} (websocket): ")),
-        "{text}"
-    );
-
-    // The ingest listener too, named as such.
-    let out = Command::new(BIN)
-        .args([
-            "--ws-addr",
-            "127.0.0.1:0",
-            "--ingest-addr",
-            &addr.to_string(),
-        ])
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(
-        text.contains(&format!("cannot listen on {addr} (ingest): ")),
-        "{text}"
-    );
+    let addr = busy.local_addr().unwrap().to_string();
+    for (listener, ws, ingest) in [
+        ("websocket", addr.as_str(), "127.0.0.1:0"),
+        ("ingest", "127.0.0.1:0", addr.as_str()),
+    ] {
+        let out = Command::new(BIN)
+            .args(["--ws-addr", ws, "--ingest-addr", ingest])
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        // The error is logged (on stdout, with the rest of the log); either
+        // stream will do, so long as the operator sees which address is taken.
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(
+            text.contains(&format!("cannot listen on {addr} ({listener}): ")),
+            "{text}"
+        );
+    }
     drop(busy);
 }
 

@@ -3,48 +3,23 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use common::*;
 
-use super::process::{terminate, wait_exit, Spawned, BIN};
+use super::process::{spawn_logged, terminate, wait_exit, Spawned};
 
 /// Starts the binary with `--print-ready` and every address on port 0;
 /// returns the ready line (parsed), the log lines before it, and the
 /// stdout lines after it (until the process exits).
 fn spawn_ready(extra: &[&str]) -> (Spawned, serde_json::Value, Vec<String>, Receiver<String>) {
-    let mut child = Spawned(
-        Command::new(BIN)
-            .args([
-                "--ws-addr",
-                "127.0.0.1:0",
-                "--ingest-addr",
-                "127.0.0.1:0",
-                "--log-level",
-                "info",
-                "--print-ready",
-            ])
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn tickwire"),
-    );
-    // Drain stdout for the life of the process so it never blocks on a full
-    // pipe; the channel ends when the process closes stdout.
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let args: Vec<&str> = ["--print-ready"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    let (child, rx) = spawn_logged(&args);
     // Generous: a loaded CI machine, a debug build.
     let deadline = Instant::now() + 3 * PATIENCE;
     let mut before = Vec::new();
