@@ -290,6 +290,12 @@ impl Connection {
         self.sync_read_interest(reading, fx);
     }
 
+    /// Topics with `max_hz` state; 0 outside the Open phase.
+    #[cfg(test)]
+    pub fn throttled_topics(&self) -> usize {
+        self.subscriber().map_or(0, |s| s.subs.throttled_topics())
+    }
+
     /// Subscription entries (pending or active); 0 outside the Open phase.
     #[cfg(test)]
     pub fn subscription_count(&self) -> usize {

@@ -42,11 +42,6 @@ pub(super) struct Subscriptions {
     sliced: Option<Box<Vec<SlicedSnapshot>>>,
     /// Some subscribe asked for a snapshot: the router may hold a job.
     asked_snapshots: bool,
-    /// Some entry has had a `max_hz`: until then no topic keeps throttle
-    /// state (a snapshot marks a delivery only for connections that
-    /// throttle). A flag, not a count: it fits in padding, and every idle
-    /// connection pays for the inline size.
-    throttled: bool,
 }
 
 /// A subscribe whose snapshot comes in several router messages.
@@ -68,7 +63,6 @@ impl Subscriptions {
             throttles: Throttles::default(),
             sliced: None,
             asked_snapshots: false,
-            throttled: false,
         }
     }
 
@@ -79,6 +73,12 @@ impl Subscriptions {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Topics with throttle state.
+    #[cfg(test)]
+    pub fn throttled_topics(&self) -> usize {
+        self.throttles.len()
     }
 
     /// The number of the last subscribe request accepted.
@@ -117,7 +117,6 @@ impl Subscriptions {
             ));
         }
         let max_hz = max_hz.map(|hz| hz as f32);
-        self.throttled |= max_hz.is_some();
         self.asked_snapshots |= snapshot;
         let request = self.next_request;
         self.next_request = self.next_request.wrapping_add(1);
@@ -256,7 +255,13 @@ impl Subscriptions {
             if !self.snapshot_wanted(request, named, &quote.topic) {
                 continue;
             }
-            let throttled = self.throttled;
+            // Whether the topic is throttled at all (its spacing comes with
+            // its live quotes, from the route): only then does the snapshot
+            // count as a delivery to space the next one from.
+            let throttled = self
+                .entries
+                .most_specific(&quote.topic)
+                .is_some_and(|e| e.max_hz.is_some());
             sink.fx.conflated += self
                 .throttles
                 .on_snapshot(&quote.topic, throttled, sink.now);

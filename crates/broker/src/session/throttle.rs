@@ -4,7 +4,8 @@
 //! The spacing itself is not decided here: it is the most specific entry's,
 //! resolved once per topic by the worker's route index and carried with
 //! each live quote ([`Throttles::offer`]). A hold remembers when it is due,
-//! so a timer needs no spacing, and a snapshot only marks a delivery.
+//! so a timer needs no spacing, and a snapshot only marks a delivery (of a
+//! topic whose entry has a `max_hz`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,8 +100,8 @@ impl Throttles {
 
     /// A snapshot of `topic` goes out now: it counts as a delivery, and it
     /// is the topic's newest quote, so a held one is superseded. `throttled`:
-    /// whether any entry of the connection has a `max_hz` (otherwise no
-    /// state is kept). Returns how many held quotes were discarded.
+    /// whether the topic's most specific entry has a `max_hz` (otherwise its
+    /// state is forgotten). Returns how many held quotes were discarded.
     pub fn on_snapshot(&mut self, topic: &Arc<str>, throttled: bool, now: Instant) -> u64 {
         if !throttled {
             return self.forget(topic);
@@ -128,6 +129,12 @@ impl Throttles {
         }
         throttle.last_sent = now;
         Ok(throttle.held.take())
+    }
+
+    /// Topics with throttle state.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map.as_ref().map_or(0, |m| m.len())
     }
 
     /// Drops the state of topics for which `keep` is false.

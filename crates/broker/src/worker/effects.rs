@@ -45,6 +45,7 @@ impl Worker {
         }
         let mut actions = std::mem::take(&mut self.fx.actions);
         let mut dropped = false;
+        let mut taken = 0;
         for action in actions.drain(..) {
             match action {
                 Action::Subscribe {
@@ -66,7 +67,10 @@ impl Worker {
                         interest_add,
                     };
                     if self.router.send(cmd) {
-                        self.command_taken(id);
+                        // After this event's other actions: the release it
+                        // causes (acks, a ResumeRead) must come after them,
+                        // e.g. after the PauseRead the same event asked for.
+                        taken += 1;
                     }
                 }
                 Action::Route { selector, max_hz } => self.routes.route(&selector, id.slot, max_hz),
@@ -122,6 +126,11 @@ impl Worker {
         }
         // Keep the allocation for the next event.
         self.fx.actions = actions;
+        if !dropped {
+            for _ in 0..taken {
+                self.command_taken(id);
+            }
+        }
         dropped
     }
 

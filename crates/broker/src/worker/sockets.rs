@@ -194,6 +194,19 @@ impl Worker {
                 self.schedule.write_again(slot);
                 break;
             }
+            // TLS records still waiting for the socket go first; while
+            // some wait, the connection is not asked for more (nor told it
+            // has drained: its last bytes are not out yet).
+            if conn.transport.wants_flush() {
+                match conn.transport.flush_tls() {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
             let buf = &mut self.write_buf;
             let n = conn.link.poll_transmit(buf, WRITE_CHUNK, now, &mut self.fx);
             if n == 0 {

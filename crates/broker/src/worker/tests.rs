@@ -32,18 +32,30 @@ impl BusyRouterWorker {
     fn start(
         settings: WorkerSettings,
     ) -> (BusyRouterWorker, crossbeam_channel::Receiver<RouterCmd>) {
+        Self::start_with(settings, 1, true)
+    }
+
+    /// A worker whose router queue holds `room` commands, full to start
+    /// with when `busy`.
+    fn start_with(
+        settings: WorkerSettings,
+        room: usize,
+        busy: bool,
+    ) -> (BusyRouterWorker, crossbeam_channel::Receiver<RouterCmd>) {
         let poll = Poll::new().unwrap();
         let wake = waker(&poll).unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
-        let (router_tx, router_rx) = crossbeam_channel::bounded(1);
-        router_tx
-            .send(RouterCmd::DropInterest {
-                worker: 0,
-                selectors: vec![],
-            })
-            .unwrap();
+        let (router_tx, router_rx) = crossbeam_channel::bounded(room);
+        if busy {
+            router_tx
+                .send(RouterCmd::DropInterest {
+                    worker: 0,
+                    selectors: vec![],
+                })
+                .unwrap();
+        }
         let (to_worker, rx) = crossbeam_channel::bounded(16);
         let metrics = Arc::new(Metrics::new(1));
         let shutdown = Arc::new(AtomicBool::new(false));
@@ -202,4 +214,50 @@ fn the_ack_is_not_written_before_the_router_has_taken_the_subscribe() {
 fn a_connections_slot_stays_small() {
     let size = std::mem::size_of::<super::Conn>();
     assert!(size <= 216, "{size}");
+}
+
+/// 70 subscribes in one read leave 70 commands waiting for the router (past
+/// the 64 that pause reading) and are all taken at once: reading must
+/// resume, so a request sent after them is answered. (A release applied
+/// before the same event's pause once left the connection unread.)
+#[test]
+fn subscribes_taken_at_once_resume_reading_after_a_pause_in_the_same_read() {
+    let settings = WorkerSettings::from_config(
+        &Config::default(),
+        Arc::new(crate::epoch::Epoch::fixed("e")),
+        None,
+        None,
+        Arc::new(crate::metrics::Metrics::new(1)),
+    );
+    let (w, _router_rx) = BusyRouterWorker::start_with(settings, 1024, false);
+    let stream = TcpStream::connect(w.addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let (mut ws, _) = tungstenite::client::client(format!("ws://{}/ws", w.addr), stream).unwrap();
+    for i in 0..70 {
+        let request =
+            format!(r#"{{"op":"subscribe","topics":["T{i}"],"snapshot":false,"id":{i}}}"#);
+        ws.write(Message::Text(request.into())).unwrap();
+    }
+    ws.flush().unwrap(); // one write: the worker reads them together
+    let mut acks = 0;
+    while acks < 70 {
+        if let Message::Text(t) = ws.read().unwrap() {
+            assert!(t.contains("subscribed"), "{t}");
+            acks += 1;
+        }
+    }
+    ws.send(Message::Text(
+        r#"{"op":"unsubscribe","topics":["T0"],"id":99}"#.into(),
+    ))
+    .unwrap();
+    let reply = loop {
+        if let Message::Text(t) = ws.read().expect("the request after them is answered") {
+            break t;
+        }
+    };
+    assert!(
+        reply.contains("unsubscribed") && reply.contains("99"),
+        "{reply}"
+    );
+    w.stop();
 }

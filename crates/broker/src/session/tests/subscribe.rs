@@ -203,6 +203,25 @@ fn max_hz_spacing_holds_the_newest_and_releases_it_when_due() {
     assert!(c.frames().is_empty());
 }
 
+/// A snapshot spaces the next live quote only for a topic whose entry has a
+/// `max_hz`: snapshots of other topics keep no throttle state, even on a
+/// connection that throttles some (a `*` snapshot would otherwise keep state
+/// for every topic).
+#[test]
+fn snapshots_of_unthrottled_topics_keep_no_throttle_state() {
+    let mut c = Client::upgraded(config());
+    c.request(r#"{"op":"subscribe","topics":["A*"],"max_hz":4}"#);
+    c.request(r#"{"op":"subscribe","topics":["B*"]}"#);
+    c.activate(0, &["A*"], vec![quote("A1", 1)]);
+    c.activate(1, &["B*"], vec![quote("B1", 1), quote("B2", 1)]);
+    assert_eq!(c.conn.throttled_topics(), 1, "A1 only");
+    assert_eq!(c.frames()[2..], ["Q A1 1", "Q B1 1", "Q B2 1"]);
+    // A1's snapshot counts as a delivery: its next live quote is held.
+    c.live(&quote("A1", 2), Some(4.0));
+    c.live(&quote("B1", 2), None);
+    assert_eq!(c.frames(), ["Q B1 2"]);
+}
+
 #[test]
 fn the_most_specific_entry_sets_the_snapshot_spacing() {
     let mut c = Client::upgraded(config());
