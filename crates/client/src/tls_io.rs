@@ -54,6 +54,11 @@ pub fn read_plain<D>(
         match conn.reader().read(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // A TCP EOF without close_notify, read again (an event loop may
+            // read a closed socket more than once): still the end of the
+            // stream, as the first read said, not an error that would drop
+            // a connection still writing its last bytes.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
             Err(e) => return Err(e),
         }
         if conn.read_tls(sock)? == 0 {

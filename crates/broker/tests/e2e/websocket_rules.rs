@@ -6,6 +6,7 @@ use crate::common;
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use common::*;
 
@@ -203,6 +204,47 @@ fn close_codes_are_counted() {
             .subscriber_connections
             .load(Ordering::Relaxed)
             == 0));
+    }
+}
+
+/// A reader far behind (its socket full; over TLS rustls holds records
+/// too) sends its close and FIN: once it reads again it gets everything
+/// queued before, then the echo — the broker does not drop it while its
+/// last bytes still wait.
+#[test]
+fn a_reader_behind_that_closes_with_fin_still_gets_the_echo() {
+    for over in BOTH {
+        let target = Target::start(over);
+        let mut s = target.raw_upgrade_small_rcvbuf("/ws");
+        let request = serde_json::json!({"op": "subscribe", "topics": ["T"], "snapshot": false});
+        s.write_all(&client_frame(
+            true,
+            0x1,
+            request.to_string().as_bytes(),
+            true,
+        ))
+        .unwrap();
+        s.flush().unwrap();
+        let (_, ack) = read_server_frame(&mut s).expect("the ack");
+        assert!(String::from_utf8_lossy(&ack).contains("subscribed"));
+        // Publish until the broker conflates for it: its socket is full.
+        let conflated = || target.broker.metrics().conflated.load(Ordering::Relaxed) > 0;
+        let mut p = publisher(&target.broker);
+        let deadline = Instant::now() + PATIENCE;
+        let mut price = 0.0;
+        while !conflated() {
+            assert!(Instant::now() < deadline, "{over:?}: never conflated");
+            for _ in 0..1_000 {
+                price += 1.0;
+                p.publish(quote("T", price)).unwrap();
+            }
+            p.flush().unwrap();
+        }
+        s.write_all(&client_frame(true, 0x8, &1000u16.to_be_bytes(), true))
+            .unwrap();
+        s.flush().unwrap();
+        s.tcp().shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(read_close_code(&mut s), Some(1000), "{over:?}");
     }
 }
 

@@ -178,6 +178,11 @@ pub fn raw_upgrade(addr: SocketAddr, path: &str) -> TcpStream {
 /// that stops reading fills up after kilobytes, as a stuck browser on a slow
 /// link would, not after tens of megabytes.
 pub fn raw_upgrade_small_rcvbuf(addr: SocketAddr, path: &str) -> TcpStream {
+    upgrade_on(small_rcvbuf_socket(addr), path)
+}
+
+/// A socket connected to `addr` with a 4 KiB receive buffer.
+fn small_rcvbuf_socket(addr: SocketAddr) -> TcpStream {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -186,7 +191,7 @@ pub fn raw_upgrade_small_rcvbuf(addr: SocketAddr, path: &str) -> TcpStream {
     .unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&addr.into()).unwrap();
-    upgrade_on(socket.into(), path)
+    socket.into()
 }
 
 fn upgrade_on(s: TcpStream, path: &str) -> TcpStream {
@@ -394,6 +399,21 @@ impl Target {
             }
             Some(pki) => Box::new(tls::tls_connect(self.addr(), &pki.client_config())),
         }
+    }
+
+    /// A raw stream upgraded to WebSocket by hand whose socket has a 4 KiB
+    /// receive buffer: when it stops reading, the broker's side fills after
+    /// kilobytes (over TLS, rustls then holds records too).
+    pub fn raw_upgrade_small_rcvbuf(&self, path: &str) -> Raw {
+        let sock = small_rcvbuf_socket(self.addr());
+        let stream: Raw = match &self.pki {
+            None => {
+                sock.set_read_timeout(Some(PATIENCE)).unwrap();
+                Box::new(sock)
+            }
+            Some(pki) => Box::new(tls::tls_connect_on(sock, &pki.client_config())),
+        };
+        upgrade_raw(stream, path)
     }
 
     /// A raw stream upgraded to WebSocket by hand.

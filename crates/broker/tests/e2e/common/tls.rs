@@ -156,7 +156,11 @@ pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 /// A TLS connection to `addr` verified against `config`'s CA, handshake
 /// completed.
 pub fn tls_connect(addr: SocketAddr, config: &Arc<ClientConfig>) -> TlsStream {
-    let sock = TcpStream::connect(addr).unwrap();
+    tls_connect_on(TcpStream::connect(addr).unwrap(), config)
+}
+
+/// [`tls_connect`] over a socket already connected.
+pub fn tls_connect_on(sock: TcpStream, config: &Arc<ClientConfig>) -> TlsStream {
     sock.set_nodelay(true).unwrap();
     sock.set_read_timeout(Some(PATIENCE)).unwrap();
     let name = ServerName::try_from("localhost").unwrap();
