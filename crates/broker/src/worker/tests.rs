@@ -95,6 +95,17 @@ impl BusyRouterWorker {
     }
 }
 
+/// A worker's settings from the default config (no TLS, no `[auth]`).
+fn default_settings() -> WorkerSettings {
+    WorkerSettings::from_config(
+        &Config::default(),
+        Arc::new(crate::epoch::Epoch::fixed("e")),
+        None,
+        None,
+        Arc::new(crate::metrics::Metrics::new(1)),
+    )
+}
+
 /// Polls `cond` for up to PATIENCE.
 fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + PATIENCE;
@@ -109,13 +120,7 @@ fn eventually(mut cond: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn a_full_deferred_queue_stops_reading_requests_until_the_router_catches_up() {
-    let mut settings = WorkerSettings::from_config(
-        &Config::default(),
-        Arc::new(crate::epoch::Epoch::fixed("e")),
-        None,
-        None,
-        Arc::new(crate::metrics::Metrics::new(1)),
-    );
+    let mut settings = default_settings();
     settings.deferred_limit = 2;
     let (w, router_rx) = BusyRouterWorker::start(settings);
     let (addr, metrics) = (w.addr, w.metrics.clone());
@@ -151,13 +156,7 @@ fn a_full_deferred_queue_stops_reading_requests_until_the_router_catches_up() {
 
 #[test]
 fn the_ack_is_not_written_before_the_router_has_taken_the_subscribe() {
-    let settings = WorkerSettings::from_config(
-        &Config::default(),
-        Arc::new(crate::epoch::Epoch::fixed("e")),
-        None,
-        None,
-        Arc::new(crate::metrics::Metrics::new(1)),
-    );
+    let settings = default_settings();
     let (w, router_rx) = BusyRouterWorker::start(settings);
     let (addr, metrics) = (w.addr, w.metrics.clone());
 
@@ -222,13 +221,7 @@ fn a_connections_slot_stays_small() {
 /// before the same event's pause once left the connection unread.)
 #[test]
 fn subscribes_taken_at_once_resume_reading_after_a_pause_in_the_same_read() {
-    let settings = WorkerSettings::from_config(
-        &Config::default(),
-        Arc::new(crate::epoch::Epoch::fixed("e")),
-        None,
-        None,
-        Arc::new(crate::metrics::Metrics::new(1)),
-    );
+    let settings = default_settings();
     let (w, _router_rx) = BusyRouterWorker::start_with(settings, 1024, false);
     let stream = TcpStream::connect(w.addr).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();

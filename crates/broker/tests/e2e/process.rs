@@ -274,21 +274,25 @@ fn sighup_reloads_the_certificate_and_a_bad_one_is_kept_out() {
     assert_eq!(wait_exit(&mut child), Some(0));
 }
 
+/// Ephemeral ports and a certificate that cannot be read: the process logs
+/// the error and exits 2 at once.
+const UNUSABLE_CERTIFICATE: [&str; 10] = [
+    "--ws-addr",
+    "127.0.0.1:0",
+    "--ingest-addr",
+    "127.0.0.1:0",
+    "--tls-addr",
+    "127.0.0.1:0",
+    "--tls-cert",
+    "/nonexistent/chain.pem",
+    "--tls-key",
+    "/nonexistent/key.pem",
+];
+
 #[test]
 fn a_certificate_file_that_cannot_be_used_exits_2_naming_it() {
     let out = Command::new(BIN)
-        .args([
-            "--ws-addr",
-            "127.0.0.1:0",
-            "--ingest-addr",
-            "127.0.0.1:0",
-            "--tls-addr",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "/nonexistent/chain.pem",
-            "--tls-key",
-            "/nonexistent/key.pem",
-        ])
+        .args(UNUSABLE_CERTIFICATE)
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
@@ -333,18 +337,7 @@ fn the_log_has_no_colour_codes_when_not_on_a_terminal() {
     // escape codes out. A certificate that cannot be used is logged (at
     // error) and ends the process at once.
     let out = Command::new(BIN)
-        .args([
-            "--ws-addr",
-            "127.0.0.1:0",
-            "--ingest-addr",
-            "127.0.0.1:0",
-            "--tls-addr",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "/nonexistent/chain.pem",
-            "--tls-key",
-            "/nonexistent/key.pem",
-        ])
+        .args(UNUSABLE_CERTIFICATE)
         .env_remove("RUST_LOG")
         .env_remove("NO_COLOR")
         .stdout(Stdio::piped())
