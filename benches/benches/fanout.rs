@@ -14,8 +14,8 @@ use crossbeam_channel::Receiver;
 use mio::{Poll, Token, Waker};
 use tickwire_benches::typical_quote;
 use tickwire_broker::internals::{
-    ConnId, Format, IngestBatch, LocalQuote, OutFrame, Outbound, RouteIndex, Router, RouterCmd,
-    WorkerLink, WorkerMsg,
+    CatchUp, ConnId, Format, HistoryLimits, IngestBatch, LocalQuote, OutFrame, Outbound,
+    RouteIndex, Router, RouterCmd, WorkerLink, WorkerMsg,
 };
 use tickwire_broker::metrics::Metrics;
 use tickwire_protocol::Selector;
@@ -46,6 +46,7 @@ impl Fanout {
                 slices_queued: Default::default(),
             }],
             1_000,
+            HistoryLimits::default(),
             Arc::new(Metrics::default()),
         );
 
@@ -61,7 +62,7 @@ impl Fanout {
             conn: ConnId { slot: 0, serial: 1 },
             request: 1,
             selectors: vec![selector.clone()],
-            snapshot: false,
+            catch_up: CatchUp::snapshot(false),
             interest_add: vec![selector.clone()],
         });
         match rx.try_recv() {

@@ -16,8 +16,8 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::{Poll, Token, Waker};
 use tickwire_benches::typical_quote;
 use tickwire_broker::internals::{
-    ConnId, Format, IngestBatch, LocalQuote, OutFrame, Outbound, RouteIndex, Router, RouterCmd,
-    WorkerLink, WorkerMsg,
+    CatchUp, ConnId, Format, HistoryLimits, IngestBatch, LocalQuote, OutFrame, Outbound,
+    RouteIndex, Router, RouterCmd, WorkerLink, WorkerMsg,
 };
 use tickwire_broker::metrics::Metrics;
 use tickwire_protocol::Selector;
@@ -96,7 +96,12 @@ impl Pool {
                 slices_queued: Default::default(),
             })
             .collect();
-        let mut router = Router::new(links, 1_000, Arc::new(Metrics::default()));
+        let mut router = Router::new(
+            links,
+            1_000,
+            HistoryLimits::default(),
+            Arc::new(Metrics::default()),
+        );
         let selector = Selector::parse(TOPIC).expect("valid topic");
         let (done_tx, done) = crossbeam_channel::unbounded();
         let mut handles = Vec::new();
@@ -106,7 +111,7 @@ impl Pool {
                 conn: ConnId { slot: 0, serial: 1 },
                 request: 1,
                 selectors: vec![selector.clone()],
-                snapshot: false,
+                catch_up: CatchUp::snapshot(false),
                 interest_add: vec![selector.clone()],
             });
             match rx.try_recv() {
@@ -155,7 +160,12 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         // Hanging up the router's senders ends every worker's loop.
-        self.router = Router::new(Vec::new(), 1, Arc::new(Metrics::default()));
+        self.router = Router::new(
+            Vec::new(),
+            1,
+            HistoryLimits::default(),
+            Arc::new(Metrics::default()),
+        );
         for handle in self.threads.drain(..) {
             let _ = handle.join();
         }

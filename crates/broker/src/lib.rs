@@ -28,9 +28,9 @@ mod worker;
 #[doc(hidden)]
 pub mod internals {
     pub use crate::messages::{
-        ConnId, Format, IngestBatch, LocalQuote, RouterCmd, SharedQuote, WorkerMsg,
+        CatchUp, ConnId, Format, IngestBatch, LocalQuote, Resume, RouterCmd, SharedQuote, WorkerMsg,
     };
-    pub use crate::router::{Router, WorkerLink};
+    pub use crate::router::{HistoryLimits, Router, WorkerLink};
     pub use crate::worker::internals::{OutFrame, Outbound, Pushed, RouteIndex};
 }
 
@@ -42,10 +42,10 @@ use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
 
-use config::ms;
 pub use config::Config;
+use config::{ms, ClusterConfig};
 use metrics::Metrics;
-use router::{Router, RouterLink, WorkerLink};
+use router::{HistoryLimits, Router, RouterLink, WorkerLink};
 use worker::{Worker, WorkerParts, WorkerSettings};
 
 /// Bound on queued subscribe/interest commands from workers to the router.
@@ -169,10 +169,19 @@ impl Broker {
         }
         drop(cmd_tx);
 
-        let mut router = Router::new(links, config.ingest.max_topics, metrics.clone());
+        let history = HistoryLimits {
+            size: config.history.size,
+            max_bytes: config.history.max_bytes,
+        };
+        let mut router = Router::new(links, config.ingest.max_topics, history, metrics.clone());
         let mut link_rx = crossbeam_channel::never();
         let mut link_ready = None;
         if let Some(c) = &config.cluster {
+            // The stream keeps as many quotes per subject as a ring.
+            let c = &ClusterConfig {
+                history_size: config.history.size,
+                ..c.clone()
+            };
             let started = cluster::start(c, metrics.clone(), epoch.clone())?;
             let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
             router = router.with_cluster(RouterLink::new(

@@ -16,6 +16,8 @@ use tickwire_protocol::{Quote, Selector};
 #[derive(Debug)]
 pub struct SharedQuote {
     pub topic: Arc<str>,
+    /// The quote's `seq` in its topic: what history and resume compare.
+    pub seq: u64,
     pub json_frame: Box<[u8]>,
     pub binary_frame: Box<[u8]>,
     /// When ingest decoded the frame that carried this quote: the start of
@@ -90,6 +92,47 @@ pub struct IngestBatch {
     pub decoded_at: Instant,
 }
 
+/// What a subscribe wants before its live quotes (v1: the snapshot; v1.2:
+/// a resume of some topics from the client's `seq`, or a rewind).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatchUp {
+    /// Send each topic's newest quote (the v1 snapshot).
+    pub snapshot: bool,
+    /// Send up to this many recent quotes per topic instead (0: none).
+    pub rewind: u16,
+    /// Topics to resume after the client's `seq` (`since.seqs`).
+    pub resume: Vec<Resume>,
+    /// Whether `since.epoch` is the broker's (the session checks it);
+    /// otherwise every topic of `resume` is unrecovered.
+    pub epoch_matches: bool,
+}
+
+/// One topic of a `since`: the quotes after `after`, or with
+/// `newest_only` (its deciding entry has `max_hz`) only the newest one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resume {
+    pub topic: Arc<str>,
+    pub after: u64,
+    pub newest_only: bool,
+}
+
+impl CatchUp {
+    /// The v1 catch-up: the snapshot or nothing.
+    pub fn snapshot(snapshot: bool) -> CatchUp {
+        CatchUp {
+            snapshot,
+            rewind: 0,
+            resume: Vec::new(),
+            epoch_matches: true,
+        }
+    }
+
+    /// Whether the router sends any quote before the live ones.
+    pub fn sends_quotes(&self) -> bool {
+        self.snapshot || !self.resume.is_empty()
+    }
+}
+
 pub enum RouterCmd {
     /// A connection subscribed to `selectors`. `interest_add` lists those this
     /// worker had no subscriber for until now. The router replies `Activate`.
@@ -98,7 +141,7 @@ pub enum RouterCmd {
         conn: ConnId,
         request: u32,
         selectors: Vec<Selector>,
-        snapshot: bool,
+        catch_up: CatchUp,
         interest_add: Vec<Selector>,
     },
     /// Connection `conn` went away while its snapshot was being sent in
@@ -127,6 +170,9 @@ pub enum WorkerMsg {
         selectors: Vec<Selector>,
         snapshots: Vec<Arc<SharedQuote>>,
         more: bool,
+        /// For a request whose `since` reached the router: the topics of
+        /// its `seqs` that were not recovered (they got the snapshot).
+        unrecovered: Option<Vec<Arc<str>>>,
     },
     /// The next slice of an activation's snapshot, collected later and
     /// interleaved with live quotes. It leaves out every topic that had a

@@ -1,10 +1,13 @@
 //! Client → server control requests (one JSON object per WebSocket text
 //! frame): parsing and validation for the broker, encoding for clients.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use crate::json_write::{self, JsonOut};
 use crate::topic::Selector;
+use crate::MAX_SEQ;
 
 /// Largest request id: ids must survive a trip through a JavaScript number.
 pub const MAX_ID: u64 = (1 << 53) - 1;
@@ -20,6 +23,13 @@ pub enum Request {
         topics: Vec<String>,
         snapshot: bool,
         max_hz: Option<f64>,
+        /// The client's position (v1.2 resume): every key is an exact topic
+        /// matched by an entry of `topics`.
+        since: Option<Since>,
+        /// v1.2: send up to this many recent quotes (1..=[`MAX_REWIND`]) of
+        /// each topic not in `since` in place of its snapshot. Never set
+        /// together with `snapshot: false`.
+        rewind: Option<u16>,
     },
     Unsubscribe {
         id: Option<u64>,
@@ -28,6 +38,32 @@ pub enum Request {
     /// `{"op":"auth","token":"<JWT>","id":7}` (v1.1 entitlements).
     Auth { id: Option<u64>, token: String },
 }
+
+/// A client's position (v1.2 resume): `"since":{"epoch":..,"seqs":{..}}`.
+///
+/// `seqs` holds each topic once, in the order of the keys' first appearance
+/// in the JSON text. A key written twice counts once, with its last value
+/// (serde_json's object rule: last wins), so `{"A":1,"B":2,"A":3}` is
+/// `[("A",3),("B",2)]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Since {
+    pub epoch: String,
+    pub seqs: Vec<(String, u64)>,
+}
+
+impl Since {
+    /// The position given for `topic`, if any (a linear scan).
+    pub fn seq(&self, topic: &str) -> Option<u64> {
+        self.seqs
+            .iter()
+            .find_map(|(t, s)| (t.as_str() == topic).then_some(*s))
+    }
+}
+
+/// Most keys in `since.seqs`.
+pub const MAX_SINCE_KEYS: usize = 1024;
+/// Largest `rewind`.
+pub const MAX_REWIND: u16 = 1024;
 
 /// Longest token accepted in an `auth` request (a JWT with a long topic
 /// list stays far below; the message limit bounds it anyway).
@@ -108,22 +144,46 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
         other => return Err(err(format!("unknown op {:?}", clip(other)))),
     };
     let topics = parse_topics(&obj).map_err(err)?;
-    // snapshot/max_hz only mean something on subscribe; unsubscribe ignores them.
-    let (snapshot, max_hz) = if subscribe {
-        (
-            parse_snapshot(&obj).map_err(err)?,
-            parse_max_hz(&obj).map_err(err)?,
-        )
+    // snapshot/max_hz/rewind/since only mean something on subscribe;
+    // unsubscribe ignores them, whatever their value.
+    let (snapshot, max_hz, rewind, since) = if subscribe {
+        let snapshot = parse_snapshot(&obj).map_err(err)?;
+        let max_hz = parse_max_hz(&obj).map_err(err)?;
+        let rewind = parse_rewind(&obj).map_err(err)?;
+        if rewind.is_some() && !snapshot {
+            return Err(err(
+                "\"rewind\" replaces the snapshot: not with \"snapshot\":false".into(),
+            ));
+        }
+        let since = parse_since(&obj, text).map_err(err)?;
+        (snapshot, max_hz, rewind, since)
     } else {
-        (true, None)
+        (true, None, None, None)
     };
-    // Syntax last, so a type error is reported as bad_request first.
-    if let Some(t) = topics.iter().find(|t| Selector::parse(t).is_none()) {
-        return Err(RequestError {
-            id,
-            code: ErrorCode::BadTopic,
-            message: format!("invalid topic {:?}", clip(t)),
-        });
+    // Topic syntax after the type errors, so those are reported as
+    // bad_request first.
+    let mut selectors = Vec::with_capacity(topics.len());
+    for t in &topics {
+        match Selector::parse(t) {
+            Some(s) => selectors.push(s),
+            None => {
+                return Err(RequestError {
+                    id,
+                    code: ErrorCode::BadTopic,
+                    message: format!("invalid topic {:?}", clip(t)),
+                })
+            }
+        }
+    }
+    // Last: every since key must be matched by an entry (needs the
+    // entries' syntax checked).
+    if let Some(since) = &since {
+        if let Some(key) = first_unmatched(since, &selectors) {
+            return Err(err(format!(
+                "\"since\" topic {:?} is not matched by any entry of \"topics\"",
+                clip(key)
+            )));
+        }
     }
     Ok(if subscribe {
         Request::Subscribe {
@@ -131,6 +191,8 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
             topics,
             snapshot,
             max_hz,
+            since,
+            rewind,
         }
     } else {
         Request::Unsubscribe { id, topics }
@@ -187,6 +249,228 @@ fn parse_max_hz(obj: &Map<String, Value>) -> Result<Option<f64>, String> {
     }
 }
 
+fn parse_rewind(obj: &Map<String, Value>) -> Result<Option<u16>, String> {
+    let Some(v) = obj.get("rewind") else {
+        return Ok(None);
+    };
+    // as_u64 is None for negatives and for anything written with a
+    // fraction or exponent ("1.0", "1e1").
+    match v.as_u64() {
+        Some(n) if (1..=u64::from(MAX_REWIND)).contains(&n) => Ok(u16::try_from(n).ok()),
+        _ => Err(format!("\"rewind\" must be an integer in 1..={MAX_REWIND}")),
+    }
+}
+
+/// `since` (v1.2): shape, epoch, key count, key syntax and values. Whether
+/// each key is matched by an entry is checked later (`first_unmatched`),
+/// once the entries' syntax is known to be good.
+fn parse_since(obj: &Map<String, Value>, text: &str) -> Result<Option<Since>, String> {
+    let Some(v) = obj.get("since") else {
+        return Ok(None);
+    };
+    let Value::Object(since) = v else {
+        return Err("\"since\" must be an object with \"epoch\" and \"seqs\"".into());
+    };
+    let epoch = match since.get("epoch") {
+        Some(Value::String(e)) => e.clone(),
+        _ => return Err("\"since.epoch\" must be a string".into()),
+    };
+    let Some(Value::Object(seqs)) = since.get("seqs") else {
+        return Err("\"since.seqs\" must be an object".into());
+    };
+    if seqs.len() > MAX_SINCE_KEYS {
+        return Err(format!(
+            "\"since.seqs\" has more than {MAX_SINCE_KEYS} topics"
+        ));
+    }
+    let keys = key_order::seqs_keys(text, seqs);
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        if !crate::topic::is_valid_topic(key) {
+            return Err(format!(
+                "\"since.seqs\" key {:?} is not a topic (no patterns)",
+                clip(key)
+            ));
+        }
+        match seqs.get(key).and_then(Value::as_u64) {
+            Some(seq) if seq <= MAX_SEQ => out.push((key.to_owned(), seq)),
+            _ => {
+                return Err(format!(
+                    "\"since.seqs\" value of {:?} must be an integer in 0..={MAX_SEQ}",
+                    clip(key)
+                ))
+            }
+        }
+    }
+    Ok(Some(Since { epoch, seqs: out }))
+}
+
+/// The first key of `since` that no selector matches (equal to an exact
+/// entry, or starting with a pattern's prefix). Costs O(keys × 64 +
+/// entries), however many entries the request has.
+fn first_unmatched<'a>(since: &'a Since, selectors: &[Selector]) -> Option<&'a str> {
+    let mut exact = HashSet::new();
+    let mut prefixes = HashSet::new();
+    for s in selectors {
+        match s {
+            Selector::Exact(t) => exact.insert(t.as_str()),
+            Selector::Prefix(p) => prefixes.insert(p.as_str()),
+        };
+    }
+    since.seqs.iter().map(|(k, _)| k.as_str()).find(|key| {
+        let by_prefix = || {
+            // Keys are ASCII (checked), so every byte index is a boundary;
+            // `get` keeps this panic-free regardless.
+            (0..=key.len()).any(|n| key.get(..n).is_some_and(|p| prefixes.contains(p)))
+        };
+        !(exact.contains(key) || by_prefix())
+    })
+}
+
+/// The order of `since.seqs`'s keys as written. serde_json's `Map` (without
+/// its `preserve_order` feature, which would change `Map` for the whole
+/// workspace) sorts keys, so a second, allocation-light pass over the text
+/// reads their order; it only runs for a request with two or more keys.
+mod key_order {
+    use std::collections::HashSet;
+    use std::fmt;
+
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    /// The keys of `seqs` (the parsed `since.seqs` of `text`) in the order
+    /// of their first appearance in `text`. Falls back to `seqs`' own order
+    /// should the second pass ever disagree with the first.
+    pub(super) fn seqs_keys<'m>(text: &str, seqs: &'m Map<String, Value>) -> Vec<&'m str> {
+        if seqs.len() > 1 {
+            if let Some(order) = written_order(text) {
+                let keys: Option<Vec<&str>> = order
+                    .iter()
+                    .map(|k| seqs.get_key_value(k.as_str()).map(|(k, _)| k.as_str()))
+                    .collect();
+                if let Some(keys) = keys.filter(|k| k.len() == seqs.len()) {
+                    return keys;
+                }
+            }
+        }
+        seqs.keys().map(String::as_str).collect()
+    }
+
+    /// `since.seqs`'s distinct keys in written order; the last `since` and
+    /// the last `seqs` count, as in serde_json's `Map`.
+    fn written_order(text: &str) -> Option<Vec<String>> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let keys = Probe(Top).deserialize(&mut de).ok()??;
+        let mut seen = HashSet::new();
+        Some(
+            keys.into_iter()
+                .filter(|k| seen.insert(k.clone()))
+                .collect(),
+        )
+    }
+
+    /// What to do with a JSON object; anything else gives `None`.
+    trait OnObject {
+        fn object<'de, A: MapAccess<'de>>(self, map: A) -> Result<Option<Vec<String>>, A::Error>;
+    }
+
+    /// The request: looks into `since`.
+    #[derive(Clone, Copy)]
+    struct Top;
+    /// `since`: looks into `seqs`.
+    #[derive(Clone, Copy)]
+    struct SinceObj;
+    /// `seqs`: its keys as written (duplicates too).
+    #[derive(Clone, Copy)]
+    struct SeqsObj;
+
+    /// `Some` from the last occurrence of `field` whose value gave `Some`.
+    fn look_into<'de, A: MapAccess<'de>, O: OnObject + Copy>(
+        mut map: A,
+        field: &str,
+        inner: O,
+    ) -> Result<Option<Vec<String>>, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == field {
+                // A later duplicate replaces an earlier one (last wins).
+                found = map.next_value_seed(Probe(inner))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    impl OnObject for Top {
+        fn object<'de, A: MapAccess<'de>>(self, map: A) -> Result<Option<Vec<String>>, A::Error> {
+            look_into(map, "since", SinceObj)
+        }
+    }
+
+    impl OnObject for SinceObj {
+        fn object<'de, A: MapAccess<'de>>(self, map: A) -> Result<Option<Vec<String>>, A::Error> {
+            look_into(map, "seqs", SeqsObj)
+        }
+    }
+
+    impl OnObject for SeqsObj {
+        fn object<'de, A: MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Option<Vec<String>>, A::Error> {
+            let mut keys = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                keys.push(key);
+            }
+            Ok(Some(keys))
+        }
+    }
+
+    /// Accepts any JSON value; an object goes to `O`.
+    struct Probe<O>(O);
+
+    impl<'de, O: OnObject> DeserializeSeed<'de> for Probe<O> {
+        type Value = Option<Vec<String>>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de, O: OnObject> Visitor<'de> for Probe<O> {
+        type Value = Option<Vec<String>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            self.0.object(map)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+}
+
 /// Shortens a client-supplied string for an error message.
 fn clip(s: &str) -> &str {
     if s.len() <= MAX_QUOTED_TOPIC {
@@ -207,6 +491,22 @@ pub fn encode_subscribe(
     snapshot: Option<bool>,
     max_hz: Option<f64>,
 ) -> String {
+    encode_subscribe_resume(topics, id, snapshot, max_hz, None, None)
+}
+
+/// Encodes a subscribe request with the v1.2 fields (client side):
+/// `"rewind":N` and `"since":{"epoch":..,"seqs":{..}}` (keys in
+/// `since.seqs` order). `None` fields are omitted. Nothing is validated
+/// here: the server refuses what breaks the rules (a `since` key no entry
+/// matches, `rewind` with `snapshot: Some(false)`, …).
+pub fn encode_subscribe_resume(
+    topics: &[&str],
+    id: Option<u64>,
+    snapshot: Option<bool>,
+    max_hz: Option<f64>,
+    since: Option<&Since>,
+    rewind: Option<u16>,
+) -> String {
     let mut out = String::from("{\"op\":\"subscribe\"");
     write_topics_and_id(&mut out, topics, id);
     if let Some(s) = snapshot {
@@ -220,6 +520,30 @@ pub fn encode_subscribe(
         out.push(',');
         json_write::key(&mut out, "max_hz");
         json_write::f64_num(&mut out, hz);
+    }
+    if let Some(n) = rewind {
+        out.push(',');
+        json_write::key(&mut out, "rewind");
+        json_write::u64_num(&mut out, u64::from(n));
+    }
+    if let Some(since) = since {
+        out.push(',');
+        json_write::key(&mut out, "since");
+        out.push('{');
+        json_write::key(&mut out, "epoch");
+        json_write::string(&mut out, &since.epoch);
+        out.push(',');
+        json_write::key(&mut out, "seqs");
+        out.push('{');
+        for (i, (topic, seq)) in since.seqs.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json_write::string(&mut out, topic);
+            out.push(':');
+            json_write::u64_num(&mut out, *seq);
+        }
+        out.push_text("}}");
     }
     out.push('}');
     out

@@ -21,6 +21,8 @@ fn sub(id: Option<u64>, topics: &[&str], snapshot: bool, max_hz: Option<f64>) ->
         topics: topics.iter().map(|s| s.to_string()).collect(),
         snapshot,
         max_hz,
+        since: None,
+        rewind: None,
     }
 }
 
@@ -328,6 +330,29 @@ mod props {
             let s = format!(r#"{{"op":"subscribe","topics":["A"],"x":{}{}}}"#,
                 "[".repeat(depth), "]".repeat(depth));
             let _ = parse_request(&s);
+            // Inside the v1.2 fields too (their key order is read in a
+            // second pass over the text).
+            let s = format!(r#"{{"op":"subscribe","topics":["A"],"since":{{"epoch":"e","seqs":{{"A":1,"x":{}{}}}}}}}"#,
+                "{\"a\":[".repeat(depth), "]}".repeat(depth));
+            let _ = parse_request(&s);
+            let s = format!(r#"{{"op":"subscribe","topics":["*"],"since":{{"seqs":{{"A":1,"B":{}{}}},"epoch":"e"}},"rewind":{}{}}}"#,
+                "[".repeat(depth), "]".repeat(depth), "[".repeat(depth), "]".repeat(depth));
+            let _ = parse_request(&s);
+        }
+
+        #[test]
+        fn json_ish_with_v12_fields_never_panics(
+            s in r#"[{}\[\]":,a-z0-9.* -]{0,40}"#,
+            key in prop_oneof![Just("since"), Just("rewind"), Just("seqs"), Just("epoch")],
+        ) {
+            for text in [
+                format!(r#"{{"op":"subscribe","topics":["*"],"{key}":{s}}}"#),
+                format!(r#"{{"op":"subscribe","topics":["a*"],"since":{{"epoch":"e","{key}":{s}}}}}"#),
+                format!(r#"{{"op":"subscribe","topics":["a"],"since":{{"epoch":"e","seqs":{{"a":1,"{key}":{s}}}}}}}"#),
+                format!(r#"{{"op":"subscribe","topics":["a"],"since":{s}"#),
+            ] {
+                let _ = parse_request(&text);
+            }
         }
 
         #[test]

@@ -3,7 +3,8 @@
 use tickwire_protocol::control::ErrorCode;
 use tickwire_protocol::server::{
     binary_quote, decode_binary, decode_json, json_authed, json_error, json_quote, json_revoked,
-    json_subscribed, json_unsubscribed, ServerMessage, BINARY_QUOTE, BINARY_QUOTE_HEADER_LEN,
+    json_subscribed, json_subscribed_resumed, json_unsubscribed, ServerMessage, BINARY_QUOTE,
+    BINARY_QUOTE_HEADER_LEN,
 };
 use tickwire_protocol::Quote;
 
@@ -78,7 +79,9 @@ fn acks_and_errors_decode() {
         ServerMessage::Subscribed {
             id: Some(9_007_199_254_740_991),
             topics: s(&["A", "A"]),
-            epoch: "ep".into()
+            epoch: "ep".into(),
+            recovered: None,
+            unrecovered: vec![],
         }
     );
     assert_eq!(
@@ -123,6 +126,71 @@ fn acks_and_errors_decode() {
             message: msg.into()
         }
     );
+}
+
+#[test]
+fn resumed_acks_exactly() {
+    // The contract's example, key order included.
+    assert_eq!(
+        json_subscribed_resumed(
+            Some(5),
+            &s(&["AAPL", "FX.*"]),
+            "9f3b2c71a0d4e815",
+            &["FX.EURUSD"]
+        ),
+        r#"{"type":"subscribed","id":5,"topics":["AAPL","FX.*"],"epoch":"9f3b2c71a0d4e815","recovered":false,"unrecovered":["FX.EURUSD"]}"#
+    );
+    assert_eq!(
+        json_subscribed_resumed(Some(5), &s(&["AAPL", "FX.*"]), "9f3b2c71a0d4e815", &[]),
+        r#"{"type":"subscribed","id":5,"topics":["AAPL","FX.*"],"epoch":"9f3b2c71a0d4e815","recovered":true}"#
+    );
+    assert_eq!(
+        json_subscribed_resumed(None, &s(&["*"]), "e", &["B", "A"]),
+        r#"{"type":"subscribed","topics":["*"],"epoch":"e","recovered":false,"unrecovered":["B","A"]}"#
+    );
+    // Without since the ack is unchanged (v1).
+    assert_eq!(
+        json_subscribed(Some(5), &s(&["AAPL"]), "e"),
+        r#"{"type":"subscribed","id":5,"topics":["AAPL"],"epoch":"e"}"#
+    );
+}
+
+#[test]
+fn resumed_acks_decode() {
+    assert_eq!(
+        decode_json(&json_subscribed_resumed(
+            Some(5),
+            &s(&["AAPL", "FX.*"]),
+            "ep",
+            &["FX.EURUSD", "FX.GBP\"X"]
+        ))
+        .unwrap(),
+        ServerMessage::Subscribed {
+            id: Some(5),
+            topics: s(&["AAPL", "FX.*"]),
+            epoch: "ep".into(),
+            recovered: Some(false),
+            unrecovered: s(&["FX.EURUSD", "FX.GBP\"X"]),
+        }
+    );
+    assert_eq!(
+        decode_json(&json_subscribed_resumed(None, &s(&["A"]), "ep", &[])).unwrap(),
+        ServerMessage::Subscribed {
+            id: None,
+            topics: s(&["A"]),
+            epoch: "ep".into(),
+            recovered: Some(true),
+            unrecovered: vec![],
+        }
+    );
+    for text in [
+        r#"{"type":"subscribed","topics":["A"],"epoch":"e","recovered":"yes"}"#,
+        r#"{"type":"subscribed","topics":["A"],"epoch":"e","recovered":null}"#,
+        r#"{"type":"subscribed","topics":["A"],"epoch":"e","recovered":false,"unrecovered":"A"}"#,
+        r#"{"type":"subscribed","topics":["A"],"epoch":"e","recovered":false,"unrecovered":[1]}"#,
+    ] {
+        assert!(decode_json(text).is_err(), "{text}");
+    }
 }
 
 #[test]

@@ -99,4 +99,15 @@ proptest! {
         let _ = decode_json(&text);
         let _ = decode_json(&String::from_utf8_lossy(&bytes));
     }
+
+    #[test]
+    fn subscribed_acks_never_panic(
+        rec in r#"[\[\]{}":,a-z0-9.-]{0,24}"#,
+        unrec in r#"[\[\]{}":,A-Z0-9.-]{0,24}"#,
+    ) {
+        let text = format!(
+            r#"{{"type":"subscribed","topics":["A"],"epoch":"e","recovered":{rec},"unrecovered":{unrec}}}"#
+        );
+        let _ = decode_json(&text);
+    }
 }

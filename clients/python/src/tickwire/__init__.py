@@ -2,7 +2,8 @@
 
 * :class:`Publisher`: blocking feed producer (ingest TCP/TLS, bincode frames).
 * :class:`Subscriber`: asyncio WebSocket subscriber (JSON or binary quotes),
-  with reconnect, resubscribe and epoch-aware gap tracking.
+  with reconnect (over several broker URLs), resubscribe with resume
+  (protocol v1.2 ``since``) and epoch-aware gap tracking.
 """
 
 from .gaps import Gap, GapTracker
@@ -17,6 +18,7 @@ from .protocol import (
     quote_from_json,
 )
 from .publisher import Publisher
+from .resume import Resume
 from .subscriber import (
     AuthAck,
     ConnectionClosedError,
@@ -38,6 +40,7 @@ __all__ = [
     "Publisher",
     "Quote",
     "RequestError",
+    "Resume",
     "State",
     "SubscribeAck",
     "Subscriber",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import websockets
@@ -19,9 +19,15 @@ _MAX_ID = (1 << 53) - 1
 
 @dataclass(frozen=True, slots=True)
 class SubscribeAck:
+    """``subscribed`` ack. ``recovered`` is ``None`` unless the request carried
+    ``since`` (v1.2 resume); then ``True`` when every topic of it was
+    recovered, else ``False`` with those not recovered in ``unrecovered``."""
+
     id: int
     topics: list[str]
     epoch: str
+    recovered: bool | None = None
+    unrecovered: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +47,27 @@ class AuthAck:
 class _EntryOptions:
     snapshot: bool
     max_hz: float | None
+    rewind: int | None = None
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> "_EntryOptions":
+        return cls(payload.get("snapshot", True) is not False, payload.get("max_hz"), payload.get("rewind"))
 
 
 class _Request:
-    __slots__ = ("id", "payload", "future", "gen", "internal")
+    __slots__ = ("id", "payload", "future", "gen", "internal", "entry_opts")
 
-    def __init__(self, id: int, payload: dict[str, Any], future: asyncio.Future, internal: bool) -> None:
+    def __init__(self, id: int, payload: dict[str, Any], future: asyncio.Future, internal: bool,
+                 entry_opts: _EntryOptions | None = None) -> None:
         self.id = id
         self.payload = payload
         self.future = future
         self.gen = -1  # connection generation it was last sent on
         self.internal = internal
+        # Options to record for the entries of a subscribe once acknowledged
+        # (else read from the payload): a resubscribe split in several requests
+        # sends some with snapshot:false yet keeps the entry's own options.
+        self.entry_opts = entry_opts
 
     def text(self) -> str:
         return json.dumps(self.payload, separators=(",", ":"), allow_nan=False)
@@ -69,12 +85,13 @@ class _RequestsMixin(_SubscriberBase):
             raise ValueError("topics must not be empty")
         return out
 
-    def _new_request(self, payload: dict[str, Any], internal: bool) -> _Request:
+    def _new_request(self, payload: dict[str, Any], internal: bool,
+                     entry_opts: _EntryOptions | None = None) -> _Request:
         rid = self._next_id
         self._next_id = 1 if rid >= _MAX_ID else rid + 1
         payload = dict(payload)
         payload["id"] = rid
-        req = _Request(rid, payload, asyncio.get_running_loop().create_future(), internal)
+        req = _Request(rid, payload, asyncio.get_running_loop().create_future(), internal, entry_opts)
         self._pending[rid] = req
         return req
 
@@ -108,8 +125,8 @@ class _RequestsMixin(_SubscriberBase):
             # Re-sent after the reconnect (gen will differ).
             req.gen = -1
 
-    async def _send_internal(self, payload: dict[str, Any]) -> None:
-        req = self._new_request(payload, internal=True)
+    async def _send_internal(self, payload: dict[str, Any], entry_opts: _EntryOptions | None = None) -> None:
+        req = self._new_request(payload, internal=True, entry_opts=entry_opts)
         op = payload["op"]
 
         def done(fut: asyncio.Future, rid: int = req.id) -> None:

@@ -1,5 +1,6 @@
-"""Connection management of the subscriber: open (auth, resubscribe, resend
-pending requests), the reader task with its reconnect/backoff loop, shutdown."""
+"""Connection management of the subscriber: open (auth, resubscribe with the
+resume position, resend pending requests), the reader task with its
+reconnect/backoff loop over one or several broker URLs, shutdown."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from websockets.asyncio.client import connect as _ws_connect
 
 from .base import _EOF, _maybe_await, _SubscriberBase, log
 from .errors import ConnectionClosedError
+from .resume import plan_resubscribe
 
 if TYPE_CHECKING:
     from .acks import _EntryOptions
@@ -60,8 +62,27 @@ class _ConnectionMixin(_SubscriberBase):
         if self.on_state_change is not None:
             await self._callback(self.on_state_change, state)
 
-    async def _open(self, first: bool) -> None:
+    @property
+    def url(self) -> str:
+        """The broker URL of the current (or last) connection, ``format`` included."""
+        return self.urls[self._url_index]
+
+    async def _open_first(self) -> None:
+        """The first connection: each URL in turn, once; raises the last error."""
+        for i in range(len(self.urls)):
+            try:
+                await self._open(first=True, index=i)
+                return
+            except ConnectionClosedError:
+                raise
+            except Exception as e:  # noqa: BLE001 - refused, timeout, handshake error
+                if i == len(self.urls) - 1:
+                    raise
+                log.debug("tickwire: connect to %s failed: %r", self.urls[i], e)
+
+    async def _open(self, first: bool, index: int) -> None:
         await self._set_state(State.CONNECTING)
+        url = self.urls[index]
         token = self._token
         if self._token_provider is not None:
             token = await _maybe_await(self._token_provider())
@@ -71,16 +92,17 @@ class _ConnectionMixin(_SubscriberBase):
             "open_timeout": self.open_timeout,
             "max_size": 1 << 20,
         }
-        if self.url.startswith("wss://") and self._ssl is not None:
+        if url.startswith("wss://") and self._ssl is not None:
             kwargs["ssl"] = self._ssl
         kwargs.update(self._connect_kwargs)
-        ws = await _ws_connect(self.url, **kwargs)
+        ws = await _ws_connect(url, **kwargs)
         if self._closing:
             await ws.close()
             raise ConnectionClosedError("subscriber is closed")
         self._gen += 1
         gen = self._gen
         self._ws = ws
+        self._url_index = index
         self.connections += 1
         self.reconnect_attempt = 0
         self._abandoned.clear()
@@ -108,17 +130,16 @@ class _ConnectionMixin(_SubscriberBase):
         await self._set_state(State.OPEN)
 
     async def _resubscribe(self) -> None:
+        """Subscribes again to every entry, with its options; with ``resume``
+        each request carries ``since``: the epoch and the last seq received of
+        each tracked topic its entries cover (see ``resume.py``)."""
         groups: OrderedDict[_EntryOptions, list[str]] = OrderedDict()
         for entry, opts in self._entries.items():
             groups.setdefault(opts, []).append(entry)
-        for opts, entries in groups.items():
-            for i in range(0, len(entries), _RESUBSCRIBE_CHUNK):
-                payload: dict[str, Any] = {"op": "subscribe", "topics": entries[i:i + _RESUBSCRIBE_CHUNK]}
-                if not opts.snapshot:
-                    payload["snapshot"] = False
-                if opts.max_hz is not None:
-                    payload["max_hz"] = opts.max_hz
-                await self._send_internal(payload)
+        plan = plan_resubscribe(list(groups.items()), self.tracker.last_seq, self.tracker.epoch,
+                                resume=self.resume, max_entries=_RESUBSCRIBE_CHUNK)
+        for payload, opts in plan:
+            await self._send_internal(payload, entry_opts=opts)
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.backoff_max, self.backoff_initial * (self.backoff_multiplier ** attempt))
@@ -157,8 +178,11 @@ class _ConnectionMixin(_SubscriberBase):
                 pass
             if self._closing:
                 return False
+            # Several URLs: each attempt tries the next one, starting with the
+            # one after the broker just lost (a cluster: any broker will do).
+            index = (self._url_index + 1 + self.reconnect_attempt) % len(self.urls)
             try:
-                await self._open(first=False)
+                await self._open(first=False, index=index)
                 return True
             except ConnectionClosedError:
                 return False

@@ -11,6 +11,7 @@ from .acks import AuthAck, SubscribeAck, UnsubscribeAck, _EntryOptions, _Request
 from .base import _SubscriberBase
 from .errors import RequestError, TickwireError
 from .protocol import Quote, decode_binary_quote, quote_from_json, topic_matches
+from .resume import Resume
 
 
 class _DispatchMixin(_SubscriberBase):
@@ -51,11 +52,20 @@ class _DispatchMixin(_SubscriberBase):
             await self._on_epoch(msg.get("epoch"))
             p = req.payload if req is not None else self._abandoned.pop(rid, None) if isinstance(rid, int) else None
             if p is not None:
-                opts = _EntryOptions(p.get("snapshot", True) is not False, p.get("max_hz"))
+                opts = req.entry_opts if req is not None and req.entry_opts is not None else _EntryOptions.of(p)
                 for t in p.get("topics", []):
                     self._entries[t] = opts
+            recovered = msg.get("recovered")
+            lost = msg.get("unrecovered")
+            unrecovered = [t for t in lost if isinstance(t, str)] if isinstance(lost, list) else []
+            if not isinstance(recovered, bool):
+                recovered, unrecovered = None, []
+            elif p is not None and isinstance(p.get("since"), dict):
+                await self._on_resume(Resume(rid if isinstance(rid, int) else None, p["since"].get("epoch"),
+                                             list(p["since"].get("seqs", {})), recovered, unrecovered))
             if req is not None:
-                self._resolve(req, SubscribeAck(req.id, list(msg.get("topics", [])), str(msg.get("epoch"))))
+                self._resolve(req, SubscribeAck(req.id, list(msg.get("topics", [])), str(msg.get("epoch")),
+                                                recovered, unrecovered))
         elif kind == "unsubscribed":
             topics = [t for t in msg.get("topics", []) if isinstance(t, str)]
             self._remove_entries(topics)
@@ -101,6 +111,13 @@ class _DispatchMixin(_SubscriberBase):
         old = self.tracker.epoch
         if self.tracker.set_epoch(epoch) and old is not None and self.on_epoch_change is not None:
             await self._callback(self.on_epoch_change, old, epoch)
+
+    async def _on_resume(self, result: Resume) -> None:
+        self.unrecovered_topics += len(result.unrecovered)
+        self.recovered_topics += len(result.recovered_topics)
+        self.last_resume = result
+        if self.on_resume is not None:
+            await self._callback(self.on_resume, result)
 
     async def _on_quote(self, q: Quote) -> None:
         tracker = self.tracker

@@ -26,7 +26,9 @@ class GapTracker:
     """Remembers the last ``seq`` seen per topic within one broker epoch.
 
     * The broker numbers each topic's quotes 1, 2, 3, ...; a jump means quotes
-      in between were not delivered (conflation, ``max_hz``, or a reconnect).
+      in between were not delivered (conflation, ``max_hz``, or a reconnect
+      whose resume did not recover the topic). A recovered resume replays
+      ``last+1, last+2, ...``: no gap.
     * ``seq`` restarts when the broker's ``epoch`` changes (e.g. a restart):
       :meth:`set_epoch` with a new epoch forgets everything, so the restart
       is not reported as a gap.

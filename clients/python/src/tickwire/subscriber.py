@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import ssl as _ssl
 from collections import OrderedDict
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 from .acks import AuthAck, SubscribeAck, UnsubscribeAck, _EntryOptions, _Request, _RequestsMixin
 from .base import _EOF
@@ -18,6 +18,7 @@ from .dispatch import _DispatchMixin
 from .errors import ConnectionClosedError, RequestError, TickwireError
 from .gaps import Gap, GapTracker
 from .protocol import Quote
+from .resume import Resume
 
 __all__ = [
     "Subscriber",
@@ -28,6 +29,7 @@ __all__ = [
     "TickwireError",
     "RequestError",
     "ConnectionClosedError",
+    "Resume",
 ]
 
 
@@ -46,15 +48,25 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
     ``error`` reply raises :class:`RequestError` carrying ``code``.
 
     After a lost connection the client reconnects with exponential backoff
-    and jitter, sends ``auth`` again (with ``token_provider()`` if given,
-    else the last token used), and resubscribes every entry it holds (with
-    the options each was subscribed with). Requests still waiting for their
-    ack are sent again on the new connection.
+    and jitter (to the next of several ``url`` s, if given a list), sends
+    ``auth`` again (with ``token_provider()`` if given, else the last token
+    used), and resubscribes every entry it holds (with the options each was
+    subscribed with). Requests still waiting for their ack are sent again on
+    the new connection.
 
-    Gap tracking: the last ``seq`` per topic is kept; a jump is reported to
-    ``on_gap`` and counted (:attr:`gaps`, :attr:`missed`). A new ``epoch`` in
-    an ack (broker restart) resets tracking instead of reporting a gap.
-    Quotes whose ``seq`` is not above the last one seen (a repeated snapshot)
+    Resume (protocol v1.2, on unless ``resume=False``): each resubscribe
+    carries ``since``, the ack's epoch and the last ``seq`` received of every
+    exact topic its entries cover. The broker replays exactly the quotes
+    missed while disconnected (no snapshot, no gap) for each topic it still
+    has history of (*recovered*); the others get the v1 snapshot
+    (*unrecovered*). Each such ack is reported to ``on_resume`` as a
+    :class:`Resume`. A broker without v1.2 ignores ``since`` (v1 behaviour).
+
+    Gap tracking: the last ``seq`` per topic is kept; a jump (quotes really
+    skipped: conflation, or an unrecovered topic) is reported to ``on_gap``
+    and counted (:attr:`gaps`, :attr:`missed`). A new ``epoch`` in an ack
+    (broker restart) resets tracking instead of reporting a gap. Quotes whose
+    ``seq`` is not above the last one seen (a repeated snapshot or replay)
     are dropped unless ``drop_stale=False``.
 
     Callbacks may be plain functions or coroutine functions; coroutines are
@@ -62,7 +74,9 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
     the reconnect). Exceptions raised by callbacks are logged and ignored.
 
     Args:
-        url: ``ws://HOST:PORT/ws`` or ``wss://...``; the path defaults to ``/ws``.
+        url: ``ws://HOST:PORT/ws`` or ``wss://...``; the path defaults to
+            ``/ws``. A list: brokers of one cluster, tried in turn (the first
+            connect tries each once; each reconnect attempt the next one).
         format: ``"json"`` or ``"binary"`` (binary quotes carry exact floats,
             NaN/inf included).
         ssl: an ``ssl.SSLContext`` for ``wss://`` (default: system trust store).
@@ -76,8 +90,9 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
         backoff_jitter: ... multiplied by a random factor in ``[1-jitter, 1]``.
         max_reconnect_attempts: give up (state ``closed``) after that many
             failed attempts in a row; ``None``: never.
+        resume: send ``since`` on resubscribe (see above).
         on_state_change(state), on_gap(gap), on_epoch_change(old, new),
-        on_error(exc): callbacks; ``on_error`` gets errors that belong to no
+        on_resume(resume), on_error(exc): callbacks; ``on_error`` gets errors that belong to no
             awaiting caller (a failed re-``auth`` or resubscribe after a
             reconnect, an undecodable message, entries removed by the broker).
         drop_stale: drop quotes whose ``seq`` is not above the last seen.
@@ -92,7 +107,7 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
 
     def __init__(
         self,
-        url: str = "ws://127.0.0.1:8080/ws",
+        url: str | Sequence[str] = "ws://127.0.0.1:8080/ws",
         *,
         format: str = "json",
         ssl: _ssl.SSLContext | None = None,
@@ -104,9 +119,11 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
         backoff_multiplier: float = 2.0,
         backoff_jitter: float = 0.5,
         max_reconnect_attempts: int | None = None,
+        resume: bool = True,
         on_state_change: Callable[[State], Any] | None = None,
         on_gap: Callable[[Gap], Any] | None = None,
         on_epoch_change: Callable[[str | None, str], Any] | None = None,
+        on_resume: Callable[[Resume], Any] | None = None,
         on_error: Callable[[Exception], Any] | None = None,
         drop_stale: bool = True,
         max_queue: int = 65536,
@@ -118,7 +135,12 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
             raise ValueError('format must be "json" or "binary"')
         if not 0.0 <= backoff_jitter <= 1.0:
             raise ValueError("backoff_jitter must be in [0, 1]")
-        self.url = _with_format(url, format)
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise ValueError("url: at least one broker URL")
+        #: The broker URLs (``format`` added), tried in turn.
+        self.urls = [_with_format(u, format) for u in urls]
+        self._url_index = 0
         self.format = format
         self._ssl = ssl
         self._token = token
@@ -129,9 +151,11 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
         self.backoff_multiplier = backoff_multiplier
         self.backoff_jitter = backoff_jitter
         self.max_reconnect_attempts = max_reconnect_attempts
+        self.resume = resume
         self.on_state_change = on_state_change
         self.on_gap = on_gap
         self.on_epoch_change = on_epoch_change
+        self.on_resume = on_resume
         self.on_error = on_error
         self.drop_stale = drop_stale
         self.open_timeout = open_timeout
@@ -164,6 +188,11 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
         self.reconnect_attempt = 0
         #: Quotes dropped as stale (``seq`` not above the last one seen).
         self.dropped_stale = 0
+        #: Topics resumed without loss / not recovered (snapshot instead), all acks together.
+        self.recovered_topics = 0
+        self.unrecovered_topics = 0
+        #: The latest :class:`Resume` (ack of a resubscribe with ``since``).
+        self.last_resume: Resume | None = None
 
     # -- properties ------------------------------------------------------------
 
@@ -195,8 +224,15 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
 
     @property
     def subscriptions(self) -> dict[str, dict[str, Any]]:
-        """Entries acknowledged and not unsubscribed: ``{entry: {"snapshot", "max_hz"}}``."""
-        return {k: {"snapshot": v.snapshot, "max_hz": v.max_hz} for k, v in self._entries.items()}
+        """Entries acknowledged and not unsubscribed: ``{entry: {"snapshot", "max_hz", "rewind"}}``."""
+        return {k: {"snapshot": v.snapshot, "max_hz": v.max_hz, "rewind": v.rewind}
+                for k, v in self._entries.items()}
+
+    @property
+    def last_seqs(self) -> dict[str, int]:
+        """The last ``seq`` received per exact topic in the current epoch (the
+        position sent in ``since`` on the next reconnect)."""
+        return dict(self.tracker.last_seq)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -209,7 +245,7 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
         self._state_cond = asyncio.Condition()
         self._wake = asyncio.Event()
         try:
-            await self._open(first=True)
+            await self._open_first()
         except BaseException as e:
             self.last_error = e
             self._closing = True
@@ -263,11 +299,15 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
     # -- requests --------------------------------------------------------------
 
     async def subscribe(self, topics: str | Iterable[str], snapshot: bool = True,
-                        max_hz: float | None = None) -> SubscribeAck:
+                        max_hz: float | None = None, rewind: int | None = None) -> SubscribeAck:
         """Subscribes to topics and/or ``PREFIX*`` patterns; returns the ack.
 
         With ``snapshot`` the broker sends the last known quote of each topic
         right after the ack. ``max_hz`` caps deliveries per topic (conflated).
+        ``rewind=N`` (1..1024, v1.2 brokers) sends up to the N most recent
+        quotes of each topic the broker holds, oldest first, in place of the
+        snapshot (not with ``snapshot=False``); kept for resubscribes, where
+        it applies to topics the client has no position of.
         Raises :class:`RequestError` (``bad_topic``, ``bad_request``, ...).
         """
         topic_list = self._topics(topics)
@@ -276,6 +316,8 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
             payload["snapshot"] = False
         if max_hz is not None:
             payload["max_hz"] = max_hz
+        if rewind is not None:
+            payload["rewind"] = rewind
         return await self._request(payload)
 
     async def unsubscribe(self, topics: str | Iterable[str]) -> UnsubscribeAck:

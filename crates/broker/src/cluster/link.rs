@@ -1,6 +1,6 @@
 //! The link thread's event loop: the NATS connection's events, its set-up
 //! (stream, epoch, stored quotes), the router's commands (publish, watch,
-//! probe) and probe answers.
+//! probe, history) and probe answers.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -10,10 +10,11 @@ use async_nats::connection::State;
 use async_nats::{Client, Event};
 use crossbeam_channel::Sender;
 use tickwire_protocol::cluster;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
 use super::connect::{connect, mark_down};
+use super::history;
 use super::probe::{Answer, Probes};
 use super::store::Store;
 use super::watch::{fetch, Watches};
@@ -60,6 +61,8 @@ struct Link {
     store: Option<Store>,
     setup_due: Option<Instant>,
     setup_backoff: Duration,
+    /// Bounds the history reads in flight.
+    history_reads: Arc<Semaphore>,
 }
 
 impl Link {
@@ -71,6 +74,7 @@ impl Link {
             store: None,
             setup_due: None,
             setup_backoff: SETUP_RETRY,
+            history_reads: history::reads_bound(),
         }
     }
 
@@ -82,7 +86,12 @@ impl Link {
                 // A configuration the checks could not catch (an unreadable
                 // creds file): serve alone, degraded, and say why.
                 tracing::error!(%problem, "cluster link not started; serving alone");
-                while rx.recv().await.is_some() {}
+                while let Some(cmd) = rx.recv().await {
+                    // Every history ticket is answered, here with nothing.
+                    if let LinkCmd::History { ticket, .. } = cmd {
+                        history::start(None, ticket, Vec::new(), &self.shared, &self.history_reads);
+                    }
+                }
                 return;
             }
         };
@@ -209,6 +218,15 @@ impl Link {
                 {
                     self.probes.start(topics, store, self.shared.clone());
                 }
+            }
+            LinkCmd::History { ticket, wants } => {
+                history::start(
+                    self.store.clone(),
+                    ticket,
+                    wants,
+                    &self.shared,
+                    &self.history_reads,
+                );
             }
             LinkCmd::Unwatch { selectors } => {
                 let prefix = &self.shared.config.subject_prefix;

@@ -9,9 +9,10 @@
 //!
 //! What travels: each quote a broker ingests, numbered by that broker and
 //! encoded once (`tickwire_protocol::cluster`), on the subject of its topic.
-//! A JetStream stream keeps the newest message per subject: the cluster's
-//! last value and `seq` of every topic. A JetStream key-value bucket keeps
-//! the cluster `epoch`.
+//! A JetStream stream keeps the newest `history_size` messages per subject
+//! (at least one): the cluster's last value and `seq` of every topic, and
+//! its history, read for [`LinkCmd::History`] (`history.rs`). A JetStream
+//! key-value bucket keeps the cluster `epoch`.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -33,11 +34,15 @@ use crate::metrics::{self, Metrics};
 #[cfg(feature = "cluster")]
 mod connect;
 #[cfg(feature = "cluster")]
+mod history;
+#[cfg(feature = "cluster")]
 mod link;
 #[cfg(feature = "cluster")]
 mod probe;
 #[cfg(feature = "cluster")]
 mod store;
+#[cfg(all(test, feature = "cluster"))]
+mod tests;
 #[cfg(feature = "cluster")]
 mod watch;
 
@@ -70,6 +75,14 @@ pub enum LinkCmd {
     /// Topics this broker just started ingesting: fetch each one's stored
     /// quote (its cluster-wide seq), no subscription.
     Probe(Vec<Arc<str>>),
+    /// Per topic, every stored quote with a seq above the given one (a
+    /// client resuming with `since`); answered by exactly one
+    /// [`LinkEvent::History`] with the same `ticket`, within
+    /// `fetch_timeout_ms`. At most 1,024 topics (more are not read).
+    History {
+        ticket: u64,
+        wants: Vec<(Arc<str>, u64)>,
+    },
 }
 
 /// Link → router.
@@ -82,6 +95,18 @@ pub enum LinkEvent {
     },
     /// The fetch of a `Watch` is complete (or gave up).
     Fetched { ticket: u64 },
+    /// The answer to [`LinkCmd::History`]: topic after topic (in the order
+    /// asked), each topic's stored quotes with a seq above the one asked,
+    /// ascending, at most `history_size` of them (the newest). A topic is
+    /// whole or absent: absent when it has none, or its read failed or
+    /// timed out (then one warning is logged). Empty while the link is down.
+    /// Quotes of this broker's own origin are included. Independent of
+    /// `Quotes` events: live quotes of these topics may come before or
+    /// after it, and some may be in both.
+    History {
+        ticket: u64,
+        quotes: Vec<ClusterQuote>,
+    },
     /// The link is (again) set up and every stored quote was sent: the
     /// router may tell the broker's start-up it is in step.
     Loaded,

@@ -1,6 +1,7 @@
 //! What outlives a broker, in JetStream: a stream over every quote subject
-//! keeping one message per subject (the cluster's newest quote and `seq` of
-//! each topic), and a key-value bucket holding the cluster `epoch`.
+//! keeping the newest `history_size` messages per subject (the cluster's
+//! newest quote and `seq` of each topic, and its history), and a key-value
+//! bucket holding the cluster `epoch`.
 
 use std::time::Duration;
 
@@ -16,6 +17,11 @@ const EPOCH_KEY: &str = "epoch";
 const LOAD_BATCH: usize = 1_024;
 /// A stored-quote read that makes no progress for this long gives up.
 const READ_STALL: Duration = Duration::from_secs(5);
+/// A history read's consumer, if its deletion does not reach the server,
+/// is dropped by the server after this long idle.
+const HISTORY_CONSUMER_IDLE: Duration = Duration::from_secs(5);
+/// Messages asked for in one pull of a history read.
+const HISTORY_PULL: usize = 1_024;
 
 #[derive(Clone)]
 pub struct Store {
@@ -25,13 +31,16 @@ pub struct Store {
 
 impl Store {
     /// Creates the stream and the bucket if this is the cluster's first
-    /// broker; otherwise binds to them (same config: idempotent).
+    /// broker; otherwise binds to them (same config: idempotent), and sets
+    /// the stream's messages per subject to this broker's `history_size`
+    /// when it differs (a stream made by an older broker keeps 1).
     pub async fn open(client: Client, config: &ClusterConfig) -> Result<Store, String> {
         let js = jetstream::new(client);
+        let per_subject = config.history_size.max(1) as i64;
         let stream_config = stream::Config {
             name: config.stream_name(),
             subjects: vec![cluster::all_subjects(&config.subject_prefix)],
-            max_messages_per_subject: 1,
+            max_messages_per_subject: per_subject,
             discard: stream::DiscardPolicy::Old,
             storage: stream::StorageType::File,
             num_replicas: config.replicas,
@@ -42,6 +51,30 @@ impl Store {
             .get_or_create_stream(stream_config)
             .await
             .map_err(|e| format!("stream {}: {e}", config.stream_name()))?;
+        let stored = stream.cached_info().config.max_messages_per_subject;
+        if stored != per_subject {
+            // The server's own config with the one limit changed: an update
+            // may not change most other settings, and a 2.9 server is given
+            // back only what it sent.
+            let mut updated = stream.cached_info().config.clone();
+            updated.max_messages_per_subject = per_subject;
+            match js.update_stream(&updated).await {
+                Ok(_) => tracing::info!(
+                    stream = %config.stream_name(),
+                    from = stored,
+                    to = per_subject,
+                    "cluster stream now keeps this many quotes per topic"
+                ),
+                // The link works without it; only the history is shorter.
+                Err(e) => tracing::warn!(
+                    stream = %config.stream_name(),
+                    kept = stored,
+                    wanted = per_subject,
+                    error = %e,
+                    "cluster stream's quotes per topic cannot be changed"
+                ),
+            }
+        }
         // The bucket's stream is made here rather than by
         // `create_key_value`, whose account-info call cannot parse a 2.9
         // server's answer; the config is what that call would create.
@@ -150,5 +183,85 @@ impl Store {
             each(batch);
         }
         Ok(())
+    }
+
+    /// The newest stored message of one subject (a topic's): its stream
+    /// sequence and payload, undecoded. One get, no consumer.
+    pub async fn newest_of_subject(&self, subject: &str) -> Result<Option<(u64, Vec<u8>)>, String> {
+        match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(message) => Ok(Some((message.sequence, message.payload.to_vec()))),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(format!("last of {subject}: {e}")),
+        }
+    }
+
+    /// The stream sequence of the oldest message stored now, and how many
+    /// subjects (topics) the stream holds.
+    pub async fn shape(&self) -> Result<(u64, u64), String> {
+        let mut stream = self.stream.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| format!("stream info: {e}"))?;
+        Ok((info.state.first_sequence, info.state.subjects_count))
+    }
+
+    /// Every stored message of one subject (a topic's) from stream
+    /// sequence `from` on, oldest first, handed to `each` undecoded: an
+    /// ephemeral consumer filtered on the subject, read by no-wait pulls
+    /// up to what the server counted pending when it was made (a busy
+    /// topic's newer quotes are live, not history). The consumer is
+    /// deleted afterwards.
+    pub async fn read_subject(
+        &self,
+        subject: &str,
+        from: u64,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<(), String> {
+        let consumer = self
+            .stream
+            .create_consumer(consumer::pull::Config {
+                filter_subject: subject.to_owned(),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: from.max(1),
+                },
+                ack_policy: consumer::AckPolicy::None,
+                inactive_threshold: HISTORY_CONSUMER_IDLE,
+                memory_storage: true,
+                num_replicas: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("consumer on {subject}: {e}"))?;
+        let name = consumer.cached_info().name.clone();
+        let mut left = consumer.cached_info().num_pending as usize;
+        let result = async {
+            while left > 0 {
+                let mut messages = consumer
+                    .fetch()
+                    .max_messages(left.min(HISTORY_PULL))
+                    .messages()
+                    .await
+                    .map_err(|e| format!("reading {subject}: {e}"))?;
+                let mut got = 0;
+                while let Some(message) = messages.next().await {
+                    let message = message.map_err(|e| format!("reading {subject}: {e}"))?;
+                    each(&message.payload);
+                    got += 1;
+                }
+                if got == 0 {
+                    // Fewer than counted: older ones were replaced meanwhile.
+                    break;
+                }
+                left = left.saturating_sub(got);
+            }
+            Ok(())
+        }
+        .await;
+        let stream = self.stream.clone();
+        tokio::spawn(async move {
+            let _ = stream.delete_consumer(&name).await;
+        });
+        result
     }
 }

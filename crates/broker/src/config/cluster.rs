@@ -56,6 +56,11 @@ pub struct ClusterConfig {
     /// (1 for a single NATS server; 3 for a NATS cluster).
     #[serde(default = "default_replicas")]
     pub replicas: usize,
+    /// Quotes kept per topic in the stream (its `max_messages_per_subject`,
+    /// at least 1): the cluster-wide history. Not a `[cluster]` key: set
+    /// from `[history] size` at config load.
+    #[serde(skip, default = "default_history_size")]
+    pub history_size: usize,
 }
 
 fn default_prefix() -> String {
@@ -75,6 +80,9 @@ fn default_startup_wait() -> u64 {
 }
 fn default_replicas() -> usize {
     1
+}
+fn default_history_size() -> usize {
+    64
 }
 
 impl ClusterConfig {
@@ -96,6 +104,7 @@ impl ClusterConfig {
             reconnect_max_ms: default_reconnect_max(),
             startup_wait_ms: default_startup_wait(),
             replicas: default_replicas(),
+            history_size: default_history_size(),
         }
     }
 

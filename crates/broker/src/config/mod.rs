@@ -35,6 +35,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub demo: DemoConfig,
     pub log: LogConfig,
+    /// v1.2: recent quotes kept per topic for resume and rewind.
+    pub history: HistoryConfig,
     /// The wss/https listener; absent = none.
     pub tls: Option<TlsConfig>,
     /// Subscriber entitlements (JWT); absent = every topic for everyone.
@@ -239,6 +241,30 @@ impl Default for IngestConfig {
 impl Default for DemoConfig {
     fn default() -> Self {
         DemoConfig { rate: 3000 }
+    }
+}
+
+/// `[history]` (v1.2): the per-topic rings a resume (`since`) replays.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Quotes kept per topic; 0 = no history (every `since` topic is
+    /// unrecovered). In a cluster, also JetStream's messages per subject.
+    pub size: usize,
+    /// Bytes of history over all topics; past it the least recently quoted
+    /// topics' oldest quotes go first.
+    pub max_bytes: usize,
+}
+
+/// Largest `[history] size`: a rewind asks for at most 1,024 quotes.
+pub const MAX_HISTORY_SIZE: usize = 1_024;
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            size: 64,
+            max_bytes: 256 << 20,
+        }
     }
 }
 

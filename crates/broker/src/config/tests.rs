@@ -166,6 +166,22 @@ fn semantic_error_names_key() {
 }
 
 #[test]
+fn history_size_is_at_most_1024_and_0_turns_it_off() {
+    let c = Config::from_toml("[history]\nsize = 1024\nmax_bytes = 1000\n").unwrap();
+    assert_eq!((c.history.size, c.history.max_bytes), (1024, 1000));
+    assert_eq!(
+        Config::from_toml("[history]\nsize = 0\n")
+            .unwrap()
+            .history
+            .size,
+        0
+    );
+    let err = Config::from_toml("[history]\nsize = 1025\n").unwrap_err();
+    assert!(err.to_string().contains("history.size"), "{err}");
+    assert_eq!(Config::default().history.size, 64);
+}
+
+#[test]
 fn cluster_is_optional_and_checked_without_printing_secrets() {
     assert_eq!(Config::default().cluster, None);
     let c = Config::from_toml("[cluster]\nnats_url = \"nats://127.0.0.1:4222\"\n").unwrap();

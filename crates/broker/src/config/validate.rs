@@ -117,6 +117,12 @@ impl Config {
         if self.ingest.tokens.iter().any(|t| t.is_empty()) {
             return Err(invalid("ingest.tokens", "must not contain an empty token"));
         }
+        if self.history.size > super::MAX_HISTORY_SIZE {
+            return Err(invalid(
+                "history.size",
+                "must be at most 1024 (0 = no history)",
+            ));
+        }
         self.validate_producers()?;
         if let Some(auth) = &self.auth {
             auth.check()

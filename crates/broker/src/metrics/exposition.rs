@@ -168,6 +168,36 @@ pub fn render(m: &Metrics) -> String {
 
     family(
         o,
+        "tickwire_resume_topics_total",
+        "counter",
+        "Topics of subscribes with since: resumed from history, or given the snapshot.",
+    );
+    for (result, value) in [
+        ("recovered", &m.resume_recovered),
+        ("unrecovered", &m.resume_unrecovered),
+    ] {
+        sample(
+            o,
+            "tickwire_resume_topics_total",
+            &[("result", result)],
+            value.load(Relaxed),
+        );
+    }
+    gauge(
+        o,
+        "tickwire_history_quotes",
+        "Quotes held in the history rings (sampled once a second).",
+        m.history_quotes.load(Relaxed),
+    );
+    gauge(
+        o,
+        "tickwire_history_bytes",
+        "Bytes the history rings stand for (sampled once a second; bound: history.max_bytes).",
+        m.history_bytes.load(Relaxed),
+    );
+
+    family(
+        o,
         "tickwire_queue_depth",
         "gauge",
         "Batches waiting in internal queues (sampled).",

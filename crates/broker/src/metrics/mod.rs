@@ -113,6 +113,12 @@ pub struct Metrics {
     pub ip_limit_refused: AtomicU64,
     pub slow_consumer_closes: AtomicU64,
     pub conflated: AtomicU64,
+    /// Topics of `since` requests, recovered and not (v1.2 resume).
+    pub resume_recovered: AtomicU64,
+    pub resume_unrecovered: AtomicU64,
+    /// Quotes and bytes held in history, sampled by the router.
+    pub history_quotes: AtomicU64,
+    pub history_bytes: AtomicU64,
     ingest_rejected: [AtomicU64; RejectReason::ALL.len()],
     closes: [AtomicU64; CLOSE_CODES.len()],
     closes_other: AtomicU64,
@@ -153,6 +159,10 @@ impl Metrics {
             deliveries: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             topics_dropped: AtomicU64::new(0),
+            resume_recovered: AtomicU64::new(0),
+            resume_unrecovered: AtomicU64::new(0),
+            history_quotes: AtomicU64::new(0),
+            history_bytes: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             ip_limit_refused: AtomicU64::new(0),
             slow_consumer_closes: AtomicU64::new(0),

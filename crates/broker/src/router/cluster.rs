@@ -27,7 +27,7 @@ use tickwire_protocol::{Quote, Selector, MAX_SEQ};
 use super::encode::encode;
 use super::Router;
 use crate::cluster::{LinkCmd, LinkEvent, LinkHandle, Publish};
-use crate::messages::ConnId;
+use crate::messages::{CatchUp, ConnId};
 use crate::metrics::{self, Metrics};
 
 /// Quotes of one topic from two brokers this close together mean two
@@ -40,13 +40,14 @@ pub struct Activation {
     pub conn: ConnId,
     pub request: u32,
     pub selectors: Vec<Selector>,
-    pub snapshot: bool,
+    pub catch_up: CatchUp,
 }
 
 struct Parked {
-    /// The fetch this activation waits for; None: it only keeps its place
-    /// behind earlier ones (activations leave in arrival order).
-    ticket: Option<u64>,
+    /// The fetches this activation waits for (stored newest quotes,
+    /// history); none: it only keeps its place behind earlier ones
+    /// (activations leave in arrival order).
+    tickets: Vec<u64>,
     deadline: Instant,
     activation: Activation,
 }
@@ -120,15 +121,28 @@ impl RouterLink {
         }
     }
 
+    fn ticket(&mut self) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        ticket
+    }
+
     /// Follow `selectors` over NATS and fetch their stored quotes; the
     /// ticket to wait for.
     fn watch(&mut self, selectors: Vec<Selector>) -> u64 {
-        let ticket = self.next_ticket;
-        self.next_ticket += 1;
+        let ticket = self.ticket();
         self.handle.send(LinkCmd::Watch {
             selectors,
             ticket: Some(ticket),
         });
+        ticket
+    }
+
+    /// Read the cluster's history of topics this broker does not hold
+    /// far enough back; the ticket to wait for.
+    fn history(&mut self, wants: Vec<(Arc<str>, u64)>) -> u64 {
+        let ticket = self.ticket();
+        self.handle.send(LinkCmd::History { ticket, wants });
         ticket
     }
 
@@ -161,14 +175,32 @@ impl Router {
         let Some(link) = &mut self.cluster else {
             return Some(activation);
         };
-        let ticket = (!fresh.is_empty()).then(|| link.watch(fresh));
-        let wait = activation.snapshot && link.handle.is_up();
-        let ticket = ticket.filter(|_| wait);
-        if ticket.is_none() && link.parked.is_empty() {
+        let up = link.handle.is_up();
+        let mut tickets = Vec::new();
+        if !fresh.is_empty() {
+            let ticket = link.watch(fresh);
+            if activation.catch_up.sends_quotes() && up {
+                tickets.push(ticket);
+            }
+        }
+        // Topics to resume whose range this broker's history lacks: the
+        // cluster's (JetStream) may hold it. Newest-only resumes need no
+        // more than the stored newest quote the watch brings.
+        let wants: Vec<(Arc<str>, u64)> = activation
+            .catch_up
+            .resume
+            .iter()
+            .filter(|r| !r.newest_only && !self.topics.resume_holds(&r.topic, r.after, false))
+            .map(|r| (r.topic.clone(), r.after))
+            .collect();
+        if !wants.is_empty() && up && self.topics.history_enabled() {
+            tickets.push(link.history(wants));
+        }
+        if tickets.is_empty() && link.parked.is_empty() {
             return Some(activation);
         }
         link.parked.push_back(Parked {
-            ticket,
+            tickets,
             deadline: Instant::now() + link.fetch_timeout,
             activation,
         });
@@ -184,7 +216,7 @@ impl Router {
             let ready = link
                 .parked
                 .front()
-                .is_some_and(|p| p.ticket.is_none() || p.deadline <= now);
+                .is_some_and(|p| p.tickets.is_empty() || p.deadline <= now);
             if !ready {
                 return;
             }
@@ -202,14 +234,10 @@ impl Router {
                     self.accept_remote(q, stored, now);
                 }
             }
-            LinkEvent::Fetched { ticket } => {
-                if let Some(link) = &mut self.cluster {
-                    for p in link.parked.iter_mut() {
-                        if p.ticket == Some(ticket) {
-                            p.ticket = None;
-                        }
-                    }
-                }
+            LinkEvent::Fetched { ticket } => self.fetched(ticket),
+            LinkEvent::History { ticket, quotes } => {
+                self.history_fetched(quotes, now);
+                self.fetched(ticket);
             }
             LinkEvent::Loaded => {
                 if let Some(ready) = self.cluster.as_mut().and_then(|l| l.ready.take()) {
@@ -218,6 +246,57 @@ impl Router {
             }
         }
         self.release_parked(now);
+    }
+
+    fn fetched(&mut self, ticket: u64) {
+        if let Some(link) = &mut self.cluster {
+            for p in link.parked.iter_mut() {
+                p.tickets.retain(|t| *t != ticket);
+            }
+        }
+    }
+
+    /// Quotes read from the cluster's history: those older than what this
+    /// broker holds fill its rings in from the front; a newer one is a
+    /// stored quote like a watch's (the numbering moves on to it).
+    fn history_fetched(&mut self, quotes: Vec<ClusterQuote>, now: Instant) {
+        // The link answers topic after topic, each ascending.
+        let mut groups: Vec<Vec<ClusterQuote>> = Vec::new();
+        for q in quotes.into_iter().filter(|q| q.seq <= MAX_SEQ) {
+            match groups.last_mut() {
+                Some(group) if group.last().is_some_and(|g| g.quote.topic == q.quote.topic) => {
+                    group.push(q)
+                }
+                _ => groups.push(vec![q]),
+            }
+        }
+        for group in groups {
+            let Some(topic) = group.first().map(|q| q.quote.topic.clone()) else {
+                continue;
+            };
+            let Some((name, quoting)) = self.topics.quote(&topic) else {
+                continue;
+            };
+            let held = quoting.seq();
+            let (older, newer): (Vec<ClusterQuote>, Vec<ClusterQuote>) =
+                group.into_iter().partition(|q| q.seq <= held);
+            let older = older
+                .iter()
+                .map(|q| {
+                    Arc::new(encode(
+                        &q.quote,
+                        name.clone(),
+                        q.seq,
+                        now,
+                        &mut self.scratch,
+                    ))
+                })
+                .collect();
+            self.topics.prepend_history(&name, older);
+            for q in newer {
+                self.accept_remote(q, true, now);
+            }
+        }
     }
 
     /// A quote numbered by another broker.

@@ -25,6 +25,7 @@ pub(super) fn encode(
     let binary_frame = frame(OpCode::Binary, scratch);
     SharedQuote {
         topic,
+        seq,
         json_frame,
         binary_frame,
         decoded_at,

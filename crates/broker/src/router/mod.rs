@@ -6,10 +6,10 @@
 //!
 //! | part | file | what it owns |
 //! |---|---|---|
-//! | `TopicTable` | `topics.rs` | topics, `seq`, last values, the accept counter, the topic limit |
+//! | `TopicTable` | `topics.rs` | topics, `seq`, last values, history rings (`history.rs`), the accept counter, the topic limit |
 //! | `Interest` | `interest.rs` | worker masks per selector, the generation that keeps topic masks fresh |
 //! | `FanOut` | `to_workers.rs` | worker links, the round's pending quotes, outboxes, wakes |
-//! | `SnapshotJobs` | `snapshots.rs` | snapshots still being walked, one slice per round |
+//! | `SnapshotJobs` | `snapshots.rs` | catch-ups (snapshots, resumes, rewinds) still being walked, one slice per round |
 //! | `Stats` | `stats.rs` | quotes in, ingest → router latency, queue depth |
 //! | `RouterLink` | `cluster.rs` | the NATS side (publishing, remote quotes, parked subscribes) |
 //!
@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use cluster::Activation;
 pub use cluster::RouterLink;
 use encode::encode;
+pub use history::HistoryLimits;
 use interest::Interest;
 use snapshots::SnapshotJobs;
 use stats::{Stats, PUBLISH_INTERVAL};
@@ -38,6 +39,7 @@ use topics::TopicTable;
 
 mod cluster;
 mod encode;
+mod history;
 mod interest;
 mod outbox;
 mod snapshots;
@@ -70,9 +72,14 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(workers: Vec<WorkerLink>, max_topics: usize, metrics: Arc<Metrics>) -> Router {
+    pub fn new(
+        workers: Vec<WorkerLink>,
+        max_topics: usize,
+        history: HistoryLimits,
+        metrics: Arc<Metrics>,
+    ) -> Router {
         Router {
-            topics: TopicTable::new(max_topics, metrics.clone()),
+            topics: TopicTable::new(max_topics, history, metrics.clone()),
             interest: Interest::default(),
             fanout: FanOut::new(workers, metrics.clone()),
             jobs: SnapshotJobs::default(),
@@ -154,7 +161,8 @@ impl Router {
     }
 
     fn publish_stats(&mut self, ingest_rx: &Receiver<IngestBatch>) {
-        self.stats.publish(Instant::now(), || ingest_rx.len());
+        let held = self.topics.history_held();
+        self.stats.publish(Instant::now(), || ingest_rx.len(), held);
     }
 
     fn drain_cmds(&mut self, cmd_rx: &Receiver<RouterCmd>) {
@@ -185,18 +193,32 @@ impl Router {
                 .origin()
                 .local_quote(link.handle.origin, decoded_at, metrics)
         });
+        let owed = self
+            .jobs
+            .before_live(&name, topic.accepted_before(), &topic);
         let workers = self.interest.workers(&name, topic.mask());
         let seq = topic.next_seq();
         // Only clustered: the name is staged for publishing below.
         let staged = self.cluster.is_some().then(|| name.clone());
         let shared = Arc::new(encode(quote, name, seq, decoded_at, &mut self.scratch));
+        topic.accept(shared.clone());
+        self.topics.trim_history();
+        self.send_owed(owed);
         self.fanout.queue(workers, &shared);
-        topic.accept(shared);
         if let (Some(name), Some(link)) = (staged, &mut self.cluster) {
             if first_here {
                 link.probe(name.clone());
             }
             link.stage(quote, &name, seq);
+        }
+    }
+
+    /// What catch-up jobs owe a topic about to get a live quote goes first,
+    /// behind the quotes already numbered for its worker.
+    fn send_owed(&mut self, owed: Vec<(usize, WorkerMsg)>) {
+        for (worker, msg) in owed {
+            self.send_pending(worker);
+            self.send(worker, msg);
         }
     }
 
@@ -207,7 +229,7 @@ impl Router {
                 conn,
                 request,
                 selectors,
-                snapshot,
+                catch_up,
                 interest_add,
             } => {
                 let mut fresh = Vec::new();
@@ -222,7 +244,7 @@ impl Router {
                     conn,
                     request,
                     selectors,
-                    snapshot,
+                    catch_up,
                 };
                 if let Some(activation) = self.cluster_gate(fresh, activation) {
                     self.activate(activation);
@@ -252,19 +274,18 @@ impl Router {
             conn,
             request,
             selectors,
-            snapshot,
+            catch_up,
         } = a;
-        let (snapshots, more) = if snapshot {
-            self.jobs
-                .start(worker, conn, request, &selectors, &self.topics)
-        } else {
-            (Vec::new(), false)
-        };
+        let resumed = catch_up.resume.len();
+        let started = self
+            .jobs
+            .start(worker, conn, request, &selectors, catch_up, &self.topics);
+        self.stats.resumed(started.unrecovered.as_deref(), resumed);
         // Quotes already numbered for this worker go first: the
         // activation marks the point after which quotes are newer
         // than the snapshot.
         self.send_pending(worker);
-        if more {
+        if started.more {
             self.fanout.slice_sent(worker);
         }
         self.send(
@@ -273,14 +294,15 @@ impl Router {
                 conn,
                 request,
                 selectors,
-                snapshots,
-                more,
+                snapshots: started.first,
+                more: started.more,
+                unrecovered: started.unrecovered,
             },
         );
     }
 
     /// Sends one slice of the oldest snapshot job whose worker keeps up.
-    fn advance_snapshots(&mut self) {
+    pub fn advance_snapshots(&mut self) {
         let fanout = &self.fanout;
         let Some((worker, slice)) = self.jobs.next_slice(&self.topics, |w| fanout.keeps_up(w))
         else {
@@ -343,5 +365,7 @@ impl Router {
     }
 }
 
+#[cfg(test)]
+mod resume_tests;
 #[cfg(test)]
 mod tests;

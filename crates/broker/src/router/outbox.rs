@@ -111,6 +111,7 @@ mod tests {
     fn quote(topic: &str, body: u8) -> Arc<SharedQuote> {
         Arc::new(SharedQuote {
             topic: topic.into(),
+            seq: 0,
             json_frame: vec![body].into(),
             binary_frame: vec![body].into(),
             decoded_at: Instant::now(),
@@ -148,6 +149,7 @@ mod tests {
                 selectors: vec![],
                 snapshots: vec![],
                 more: false,
+                unrecovered: None,
             },
             &metrics,
         );

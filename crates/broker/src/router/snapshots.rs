@@ -19,84 +19,223 @@ use std::sync::Arc;
 
 use tickwire_protocol::{PrefixIndex, Selector};
 
-use super::topics::TopicTable;
-use crate::messages::{ConnId, SharedQuote, WorkerMsg};
+use super::topics::{Quoting, TopicTable};
+use crate::messages::{CatchUp, ConnId, Resume, SharedQuote, WorkerMsg};
 
 /// Topics walked per slice: small enough that a slice costs the router and
 /// the worker well under a millisecond each.
 pub const SNAPSHOT_SLICE: usize = 256;
+/// Quotes per slice: a resume or rewind sends up to `[history] size`
+/// quotes per topic, so a slice also ends once it holds this many.
+pub const SLICE_QUOTES: usize = 1_024;
 
-/// The rest of one subscribe's snapshot.
+/// The rest of one subscribe's catch-up: its snapshot, rewind or resume.
 struct SnapshotJob {
     worker: usize,
     conn: ConnId,
     request: u32,
+    /// Recovered topics of a `since` still to replay.
+    replays: VecDeque<Resume>,
+    /// Topics of a `since` not recovered, still to snapshot.
+    unrecovered: VecDeque<Arc<str>>,
     /// Selectors left to walk, the current one first; disjoint, so no topic
     /// is collected twice.
     selectors: VecDeque<Selector>,
     /// The last topic walked under the current selector.
     after: Option<Arc<str>>,
+    /// Quotes per walked topic: 1 the snapshot, more a rewind.
+    depth: usize,
+    /// The topics of the `since`: the walk leaves them out.
+    resumed: HashSet<Arc<str>>,
     /// The topic table's accept count when the subscription went live.
     started: u64,
 }
 
-/// Snapshots still being collected, oldest first, one slice per round.
+/// Catch-ups still being collected, oldest first, one slice per round.
 #[derive(Default)]
 pub(super) struct SnapshotJobs {
     jobs: VecDeque<SnapshotJob>,
+    /// The newest job's `started` (accept counts only grow): a topic
+    /// accepted after it is up to date in every job.
+    latest_started: u64,
+}
+
+/// What the router decided for a subscribe's catch-up: the first slice,
+/// whether more follow, and the `since` topics not recovered.
+pub(super) struct Started {
+    pub first: Vec<Arc<SharedQuote>>,
+    pub more: bool,
+    pub unrecovered: Option<Vec<Arc<str>>>,
 }
 
 impl SnapshotJob {
-    /// The next slice: the last values of up to [`SNAPSHOT_SLICE`] topics
-    /// walked, and whether any are left.
+    fn full(walked: usize, quotes: &[Arc<SharedQuote>]) -> bool {
+        walked == SNAPSHOT_SLICE || quotes.len() >= SLICE_QUOTES
+    }
+
+    /// The next slice: the replays, the snapshots of unrecovered topics,
+    /// then the walk's last values (or rewinds) of up to
+    /// [`SNAPSHOT_SLICE`] topics in all, and whether any are left.
     fn slice(&mut self, topics: &TopicTable) -> (Vec<Arc<SharedQuote>>, bool) {
         let mut quotes = Vec::new();
         let mut walked = 0;
+        while let Some(r) = self.replays.front() {
+            if Self::full(walked, &quotes) {
+                return (quotes, true);
+            }
+            walked += 1;
+            quotes.extend(topics.resume_quotes(&r.topic, r.after, r.newest_only));
+            self.replays.pop_front();
+        }
+        while let Some(name) = self.unrecovered.front() {
+            if Self::full(walked, &quotes) {
+                return (quotes, true);
+            }
+            walked += 1;
+            quotes.extend(topics.snapshot(name, self.started));
+            self.unrecovered.pop_front();
+        }
         while let Some(selector) = self.selectors.front() {
             let mut last: Option<&Arc<str>> = None;
             for name in topics.names(selector, self.after.as_ref()) {
-                if walked == SNAPSHOT_SLICE {
+                if Self::full(walked, &quotes) {
                     self.after = last.cloned();
                     return (quotes, true);
                 }
                 walked += 1;
                 last = Some(name);
-                quotes.extend(topics.snapshot(name, self.started));
+                if self.resumed.contains(name) {
+                    continue;
+                }
+                if self.depth <= 1 {
+                    quotes.extend(topics.snapshot(name, self.started));
+                } else {
+                    quotes.extend(topics.rewind(name, self.depth, self.started));
+                }
             }
             self.selectors.pop_front();
             self.after = None;
         }
         (quotes, false)
     }
+
+    /// Whether the walk has yet to reach `name` (one of its selectors
+    /// matches it, beyond where the walk stands).
+    fn walk_pending(&self, name: &str) -> bool {
+        self.selectors.iter().enumerate().any(|(i, s)| {
+            s.matches(name) && (i > 0 || self.after.as_deref().is_none_or(|a| name > a))
+        }) && !self.resumed.contains(name)
+    }
+
+    /// `topic` gets its first quote since this job started: what the job
+    /// still owes of it must reach the worker before that live quote (a
+    /// replay or rewind is older). A snapshot is not owed: the live quote
+    /// is newer and stands in for it (and for the newest-only resume).
+    fn before_live(&mut self, name: &Arc<str>, topic: &Quoting<'_>) -> Vec<Arc<SharedQuote>> {
+        if let Some(i) = self.replays.iter().position(|r| r.topic == *name) {
+            let owed = self.replays.remove(i);
+            return match owed {
+                Some(r) if !r.newest_only => topic.resume_quotes(r.after, false),
+                _ => Vec::new(),
+            };
+        }
+        if self.depth > 1 && self.walk_pending(name) {
+            return topic.recent(self.depth);
+        }
+        Vec::new()
+    }
 }
 
 impl SnapshotJobs {
-    /// Starts the snapshot of a subscribe going live now: its first slice
-    /// (sent with the activation) and whether more follow; the rest is kept
-    /// as a job.
+    /// Starts the catch-up of a subscribe going live now: decides which
+    /// `since` topics are recovered, and gives the first slice (sent with
+    /// the activation); the rest is kept as a job.
     pub fn start(
         &mut self,
         worker: usize,
         conn: ConnId,
         request: u32,
         selectors: &[Selector],
+        catch_up: CatchUp,
         topics: &TopicTable,
-    ) -> (Vec<Arc<SharedQuote>>, bool) {
+    ) -> Started {
+        let had_since = !catch_up.resume.is_empty();
+        let resumed: HashSet<Arc<str>> = catch_up.resume.iter().map(|r| r.topic.clone()).collect();
+        let epoch_matches = catch_up.epoch_matches;
+        let (replays, unrecovered): (Vec<Resume>, Vec<Resume>) = catch_up
+            .resume
+            .into_iter()
+            .partition(|r| epoch_matches && topics.resume_holds(&r.topic, r.after, r.newest_only));
+        let replays = VecDeque::from(replays);
+        let unrecovered: Vec<Arc<str>> = unrecovered.into_iter().map(|r| r.topic).collect();
+        let depth = match (catch_up.snapshot, catch_up.rewind) {
+            (false, _) => 0,
+            (true, 0) => 1,
+            (true, n) => usize::from(n),
+        };
         let mut job = SnapshotJob {
             worker,
             conn,
             request,
-            selectors: disjoint_cover(selectors),
+            replays,
+            unrecovered: if catch_up.snapshot {
+                unrecovered.iter().cloned().collect()
+            } else {
+                VecDeque::new()
+            },
+            selectors: if depth == 0 {
+                VecDeque::new()
+            } else {
+                disjoint_cover(selectors)
+            },
             after: None,
+            depth,
+            resumed,
             started: topics.accepted(),
         };
         let (first, more) = job.slice(topics);
         if more {
+            self.latest_started = job.started;
             self.jobs.push_back(job);
         }
-        (first, more)
+        Started {
+            first,
+            more,
+            unrecovered: had_since.then_some(unrecovered),
+        }
     }
 
+    /// A quote of `name` is about to be accepted, the topic's first since
+    /// `accepted_before`: the replays and rewinds owed to it by jobs
+    /// started since, as messages for their workers, to send before the
+    /// live quote. Cheap when no job started since (the usual case).
+    pub fn before_live(
+        &mut self,
+        name: &Arc<str>,
+        accepted_before: u64,
+        topic: &Quoting<'_>,
+    ) -> Vec<(usize, WorkerMsg)> {
+        if self.jobs.is_empty() || accepted_before > self.latest_started {
+            return Vec::new();
+        }
+        let mut owed = Vec::new();
+        for job in self.jobs.iter_mut() {
+            if job.started < accepted_before {
+                continue;
+            }
+            let quotes = job.before_live(name, topic);
+            if !quotes.is_empty() {
+                let msg = WorkerMsg::Snapshots {
+                    conn: job.conn,
+                    request: job.request,
+                    quotes,
+                    more: true,
+                };
+                owed.push((job.worker, msg));
+            }
+        }
+        owed
+    }
     /// One slice of the oldest job whose worker keeps up, as the message for
     /// that worker; a worker that is behind gets no more snapshot until it
     /// catches up (its jobs go to the back meanwhile).
@@ -175,106 +314,4 @@ fn disjoint_cover(selectors: &[Selector]) -> VecDeque<Selector> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::router::topics::quote_all;
-
-    fn sel(s: &str) -> Selector {
-        Selector::parse(s).unwrap()
-    }
-
-    #[test]
-    fn the_cover_drops_covered_and_repeated_selectors() {
-        let request: Vec<Selector> = ["AAPL", "A*", "AA*", "MSFT", "MSFT", "B*", "*X", "BC"]
-            .iter()
-            .filter_map(|s| Selector::parse(s))
-            .collect();
-        let cover: Vec<Selector> = disjoint_cover(&request).into_iter().collect();
-        assert_eq!(cover, [sel("A*"), sel("MSFT"), sel("B*")]);
-        let everything = [sel("AAPL"), sel("*"), sel("Z*")];
-        assert_eq!(disjoint_cover(&everything), [sel("*")]);
-    }
-
-    fn names(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("T.{i:04}")).collect()
-    }
-
-    fn table(names: &[String]) -> TopicTable {
-        let mut table = TopicTable::new(10_000, Default::default());
-        let all: Vec<&str> = names.iter().map(String::as_str).collect();
-        quote_all(&mut table, &all);
-        table
-    }
-
-    fn slice_topics(msg: &WorkerMsg) -> (Vec<String>, bool) {
-        match msg {
-            WorkerMsg::Snapshots { quotes, more, .. } => {
-                (quotes.iter().map(|q| q.topic.to_string()).collect(), *more)
-            }
-            _ => panic!("a slice expected"),
-        }
-    }
-
-    const CONN: ConnId = ConnId { slot: 3, serial: 1 };
-
-    /// Slices walk the topics in order, each at most once, and leave out
-    /// those accepted since the subscription went live (they reach the
-    /// worker live instead).
-    #[test]
-    fn a_job_yields_ordered_slices_without_topics_accepted_since() {
-        let all = names(600);
-        let mut topics = table(&all);
-        let mut jobs = SnapshotJobs::default();
-        let (first, more) = jobs.start(0, CONN, 9, &[sel("T.*"), sel("T.0001")], &topics);
-        assert_eq!(first.len(), SNAPSHOT_SLICE);
-        assert!(more && !jobs.is_empty());
-        quote_all(&mut topics, &["T.0100", "T.0300", "T.0599"]);
-
-        let mut got: Vec<String> = first.iter().map(|q| q.topic.to_string()).collect();
-        loop {
-            let (worker, msg) = jobs.next_slice(&topics, |_| true).expect("a slice");
-            assert_eq!(worker, 0);
-            let (slice, more) = slice_topics(&msg);
-            got.extend(slice);
-            if !more {
-                break;
-            }
-        }
-        assert!(jobs.is_empty());
-        let expected: Vec<&String> = all
-            .iter()
-            .filter(|t| !["T.0300", "T.0599"].contains(&t.as_str()))
-            .collect();
-        assert_eq!(
-            got.iter().collect::<Vec<_>>(),
-            expected,
-            "T.0100 was in the first slice"
-        );
-    }
-
-    #[test]
-    fn a_worker_behind_waits_and_cancelled_or_gone_jobs_stop() {
-        let topics = table(&names(1000));
-        let mut jobs = SnapshotJobs::default();
-        let other = ConnId { slot: 4, serial: 1 };
-        assert!(jobs.start(0, CONN, 1, &[sel("*")], &topics).1);
-        assert!(jobs.start(1, other, 2, &[sel("*")], &topics).1);
-        assert!(jobs.start(1, CONN, 3, &[sel("*")], &topics).1);
-        let behind = |w: usize| w != 0;
-        assert!(jobs.ready(behind));
-        assert!(!jobs.ready(|_| false));
-        assert!(jobs.next_slice(&topics, |_| false).is_none());
-        // Worker 0 is behind: worker 1's oldest job goes.
-        let (worker, msg) = jobs.next_slice(&topics, behind).unwrap();
-        assert!(worker == 1 && matches!(msg, WorkerMsg::Snapshots { request: 2, .. }));
-
-        jobs.cancel(1, CONN);
-        jobs.cancel(0, other);
-        jobs.worker_gone(1);
-        assert!(!jobs.ready(behind), "only worker 0's job is left");
-        let (worker, _) = jobs.next_slice(&topics, |_| true).unwrap();
-        assert_eq!(worker, 0);
-        jobs.worker_gone(0);
-        assert!(jobs.is_empty());
-    }
-}
+mod tests;

@@ -42,14 +42,38 @@ impl Stats {
             .record_n(batch.decoded_at.elapsed(), quotes);
     }
 
+    /// Counts a subscribe's resumed topics: those of its `since` less the
+    /// unrecovered ones (`None`: no `since` reached the router).
+    pub fn resumed(&self, unrecovered: Option<&[Arc<str>]>, resumed: usize) {
+        let Some(unrecovered) = unrecovered else {
+            return;
+        };
+        let m = &self.metrics;
+        metrics::add(&m.resume_unrecovered, unrecovered.len() as u64);
+        metrics::add(
+            &m.resume_recovered,
+            resumed.saturating_sub(unrecovered.len()) as u64,
+        );
+    }
+
     /// At most once per interval: the ingest queue's depth (asked only
     /// then) and the latency samples go to the shared metrics. Returns
     /// whether it published.
-    pub fn publish(&mut self, now: Instant, ingest_depth: impl FnOnce() -> usize) -> bool {
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        ingest_depth: impl FnOnce() -> usize,
+        (history_quotes, history_bytes): (usize, usize),
+    ) -> bool {
         if now.duration_since(self.last_publish) < PUBLISH_INTERVAL {
             return false;
         }
         self.last_publish = now;
+        let m = &self.metrics;
+        m.history_quotes
+            .store(history_quotes as u64, Ordering::Relaxed);
+        m.history_bytes
+            .store(history_bytes as u64, Ordering::Relaxed);
         self.metrics
             .ingest_queue_depth
             .store(ingest_depth() as u64, Ordering::Relaxed);
@@ -87,14 +111,16 @@ mod tests {
         };
 
         let soon = start + PUBLISH_INTERVAL / 2;
-        assert!(!stats.publish(soon, || panic!("not asked between publishes")));
+        assert!(!stats.publish(soon, || panic!("not asked between publishes"), (0, 0)));
         assert_eq!(latency(&stats, soon), 0, "samples stay local until then");
 
         let later = start + PUBLISH_INTERVAL;
-        assert!(stats.publish(later, || 7));
+        assert!(stats.publish(later, || 7, (3, 300)));
         assert_eq!(stats.metrics.ingest_queue_depth.load(Relaxed), 7);
+        assert_eq!(stats.metrics.history_quotes.load(Relaxed), 3);
+        assert_eq!(stats.metrics.history_bytes.load(Relaxed), 300);
         assert_eq!(latency(&stats, later), 2);
-        assert!(!stats.publish(later + PUBLISH_INTERVAL / 2, || 0));
+        assert!(!stats.publish(later + PUBLISH_INTERVAL / 2, || 0, (0, 0)));
         assert_eq!(stats.metrics.ingest_queue_depth.load(Relaxed), 7);
     }
 }

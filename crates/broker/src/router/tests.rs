@@ -1,7 +1,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
-use crate::messages::{ConnId, WorkerMsg};
+use crate::messages::{CatchUp, ConnId, WorkerMsg};
 use mio::{Poll, Token, Waker};
 use tickwire_protocol::Selector;
 
@@ -25,7 +25,7 @@ fn subscribe(router: &mut Router, worker: usize, selector: &str, snapshot: bool)
         conn: ConnId { slot: 0, serial: 1 },
         request: 0,
         selectors: vec![selector.clone()],
-        snapshot,
+        catch_up: CatchUp::snapshot(snapshot),
         interest_add: vec![selector],
     });
 }
@@ -53,8 +53,9 @@ fn one_encoded_copy_shared_by_every_worker_and_the_cache() {
     }
     assert_eq!(delivered.len(), 2);
     assert!(Arc::ptr_eq(&delivered[0], &delivered[1]));
-    // Two workers + the last-value cache, and no other copy.
-    assert_eq!(Arc::strong_count(&delivered[0]), 3);
+    // Two workers + the last-value cache + the history ring, and no
+    // other copy.
+    assert_eq!(Arc::strong_count(&delivered[0]), 4);
 
     // A snapshot is that same Arc too.
     subscribe(&mut router, 0, "AAPL", true);
@@ -110,14 +111,21 @@ fn interest_follows_patterns_new_topics_and_drops() {
     assert_eq!(count(rx), 0);
 }
 
-pub(super) fn router_with(
-    workers: usize,
-    max_topics: usize,
-) -> (
+pub(super) type TestRouter = (
     Router,
     Vec<crossbeam_channel::Receiver<WorkerMsg>>,
     Vec<Poll>,
-) {
+);
+
+pub(super) fn router_with(workers: usize, max_topics: usize) -> TestRouter {
+    router_with_history(workers, max_topics, super::HistoryLimits::default())
+}
+
+pub(super) fn router_with_history(
+    workers: usize,
+    max_topics: usize,
+    history: super::HistoryLimits,
+) -> TestRouter {
     let polls: Vec<Poll> = (0..workers).map(|_| Poll::new().unwrap()).collect();
     let mut rxs = Vec::new();
     let links = polls
@@ -132,7 +140,7 @@ pub(super) fn router_with(
             }
         })
         .collect();
-    let router = Router::new(links, max_topics, Arc::new(Metrics::default()));
+    let router = Router::new(links, max_topics, history, Arc::new(Metrics::default()));
     (router, rxs, polls)
 }
 
@@ -277,7 +285,7 @@ fn a_cancelled_snapshot_stops_and_patterns_are_not_walked_twice() {
             .iter()
             .map(|s| Selector::parse(s).unwrap())
             .collect(),
-        snapshot: true,
+        catch_up: CatchUp::snapshot(true),
         interest_add: vec![],
     });
     // The worker has not handled the first slice yet: no second one.

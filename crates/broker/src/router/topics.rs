@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tickwire_protocol::{PrefixIndex, Selector, MAX_SEQ};
 
 use super::cluster::Origin;
+use super::history::{Eviction, HistoryLimits, Ring};
 use super::interest::CachedMask;
 use crate::messages::SharedQuote;
 use crate::metrics::{self, Metrics};
@@ -28,6 +29,8 @@ struct Topic {
     mask: CachedMask,
     /// Cluster only: who published it last, whether ingested here.
     origin: Origin,
+    /// Its recent quotes (`[history]`), the last value the newest.
+    ring: Ring,
 }
 
 pub(super) struct TopicTable {
@@ -37,6 +40,8 @@ pub(super) struct TopicTable {
     /// Quotes accepted so far, over every topic.
     accepted: u64,
     max_topics: usize,
+    /// The history's limits, counts and eviction order.
+    history: Eviction,
     metrics: Arc<Metrics>,
 }
 
@@ -45,14 +50,16 @@ pub(super) struct TopicTable {
 pub(super) struct Quoting<'a> {
     topic: &'a mut Topic,
     accepted: &'a mut u64,
+    history: &'a mut Eviction,
 }
 
 impl TopicTable {
-    pub fn new(max_topics: usize, metrics: Arc<Metrics>) -> TopicTable {
+    pub fn new(max_topics: usize, history: HistoryLimits, metrics: Arc<Metrics>) -> TopicTable {
         TopicTable {
             topics: PrefixIndex::ordered(),
             accepted: 0,
             max_topics,
+            history: Eviction::new(history),
             metrics,
         }
     }
@@ -79,6 +86,7 @@ impl TopicTable {
         let quoting = Quoting {
             topic,
             accepted: &mut self.accepted,
+            history: &mut self.history,
         };
         Some((name, quoting))
     }
@@ -98,6 +106,7 @@ impl TopicTable {
             // Not computed yet: done on the topic's first delivered quote.
             mask: CachedMask::default(),
             origin: Origin::default(),
+            ring: Ring::default(),
         };
         self.topics.insert_exact(name.clone(), fresh);
         metrics::gauge_add(&self.metrics.topics, 1);
@@ -136,9 +145,137 @@ impl TopicTable {
         }
         topic.last.clone()
     }
+
+    /// Whether history is kept (`[history] size` above 0).
+    pub fn history_enabled(&self) -> bool {
+        self.history.enabled()
+    }
+
+    /// Quotes and bytes held in history, for the gauges.
+    pub fn history_held(&self) -> (usize, usize) {
+        (self.history.quotes(), self.history.bytes())
+    }
+
+    /// Whether a resume of `name` after `after` is recovered now (the
+    /// contract's rules; the epoch was checked before): history must be on,
+    /// `after` not above the newest seq, and — unless only the newest quote
+    /// is wanted (`max_hz`) — every quote after it still held. A topic
+    /// with no quote yet has seq 0.
+    pub fn resume_holds(&self, name: &str, after: u64, newest_only: bool) -> bool {
+        if !self.history.enabled() {
+            return false;
+        }
+        let Some(topic) = self.topics.exact(name) else {
+            return after == 0;
+        };
+        if after > topic.seq {
+            return false;
+        }
+        newest_only || topic.ring.holds_all_after(after, topic.seq)
+    }
+
+    /// What a recovered resume of `name` sends: the held quotes after
+    /// `after`, or with `newest_only` the newest if it is after `after`.
+    pub fn resume_quotes(
+        &self,
+        name: &str,
+        after: u64,
+        newest_only: bool,
+    ) -> Vec<Arc<SharedQuote>> {
+        let Some(topic) = self.topics.exact(name) else {
+            return Vec::new();
+        };
+        if newest_only {
+            return topic
+                .last
+                .iter()
+                .filter(|q| q.seq > after)
+                .cloned()
+                .collect();
+        }
+        topic.ring.after(after).cloned().collect()
+    }
+
+    /// What a rewind of `n` sends for `name`, taken when the accept count
+    /// was `live_since`: up to the `n` newest quotes held, oldest first
+    /// (the last value counts as held, so with history off it is the
+    /// snapshot); nothing when the topic was accepted since (see
+    /// [`TopicTable::snapshot`]).
+    pub fn rewind(&self, name: &str, n: usize, live_since: u64) -> Vec<Arc<SharedQuote>> {
+        let Some(topic) = self.topics.exact(name) else {
+            return Vec::new();
+        };
+        if topic.accepted > live_since {
+            return Vec::new();
+        }
+        recent(topic, n)
+    }
+
+    /// Puts quotes fetched from the cluster's history in front of `name`'s
+    /// ring (ascending; only those older than what the ring holds and not
+    /// above the topic's seq are kept).
+    pub fn prepend_history(&mut self, name: &str, older: Vec<Arc<SharedQuote>>) {
+        let Some((name, _)) = self.topics.exact_key_value(name) else {
+            return;
+        };
+        let name = name.clone();
+        let Some(topic) = self.topics.exact_mut(&name) else {
+            return;
+        };
+        let seq = topic.seq;
+        let older = older.into_iter().filter(|q| q.seq <= seq).collect();
+        self.history.prepend(&name, &mut topic.ring, older);
+        self.trim_history();
+    }
+
+    /// Evicts history while past the byte bound (called after each quote
+    /// taken): the least recently quoted topic's oldest quotes first.
+    pub fn trim_history(&mut self) {
+        while let Some(name) = self.history.victim() {
+            let Some(topic) = self.topics.exact_mut(&name) else {
+                break;
+            };
+            self.history.evict_oldest(&mut topic.ring);
+        }
+    }
+}
+
+/// Up to `n` of a topic's newest quotes, oldest first; its last value
+/// when the ring holds none (history off or evicted).
+fn recent(topic: &Topic, n: usize) -> Vec<Arc<SharedQuote>> {
+    if topic.ring.len() == 0 {
+        return topic.last.iter().cloned().collect();
+    }
+    topic.ring.newest(n).cloned().collect()
 }
 
 impl Quoting<'_> {
+    /// The table's accept count at this topic's previous accepted quote:
+    /// catch-up jobs started at or after it still see the topic as it was
+    /// when they started.
+    pub fn accepted_before(&self) -> u64 {
+        self.topic.accepted
+    }
+
+    /// Up to `n` of the topic's newest quotes, oldest first (a rewind).
+    pub fn recent(&self, n: usize) -> Vec<Arc<SharedQuote>> {
+        recent(self.topic, n)
+    }
+
+    /// The held quotes after `after` (a resume), or the newest only.
+    pub fn resume_quotes(&self, after: u64, newest_only: bool) -> Vec<Arc<SharedQuote>> {
+        if newest_only {
+            return self
+                .topic
+                .last
+                .iter()
+                .filter(|q| q.seq > after)
+                .cloned()
+                .collect();
+        }
+        self.topic.ring.after(after).cloned().collect()
+    }
+
     pub fn seq(&self) -> u64 {
         self.topic.seq
     }
@@ -168,6 +305,8 @@ impl Quoting<'_> {
     pub fn accept(&mut self, quote: Arc<SharedQuote>) {
         *self.accepted += 1;
         self.topic.accepted = *self.accepted;
+        self.history
+            .push(&quote.topic, &mut self.topic.ring, &quote);
         self.topic.last = Some(quote);
     }
 
@@ -186,6 +325,7 @@ impl Quoting<'_> {
 pub(super) fn shared(topic: &Arc<str>) -> Arc<SharedQuote> {
     Arc::new(SharedQuote {
         topic: topic.clone(),
+        seq: 0,
         json_frame: Box::new([]),
         binary_frame: Box::new([]),
         decoded_at: std::time::Instant::now(),
@@ -204,77 +344,4 @@ pub(super) fn quote_all(table: &mut TopicTable, names: &[&str]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::Ordering::Relaxed;
-
-    use super::*;
-
-    fn table(max_topics: usize) -> TopicTable {
-        TopicTable::new(max_topics, Arc::new(Metrics::default()))
-    }
-
-    #[test]
-    fn numbers_each_topic_on_its_own_and_never_past_max_seq() {
-        let mut table = table(10);
-        let (_, mut a) = table.quote("A").unwrap();
-        assert_eq!((a.next_seq(), a.next_seq()), (1, 2));
-        let (_, mut b) = table.quote("B").unwrap();
-        assert_eq!(b.next_seq(), 1);
-        let (_, mut a) = table.quote("A").unwrap();
-        assert!(!a.adopt(2), "not newer");
-        assert!(a.adopt(MAX_SEQ - 1));
-        assert_eq!(a.next_seq(), MAX_SEQ);
-        assert_eq!(a.next_seq(), MAX_SEQ, "stays at the bound, never wraps");
-        assert!(!a.adopt(MAX_SEQ));
-    }
-
-    #[test]
-    fn new_topics_past_the_limit_are_dropped_and_counted() {
-        let mut table = table(2);
-        let (first, _) = table.quote("A").unwrap();
-        assert!(table.quote("B").is_some());
-        assert!(table.quote("C").is_none());
-        assert!(table.quote("C").is_none());
-        let (again, _) = table.quote("A").unwrap();
-        assert!(Arc::ptr_eq(&first, &again), "one shared name per topic");
-        assert_eq!(table.len(), 2);
-        assert_eq!(table.metrics.topics.load(Relaxed), 2);
-        assert_eq!(table.metrics.topics_dropped.load(Relaxed), 2);
-    }
-
-    /// The accept counter decides what a snapshot taken at some count
-    /// still sends: a topic accepted later is left to its live quote, and
-    /// adopting a seq alone accepts nothing.
-    #[test]
-    fn a_snapshot_leaves_out_topics_accepted_after_it_went_live() {
-        let mut table = table(10);
-        quote_all(&mut table, &["A", "B"]);
-        let live_since = table.accepted();
-        assert_eq!(live_since, 2);
-        assert!(table.snapshot("A", live_since).is_some());
-        quote_all(&mut table, &["A"]);
-        assert!(table.snapshot("A", live_since).is_none());
-        assert!(table.snapshot("B", live_since).is_some());
-        let (_, mut c) = table.quote("C").unwrap();
-        assert!(c.adopt(7));
-        assert_eq!(table.accepted(), 3);
-        assert!(table.snapshot("C", 3).is_none(), "no value to send");
-        assert!(table.snapshot("Z", 3).is_none());
-    }
-
-    #[test]
-    fn names_under_a_pattern_come_in_order_and_resume_after_a_name() {
-        let mut table = table(10);
-        quote_all(&mut table, &["B.2", "A.1", "B.1", "B.3"]);
-        let pattern = Selector::parse("B.*").unwrap();
-        let all: Vec<&str> = table.names(&pattern, None).map(|n| &**n).collect();
-        assert_eq!(all, ["B.1", "B.2", "B.3"]);
-        let after = Arc::from("B.1");
-        let rest: Vec<&str> = table.names(&pattern, Some(&after)).map(|n| &**n).collect();
-        assert_eq!(rest, ["B.2", "B.3"]);
-        let exact = Selector::parse("A.1").unwrap();
-        assert_eq!(table.names(&exact, None).count(), 1);
-        assert!(table.mask_mut(&exact).is_some());
-        assert!(table.mask_mut(&pattern).is_none());
-    }
-}
+mod tests;

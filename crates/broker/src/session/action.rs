@@ -7,6 +7,8 @@ use std::time::Instant;
 use tickwire_protocol::control::ErrorCode;
 use tickwire_protocol::Selector;
 
+use crate::messages::CatchUp;
+
 /// What the shell must do on a connection's behalf.
 #[derive(Debug, PartialEq)]
 pub enum Action {
@@ -17,7 +19,7 @@ pub enum Action {
         request: u32,
         selectors: Vec<Selector>,
         added: Vec<Selector>,
-        snapshot: bool,
+        catch_up: CatchUp,
     },
     /// Route live quotes matching `selector` to this connection, with this
     /// `max_hz` (replacing any earlier one).

@@ -13,19 +13,40 @@ use super::subscriptions::QuoteSink;
 use super::{Connection, Effects, Phase};
 use crate::messages::LocalQuote;
 
+/// The router's answer to a subscribe.
+pub struct Activation<'a> {
+    /// The selectors the request named.
+    pub selectors: &'a [Selector],
+    /// The first slice of its catch-up (snapshots, replays, rewinds).
+    pub snapshots: Vec<LocalQuote>,
+    /// The rest of the catch-up follows in slices.
+    pub more: bool,
+    /// For a resume: the topics of its `since` not recovered.
+    pub unrecovered: Option<&'a [Arc<str>]>,
+}
+
 impl Connection {
-    /// The router processed subscribe `request` (which named `selectors`);
-    /// `more`: the rest of its snapshot follows in slices.
+    /// The router processed subscribe `request`: its ack if it was a
+    /// resume, then its catch-up, then its entries go live.
     pub fn on_activate(
         &mut self,
         request: u32,
-        selectors: &[Selector],
-        snapshots: Vec<LocalQuote>,
-        more: bool,
+        answer: Activation<'_>,
         now: Instant,
         fx: &mut Effects,
     ) {
+        let Activation {
+            selectors,
+            snapshots,
+            more,
+            unrecovered,
+        } = answer;
         let (per_second, reading) = (self.config.snapshots_per_second, self.wants_read());
+        if let Phase::Open(open) = &mut self.phase {
+            let framing = &open.ws;
+            open.core
+                .on_activated(request, unrecovered, &self.config, framing, &mut self.out);
+        }
         self.deliver(now, fx, |core, sink| {
             core.snapshots.charge(per_second, snapshots.len(), now);
             if !more {

@@ -3,6 +3,10 @@
 //! number every later quote after that subscribe; and replies keep their
 //! order, so everything after a held ack waits too — but only for the
 //! commands issued before it, not for later ones.
+//!
+//! The ack of a subscribe with `since` (v1.2) says which topics were
+//! recovered, which only the router knows: it is held as a placeholder
+//! until the router's activation answers, and what follows it waits too.
 
 use std::collections::VecDeque;
 
@@ -20,8 +24,28 @@ pub(super) struct ReplyGate {
 
 #[derive(Default)]
 struct Held {
-    replies: VecDeque<(u64, Box<[u8]>)>,
+    replies: VecDeque<(u64, Reply)>,
     bytes: usize,
+}
+
+enum Reply {
+    Ready(Box<[u8]>),
+    /// An ack made once the router answers.
+    Awaiting(Box<AwaitedAck>),
+}
+
+/// What the ack of a subscribe with `since` echoes.
+pub(super) struct AwaitedAck {
+    pub request: u32,
+    pub id: Option<u64>,
+    pub topics: Vec<String>,
+}
+
+impl AwaitedAck {
+    /// What it counts for against the reply budget while held.
+    fn weight(&self) -> usize {
+        64 + self.topics.iter().map(|t| t.len() + 3).sum::<usize>()
+    }
 }
 
 impl ReplyGate {
@@ -37,22 +61,58 @@ impl ReplyGate {
         }
         let held = self.held.get_or_insert_with(Box::default);
         held.bytes += frame.len();
-        held.replies.push_back((self.issued, frame));
+        held.replies.push_back((self.issued, Reply::Ready(frame)));
         None
+    }
+
+    /// The ack of a subscribe (issued just before) is made when the router
+    /// activates it.
+    pub fn await_activation(&mut self, ack: AwaitedAck) {
+        let held = self.held.get_or_insert_with(Box::default);
+        held.bytes += ack.weight();
+        held.replies
+            .push_back((self.issued, Reply::Awaiting(Box::new(ack))));
+    }
+
+    /// The router activated subscribe `request`: its ack, if awaited, is
+    /// made now by `make`, and the replies that can go now go, in order.
+    pub fn activated(
+        &mut self,
+        request: u32,
+        make: impl FnOnce(&AwaitedAck) -> Box<[u8]>,
+    ) -> Vec<Box<[u8]>> {
+        if let Some(held) = self.held.as_mut() {
+            let slot = held
+                .replies
+                .iter_mut()
+                .find(|(_, r)| matches!(r, Reply::Awaiting(a) if a.request == request));
+            if let Some((_, reply)) = slot {
+                if let Reply::Awaiting(awaited) = reply {
+                    let ack = make(awaited);
+                    held.bytes = held.bytes - awaited.weight() + ack.len();
+                    *reply = Reply::Ready(ack);
+                }
+            }
+        }
+        self.release()
     }
 
     /// The router took the oldest command: the replies it released, in order.
     pub fn taken(&mut self) -> Vec<Box<[u8]>> {
         self.taken = (self.taken + 1).min(self.issued);
+        self.release()
+    }
+
+    fn release(&mut self) -> Vec<Box<[u8]>> {
         let mut released = Vec::new();
         let Some(held) = self.held.as_mut() else {
             return released;
         };
-        while let Some((needs, _)) = held.replies.front() {
+        while let Some((needs, Reply::Ready(_))) = held.replies.front() {
             if *needs > self.taken {
                 break;
             }
-            if let Some((_, frame)) = held.replies.pop_front() {
+            if let Some((_, Reply::Ready(frame))) = held.replies.pop_front() {
                 held.bytes -= frame.len();
                 released.push(frame);
             }
@@ -103,5 +163,38 @@ mod tests {
         gate.issue();
         assert_eq!(gate.reply(frame(6)), None);
         assert_eq!(gate.taken(), vec![frame(6)]);
+    }
+
+    /// A resume's ack is made by the activation: it and every reply after
+    /// it wait for that, even once the router took the command.
+    #[test]
+    fn a_resume_ack_waits_for_its_activation() {
+        let mut gate = ReplyGate::default();
+        gate.issue(); // subscribe #7 with since
+        let ack = AwaitedAck {
+            request: 7,
+            id: Some(5),
+            topics: vec!["AAPL".into()],
+        };
+        let weight = ack.weight();
+        gate.await_activation(ack);
+        assert_eq!(gate.reply(frame(1)), None); // an error after it
+        assert_eq!(gate.held_bytes(), weight + 1);
+        assert!(
+            gate.taken().is_empty(),
+            "taken, but the ack is not made yet"
+        );
+        gate.issue(); // a plain subscribe
+        assert_eq!(gate.reply(frame(2)), None);
+        let made = gate.activated(7, |a| {
+            assert_eq!((a.id, a.topics.len()), (Some(5), 1));
+            frame(9)
+        });
+        assert_eq!(made, vec![frame(9), frame(1)]);
+        assert_eq!(gate.held_bytes(), 1);
+        assert_eq!(gate.taken(), vec![frame(2)]);
+        assert_eq!((gate.pending(), gate.held_bytes()), (0, 0));
+        // An activation with nothing awaited makes and releases nothing.
+        assert!(gate.activated(3, |_| panic!("nothing awaited")).is_empty());
     }
 }

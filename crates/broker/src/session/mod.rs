@@ -33,6 +33,7 @@
 )]
 
 mod action;
+mod catch_up;
 mod config;
 mod delivery;
 mod entitlements;
@@ -60,6 +61,7 @@ pub use action::{Action, Effects};
 #[cfg(test)]
 use config::WallClock;
 pub use config::{BrokerStatus, SessionConfig};
+pub use delivery::Activation;
 use outbound::Outbound;
 use subscriber::{Cx, Subscriber};
 use websocket::{Input, WebSocket};

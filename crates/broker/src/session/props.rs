@@ -127,8 +127,9 @@ impl Model {
                     request,
                     selectors,
                     added,
-                    snapshot,
+                    catch_up,
                 } => {
+                    let snapshot = catch_up.snapshot;
                     for s in &added {
                         assert!(selectors.contains(s), "added {s:?} not in the request");
                         *self.refs.entry(s.clone()).or_default() += 1;
@@ -288,14 +289,14 @@ impl Model {
                             .collect();
                         self.slicing.push_back((request, rest, self.seq.clone()));
                     }
-                    self.conn.on_activate(
-                        request,
-                        &selectors,
+                    let answer = Activation {
+                        selectors: &selectors,
                         snapshots,
                         more,
-                        self.now,
-                        &mut self.fx,
-                    );
+                        unrecovered: None,
+                    };
+                    self.conn
+                        .on_activate(request, answer, self.now, &mut self.fx);
                 }
             }
             Op::Slice => {

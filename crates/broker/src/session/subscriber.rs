@@ -6,13 +6,15 @@
 //! frames its replies, and the actions for the shell. It never sees a
 //! frame, a header or a socket.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use tickwire_protocol::control::{parse_request, ErrorCode, Request};
+use tickwire_protocol::control::{parse_request, ErrorCode, Request, Since};
 use tickwire_protocol::server;
 
+use super::catch_up::Ask;
 use super::framing::{Ending, Framing};
-use super::gate::ReplyGate;
+use super::gate::{AwaitedAck, ReplyGate};
 use super::outbound::{OutFrame, Outbound};
 use super::rate::{RequestBucket, SnapshotBucket};
 use super::subscriptions::Subscriptions;
@@ -112,7 +114,21 @@ impl Subscriber {
                 topics,
                 snapshot,
                 max_hz,
-            }) => self.on_subscribe(id, &topics, snapshot, max_hz, cx),
+                since,
+                rewind,
+            }) => {
+                let ask = Ask {
+                    snapshot,
+                    max_hz,
+                    rewind,
+                    since: None,
+                };
+                match self.on_subscribe(id, &topics, ask, since.as_ref(), cx) {
+                    Some(reply) => reply,
+                    // A resume's ack is made when the router answers.
+                    None => return self.check_reply_budget(cx),
+                }
+            }
             Ok(Request::Unsubscribe { id, topics }) => {
                 self.subs.unsubscribe(&topics, cx.out, cx.fx);
                 server::json_unsubscribed(id, &topics)
@@ -126,16 +142,20 @@ impl Subscriber {
         self.check_reply_budget(cx)
     }
 
-    /// A subscribe: the reply (ack or error) to queue.
-    fn on_subscribe(
+    /// A subscribe: the reply (ack or error) to queue, or None for a
+    /// resume whose ack awaits the router's answer.
+    fn on_subscribe<'a>(
         &mut self,
         id: Option<u64>,
         topics: &[String],
-        snapshot: bool,
-        max_hz: Option<f64>,
+        mut ask: Ask<'a>,
+        since: Option<&'a Since>,
         cx: &mut Cx<'_>,
-    ) -> String {
+    ) -> Option<String> {
         let config = cx.config;
+        let epoch = config.epoch.current();
+        ask.since = since.map(|s| (s, s.epoch == *epoch));
+        let snapshot = ask.snapshot;
         let denied = entitlements::first_uncovered(config, self, topics);
         let snapshots = config.snapshots_per_second;
         let result = match denied {
@@ -151,22 +171,65 @@ impl Subscriber {
             )),
             None => self
                 .subs
-                .subscribe(topics, snapshot, max_hz, config.max_subscriptions, cx.fx),
+                .subscribe(topics, ask, config.max_subscriptions, cx.fx),
         };
         match result {
             Ok(()) => {
+                let request = self.subs.last_request();
                 if snapshot {
-                    let request = self.subs.last_request();
                     self.snapshots.reserve(snapshots, request);
                 }
                 // Held until the router has taken the command.
                 self.gate.issue();
-                server::json_subscribed(id, topics, &config.epoch.current())
+                Some(match since {
+                    None => server::json_subscribed(id, topics, &epoch),
+                    // Nothing to resume: every topic of it is recovered.
+                    Some(since) if since.seqs.is_empty() => {
+                        server::json_subscribed_resumed(id, topics, &epoch, &[])
+                    }
+                    Some(_) => {
+                        self.gate.await_activation(AwaitedAck {
+                            request,
+                            id,
+                            topics: topics.to_vec(),
+                        });
+                        return None;
+                    }
+                })
             }
             Err((code, message)) => {
                 cx.fx.actions.push(Action::RequestError(code));
-                server::json_error(id, code, &message)
+                Some(server::json_error(id, code, &message))
             }
+        }
+    }
+
+    /// The router activated subscribe `request`; for a resume, its ack
+    /// (naming the topics not recovered) goes now, before any of its
+    /// quotes, with the replies held behind it.
+    pub(super) fn on_activated(
+        &mut self,
+        request: u32,
+        unrecovered: Option<&[Arc<str>]>,
+        config: &SessionConfig,
+        framing: &dyn Framing,
+        out: &mut Outbound,
+    ) {
+        let Some(unrecovered) = unrecovered else {
+            return;
+        };
+        let epoch = config.epoch.current();
+        let names: Vec<&str> = unrecovered.iter().map(|t| &**t).collect();
+        let released = self.gate.activated(request, |ack| {
+            framing.message(&server::json_subscribed_resumed(
+                ack.id,
+                &ack.topics,
+                &epoch,
+                &names,
+            ))
+        });
+        for reply in released {
+            out.push_data(OutFrame::Owned(reply));
         }
     }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tickwire_protocol::control::ErrorCode;
 use tickwire_protocol::{PrefixIndex, Selector};
 
+use super::catch_up::{ask_router, Ask};
 use super::outbound::{Outbound, Pushed};
 use super::throttle::{Offer, Throttles};
 use super::{Action, Effects};
@@ -23,7 +24,7 @@ pub(super) struct Entry {
     request: u32,
     active: bool,
     /// f32, not f64: idle connections must stay cheap.
-    max_hz: Option<f32>,
+    pub max_hz: Option<f32>,
 }
 
 pub(super) struct Subscriptions {
@@ -99,11 +100,16 @@ impl Subscriptions {
     pub fn subscribe(
         &mut self,
         topics: &[String],
-        snapshot: bool,
-        max_hz: Option<f64>,
+        ask: Ask<'_>,
         max_entries: usize,
         fx: &mut Effects,
     ) -> Result<(), Rejection> {
+        let Ask {
+            snapshot,
+            max_hz,
+            rewind,
+            since,
+        } = ask;
         let selectors = unique_selectors(topics)
             .map_err(|t| (ErrorCode::BadTopic, format!("invalid topic {t:?}")))?;
         let adding = selectors
@@ -117,7 +123,6 @@ impl Subscriptions {
             ));
         }
         let max_hz = max_hz.map(|hz| hz as f32);
-        self.asked_snapshots |= snapshot;
         let request = self.next_request;
         self.next_request = self.next_request.wrapping_add(1);
         let mut added = Vec::new();
@@ -144,11 +149,13 @@ impl Subscriptions {
             fx.actions
                 .push(Action::SubscriptionsChanged(added.len() as i64));
         }
+        let catch_up = ask_router(&self.entries, snapshot, rewind, since);
+        self.asked_snapshots |= catch_up.sends_quotes();
         fx.actions.push(Action::Subscribe {
             request,
             selectors,
             added,
-            snapshot,
+            catch_up,
         });
         Ok(())
     }

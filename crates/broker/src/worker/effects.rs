@@ -52,7 +52,7 @@ impl Worker {
                     request,
                     selectors,
                     added,
-                    snapshot,
+                    catch_up,
                 } => {
                     let interest_add = added
                         .into_iter()
@@ -63,7 +63,7 @@ impl Worker {
                         conn: id,
                         request,
                         selectors,
-                        snapshot,
+                        catch_up,
                         interest_add,
                     };
                     if self.router.send(cmd) {

@@ -126,6 +126,7 @@ impl RouterChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messages::CatchUp;
 
     fn subscribe(slot: usize) -> RouterCmd {
         RouterCmd::Subscribe {
@@ -133,7 +134,7 @@ mod tests {
             conn: ConnId { slot, serial: 1 },
             request: 0,
             selectors: vec![],
-            snapshot: false,
+            catch_up: CatchUp::snapshot(false),
             interest_add: vec![],
         }
     }

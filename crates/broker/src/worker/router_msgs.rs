@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::cork::TurnBudget;
 use super::{conn_of, Worker};
 use crate::messages::{ConnId, LocalQuote, WorkerMsg};
-use crate::session::{Connection, Effects};
+use crate::session::{Activation, Connection, Effects};
 
 impl Worker {
     /// Handles router messages until the channel is empty (false) or the
@@ -52,6 +52,7 @@ impl Worker {
                     selectors,
                     snapshots,
                     more,
+                    unrecovered,
                 } => {
                     budget.charge(snapshots.len());
                     if more {
@@ -59,7 +60,13 @@ impl Worker {
                     }
                     let snapshots = snapshots.into_iter().map(LocalQuote::from).collect();
                     self.on_answer(conn, |link, now, fx| {
-                        link.on_activate(request, &selectors, snapshots, more, now, fx)
+                        let answer = Activation {
+                            selectors: &selectors,
+                            snapshots,
+                            more,
+                            unrecovered: unrecovered.as_deref(),
+                        };
+                        link.on_activate(request, answer, now, fx)
                     });
                 }
                 WorkerMsg::Snapshots {

@@ -121,6 +121,7 @@ mod tests {
     fn quote() -> LocalQuote {
         LocalQuote::from(SharedQuote {
             topic: "T".into(),
+            seq: 0,
             json_frame: b"j".as_slice().into(),
             binary_frame: b"b".as_slice().into(),
             decoded_at: Instant::now(),

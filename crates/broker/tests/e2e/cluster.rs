@@ -35,16 +35,6 @@ fn health(broker: &Broker) -> String {
     )
 }
 
-fn metric(broker: &Broker, name: &str) -> f64 {
-    let text = http(
-        broker.ws_addr(),
-        "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    );
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Publishes `topic` through `producer` until each of `readers` has seen a
 /// quote of it (the remote subscription is in place); returns how many it
 /// published and the seq each reader saw last (a reader may still have

@@ -19,6 +19,7 @@ mod metrics;
 mod pressure;
 mod process;
 mod ready;
+mod resume;
 mod subscribe;
 mod tls;
 mod tools;

@@ -11,6 +11,12 @@ pub enum ServerMessage {
         id: Option<u64>,
         topics: Vec<String>,
         epoch: String,
+        /// v1.2, only on the ack of a subscribe with `since`: whether every
+        /// topic in `since.seqs` was recovered. `None` on other acks.
+        recovered: Option<bool>,
+        /// v1.2: the topics of `since.seqs` not recovered (they got the v1
+        /// snapshot instead); empty when absent.
+        unrecovered: Vec<String>,
     },
     Unsubscribed {
         id: Option<u64>,
@@ -78,14 +84,19 @@ fn f64_field(obj: &Obj, field: &str) -> Result<f64, DecodeError> {
 }
 
 fn topics(obj: &Obj) -> Result<Vec<String>, DecodeError> {
-    obj.get("topics")
+    string_list(obj, "topics")
+}
+
+/// An array of strings.
+fn string_list(obj: &Obj, field: &str) -> Result<Vec<String>, DecodeError> {
+    obj.get(field)
         .and_then(Value::as_array)
         .and_then(|a| {
             a.iter()
                 .map(|t| t.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
         })
-        .ok_or_else(|| missing("topics"))
+        .ok_or_else(|| missing(field))
 }
 
 /// Decodes one JSON text frame from the server.
@@ -100,6 +111,14 @@ pub fn decode_json(text: &str) -> Result<ServerMessage, DecodeError> {
             id: opt_id(&obj)?,
             topics: topics(&obj)?,
             epoch: string(&obj, "epoch")?,
+            recovered: match obj.get("recovered") {
+                None => None,
+                Some(v) => Some(v.as_bool().ok_or_else(|| missing("recovered"))?),
+            },
+            unrecovered: match obj.get("unrecovered") {
+                None => Vec::new(),
+                Some(_) => string_list(&obj, "unrecovered")?,
+            },
         }),
         Some("unsubscribed") => Ok(ServerMessage::Unsubscribed {
             id: opt_id(&obj)?,

@@ -15,6 +15,35 @@ fn id_field(out: &mut String, id: Option<u64>) {
 
 /// `{"type":"subscribed","id":1,"topics":[...],"epoch":"..."}`
 pub fn json_subscribed(id: Option<u64>, topics: &[String], epoch: &str) -> String {
+    let mut out = subscribed_head(id, topics, epoch);
+    out.push('}');
+    out
+}
+
+/// The ack of a subscribe with `since` (v1.2):
+/// `{"type":"subscribed","id":5,"topics":[...],"epoch":"...","recovered":true}`
+/// when `unrecovered` is empty, else
+/// `...,"recovered":false,"unrecovered":["FX.EURUSD"]}` (in the order given).
+pub fn json_subscribed_resumed(
+    id: Option<u64>,
+    topics: &[String],
+    epoch: &str,
+    unrecovered: &[&str],
+) -> String {
+    let mut out = subscribed_head(id, topics, epoch);
+    if unrecovered.is_empty() {
+        out.push_str(",\"recovered\":true}");
+    } else {
+        out.push_str(",\"recovered\":false,");
+        w::key(&mut out, "unrecovered");
+        w::string_array(&mut out, unrecovered);
+        out.push('}');
+    }
+    out
+}
+
+/// `{"type":"subscribed","id":1,"topics":[...],"epoch":"..."` (open).
+fn subscribed_head(id: Option<u64>, topics: &[String], epoch: &str) -> String {
     let mut out = String::from("{\"type\":\"subscribed\"");
     id_field(&mut out, id);
     out.push(',');
@@ -23,7 +52,6 @@ pub fn json_subscribed(id: Option<u64>, topics: &[String], epoch: &str) -> Strin
     out.push(',');
     w::key(&mut out, "epoch");
     w::string(&mut out, epoch);
-    out.push('}');
     out
 }
 

@@ -8,7 +8,7 @@ use crossbeam_channel::Receiver as UnboundedReceiver;
 use tickwire_protocol::MAX_SEQ;
 
 use super::*;
-use crate::messages::{IngestBatch, RouterCmd, WorkerMsg};
+use crate::messages::{CatchUp, IngestBatch, RouterCmd, WorkerMsg};
 use crate::router::tests::{quote, router_with};
 
 const OURS: u64 = 1;
@@ -47,7 +47,7 @@ fn subscribe(router: &mut Router, request: u32, selector: &str, snapshot: bool) 
         conn: ConnId { slot: 0, serial: 1 },
         request,
         selectors: vec![selector.clone()],
-        snapshot,
+        catch_up: CatchUp::snapshot(snapshot),
         interest_add: vec![selector],
     });
 }
@@ -98,6 +98,14 @@ fn commands(link_rx: &mut UnboundedReceiver<LinkCmd>) -> Vec<String> {
                 topics
                     .iter()
                     .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            LinkCmd::History { ticket, wants } => format!(
+                "history {ticket} {}",
+                wants
+                    .iter()
+                    .map(|(t, after)| format!("{t}>{after}"))
                     .collect::<Vec<_>>()
                     .join(",")
             ),

@@ -73,6 +73,7 @@ impl Write for Trickle {
 fn quote(topic: &str, body: &[u8]) -> LocalQuote {
     LocalQuote::from(SharedQuote {
         topic: topic.into(),
+        seq: 0,
         json_frame: body.into(),
         binary_frame: body.into(),
         decoded_at: std::time::Instant::now(),

@@ -73,6 +73,7 @@ pub(super) fn snapshot_of(topic: &str, seq: u64) -> LocalQuote {
     );
     LocalQuote::from(SharedQuote {
         topic: q.topic.clone(),
+        seq: 0,
         json_frame: frame.clone().into(),
         binary_frame: frame.into(),
         decoded_at: q.decoded_at,

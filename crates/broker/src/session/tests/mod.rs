@@ -5,6 +5,7 @@
 
 mod entitlements;
 mod lifecycle;
+mod resume;
 mod subscribe;
 
 use std::sync::Arc;
@@ -118,6 +119,7 @@ pub(super) fn sized_quote(topic: &str, seq: u64, size: usize) -> LocalQuote {
     encode_frame(&mut frame, OpCode::Text, text.as_bytes());
     LocalQuote::from(SharedQuote {
         topic: topic.into(),
+        seq: 0,
         json_frame: frame.clone().into(),
         binary_frame: frame.into(),
         decoded_at: Instant::now(),
@@ -233,14 +235,7 @@ impl Client {
         snapshots: Vec<LocalQuote>,
     ) {
         let selectors: Vec<Selector> = selectors.iter().map(|s| sel(s)).collect();
-        self.conn.on_activate(
-            request,
-            &selectors,
-            snapshots,
-            false,
-            self.now,
-            &mut self.fx,
-        );
+        self.answer(request, &selectors, snapshots, false, None);
     }
 
     /// An activation whose snapshot continues in slices.
@@ -251,8 +246,26 @@ impl Client {
         snapshots: Vec<LocalQuote>,
     ) {
         let selectors: Vec<Selector> = selectors.iter().map(|s| sel(s)).collect();
+        self.answer(request, &selectors, snapshots, true, None);
+    }
+
+    /// The router's answer to subscribe `request`.
+    pub(super) fn answer(
+        &mut self,
+        request: u32,
+        selectors: &[Selector],
+        snapshots: Vec<LocalQuote>,
+        more: bool,
+        unrecovered: Option<&[std::sync::Arc<str>]>,
+    ) {
+        let answer = Activation {
+            selectors,
+            snapshots,
+            more,
+            unrecovered,
+        };
         self.conn
-            .on_activate(request, &selectors, snapshots, true, self.now, &mut self.fx);
+            .on_activate(request, answer, self.now, &mut self.fx);
     }
 
     pub(super) fn slice(&mut self, request: u32, quotes: Vec<LocalQuote>, more: bool) {

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::messages::CatchUp;
 
 #[test]
 fn a_request_with_one_bad_topic_changes_nothing() {
@@ -36,7 +37,7 @@ fn ack_then_snapshot_then_live_and_the_ack_waits_for_the_router() {
                 request: 0,
                 selectors: vec![sel("AAPL"), sel("MSFT")],
                 added: vec![sel("AAPL"), sel("MSFT")],
-                snapshot: true,
+                catch_up: CatchUp::snapshot(true),
             }
         ]
     );
@@ -102,7 +103,7 @@ fn a_re_subscribe_sends_the_snapshot_again_and_replaces_options() {
                 request: 1,
                 selectors: vec![sel("AAPL")],
                 added: vec![],
-                snapshot: true,
+                catch_up: CatchUp::snapshot(true),
             }
         ]
     );

@@ -228,6 +228,17 @@ pub fn read_head(s: &mut impl Read) -> String {
 }
 
 /// Sends a raw HTTP request; returns the whole response (until EOF).
+/// One sample of `/metrics` (`name` with its labels, as written), or 0.
+pub fn metric(broker: &Broker, name: &str) -> f64 {
+    let text = http(
+        broker.ws_addr(),
+        "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 pub fn http(addr: SocketAddr, request: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(PATIENCE)).unwrap();
