@@ -17,6 +17,7 @@ pub mod tls_io;
 pub use publisher::Publisher;
 pub use stream::{Stream, TlsOptions};
 pub use subscriber::{Format, SubscribeOptions, Subscriber};
+pub use tickwire_protocol::control::Since;
 pub use tickwire_protocol::server::ServerMessage;
 pub use tickwire_protocol::Quote;
 

@@ -4,7 +4,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use tickwire_protocol::control::{encode_subscribe, encode_unsubscribe};
+use tickwire_protocol::control::{encode_subscribe_resume, encode_unsubscribe, Since};
 use tickwire_protocol::server::{decode_binary, decode_json, ServerMessage};
 use tickwire_ws::frame::{
     encode_masked_close, encode_masked_frame, DecoderLimits, Event, FrameDecoder, OpCode, Role,
@@ -22,11 +22,21 @@ pub enum Format {
     Binary,
 }
 
+/// The optional fields of a subscribe request; `None` leaves the broker's
+/// default. Build it with `..Default::default()` so new fields do not break
+/// callers.
 #[derive(Debug, Clone, Default)]
 pub struct SubscribeOptions {
     pub id: Option<u64>,
     pub snapshot: Option<bool>,
     pub max_hz: Option<f64>,
+    /// v1.2 resume: the epoch and the last seq seen per exact topic
+    /// (`"since"`). Every key must be covered by one of the request's topics
+    /// (at most 1,024 keys); the ack then says `recovered` / `unrecovered`.
+    pub since: Option<Since>,
+    /// v1.2: up to this many recent quotes (1..=1024) per topic not in
+    /// `since`, in place of the snapshot (not with `snapshot: Some(false)`).
+    pub rewind: Option<u16>,
 }
 
 pub struct Subscriber {
@@ -34,6 +44,8 @@ pub struct Subscriber {
     decoder: FrameDecoder,
     buf: Vec<u8>,
     mask_state: u64,
+    /// When bytes last arrived from the server (liveness, [`Self::idle_for`]).
+    last_read: Instant,
 }
 
 impl Subscriber {
@@ -68,6 +80,7 @@ impl Subscriber {
             ),
             buf: Vec::new(),
             mask_state,
+            last_read: Instant::now(),
         };
         sub.stream
             .write_all(&client_request(&addr.to_string(), path, &key))?;
@@ -88,7 +101,14 @@ impl Subscriber {
     }
 
     pub fn subscribe(&mut self, topics: &[&str], options: SubscribeOptions) -> Result<()> {
-        let text = encode_subscribe(topics, options.id, options.snapshot, options.max_hz);
+        let text = encode_subscribe_resume(
+            topics,
+            options.id,
+            options.snapshot,
+            options.max_hz,
+            options.since.as_ref(),
+            options.rewind,
+        );
         self.send_text(&text)
     }
 
@@ -108,6 +128,19 @@ impl Subscriber {
         self.stream.write_all(&frame)?;
         self.stream.flush()?;
         Ok(())
+    }
+
+    /// Sends a ping (empty payload); the server's pong shows the connection
+    /// is alive (see [`Self::idle_for`]). `next` skips the pong itself.
+    pub fn ping(&mut self) -> Result<()> {
+        self.send_frame(OpCode::Ping, &[])
+    }
+
+    /// How long since bytes last arrived from the server: a connection
+    /// silent well past a ping's round trip is likely dead (a network cut
+    /// without a reset).
+    pub fn idle_for(&self) -> Duration {
+        self.last_read.elapsed()
     }
 
     pub fn close(&mut self, code: u16) -> Result<()> {
@@ -193,6 +226,7 @@ impl Subscriber {
             });
         }
         self.buf.extend_from_slice(&chunk[..n]);
+        self.last_read = Instant::now();
         Ok(())
     }
 

@@ -17,7 +17,8 @@ mod tail;
 #[derive(Subcommand, Debug)]
 pub enum Tool {
     /// Print live quotes of topics or patterns (AAPL, NASDAQ.*, *) as a
-    /// table or JSON lines, until interrupted or --count quotes.
+    /// table or JSON lines, until interrupted or --count quotes. When the
+    /// connection drops it reconnects and resumes from the last seq seen.
     Tail(TailArgs),
     /// Publish one quote (--bid/--ask/…) or every row of a CSV file into the
     /// ingest socket.
@@ -50,6 +51,11 @@ pub struct TailArgs {
     /// Exit after this many quotes.
     #[arg(long)]
     pub count: Option<u64>,
+    /// Exit when the connection ends, instead of reconnecting (100 ms
+    /// doubling to 2 s, until the broker is back) and resuming from the
+    /// last seq printed per topic (v1.2 `since`).
+    #[arg(long)]
+    pub no_resume: bool,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
