@@ -39,7 +39,7 @@ fn health(broker: &Broker) -> String {
 /// quote of it (the remote subscription is in place); returns how many it
 /// published and the seq each reader saw last (a reader may still have
 /// later ones coming). Bounded: 100 tries of 200 ms.
-fn publish_until_seen(
+pub(super) fn publish_until_seen(
     producer: &mut Publisher,
     topic: &str,
     readers: &mut [&mut Ws],
@@ -65,7 +65,7 @@ fn publish_until_seen(
 }
 
 /// The seqs of `topic` a reader gets above `after`, up to and including `last`.
-fn seqs_between(ws: &mut Ws, topic: &str, after: u64, last: u64) -> Vec<u64> {
+pub(super) fn seqs_between(ws: &mut Ws, topic: &str, after: u64, last: u64) -> Vec<u64> {
     let mut seqs = Vec::new();
     loop {
         let q = next_quote(ws);

@@ -10,6 +10,7 @@ mod common;
 
 mod cluster;
 mod cluster_epoch;
+mod cluster_resume;
 mod entitlements;
 mod http;
 mod ingest;
