@@ -144,6 +144,7 @@ fn resume_1000_topics(c: &mut Criterion) {
                         })
                         .collect(),
                     epoch_matches: true,
+                    window: 0,
                 },
                 interest_add: vec![],
             });

@@ -105,6 +105,12 @@ pub struct CatchUp {
     /// Whether `since.epoch` is the broker's (the session checks it);
     /// otherwise every topic of `resume` is unrecovered.
     pub epoch_matches: bool,
+    /// Frame bytes one slice of a replay or rewind may hold (half the
+    /// connection's outbound budget): such a catch-up is paced, each next
+    /// slice waiting for the connection's [`RouterCmd::CatchUpCredit`], so
+    /// a client that reads gets every replayed quote, none conflated.
+    /// 0: not paced.
+    pub window: usize,
 }
 
 /// One topic of a `since`: the quotes after `after`, or with
@@ -124,6 +130,7 @@ impl CatchUp {
             rewind: 0,
             resume: Vec::new(),
             epoch_matches: true,
+            window: 0,
         }
     }
 
@@ -147,6 +154,9 @@ pub enum RouterCmd {
     /// Connection `conn` went away while its snapshot was being sent in
     /// slices: stop collecting it.
     CancelSnapshots { worker: usize, conn: ConnId },
+    /// Connection `conn` has room for the next slice of its catch-up (its
+    /// queue drained to half its budget since the last slice).
+    CatchUpCredit { worker: usize, conn: ConnId },
     /// This worker no longer has any subscriber for these selectors.
     DropInterest {
         worker: usize,

@@ -7,7 +7,8 @@
 // the client and docs/protocol.md for the wire protocol. This one (app.js,
 // loaded by index.html) wires the client to the page:
 //   page.js       the page's elements, the connection badge, the message line
-//   table.js      the quote table: one row per topic, rendered per frame
+//   table.js      the quote table: one row per topic (with its sparkline),
+//                 rendered per frame
 //   watchlist.js  the watched tickers and patterns, as chips
 //   settings.js   what is kept in localStorage / sessionStorage
 //   latency.js    end-to-end latency: p50 / p99 and the sparkline
@@ -22,9 +23,20 @@
 //   seq seen; a quote with seq <= last is a repeat (e.g. a snapshot of a quote
 //   already received) and dropped; a jump of more than 1 counts the skipped
 //   quotes in the Gaps column (conflation by the broker, or quotes missed
-//   while disconnected). seq numbering restarts when the broker restarts,
-//   which the `epoch` in every `subscribed` reply tells: the client then
-//   resets its tracking and the page every row's gap count.
+//   while disconnected that the broker could not replay). seq numbering
+//   restarts when the broker restarts, which the `epoch` in every
+//   `subscribed` reply tells: the client then resets its tracking and the
+//   page every row's gap count.
+// - Resume (the client's, protocol v1.2): after a reconnect the client asks
+//   the broker for the quotes missed meanwhile (`since`), so rows and
+//   sparklines continue without a hole; topics it cannot resume get the
+//   snapshot (and a gap).
+// - Sparklines: the watchlist is subscribed with `rewind: REWIND` (in place
+//   of the one-quote snapshot), so each row's trend line opens with the
+//   broker's recent history, then follows every quote. Quotes older than the
+//   subscribe (rewound, or replayed after a reconnect) are history: drawn,
+//   but not latency samples and not counted in Upd/s. A broker without
+//   `rewind` sends the snapshot instead: the line starts from there.
 // - Reconnect (the client's): exponential backoff (0.5 s doubling up to 10 s)
 //   with jitter (each delay drawn from [d/2, d]), shown as "reconnecting…";
 //   the backoff resets once the new connection has answered.
@@ -57,7 +69,7 @@ import { decimalsOf, fin, nowMs, refPrice } from "./format.js";
 import { addLatency, tickLatency } from "./latency.js";
 import { el, setState, showMessage } from "./page.js";
 import { loadThrottle, loadToken, saveThrottle, saveToken } from "./settings.js";
-import { ensureRow, markDirty, rows, tickRows } from "./table.js";
+import { addPoint, ensureRow, markDirty, rows, tickRows } from "./table.js";
 import {
   addEntries,
   ensureExactRows,
@@ -69,6 +81,8 @@ import {
 } from "./watchlist.js";
 
 const PROBE_TOPIC = "tickwire.dashboard.max_hz-probe";
+/** Quotes of history per topic asked on subscribe, for the sparklines (the broker keeps 64 by default). */
+const REWIND = 64;
 const BACKOFF = { initialMs: 500, maxMs: 10_000, multiplier: 2, jitter: 0.5 };
 
 // ---------------------------------------------------------------- state ----
@@ -83,6 +97,9 @@ let retryAttempt = 0; // the client's attempt number of the pending retry
 let maxHzSupported = false;
 
 let msgCount = 0;
+// Quotes whose producer timestamp is older than this (ms since the epoch)
+// are history (rewound or replayed): no latency sample, not in Upd/s.
+let liveSince = 0;
 // Totals since the page loaded, for the console and the browser tests.
 const stats = { messages: 0, quotes: 0, reconnects: 0 };
 
@@ -113,6 +130,7 @@ client.on("connecting", ({ attempt }) => {
 });
 client.on("open", () => {
   everConnected = true;
+  liveSince = nowMs();
   setState("live", "subscribing…");
 });
 client.on("closed", () => {
@@ -194,8 +212,11 @@ function subscribe(entries, kind, snapshot = true) {
   // and takes nothing else down with it.
   const groups = entitled ? entries.map((e) => [e]) : [entries];
   const maxHz = maxHzSupported && throttle !== "off" ? Number(throttle) : undefined;
+  // With a snapshot: the recent history instead (the broker refuses rewind with snapshot:false).
+  const rewind = snapshot ? REWIND : undefined;
+  liveSince = nowMs();
   for (const group of groups) {
-    client.subscribe(group, { snapshot, maxHz }).then(
+    client.subscribe(group, { snapshot, maxHz, rewind }).then(
       () => setState("live", client.epoch ? `epoch ${client.epoch}` : ""),
       (e) => {
         if (!e.reply) return; // the client was closed, or no answer in time
@@ -232,11 +253,15 @@ function onQuote(m) {
   const row = ensureRow(topic);
   stats.quotes++;
   row.q = m;
-  row.count++;
   row.decimals = Math.min(8, Math.max(row.decimals, decimalsOf(m.bid), decimalsOf(m.ask), decimalsOf(m.last)));
-  if (!fin(row.first)) row.first = refPrice(m);
-  if (row.latencyArmed) addLatency(nowMs() - m.tsMs);
-  row.latencyArmed = true;
+  const price = refPrice(m);
+  if (!fin(row.first)) row.first = price;
+  addPoint(row, price);
+  if (m.tsMs >= liveSince) {
+    row.count++;
+    if (row.latencyArmed) addLatency(nowMs() - m.tsMs);
+    row.latencyArmed = true;
+  }
   markDirty(row);
 }
 

@@ -6,11 +6,21 @@
 // only the cells whose text changed. Per-row rates are computed once a
 // second (tickRows). Columns have fixed widths and numbers use tabular
 // figures, so nothing moves at 1,000+ updates/s.
+//
+// Trend: each row keeps its last SPARK_POINTS prices (the last price, else
+// the mid; addPoint) and draws them as an inline SVG polyline of fixed size,
+// redrawn with the row (at most once per animation frame). The page opens
+// its subscriptions with `rewind`, so the line starts with recent history.
 
 import { fin, fmtPx, fmtSigned, fmtVol, nowMs, refPrice } from "./format.js";
 import { el, emptyRow } from "./page.js";
 
 const GAP_HIGHLIGHT_MS = 3_000;
+/** Prices kept per row for its sparkline. */
+export const SPARK_POINTS = 120;
+const SPARK_W = 80;
+const SPARK_H = 20;
+const SVG_NS = "http://www.w3.org/2000/svg";
 const reducedMotion = window.matchMedia?.("(prefers-reduced-motion: reduce)").matches ?? false;
 
 export const rows = new Map(); // topic -> Row
@@ -35,6 +45,8 @@ class Row {
     // The first quote after a (re)subscribe may be a snapshot, possibly old:
     // it is not a latency sample.
     this.latencyArmed = false;
+    this.points = []; // the last SPARK_POINTS prices, oldest first
+    this.sparkDirty = false;
 
     const tr = document.createElement("tr");
     tr.dataset.topic = topic;
@@ -47,18 +59,68 @@ class Row {
     };
     const sym = mk("sym", topic);
     sym.td.title = topic;
-    this.cells = {
-      bid: mk("bid"),
-      ask: mk("ask"),
-      spread: mk("spread"),
-      last: mk("last"),
-      chg: mk("chg"),
-      pct: mk("pct"),
-      vol: mk("vol"),
-      rate: mk("rate", "0"),
-      gap: mk("gap", "0"),
-    };
+    const cells = {};
+    for (const name of ["bid", "ask", "spread", "last", "chg", "pct"]) cells[name] = mk(name);
+    this.spark = sparkCell(tr);
+    cells.vol = mk("vol");
+    cells.rate = mk("rate", "0");
+    cells.gap = mk("gap", "0");
+    this.cells = cells;
     this.tr = tr;
+  }
+}
+
+/** The trend cell: an empty SVG of fixed size, and its polyline. */
+function sparkCell(tr) {
+  const td = document.createElement("td");
+  td.className = "trend";
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("class", "row-spark");
+  svg.setAttribute("width", String(SPARK_W));
+  svg.setAttribute("height", String(SPARK_H));
+  svg.setAttribute("viewBox", `0 0 ${SPARK_W} ${SPARK_H}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("aria-hidden", "true");
+  const line = document.createElementNS(SVG_NS, "polyline");
+  line.setAttribute("points", "");
+  svg.appendChild(line);
+  td.appendChild(svg);
+  tr.appendChild(td);
+  return { svg, line, cls: "" };
+}
+
+/** Adds a price to the row's sparkline (non-finite prices are left out); the caller marks the row dirty. */
+export function addPoint(row, price) {
+  if (!fin(price)) return;
+  row.points.push(price);
+  if (row.points.length > SPARK_POINTS) row.points.shift();
+  row.sparkDirty = true;
+}
+
+function drawSpark(row) {
+  row.sparkDirty = false;
+  const pts = row.points;
+  const n = pts.length;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const p of pts) {
+    if (p < lo) lo = p;
+    if (p > hi) hi = p;
+  }
+  const span = hi - lo;
+  const pad = 2;
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) {
+    // Newest at the right edge; a short history starts part way.
+    const x = ((SPARK_POINTS - n + i) / (SPARK_POINTS - 1)) * SPARK_W;
+    const y = span > 0 ? pad + ((hi - pts[i]) / span) * (SPARK_H - 2 * pad) : SPARK_H / 2;
+    out[i] = `${x.toFixed(1)},${y.toFixed(1)}`;
+  }
+  row.spark.line.setAttribute("points", out.join(" "));
+  const cls = n < 2 || pts[n - 1] === pts[0] ? "row-spark" : pts[n - 1] > pts[0] ? "row-spark up" : "row-spark down";
+  if (cls !== row.spark.cls) {
+    row.spark.svg.setAttribute("class", cls);
+    row.spark.cls = cls;
   }
 }
 
@@ -193,6 +255,7 @@ function renderRow(row, now) {
     setCell(c.pct, fmtSigned(pct, 2, "%"), pct, { cls: sign(pct) });
     setCell(c.vol, fmtVol(q.volume), q.volume);
   }
+  if (row.sparkDirty) drawSpark(row);
   setCell(c.rate, String(row.rate), row.rate);
   const recent = row.gaps > 0 && now - row.lastGapAt < GAP_HIGHLIGHT_MS;
   setCell(c.gap, row.gaps > 0 ? `\u26A1${row.gaps}` : "0", row.gaps, {

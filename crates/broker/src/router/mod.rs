@@ -218,6 +218,8 @@ impl Router {
     fn send_owed(&mut self, owed: Vec<(usize, WorkerMsg)>) {
         for (worker, msg) in owed {
             self.send_pending(worker);
+            // Counted like every slice: the worker counts each one handled.
+            self.fanout.slice_sent(worker);
             self.send(worker, msg);
         }
     }
@@ -251,6 +253,7 @@ impl Router {
                 }
             }
             RouterCmd::CancelSnapshots { worker, conn } => self.jobs.cancel(worker, conn),
+            RouterCmd::CatchUpCredit { worker, conn } => self.jobs.credit(worker, conn),
             RouterCmd::DropInterest { worker, selectors } => {
                 let mut gone = Vec::new();
                 for selector in selectors {

@@ -63,6 +63,7 @@ fn since(resume: Vec<Resume>) -> CatchUp {
         rewind: 0,
         resume,
         epoch_matches: true,
+        window: 0,
     }
 }
 
@@ -77,7 +78,10 @@ struct Seen {
 }
 
 fn drain(router: &Router, rx: &crossbeam_channel::Receiver<WorkerMsg>, seen: &mut Seen) {
-    router.fanout.link(0).slices_queued.store(0, Relaxed);
+    // The worker counts down each slice it handles: the router must have
+    // counted up every one it sent (eager ones included), or the count
+    // wraps and the worker never looks caught up again.
+    let mut slices = 0;
     for msg in rx.try_iter() {
         let quotes = match msg {
             WorkerMsg::Quotes { quotes, .. } => quotes,
@@ -87,11 +91,13 @@ fn drain(router: &Router, rx: &crossbeam_channel::Receiver<WorkerMsg>, seen: &mu
                 unrecovered,
                 ..
             } => {
+                slices += usize::from(more);
                 seen.more = more;
                 seen.unrecovered = unrecovered.map(|u| u.iter().map(|t| t.to_string()).collect());
                 snapshots
             }
             WorkerMsg::Snapshots { quotes, more, .. } => {
+                slices += 1;
                 seen.more = more;
                 quotes
             }
@@ -103,6 +109,8 @@ fn drain(router: &Router, rx: &crossbeam_channel::Receiver<WorkerMsg>, seen: &mu
                 .push(q.seq);
         }
     }
+    let counted = router.fanout.link(0).slices_queued.swap(0, Relaxed);
+    assert_eq!(counted, slices, "slices counted as sent");
 }
 
 fn seen_after(router: &Router, rx: &crossbeam_channel::Receiver<WorkerMsg>) -> Seen {
@@ -412,4 +420,40 @@ fn absorb(
         }
     }
     Ok(())
+}
+
+/// A replay is paced: each slice holds at most `window` frame bytes, and
+/// the next waits for the connection's credit (its queue drained), so a
+/// reader gets every replayed quote instead of a conflated queue.
+#[test]
+fn a_paced_replay_waits_for_credit_between_slices() {
+    let (mut router, rxs, _p) = router_with_history(1, 100, limits(64));
+    publish_n(&mut router, "A", 40);
+    let one = {
+        let _ = rxs[0].try_iter().count();
+        router.topics.resume_quotes("A", 39, false)[0]
+            .json_frame
+            .len()
+    };
+    let mut catch_up = since(vec![resume("A", 0)]);
+    catch_up.window = 10 * one;
+    subscribe(&mut router, CONN, &["A"], catch_up);
+    let mut seen = seen_after(&router, &rxs[0]);
+    assert_eq!(seen.seqs["A"].len(), 10, "one window");
+    assert!(seen.more);
+    router.advance_snapshots();
+    drain(&router, &rxs[0], &mut seen);
+    assert_eq!(seen.seqs["A"].len(), 10, "no credit, no slice");
+    let mut slices = 1;
+    while seen.more && slices < 10 {
+        router.handle_cmd(RouterCmd::CatchUpCredit {
+            worker: 0,
+            conn: CONN,
+        });
+        router.advance_snapshots();
+        drain(&router, &rxs[0], &mut seen);
+        slices += 1;
+    }
+    assert_eq!(seen.seqs["A"], (1..=40).collect::<Vec<u64>>());
+    assert!(!seen.more && slices <= 5, "{slices} slices");
 }

@@ -49,6 +49,11 @@ struct SnapshotJob {
     resumed: HashSet<Arc<str>>,
     /// The topic table's accept count when the subscription went live.
     started: u64,
+    /// A replay or rewind: slices of at most `window` frame bytes, each
+    /// after the connection's credit (see `CatchUp::window`).
+    paced: bool,
+    window: usize,
+    credit: bool,
 }
 
 /// Catch-ups still being collected, oldest first, one slice per round.
@@ -69,8 +74,23 @@ pub(super) struct Started {
 }
 
 impl SnapshotJob {
-    fn full(walked: usize, quotes: &[Arc<SharedQuote>]) -> bool {
-        walked == SNAPSHOT_SLICE || quotes.len() >= SLICE_QUOTES
+    fn full(&self, walked: usize, quotes: &[Arc<SharedQuote>]) -> bool {
+        walked == SNAPSHOT_SLICE
+            || quotes.len() >= SLICE_QUOTES
+            || (self.paced && bytes(quotes) >= self.window)
+    }
+
+    /// Whether `next` would take a paced slice past its window (a slice
+    /// holds at least one quote).
+    fn would_overflow(&self, quotes: &[Arc<SharedQuote>], next: &SharedQuote) -> bool {
+        !quotes.is_empty()
+            && (quotes.len() >= SLICE_QUOTES
+                || (self.paced && bytes(quotes) + next.json_frame.len() > self.window))
+    }
+
+    /// Whether its next slice may go now.
+    fn may_go(&self, keeps_up: &impl Fn(usize) -> bool) -> bool {
+        keeps_up(self.worker) && (!self.paced || self.credit)
     }
 
     /// The next slice: the replays, the snapshots of unrecovered topics,
@@ -80,15 +100,31 @@ impl SnapshotJob {
         let mut quotes = Vec::new();
         let mut walked = 0;
         while let Some(r) = self.replays.front() {
-            if Self::full(walked, &quotes) {
+            if self.full(walked, &quotes) {
                 return (quotes, true);
             }
             walked += 1;
-            quotes.extend(topics.resume_quotes(&r.topic, r.after, r.newest_only));
+            // Quote by quote: one topic's replay may span slices (it
+            // resumes after the last seq sent).
+            let mut rest = topics
+                .resume_quotes(&r.topic, r.after, r.newest_only)
+                .into_iter()
+                .peekable();
+            let mut last_sent = None;
+            while let Some(q) = rest.next_if(|q| !self.would_overflow(&quotes, q)) {
+                last_sent = Some(q.seq);
+                quotes.push(q);
+            }
+            if rest.peek().is_some() {
+                if let (Some(r), Some(seq)) = (self.replays.front_mut(), last_sent) {
+                    r.after = seq;
+                }
+                return (quotes, true);
+            }
             self.replays.pop_front();
         }
         while let Some(name) = self.unrecovered.front() {
-            if Self::full(walked, &quotes) {
+            if self.full(walked, &quotes) {
                 return (quotes, true);
             }
             walked += 1;
@@ -98,7 +134,7 @@ impl SnapshotJob {
         while let Some(selector) = self.selectors.front() {
             let mut last: Option<&Arc<str>> = None;
             for name in topics.names(selector, self.after.as_ref()) {
-                if Self::full(walked, &quotes) {
+                if self.full(walked, &quotes) {
                     self.after = last.cloned();
                     return (quotes, true);
                 }
@@ -192,7 +228,11 @@ impl SnapshotJobs {
             depth,
             resumed,
             started: topics.accepted(),
+            paced: false,
+            window: catch_up.window,
+            credit: false,
         };
+        job.paced = job.window > 0 && (!job.replays.is_empty() || job.depth > 1);
         let (first, more) = job.slice(topics);
         if more {
             self.latest_started = job.started;
@@ -246,10 +286,11 @@ impl SnapshotJobs {
     ) -> Option<(usize, WorkerMsg)> {
         for _ in 0..self.jobs.len() {
             let mut job = self.jobs.pop_front()?;
-            if !keeps_up(job.worker) {
+            if !job.may_go(&keeps_up) {
                 self.jobs.push_back(job);
                 continue;
             }
+            job.credit = false;
             let (quotes, more) = job.slice(topics);
             let (worker, conn, request) = (job.worker, job.conn, job.request);
             if more {
@@ -268,7 +309,7 @@ impl SnapshotJobs {
 
     /// Whether some job can go on now.
     pub fn ready(&self, keeps_up: impl Fn(usize) -> bool) -> bool {
-        self.jobs.iter().any(|j| keeps_up(j.worker))
+        self.jobs.iter().any(|j| j.may_go(&keeps_up))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -280,11 +321,25 @@ impl SnapshotJobs {
         self.jobs.retain(|j| j.worker != worker);
     }
 
+    /// The connection has room for its job's next slice.
+    pub fn credit(&mut self, worker: usize, conn: ConnId) {
+        for job in self.jobs.iter_mut() {
+            if job.worker == worker && job.conn == conn {
+                job.credit = true;
+            }
+        }
+    }
+
     /// Stops the job of a connection that went away.
     pub fn cancel(&mut self, worker: usize, conn: ConnId) {
         self.jobs
             .retain(|j| !(j.worker == worker && j.conn == conn));
     }
+}
+
+/// Frame bytes of a slice (the JSON frames: the larger format).
+fn bytes(quotes: &[Arc<SharedQuote>]) -> usize {
+    quotes.iter().map(|q| q.json_frame.len()).sum()
 }
 
 /// The request's selectors without those another one covers (`AAPL` and

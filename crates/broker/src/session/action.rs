@@ -34,6 +34,9 @@ pub enum Action {
     /// The connection left while its snapshot was outstanding: the router
     /// stops collecting it.
     CancelSnapshots,
+    /// The connection has room for the next slice of its catch-up: tell
+    /// the router (`RouterCmd::CatchUpCredit`).
+    CatchUpCredit,
     /// Call [`Connection::on_timer`] for `topic` at `at`.
     ArmTimer { at: Instant, topic: Arc<str> },
     /// The connection became a subscriber (upgrade done).

@@ -21,6 +21,8 @@ pub(super) struct Ask<'a> {
     pub rewind: Option<u16>,
     /// v1.2: the client's position, and whether its epoch is the broker's.
     pub since: Option<(&'a Since, bool)>,
+    /// Frame bytes per slice of a paced catch-up (`CatchUp::window`).
+    pub window: usize,
 }
 
 /// What the router sends before live quotes, the entries applied: a
@@ -31,6 +33,7 @@ pub(super) fn ask_router(
     snapshot: bool,
     rewind: Option<u16>,
     since: Option<(&Since, bool)>,
+    window: usize,
 ) -> CatchUp {
     let (resume, epoch_matches) = match since {
         Some((since, epoch_matches)) => {
@@ -54,5 +57,11 @@ pub(super) fn ask_router(
         rewind: rewind.unwrap_or(0),
         resume,
         epoch_matches,
+        // Only a replay or rewind is paced: a snapshot conflates harmlessly.
+        window: if rewind.is_some() || since.is_some() {
+            window
+        } else {
+            0
+        },
     }
 }

@@ -10,7 +10,7 @@ use tickwire_protocol::Selector;
 
 use super::subscriber::Subscriber;
 use super::subscriptions::QuoteSink;
-use super::{Connection, Effects, Phase};
+use super::{Action, Connection, Effects, Phase};
 use crate::messages::LocalQuote;
 
 /// The router's answer to a subscribe.
@@ -52,9 +52,11 @@ impl Connection {
             if !more {
                 core.snapshots.answered(request);
             }
+            core.subs.slice_arrived(more);
             core.subs
                 .activate(request, selectors, snapshots, more, sink)
         });
+        self.offer_credit(fx);
         self.resume_held_input(reading, now, fx);
     }
 
@@ -73,9 +75,24 @@ impl Connection {
             if !more {
                 core.snapshots.answered(request);
             }
+            core.subs.slice_arrived(more);
             core.subs.snapshot_slice(request, quotes, more, sink)
         });
+        self.offer_credit(fx);
         self.resume_held_input(reading, now, fx);
+    }
+
+    /// Tells the router the queue has room for the next catch-up slice
+    /// once it holds at most half its budget: a slice is at most the other
+    /// half, so a client that reads gets a replay whole, never conflated.
+    pub(super) fn offer_credit(&mut self, fx: &mut Effects) {
+        let Phase::Open(open) = &mut self.phase else {
+            return;
+        };
+        let room = self.out.queued_bytes() <= self.config.outbound_budget_bytes / 2;
+        if open.core.subs.take_credit(room) {
+            fx.actions.push(Action::CatchUpCredit);
+        }
     }
 
     /// Input held behind a snapshot request goes on once it is answered

@@ -167,7 +167,8 @@ impl Model {
                 | Action::Opened
                 | Action::Left
                 | Action::RequestError(_)
-                | Action::CloseSent { .. } => {}
+                | Action::CloseSent { .. }
+                | Action::CatchUpCredit => {}
             }
         }
         if self.conn.is_subscriber() {

@@ -122,6 +122,7 @@ impl Subscriber {
                     max_hz,
                     rewind,
                     since: None,
+                    window: cx.config.outbound_budget_bytes / 2,
                 };
                 match self.on_subscribe(id, &topics, ask, since.as_ref(), cx) {
                     Some(reply) => reply,

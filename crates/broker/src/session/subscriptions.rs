@@ -43,6 +43,10 @@ pub(super) struct Subscriptions {
     sliced: Option<Box<Vec<SlicedSnapshot>>>,
     /// Some subscribe asked for a snapshot: the router may hold a job.
     asked_snapshots: bool,
+    /// A catch-up slice came with more to follow: the router waits for
+    /// word that the queue has room (see `CatchUp::window`). Here, beside
+    /// the other flags, where it fits in padding.
+    credit_owed: bool,
 }
 
 /// A subscribe whose snapshot comes in several router messages.
@@ -64,6 +68,7 @@ impl Subscriptions {
             throttles: Throttles::default(),
             sliced: None,
             asked_snapshots: false,
+            credit_owed: false,
         }
     }
 
@@ -109,6 +114,7 @@ impl Subscriptions {
             max_hz,
             rewind,
             since,
+            window,
         } = ask;
         let selectors = unique_selectors(topics)
             .map_err(|t| (ErrorCode::BadTopic, format!("invalid topic {t:?}")))?;
@@ -149,7 +155,7 @@ impl Subscriptions {
             fx.actions
                 .push(Action::SubscriptionsChanged(added.len() as i64));
         }
-        let catch_up = ask_router(&self.entries, snapshot, rewind, since);
+        let catch_up = ask_router(&self.entries, snapshot, rewind, since, window);
         self.asked_snapshots |= catch_up.sends_quotes();
         fx.actions.push(Action::Subscribe {
             request,
@@ -243,6 +249,18 @@ impl Subscriptions {
         if more {
             self.sliced.get_or_insert_with(Box::default).push(sliced);
         }
+    }
+
+    /// A catch-up slice arrived; `more`: the router waits for credit.
+    pub fn slice_arrived(&mut self, more: bool) {
+        self.credit_owed |= more;
+    }
+
+    /// Takes the credit owed, if the queue has `room` now.
+    pub fn take_credit(&mut self, room: bool) -> bool {
+        let give = self.credit_owed && room;
+        self.credit_owed &= !give;
+        give
     }
 
     /// Whether a subscribe asked for a snapshot the router may still be

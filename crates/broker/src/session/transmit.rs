@@ -64,6 +64,7 @@ impl Connection {
             let reading = self.wants_read();
             self.progress_at = now;
             self.out.advance(n, sent);
+            self.offer_credit(fx);
             self.sync_read_interest(reading, fx);
         }
     }

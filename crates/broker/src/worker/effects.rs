@@ -93,6 +93,12 @@ impl Worker {
                         conn: id,
                     });
                 }
+                Action::CatchUpCredit => {
+                    self.router.send(RouterCmd::CatchUpCredit {
+                        worker: self.id,
+                        conn: id,
+                    });
+                }
                 Action::ArmTimer { at, topic } => self.schedule.arm(at, id, topic),
                 Action::PauseRead => self.set_reading(id, false),
                 Action::ResumeRead => self.set_reading(id, true),

@@ -101,7 +101,9 @@ impl RouterChannel {
         while let Some(cmd) = self.deferred.pop_front() {
             let conn = match &cmd {
                 RouterCmd::Subscribe { conn, .. } => Some(*conn),
-                RouterCmd::DropInterest { .. } | RouterCmd::CancelSnapshots { .. } => None,
+                RouterCmd::DropInterest { .. }
+                | RouterCmd::CancelSnapshots { .. }
+                | RouterCmd::CatchUpCredit { .. } => None,
             };
             match self.tx.try_send(cmd) {
                 Ok(()) | Err(TrySendError::Disconnected(_)) => {

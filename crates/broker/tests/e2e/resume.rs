@@ -202,3 +202,48 @@ fn a_malformed_since_is_refused_whole() {
     publish(&mut p, quote("R.A", 1.0));
     assert!(recv_within(&mut ws, Duration::from_millis(300)).is_none());
 }
+
+/// A replay far larger than the connection's outbound budget reaches a
+/// client that reads, whole: it is paced slice by slice behind the
+/// client's reading, never conflated.
+#[test]
+fn a_replay_larger_than_the_outbound_budget_arrives_whole() {
+    for (budget, topics, quotes) in [(16 * 1024, 50, 40), (256 * 1024, 100, 64)] {
+        replay_whole(budget, topics, quotes);
+    }
+}
+
+fn replay_whole(budget: usize, topics: usize, quotes: usize) {
+    let mut config = history_config(1024);
+    config.subscriber.outbound_budget_bytes = budget;
+    let broker = start_with(config);
+    let mut p = publisher(&broker);
+    let names: Vec<String> = (0..topics).map(|i| format!("R.{i:03}")).collect();
+    for i in 0..quotes {
+        for name in &names {
+            p.publish(quote(name, 100.0 + i as f64)).expect("publish");
+        }
+    }
+    p.flush().expect("flush");
+    let total = topics * quotes;
+    assert!(wait_until(
+        || metric(&broker, "tickwire_quotes_in_total") == total as f64
+    ));
+    let mut ws = connect(&broker);
+    let seqs: serde_json::Map<String, Value> =
+        names.iter().map(|n| (n.clone(), json!(0))).collect();
+    send_json(
+        &mut ws,
+        json!({"op":"subscribe","topics":["R.*"],"since":{"epoch": broker.epoch(), "seqs": seqs}}),
+    );
+    assert_eq!(recv_json(&mut ws)["recovered"], true);
+    let got = read_quotes(&mut ws, total);
+    for name in &names {
+        assert_eq!(
+            got[name],
+            (1..=quotes as u64).collect::<Vec<u64>>(),
+            "{name}"
+        );
+    }
+    assert_eq!(metric(&broker, "tickwire_conflated_total"), 0.0);
+}

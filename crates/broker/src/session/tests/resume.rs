@@ -32,6 +32,7 @@ fn the_resume_ack_is_made_by_the_activation_and_precedes_the_replay() {
             rewind: 0,
             resume: vec![resume("AAPL", 7, false), resume("FX.EUR", 3, false)],
             epoch_matches: true,
+            window: 2048,
         }
     );
     c.send(r#"{"op":"unsubscribe","topics":["NONE"],"id":6}"#);
@@ -82,6 +83,7 @@ fn what_a_resume_asks_the_router_for() {
             rewind: 5,
             resume: vec![resume("AAPL", 1, true), resume("AMZN", 2, false)],
             epoch_matches: false,
+            window: 2048,
         }
     );
     c.conn.on_command_taken(&mut c.fx);
