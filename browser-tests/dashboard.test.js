@@ -195,6 +195,12 @@ test("dashboard: watchlist, live updates, reconnect after a broker restart", { t
       await numberIn(page, "AAPL", "ask");
       await numberIn(page, "AAPL", "spread");
       await numberIn(page, "AAPL", "vol");
+      // The row's sparkline: opened with the broker's recent history (rewind), then every quote.
+      await page.waitForFunction(
+        (sel) => (document.querySelector(sel)?.getAttribute("points") ?? "").trim().split(/\s+/).length >= 2,
+        `${cell("AAPL", "trend")} svg.row-spark polyline`,
+        { timeout: T_DATA, polling: 100 },
+      );
       const stored = await page.evaluate(() => localStorage.getItem("tickwire.dashboard.watchlist"));
       assert.deepEqual(JSON.parse(stored), ["AAPL"]);
     });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Prints live quotes of topics or patterns, one line each, with gaps and
-// reconnects: a small tour of the client.
+// Prints live quotes of topics or patterns, one line each, with gaps,
+// reconnects and resumes: a small tour of the client.
 //
 //   node examples/tail.js [--url ws://127.0.0.1:8080/ws] [--json] [--count N] [--token JWT] AAPL "BTC*"
 //
@@ -33,7 +33,10 @@ const client = new TickwireClient(url, { WebSocket, format, token });
 
 client.on("state", ({ state }) => console.error(`[${state}]`));
 client.on("epoch", ({ epoch, previous }) => console.error(`[epoch ${epoch}${previous ? `, was ${previous}: seq restarted` : ""}]`));
-client.on("gap", (g) => console.error(`[gap] ${g.topic}: ${g.missed} quote(s) skipped (${g.expected}..${g.received - 1n})`));
+client.on("gap", (g) => console.error(`[gap] ${g.topic}: ${g.missed} quote(s) skipped (${g.expected}..${g.received - 1n}, ${g.reason})`));
+// After a reconnect the client resumes (protocol v1.2): the quotes missed meanwhile follow in order.
+client.on("recovered", ({ topics }) => console.error(`[resumed ${topics.join(" ")}]`));
+client.on("unrecovered", ({ topics }) => console.error(`[not resumed, snapshot instead: ${topics.join(" ")}]`));
 client.on("error", (e) => console.error(`[error] ${e.code}: ${e.message}`));
 
 let seen = 0;

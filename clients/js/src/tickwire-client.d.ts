@@ -119,6 +119,14 @@ export interface ClientOptions<F extends Format = Format> {
   /** `snapshot` of the resubscription after a reconnect (default true: current values at once; repeats are dropped). */
   resubscribeSnapshot?: boolean;
   /**
+   * Resume after a reconnect (default true; protocol v1.2): the resubscription
+   * carries `since` (the epoch and the last seq received per topic it covers),
+   * and the broker replays what was missed instead of the snapshot, where its
+   * history still reaches back (`recovered` / `unrecovered` events). false:
+   * the v1 resubscription (snapshots; what was missed is a gap).
+   */
+  resume?: boolean;
+  /**
    * Awaited on every open, after the auth request and before the
    * resubscription and the waiting requests; requests it makes go out at
    * once (use `retry: false` for ones that only make sense on this connection).
@@ -133,6 +141,14 @@ export interface SubscribeOptions {
   snapshot?: boolean;
   /** At most this many quotes per second per topic, conflated (0 < maxHz ≤ 1000). */
   maxHz?: number;
+  /**
+   * 1..1024 (protocol v1.2): in place of the snapshot, the up-to-`rewind`
+   * most recent quotes the broker holds of each topic, oldest first per topic
+   * (not with `snapshot: false`). Remembered with the entry: the
+   * resubscription after a reconnect asks it for the topics whose position
+   * the client does not know.
+   */
+  rewind?: number;
   /** Re-send after a reconnect if unanswered (default true); false: reject with "disconnected" / "not_connected". */
   retry?: boolean;
 }
@@ -146,6 +162,21 @@ export interface GapEvent {
   /** Quotes skipped: received − expected. */
   missed: number;
   epoch: string | null;
+  /**
+   * "unrecovered": the first quote of the topic after a reconnect that did
+   * not resume it (quotes published while the client was away, not
+   * replayed); "conflated": max_hz or slow-consumer conflation.
+   */
+  reason: "unrecovered" | "conflated";
+}
+
+/** The outcome of a resubscription with `since`, from its ack. */
+export interface ResumeEvent {
+  /** The topics (of the ack's request's `since.seqs`) recovered, or not. */
+  topics: string[];
+  epoch: string | null;
+  /** The ack's id. */
+  id: number | undefined;
 }
 
 export interface CloseInfo {
@@ -177,6 +208,14 @@ export interface ClientEvents<F extends Format = Format> {
   duplicate: QuoteOf<F>;
   /** The broker's epoch changed (previous null: the first one); gap tracking was reset. */
   epoch: { epoch: string; previous: string | null };
+  /** After a reconnect: these topics resume where they were; the quotes missed follow in order (no gap, no snapshot). */
+  recovered: ResumeEvent;
+  /**
+   * After a reconnect: these topics could not be resumed (a new epoch, the
+   * history no longer reaches back, or a broker without `since`): they get
+   * the snapshot, and a jump past the last quote seen is a `gap` (reason "unrecovered").
+   */
+  unrecovered: ResumeEvent;
   /** Every `authed` reply (connect, auth(), refresh). */
   authed: AuthedReply;
   /** The broker removed entries itself (`reason` set); they are forgotten. */
@@ -206,9 +245,20 @@ export declare class TickwireClient<F extends Format = "binary"> extends Emitter
   readonly epoch: string | null;
   /** When the next attempt is due (ms since the Unix epoch) while reconnecting, else null. */
   readonly retryAt: number | null;
-  /** A copy of the acknowledged entries (restored on reconnect): entry → options. */
-  readonly subscriptions: Map<string, { maxHz: number | undefined }>;
-  readonly stats: { messages: number; quotes: number; duplicates: number; gaps: number; missed: number; reconnects: number };
+  /** A copy of the acknowledged entries (restored on reconnect): entry → options (`rewind` only when it was set). */
+  readonly subscriptions: Map<string, { maxHz: number | undefined; rewind?: number }>;
+  readonly stats: {
+    messages: number;
+    quotes: number;
+    duplicates: number;
+    gaps: number;
+    missed: number;
+    reconnects: number;
+    /** Topics resumed after a reconnect (`recovered` events). */
+    recovered: number;
+    /** Topics not resumed after a reconnect (`unrecovered` events). */
+    unrecovered: number;
+  };
   has(entry: string): boolean;
   /** The last seq accepted for the topic in this epoch. */
   lastSeq(topic: string): bigint | undefined;
@@ -223,13 +273,29 @@ export declare class TickwireClient<F extends Format = "binary"> extends Emitter
   request(message: { op: string; [key: string]: unknown }, options?: { retry?: boolean }): Promise<ServerMessage>;
 }
 
-/** Epoch-aware seq tracking without I/O. */
+/** Epoch-aware seq tracking without I/O, with the holds of a resume (see tickwire-gaps.js). */
 export declare class SeqTracker {
   epoch: string | null;
+  /** The reason of the gap accept() last reported. */
+  lastGapReason: "unrecovered" | "conflated" | null;
   /** True if the epoch differs from the one before (tracking is then forgotten). */
   setEpoch(epoch: string): boolean;
   /** -1: a repeat (drop it); 0: in order or first; n > 0: n quotes skipped before it. */
   accept(topic: string, seq: bigint | number): number;
+  /** accept() with the resume holds: -2 when the quote is held (nextHeld gives it back later). */
+  offer<T>(topic: string, seq: bigint | number, item: T): number;
+  /** The next held item of the topic that can go out now, or undefined. */
+  nextHeld<T = unknown>(topic: string): { item: T; missed: number } | undefined;
+  /** A subscribe carrying these topics' positions (`since`) was sent. */
+  resuming(topics: Iterable<string>): void;
+  /** Its ack: whether the topic was recovered, and whether its options conflate it (max_hz). */
+  resumed(topic: string, recovered: boolean, conflated?: boolean): void;
+  /** Stops waiting for recovered replays; returns the topics whose held quotes now go out. */
+  endReplays(): string[];
+  /** The connection was lost: holds dropped; the next jump of each topic is "unrecovered" unless resumed. */
+  disconnected(): void;
+  /** The tracked topics a subscription entry (a topic or PREFIX*) covers, sorted. */
+  covered(entry: string): string[];
   lastSeq(topic: string): bigint | undefined;
   forget(topics: Iterable<string> | ((topic: string) => boolean)): void;
   clear(): void;

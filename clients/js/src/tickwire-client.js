@@ -7,8 +7,10 @@
 //                              resubscription, replies, quotes, token refresh
 //   tickwire-socket.js         the WebSocket: states, reconnect with backoff
 //   tickwire-requests.js       request/ack bookkeeping
-//   tickwire-subscriptions.js  the subscriptions restored on reconnect
-//   tickwire-gaps.js           epoch-aware seq gap tracking (SeqTracker)
+//   tickwire-subscriptions.js  the subscriptions restored on reconnect, and
+//                              the resubscription's `since` (resume)
+//   tickwire-gaps.js           epoch-aware seq gap tracking (SeqTracker),
+//                              the holds of a resume
 //   tickwire-emitter.js        the event emitter
 //   tickwire-errors.js         TickwireError
 // Binary quotes are decoded by ./tickwire-decoder.js, the project's one
@@ -20,8 +22,13 @@
 //   import { TickwireClient } from "./tickwire-client.js";
 //   const client = new TickwireClient("ws://localhost:8080/ws", { format: "binary" });
 //   client.on("quote", (q) => console.log(q.topic, q.seq, q.bid));
-//   client.on("gap", (g) => console.warn(`${g.topic}: ${g.missed} quote(s) skipped`));
+//   client.on("gap", (g) => console.warn(`${g.topic}: ${g.missed} quote(s) skipped (${g.reason})`));
 //   await client.subscribe(["AAPL", "BTC-*"]);
+//
+// Resume (protocol v1.2, on unless `resume: false`): after a reconnect the
+// subscriptions go out again with `since` (the epoch and the last seq seen
+// per topic); the broker replays what was missed, so the `quote` events
+// continue with no gap and no repeat (`recovered` / `unrecovered` events).
 
 import { Emitter } from "./tickwire-emitter.js";
 import { toTopics } from "./tickwire-requests.js";
@@ -37,15 +44,15 @@ export { entryMatches } from "./tickwire-subscriptions.js";
  * A tickwire subscriber connection that reconnects by itself.
  *
  * Events (`on(type, listener)`): state, connecting, open, ready, closed,
- * reconnecting, message, quote, gap, duplicate, epoch, authed,
- * unsubscribed, error. See clients/js/README.md.
+ * reconnecting, message, quote, gap, duplicate, epoch, recovered,
+ * unrecovered, authed, unsubscribed, error. See clients/js/README.md.
  */
 export class TickwireClient extends Emitter {
   #session;
   #socket;
 
   /** Totals since the client was made. */
-  stats = { messages: 0, quotes: 0, duplicates: 0, gaps: 0, missed: 0, reconnects: 0 };
+  stats = { messages: 0, quotes: 0, duplicates: 0, gaps: 0, missed: 0, reconnects: 0, recovered: 0, unrecovered: 0 };
 
   constructor(url, options = {}) {
     super();
@@ -87,7 +94,7 @@ export class TickwireClient extends Emitter {
     return this.#socket.retryAt;
   }
 
-  /** The acknowledged subscription entries: a copy, entry → {maxHz}. */
+  /** The acknowledged subscription entries: a copy, entry → {maxHz, rewind?}. */
   get subscriptions() {
     return this.#session.subs.copy();
   }
@@ -129,10 +136,12 @@ export class TickwireClient extends Emitter {
    * Subscribes to topics and/or `PREFIX*` patterns. Resolves with the
    * `subscribed` ack ({type, id, topics, epoch}); rejects with a
    * TickwireError carrying the broker's code. Options: snapshot (default
-   * true on the broker), maxHz, retry (default true: re-sent after a
-   * reconnect if unanswered; false: rejected with "disconnected" instead).
+   * true on the broker), maxHz, rewind (1..1024: the most recent quotes of
+   * each topic instead of the snapshot; also on the resubscription, for
+   * topics whose position is not known), retry (default true: re-sent after
+   * a reconnect if unanswered; false: rejected with "disconnected" instead).
    */
-  subscribe(topics, { snapshot, maxHz, retry = true } = {}) {
+  subscribe(topics, { snapshot, maxHz, rewind, retry = true } = {}) {
     let list;
     try {
       list = toTopics(topics);
@@ -142,7 +151,8 @@ export class TickwireClient extends Emitter {
     const msg = { op: "subscribe", topics: list };
     if (snapshot !== undefined) msg.snapshot = snapshot;
     if (maxHz !== undefined && maxHz !== null) msg.max_hz = maxHz;
-    return this.#session.request({ kind: "subscribe", topics: list, maxHz: msg.max_hz, msg, retry });
+    if (rewind !== undefined && rewind !== null) msg.rewind = rewind;
+    return this.#session.request({ kind: "subscribe", topics: list, maxHz: msg.max_hz, rewind: msg.rewind, msg, retry });
   }
 
   /**

@@ -52,6 +52,10 @@ export interface SubscribedReply {
   topics: string[];
   /** Changes whenever per-topic seq numbering restarts (e.g. a broker restart). */
   epoch: string;
+  /** Only when the request carried `since` (v1.2): whether every topic of its `seqs` was recovered. */
+  recovered?: boolean;
+  /** With `recovered: false`: the topics of `since.seqs` not recovered (they got the snapshot). */
+  unrecovered?: string[];
 }
 
 export interface UnsubscribedReply {

@@ -5,20 +5,29 @@
 //
 // On every (re)connect: `auth` first (the token, or what the token callback
 // returns now), then the `beforeResubscribe` hook, then every remembered
-// entry is subscribed again (with `snapshot`, grouped by max_hz; a refused
-// group is retried one entry per request, and entries still refused are
-// dropped and reported), then the waiting requests.
+// entry is subscribed again (with `snapshot`, grouped by max_hz and rewind;
+// with resume on, each request carries `since`: the epoch and the last seq
+// of the tracked topics it covers, so the broker replays what was missed;
+// a refused group is retried one entry per request, and entries still
+// refused are dropped and reported), then the waiting requests. The ack of
+// a request with `since` says which topics were recovered: `recovered` and
+// `unrecovered` events.
 
 import { decodeMessage } from "./tickwire-decoder.js";
 import { reportLater } from "./tickwire-emitter.js";
 import { TickwireError } from "./tickwire-errors.js";
-import { SeqTracker } from "./tickwire-gaps.js";
+import { HELD, REPEAT, SeqTracker } from "./tickwire-gaps.js";
 import { Requests, requestError } from "./tickwire-requests.js";
 import { OPEN, ReconnectingSocket } from "./tickwire-socket.js";
-import { Subscriptions } from "./tickwire-subscriptions.js";
+import { Subscriptions, planResubscribe } from "./tickwire-subscriptions.js";
 
 /** setTimeout's largest delay. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * How long after the last ack with positions a jump of a recovered topic is
+ * still held for its replay (see tickwire-gaps.js); then it is a gap.
+ */
+const REPLAY_WAIT_MS = 5_000;
 
 /** The protocol side of one TickwireClient (emits its events, counts its stats). */
 export class Session {
@@ -28,8 +37,10 @@ export class Session {
   #refreshMarginMs;
   #requestTimeoutMs;
   #resubscribeSnapshot;
+  #resume;
   #beforeResubscribe;
   #refreshTimer = null;
+  #replayTimer = null;
   #requests = new Requests();
 
   /** The connection (a ReconnectingSocket). */
@@ -52,6 +63,7 @@ export class Session {
     this.#refreshMarginMs = options.tokenRefreshMarginMs ?? 30_000;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.#resubscribeSnapshot = options.resubscribeSnapshot ?? true;
+    this.#resume = options.resume ?? true;
     this.#beforeResubscribe = options.beforeResubscribe ?? null;
   }
 
@@ -135,7 +147,7 @@ export class Session {
     }
     // 3. the remembered subscriptions, 4. the requests that waited.
     conn.phase = "ready";
-    for (const { topics, maxHz } of this.subs.toRestore(conn)) this.#sendResub(conn, topics, maxHz, false);
+    this.#restore(conn, this.subs.toRestore(conn), false);
     for (const req of this.#requests.takeQueued()) this.#requests.send(conn, req);
     this.#client.emit("ready", { url: this.socket.url });
   }
@@ -154,10 +166,18 @@ export class Session {
     }
   }
 
-  #sendResub(conn, topics, maxHz, single) {
-    const msg = { op: "subscribe", topics, snapshot: this.#resubscribeSnapshot };
-    if (maxHz !== undefined) msg.max_hz = maxHz;
-    this.#requests.send(conn, { kind: "resub", topics, maxHz, single, msg });
+  /** Subscribes `groups` ([{topics, maxHz, rewind}]) again on `conn`, with `since` when resuming. */
+  #restore(conn, groups, single) {
+    const plan = planResubscribe(groups, {
+      snapshot: this.#resubscribeSnapshot,
+      resume: this.#resume && !conn.noSince,
+      tracker: this.tracker,
+    });
+    for (const { topics, maxHz, rewind, keys, msg } of plan) {
+      // Before it is sent: a quote of these topics that jumps ahead is held until its ack.
+      this.tracker.resuming(keys);
+      this.#requests.send(conn, { kind: "resub", topics, maxHz, rewind, keys, single, msg });
+    }
   }
 
   /** The connection was lost: its unanswered requests go out again on the next one. */
@@ -165,12 +185,16 @@ export class Session {
     clearTimeout(this.#refreshTimer);
     this.#refreshTimer = null;
     this.#requests.connectionLost(conn);
+    clearTimeout(this.#replayTimer);
+    this.tracker.disconnected();
   }
 
   /** close(), or the connection ended with reconnect off: every request rejects with `err`. */
   #onStop(err) {
     clearTimeout(this.#refreshTimer);
     this.#requests.rejectAll(err);
+    clearTimeout(this.#replayTimer);
+    this.tracker.disconnected();
   }
 
   // ----------------------------------------------------------- messages ----
@@ -230,7 +254,8 @@ export class Session {
     switch (req.kind) {
       case "subscribe":
       case "resub":
-        this.subs.acknowledged(req.topics, req.maxHz, conn);
+        this.subs.acknowledged(req.topics, req.maxHz, req.rewind, conn);
+        if (req.keys?.length) this.#resumed(req.keys, m);
         break;
       case "unsubscribe":
         this.subs.delete(req.topics);
@@ -250,14 +275,53 @@ export class Session {
     req.resolve?.(m);
   }
 
+  /**
+   * The ack of a request that carried `since` for `keys`: which were
+   * recovered (the ack's `recovered` / `unrecovered`; a broker that does not
+   * know `since` answers neither: none was), the events, and what the
+   * resume holds kept.
+   */
+  #resumed(keys, m) {
+    const lost = new Set(m?.recovered === true ? [] : m?.recovered === false && Array.isArray(m.unrecovered) ? m.unrecovered : keys);
+    const recovered = [];
+    const unrecovered = [];
+    for (const t of keys) (lost.has(t) ? unrecovered : recovered).push(t);
+    const client = this.#client;
+    client.stats.recovered += recovered.length;
+    client.stats.unrecovered += unrecovered.length;
+    const conflated = this.subs.conflation();
+    for (const t of keys) this.tracker.resumed(t, !lost.has(t), conflated(t));
+    if (recovered.length) {
+      clearTimeout(this.#replayTimer);
+      this.#replayTimer = setTimeout(() => {
+        for (const t of this.tracker.endReplays()) this.#drain(t);
+      }, REPLAY_WAIT_MS);
+    }
+    const epoch = this.tracker.epoch;
+    if (recovered.length) client.emit("recovered", { topics: recovered, epoch, id: m?.id });
+    if (unrecovered.length) client.emit("unrecovered", { topics: unrecovered, epoch, id: m?.id });
+    for (const t of keys) this.#drain(t);
+  }
+
   #resubRefused(conn, req, err) {
-    if (!req.single && req.topics.length > 1) {
-      // One entry may spoil the group (a request is all or nothing): one by one.
-      for (const t of req.topics) {
-        if (this.subs.needsRestore(conn, t)) this.#sendResub(conn, [t], req.maxHz, true);
-      }
+    const keys = req.keys ?? [];
+    const again = (topics, single) => this.#restore(conn, [{ topics, maxHz: req.maxHz, rewind: req.rewind }], single);
+    if (req.msg.since && err.code === "bad_request") {
+      // Entries the broker took before, refused with positions: a broker
+      // that does not take `since`. The same entries without it (snapshots),
+      // and no more `since` on this connection.
+      conn.noSince = true;
+      again(req.topics, req.single);
+      this.#resumed(keys, null);
       return;
     }
+    // One entry may spoil the group (a request is all or nothing): one by one.
+    const oneByOne = !req.single && req.topics.length > 1;
+    if (oneByOne) for (const t of req.topics) if (this.subs.needsRestore(conn, t)) again([t], true);
+    // Positions those requests carry again keep their holds; others' held quotes go out.
+    for (const t of keys) this.tracker.resumed(t, false);
+    for (const t of keys) this.#drain(t);
+    if (oneByOne) return;
     this.subs.dropUnrestored(conn, req.topics);
     this.subs.forgetUncovered(this.tracker, req.topics);
     this.#client.emit("error", err);
@@ -269,13 +333,24 @@ export class Session {
   }
 
   #onQuote(q) {
-    const client = this.#client;
-    const missed = this.tracker.accept(q.topic, q.seq);
-    if (missed < 0) {
-      client.stats.duplicates++;
-      client.emit("duplicate", q);
+    const r = this.tracker.offer(q.topic, q.seq, q);
+    if (r === REPEAT) {
+      this.#client.stats.duplicates++;
+      this.#client.emit("duplicate", q);
       return;
     }
+    if (r !== HELD) this.#deliver(q, r);
+    this.#drain(q.topic);
+  }
+
+  /** Passes on the quotes the resume holds of `topic` kept that now follow in order. */
+  #drain(topic) {
+    for (let h = this.tracker.nextHeld(topic); h !== undefined; h = this.tracker.nextHeld(topic)) this.#deliver(h.item, h.missed);
+  }
+
+  /** A quote in order, `missed` quotes after the one before. */
+  #deliver(q, missed) {
+    const client = this.#client;
     if (missed > 0) {
       client.stats.gaps++;
       client.stats.missed += missed;
@@ -286,6 +361,7 @@ export class Session {
         received,
         missed,
         epoch: this.tracker.epoch,
+        reason: this.tracker.lastGapReason,
       });
     }
     client.stats.quotes++;

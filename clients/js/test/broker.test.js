@@ -161,10 +161,11 @@ test("snapshot: the last quote right after the ack (and not with snapshot:false)
   assert.equal(first.stats.gaps, 0);
 });
 
-test("a reconnect to the same broker: resubscribed with a snapshot, quotes missed meanwhile counted as a gap", async () => {
+test("a reconnect to the same broker without resume: resubscribed with a snapshot, quotes missed meanwhile counted as a gap", async () => {
   const { WebSocket: Tracking, sockets } = trackingWebSocket();
   // A long backoff: the test decides when the reconnect happens (reconnectNow).
-  const c = client({ WebSocket: Tracking, backoff: { initialMs: 60_000, maxMs: 60_000 } });
+  // resume: false — the v1 resubscription (resume: test/broker-resume.test.js).
+  const c = client({ WebSocket: Tracking, backoff: { initialMs: 60_000, maxMs: 60_000 }, resume: false });
   const watcher = client();
   await Promise.all([c.subscribe("JS.G1", { snapshot: false }), watcher.subscribe("JS.G1", { snapshot: false })]);
   const q1 = nextQuote(c, "JS.G1", 1);
@@ -185,7 +186,7 @@ test("a reconnect to the same broker: resubscribed with a snapshot, quotes misse
   const snap = nextQuote(c, "JS.G1", 4);
   c.reconnectNow();
   await snap; // the snapshot of the resubscription: the newest quote
-  assert.deepEqual(ev.gap, [{ topic: "JS.G1", expected: 2n, received: 4n, missed: 2, epoch: c.epoch }]);
+  assert.deepEqual(ev.gap, [{ topic: "JS.G1", expected: 2n, received: 4n, missed: 2, epoch: c.epoch, reason: "unrecovered" }]);
   assert.equal(ev.epoch.length, 0, "same broker, same epoch");
   assert.equal(ev.closed[0].code, 1006);
   assert.equal(ev.open.length, 1);
@@ -246,7 +247,7 @@ test("examples/tail.js (the README's example) prints quotes and exits after --co
 // Last: it replaces the shared broker.
 test("broker restart on the same ports: reconnect, resubscribe, new epoch resets tracking (no gap)", async () => {
   const c = client({ format: "binary" });
-  const ev = record(c, ["gap", "epoch", "duplicate", "reconnecting", "open", "quote"]);
+  const ev = record(c, ["gap", "epoch", "duplicate", "reconnecting", "open", "quote", "recovered", "unrecovered"]);
   await c.subscribe(["JS.R1", "JS.RP*"], { snapshot: false });
   await c.subscribe(["JS.R2"], { snapshot: false, maxHz: 100 });
   const oldEpoch = c.epoch;
@@ -281,6 +282,10 @@ test("broker restart on the same ports: reconnect, resubscribe, new epoch resets
   await Promise.all([r1, rp, r2]);
   assert.deepEqual(ev.gap, [], "seq restarted at 1: not a gap");
   assert.deepEqual(ev.duplicate, [], "seq 1 after seq 3: not a repeat either");
+  // The resubscription asked to resume JS.R1 from seq 3 in the old epoch:
+  // a new broker cannot (nothing else was ever quoted).
+  assert.deepEqual(ev.recovered, []);
+  assert.deepEqual(ev.unrecovered.map((u) => u.topics), [["JS.R1"]]);
   assert.deepEqual([...c.subscriptions], [
     ["JS.R1", { maxHz: undefined }],
     ["JS.RP*", { maxHz: undefined }],

@@ -167,9 +167,9 @@ test("requests carry ids; acks settle them by id, in any order; errors reject wi
   await client.close();
 });
 
-test("binary gap tracking: repeats dropped, jumps reported, a new epoch resets without a gap", async (t) => {
+test("binary gap tracking (resume off): repeats dropped, jumps reported, a new epoch resets without a gap", async (t) => {
   const timers = fakeTimers(t);
-  const { client, WS, ws } = await openClient({ format: "binary" });
+  const { client, WS, ws } = await openClient({ format: "binary", resume: false });
   assert.equal(ws.binaryType, "arraybuffer", "what the decoder needs");
   const ev = record(client, ["quote", "gap", "duplicate", "epoch"]);
   const sub = client.subscribe(["A"]);
@@ -184,7 +184,7 @@ test("binary gap tracking: repeats dropped, jumps reported, a new epoch resets w
   assert.equal(ev.quote[0].bid, 189.12);
   assert.ok(Number.isNaN(ev.quote[0].ask), "non-finite prices are NaN in binary mode");
   assert.deepEqual(ev.duplicate.map((q) => q.seq), [6n, 4n]);
-  assert.deepEqual(ev.gap, [{ topic: "A", expected: 7n, received: 9n, missed: 2, epoch: EPOCH_A }]);
+  assert.deepEqual(ev.gap, [{ topic: "A", expected: 7n, received: 9n, missed: 2, epoch: EPOCH_A, reason: "conflated" }]);
   assert.deepEqual(ev.epoch, [{ epoch: EPOCH_A, previous: null }]);
   assert.equal(client.lastSeq("A"), 10n);
   assert.deepEqual(
@@ -211,7 +211,7 @@ test("binary gap tracking: repeats dropped, jumps reported, a new epoch resets w
   ws3.serverSend(binaryQuote({ topic: "A", seq: 2 }));
   ws3.serverSend(binaryQuote({ topic: "A", seq: 7 }));
   assert.equal(ev.epoch.length, 2);
-  assert.deepEqual(ev.gap[1], { topic: "A", expected: 3n, received: 7n, missed: 4, epoch: EPOCH_B });
+  assert.deepEqual(ev.gap[1], { topic: "A", expected: 3n, received: 7n, missed: 4, epoch: EPOCH_B, reason: "unrecovered" });
   await client.close();
 });
 
@@ -230,7 +230,7 @@ test("JSON mode: seq and ts are Numbers, non-finite prices stay null, gaps count
   assert.equal(ev.quote[0].bid, null);
   assert.equal(ev.quote[0].ask, 2.5);
   assert.equal(ev.quote[0].tsMs, 1732345678901234567 / 1e6);
-  assert.deepEqual(ev.gap, [{ topic: "J", expected: 2n, received: 4n, missed: 2, epoch: EPOCH_A }]);
+  assert.deepEqual(ev.gap, [{ topic: "J", expected: 2n, received: 4n, missed: 2, epoch: EPOCH_A, reason: "conflated" }]);
   await client.close();
 });
 
