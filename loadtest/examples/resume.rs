@@ -53,7 +53,10 @@ fn main() {
     let ingest: SocketAddr = arg("--ingest", "127.0.0.1:7001".parse().unwrap());
     let topics: usize = arg("--topics", 1000);
     let quotes: usize = arg("--quotes", 64);
-    assert!(ws.ip().is_loopback() && ingest.ip().is_loopback(), "loopback only");
+    assert!(
+        ws.ip().is_loopback() && ingest.ip().is_loopback(),
+        "loopback only"
+    );
     let names: Vec<String> = (0..topics).map(|i| format!("RESUME.{i:05}")).collect();
 
     // The epoch, and a witness that every quote reached the router.
