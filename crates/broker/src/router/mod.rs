@@ -369,6 +369,8 @@ impl Router {
 }
 
 #[cfg(test)]
+mod resume_props;
+#[cfg(test)]
 mod resume_tests;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use tickwire_client::TlsOptions;
 
 mod format;
+mod positions;
 mod publish;
 mod tail;
 
