@@ -22,6 +22,7 @@ mod process;
 mod ready;
 mod resume;
 mod subscribe;
+mod tail_resume;
 mod tls;
 mod tools;
 mod websocket_rules;
