@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property and end-to-end tests of every crate,
 # then the browser tests of the dashboard (browser-tests/, node --test:
-# Playwright driving Debian's chromium, and the decoder golden test).
+# Playwright driving Debian's chromium, and the decoder golden test), the
+# clients' tests and the cluster chaos test (chaos-tests/).
 # This is the README's test command; .ci/run calls it. On a fresh machine it
 # installs what the tests need (chromium, nats-server, browser-tests/node_modules,
 # the Python client's virtualenv, promtool).
@@ -15,7 +16,8 @@ need_apt=()
 [[ ! -x "$chromium" && "$chromium" == /usr/bin/chromium ]] && need_apt+=(chromium)
 # The https browser test makes its certificate with the openssl CLI.
 command -v openssl >/dev/null || need_apt+=(openssl)
-# The cluster tests (crates/broker/tests/e2e/cluster.rs) run a real nats-server -js.
+# The cluster tests (crates/broker/tests/e2e/cluster.rs) and the chaos test
+# (chaos-tests/) run a real nats-server -js.
 [[ -n "${NATS_SERVER:-}" ]] || command -v nats-server >/dev/null || need_apt+=(nats-server)
 # deploy/check.sh checks the alert rules with promtool (Debian's prometheus).
 command -v promtool >/dev/null || need_apt+=(prometheus)
@@ -61,6 +63,9 @@ bash clients/js/test.sh
 
 echo "== Python client tests (clients/python/test.sh: pytest against the real broker)"
 bash clients/python/test.sh -q
+
+echo "== chaos test (chaos-tests/test.sh: 3 brokers + nats-server, 50 JS and Python subscribers, SIGKILL of a broker, NATS restart)"
+bash chaos-tests/test.sh
 
 echo "== operations kit (deploy/check.sh: promtool, the Grafana board against a live broker's metrics)"
 bash deploy/check.sh

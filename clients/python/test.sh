@@ -8,7 +8,8 @@
 # python3 (>= 3.10) with pip, and PyPI (or a configured index) the first
 # time. The broker binary is $TICKWIRE_BIN, else <repo>/target/debug/tickwire
 # (built with cargo when missing and cargo is available).
-# Environment: PYTHON (interpreter for the venv, default python3).
+# Environment: PYTHON (interpreter for the venv, default python3);
+# TICKWIRE_VENV_ONLY=1 makes the virtualenv and stops there.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -61,6 +62,11 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ] ||
     log "installing tickwire (editable) with test extras"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$HERE[test]"
     printf '%s' "$WANT" >"$STAMP"
+fi
+
+# TICKWIRE_VENV_ONLY=1: only make the virtualenv (chaos-tests/test.sh uses it).
+if [ "${TICKWIRE_VENV_ONLY:-}" = 1 ]; then
+    exit 0
 fi
 
 BIN="${TICKWIRE_BIN:-$REPO/target/debug/tickwire}"

@@ -236,10 +236,17 @@ export declare class Emitter<Events extends Record<string, any> = Record<string,
 }
 
 export declare class TickwireClient<F extends Format = "binary"> extends Emitter<ClientEvents<F>> {
-  constructor(url: string | URL, options?: ClientOptions<F>);
+  /**
+   * `url`: one broker URL, or several (brokers of one cluster): the first
+   * connect goes to the first, and each retry (after a failed attempt or a
+   * lost connection) to the next one, round the list.
+   */
+  constructor(url: string | URL | ReadonlyArray<string | URL>, options?: ClientOptions<F>);
   readonly state: ClientState;
-  /** The WebSocket URL, with its format parameter. */
+  /** The WebSocket URL of the current (or last) connection attempt, with its format parameter. */
   readonly url: string;
+  /** Every broker URL given, with its format parameter, in the order retries try them. */
+  readonly urls: string[];
   readonly format: F;
   /** The broker epoch of the latest `subscribed` ack (null before the first). */
   readonly epoch: string | null;

@@ -41,7 +41,9 @@ export { SeqTracker } from "./tickwire-gaps.js";
 export { entryMatches } from "./tickwire-subscriptions.js";
 
 /**
- * A tickwire subscriber connection that reconnects by itself.
+ * A tickwire subscriber connection that reconnects by itself: to its one
+ * URL, or, given an array of URLs (brokers of one cluster), each retry to
+ * the next of them.
  *
  * Events (`on(type, listener)`): state, connecting, open, ready, closed,
  * reconnecting, message, quote, gap, duplicate, epoch, recovered,
@@ -74,9 +76,14 @@ export class TickwireClient extends Emitter {
     return this.#socket.state;
   }
 
-  /** The WebSocket URL, with its `format` parameter. */
+  /** The WebSocket URL of the current (or last) connection attempt, with its `format` parameter. */
   get url() {
     return this.#socket.url;
+  }
+
+  /** Every broker URL given (with its `format` parameter), in the order reconnects try them. */
+  get urls() {
+    return this.#socket.urls;
   }
 
   /** "json" | "binary" */

@@ -1,6 +1,7 @@
 // tickwire-socket.js — the connection of the tickwire client: one WebSocket
 // at a time, its states, the connect timeout, and reconnect with exponential
-// backoff and jitter, forever, until close().
+// backoff and jitter, forever, until close(); with several broker URLs (one
+// cluster), each retry goes to the next URL.
 //
 // What is said on a connection (auth, subscriptions, requests, quotes) is
 // the client's (./tickwire-client.js): this module calls its hooks when a
@@ -22,10 +23,37 @@ export function backoffDelay({ initialMs, maxMs, multiplier, jitter }, attempt) 
   return ceiling * (1 - jitter) + Math.random() * ceiling * jitter;
 }
 
+/**
+ * The WebSocket URLs of `url` (one URL, or an array of them: brokers of one
+ * cluster, tried in turn), each with the `format` parameter, and the format.
+ * The format comes from the option, else from the first URL that names one;
+ * URLs that name another are refused.
+ */
+export function wsUrls(url, format) {
+  const list = Array.isArray(url) ? url : [url];
+  if (list.length === 0) throw new TypeError("tickwire: expected at least one broker URL");
+  let f = format;
+  if (f === undefined) {
+    for (const one of list) {
+      const named = parseUrl(one).searchParams.get("format");
+      if (named !== null) {
+        f = named;
+        break;
+      }
+    }
+  }
+  const hrefs = list.map((one) => wsUrl(one, f).href);
+  return { hrefs, format: wsUrl(list[0], f).format };
+}
+
+function parseUrl(url) {
+  const base = globalThis.location?.href;
+  return base === undefined ? new URL(String(url)) : new URL(String(url), base);
+}
+
 /** The WebSocket URL (ws:// or wss://) with its `format` parameter, and the format. */
 export function wsUrl(url, format) {
-  const base = globalThis.location?.href;
-  const u = base === undefined ? new URL(String(url)) : new URL(String(url), base);
+  const u = parseUrl(url);
   if (u.protocol === "http:") u.protocol = "ws:";
   else if (u.protocol === "https:") u.protocol = "wss:";
   if (u.protocol !== "ws:" && u.protocol !== "wss:") {
@@ -54,7 +82,8 @@ export class ReconnectingSocket {
   #client; // the TickwireClient: emit() and stats
   #hooks; // {opened(conn), message(conn, data), lost(conn), stopping(err)}
   #WS;
-  #url;
+  #urls; // every broker URL, with its format parameter
+  #urlIndex = 0; // the URL of the current (or last) attempt
   #format;
   #reconnect;
   #backoff;
@@ -78,8 +107,8 @@ export class ReconnectingSocket {
     this.#client = client;
     this.#hooks = hooks;
     this.#WS = WS;
-    const { href, format } = wsUrl(url, options.format);
-    this.#url = href;
+    const { hrefs, format } = wsUrls(url, options.format);
+    this.#urls = hrefs;
     this.#format = format;
     this.#reconnect = options.reconnect ?? true;
     this.#backoff = { ...DEFAULT_BACKOFF, ...(options.backoff ?? {}) };
@@ -91,8 +120,14 @@ export class ReconnectingSocket {
     return this.#state;
   }
 
+  /** The URL of the current (or last) connection attempt. */
   get url() {
-    return this.#url;
+    return this.#urls[this.#urlIndex];
+  }
+
+  /** Every broker URL, in the order they are tried. */
+  get urls() {
+    return [...this.#urls];
   }
 
   get format() {
@@ -119,12 +154,13 @@ export class ReconnectingSocket {
     if (this.#state !== "idle" && this.#state !== "closed") return;
     this.#stopped = false;
     this.#attempt = 0;
+    this.#urlIndex = 0;
     this.#open();
   }
 
   /** While waiting to reconnect: try now. */
   reconnectNow() {
-    if (this.#state === "reconnecting") this.#open();
+    if (this.#state === "reconnecting") this.#open(true);
   }
 
   /** A message came on `conn`: the connection works, the backoff starts over. */
@@ -186,15 +222,18 @@ export class ReconnectingSocket {
     this.#client.emit("state", { state, previous });
   }
 
-  #open() {
+  /** `next`: a retry, which goes to the URL after the one last tried (several URLs). */
+  #open(next = false) {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
     this.#retryAt = null;
+    if (next) this.#urlIndex = (this.#urlIndex + 1) % this.#urls.length;
+    const url = this.#urls[this.#urlIndex];
     this.#setState("connecting");
-    this.#client.emit("connecting", { attempt: this.#attempt + 1, url: this.#url });
+    this.#client.emit("connecting", { attempt: this.#attempt + 1, url });
     let ws;
     try {
-      ws = new this.#WS(this.#url);
+      ws = new this.#WS(url);
     } catch (e) {
       this.#client.emit(
         "error",
@@ -234,7 +273,7 @@ export class ReconnectingSocket {
   #opened(conn) {
     clearTimeout(conn.timer);
     this.#setState("open");
-    this.#client.emit("open", { url: this.#url, attempt: this.#attempt + 1 });
+    this.#client.emit("open", { url: this.url, attempt: this.#attempt + 1 });
     this.#hooks.opened(conn);
   }
 
@@ -264,7 +303,7 @@ export class ReconnectingSocket {
     this.#client.stats.reconnects++;
     const delayMs = backoffDelay(this.#backoff, this.#attempt);
     this.#retryAt = Date.now() + delayMs;
-    this.#retryTimer = setTimeout(() => this.#open(), delayMs);
+    this.#retryTimer = setTimeout(() => this.#open(true), delayMs);
     this.#setState("reconnecting");
     this.#client.emit("reconnecting", { attempt: this.#attempt, delayMs });
   }

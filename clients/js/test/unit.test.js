@@ -23,8 +23,8 @@ afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close()));
 });
 
-function newClient(options) {
-  const client = new TickwireClient("ws://broker.test/ws", options);
+function newClient(options, url = "ws://broker.test/ws") {
+  const client = new TickwireClient(url, options);
   clients.push(client);
   return client;
 }
@@ -279,6 +279,66 @@ test("reconnect: backoff doubles with jitter in [d/2, d], up to the maximum; res
   for (const s of ["connecting", "reconnecting", "open"]) assert.ok(states.includes(s), `state ${s} seen`);
   await client.close();
   assert.equal(client.state, "closed");
+});
+
+test("several URLs: the format goes on each; a conflicting format or an empty list is refused", () => {
+  const WS = makeFakeWebSocket();
+  const opts = { WebSocket: WS, autoConnect: false };
+  const c = new TickwireClient(["ws://a:1/ws", "http://b:2/ws?format=json"], opts);
+  assert.equal(c.format, "json", "the first URL that names a format gives it");
+  assert.deepEqual(c.urls, ["ws://a:1/ws?format=json", "ws://b:2/ws?format=json"]);
+  assert.equal(c.url, "ws://a:1/ws?format=json", "the first one is tried first");
+  const one = new TickwireClient(["ws://a:1/ws"], opts);
+  assert.deepEqual(one.urls, ["ws://a:1/ws?format=binary"]);
+  assert.deepEqual(new TickwireClient("ws://a:1/ws", opts).urls, ["ws://a:1/ws?format=binary"]);
+  assert.throws(() => new TickwireClient(["ws://a/ws?format=binary", "ws://b/ws?format=json"], opts), TypeError);
+  assert.throws(() => new TickwireClient(["ws://a/ws", "ws://b/ws?format=json"], { ...opts, format: "binary" }), TypeError);
+  assert.throws(() => new TickwireClient([], opts), TypeError);
+  assert.throws(() => new TickwireClient(["ws://a/ws", "ftp://b/ws"], opts), TypeError);
+});
+
+test("several URLs: each retry goes to the next one, round the list; the resubscription resumes on another broker", async (t) => {
+  const timers = fakeTimers(t);
+  const WS = makeFakeWebSocket();
+  const client = newClient({ WebSocket: WS, backoff: FAST }, ["ws://a/ws", "ws://b/ws", "ws://c/ws"]);
+  const ev = record(client, ["connecting", "open", "recovered"]);
+  await waitFor(() => WS.instances.length === 1, "the first socket");
+  const host = (ws) => new URL(ws.url).host;
+  assert.equal(host(WS.last), "a");
+  WS.last.serverOpen();
+  const sub = client.subscribe(["A"]);
+  const [r1] = await sentCount(WS.last, 1);
+  WS.last.serverSend({ type: "subscribed", id: r1.id, topics: ["A"], epoch: EPOCH_A });
+  await sub;
+  WS.last.serverSend(binaryQuote({ topic: "A", seq: 5 }));
+  // Broker a is lost: the retry goes to b, refused; then c, refused; then a again.
+  WS.last.serverClose(1006);
+  for (const expected of ["b", "c", "a"]) {
+    timers.tick(FAST.maxMs);
+    assert.equal(host(WS.last), expected);
+    assert.equal(client.url, WS.last.url, "url: the current attempt's");
+    WS.last.serverClose(1006); // refused before opening
+  }
+  // b answers: the resubscription carries the position reached on a.
+  timers.tick(FAST.maxMs);
+  const ws = WS.last;
+  assert.equal(host(ws), "b");
+  ws.serverOpen();
+  const [resub] = await sentCount(ws, 1);
+  assert.deepEqual(resub.since, { epoch: EPOCH_A, seqs: { A: 5 } });
+  ws.serverSend({ type: "subscribed", id: resub.id, topics: ["A"], epoch: EPOCH_A, recovered: true });
+  assert.deepEqual(ev.recovered.map((e) => e.topics), [["A"]]);
+  assert.deepEqual(
+    ev.connecting.map((e) => new URL(e.url).host),
+    ["a", "b", "c", "a", "b"],
+  );
+  assert.deepEqual(ev.open.map((e) => new URL(e.url).host), ["a", "b"]);
+  assert.equal(new URL(client.url).host, "b");
+  // reconnectNow() also goes on to the next URL.
+  ws.serverClose(1006);
+  client.reconnectNow();
+  assert.equal(host(WS.last), "c");
+  await client.close();
 });
 
 test("reconnect: unanswered requests are sent again; retry:false ones reject with `disconnected`; waiting ones go after the resubscription", async (t) => {

@@ -5,7 +5,7 @@
 
 use std::ops::Deref;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tickwire_protocol::{Quote, Selector};
@@ -18,8 +18,14 @@ pub struct SharedQuote {
     pub topic: Arc<str>,
     /// The quote's `seq` in its topic: what history and resume compare.
     pub seq: u64,
+    /// The router's accept count at this quote: its place in the broker's
+    /// one order of quotes (an SSE stream's `Last-Event-ID` resumes from it).
+    pub accepted: u64,
     pub json_frame: Box<[u8]>,
     pub binary_frame: Box<[u8]>,
+    /// The quote as Server-Sent Events, made by the first SSE subscriber
+    /// that needs it and shared by every other (see [`SseEvents`]).
+    pub sse: SseEvents,
     /// When ingest decoded the frame that carried this quote: the start of
     /// the delivery latency.
     pub decoded_at: Instant,
@@ -67,15 +73,69 @@ impl std::fmt::Debug for LocalQuote {
 pub enum Format {
     Json,
     Binary,
+    /// `/sse`: a `quote` event with its `id:` line.
+    Sse,
+    /// `/sse` while the stream catches up (snapshot, replay, rewind): the
+    /// event without `id:`, so a browser's `Last-Event-ID` only ever
+    /// names a point before which the stream has everything.
+    SseBare,
+}
+
+/// A quote's two Server-Sent Events, made lazily: most quotes never reach
+/// an SSE subscriber, and one that does is formatted once for all of them
+/// (a `OnceLock`: one write per quote, then reads only).
+#[derive(Debug, Default)]
+pub struct SseEvents {
+    with_id: OnceLock<Box<[u8]>>,
+    bare: OnceLock<Box<[u8]>>,
 }
 
 impl SharedQuote {
+    /// The bytes of this quote in `format`. An SSE event must have been
+    /// made first ([`SharedQuote::prepare_sse`]); if not, nothing.
     pub fn frame(&self, format: Format) -> &[u8] {
         match format {
             Format::Json => &self.json_frame,
             Format::Binary => &self.binary_frame,
+            Format::Sse => self.sse.with_id.get().map_or(&[], |b| b),
+            Format::SseBare => self.sse.bare.get().map_or(&[], |b| b),
         }
     }
+
+    /// Makes this quote's SSE event in `format` (once per quote), its
+    /// `id:` written by `id` (the broker's resume token for its accept
+    /// count). Other formats need nothing.
+    pub fn prepare_sse(&self, format: Format, id: impl FnOnce(u64, &mut Vec<u8>)) {
+        let (cell, with_id) = match format {
+            Format::Sse => (&self.sse.with_id, true),
+            Format::SseBare => (&self.sse.bare, false),
+            Format::Json | Format::Binary => return,
+        };
+        cell.get_or_init(|| {
+            let json = ws_payload(&self.json_frame);
+            let mut out = Vec::with_capacity(json.len() + 48);
+            if with_id {
+                out.extend_from_slice(b"id: ");
+                id(self.accepted, &mut out);
+                out.push(b'\n');
+            }
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(json);
+            out.extend_from_slice(b"\n\n");
+            out.into_boxed_slice()
+        });
+    }
+}
+
+/// The payload of an unmasked server frame (the router's JSON frame).
+fn ws_payload(frame: &[u8]) -> &[u8] {
+    let header = match frame.get(1).map(|b| b & 0x7f) {
+        Some(126) => 4,
+        Some(127) => 10,
+        Some(_) => 2,
+        None => return &[],
+    };
+    frame.get(header..).unwrap_or_default()
 }
 
 /// Identifies one connection of one worker: slot index plus a serial, so a
@@ -102,6 +162,10 @@ pub struct CatchUp {
     pub rewind: u16,
     /// Topics to resume after the client's `seq` (`since.seqs`).
     pub resume: Vec<Resume>,
+    /// SSE `Last-Event-ID`: resume every topic of the request from this
+    /// broker's accept count (each topic's position is where its history
+    /// stands at that count); `newest_only` as for [`Resume`].
+    pub resume_from: Option<ResumeFrom>,
     /// Whether `since.epoch` is the broker's (the session checks it);
     /// otherwise every topic of `resume` is unrecovered.
     pub epoch_matches: bool,
@@ -111,6 +175,13 @@ pub struct CatchUp {
     /// a client that reads gets every replayed quote, none conflated.
     /// 0: not paced.
     pub window: usize,
+}
+
+/// Where an SSE stream resumes: every quote accepted after `accepted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumeFrom {
+    pub accepted: u64,
+    pub newest_only: bool,
 }
 
 /// One topic of a `since`: the quotes after `after`, or with
@@ -129,6 +200,7 @@ impl CatchUp {
             snapshot,
             rewind: 0,
             resume: Vec::new(),
+            resume_from: None,
             epoch_matches: true,
             window: 0,
         }
@@ -136,7 +208,12 @@ impl CatchUp {
 
     /// Whether the router sends any quote before the live ones.
     pub fn sends_quotes(&self) -> bool {
-        self.snapshot || !self.resume.is_empty()
+        self.snapshot || !self.resume.is_empty() || self.resume_from.is_some()
+    }
+
+    /// Whether the router answers which topics it recovered.
+    pub fn resumes(&self) -> bool {
+        !self.resume.is_empty() || self.resume_from.is_some()
     }
 }
 

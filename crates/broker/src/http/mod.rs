@@ -1,10 +1,12 @@
 //! The HTTP request that opens every connection on the subscriber
 //! listeners (plain and TLS): its head is parsed and routed — the
-//! dashboard's files, `/metrics`, `/healthz`, or an upgrade to a subscriber
-//! framing (`/ws`). Pure: bytes in, a decision out; the connection
-//! (`crate::session`) acts on it.
+//! dashboard's files, `/metrics`, `/healthz`, or a subscriber stream: an
+//! upgrade to WebSocket (`/ws`) or Server-Sent Events (`/sse`). Pure: bytes
+//! in, a decision out; the connection (`crate::session`) acts on it.
 
 mod assets;
+pub mod event_id;
+pub mod sse_query;
 
 use tickwire_ws::handshake::{validate_upgrade, UpgradeError};
 use tickwire_ws::http::{parse_request_head, response, HeadError, HeadParse};
@@ -28,6 +30,20 @@ pub enum HttpOutcome {
         format: Format,
         head_len: usize,
     },
+    /// `/sse`: a Server-Sent Events stream of this subscribe (boxed: the
+    /// rare, large outcome).
+    EventStream(Box<EventStreamRequest>),
+}
+
+/// What an `/sse` request asks for, its query already checked by the
+/// subscribe rules.
+pub struct EventStreamRequest {
+    pub query: sse_query::SseQuery,
+    /// `Authorization: Bearer <JWT>`, when the query has no `token=`.
+    pub bearer: Option<String>,
+    /// `Last-Event-ID` as sent (a browser's `EventSource` reconnecting);
+    /// the session decides whether it is one of this broker's ids.
+    pub last_event_id: Option<Vec<u8>>,
 }
 
 /// Routes one request head. `allowed_origins`: when non-empty, a `/ws`
@@ -58,6 +74,19 @@ pub fn route(buf: &[u8], max_head: usize, allowed_origins: &[String]) -> HttpOut
     match head.path.as_str() {
         "/healthz" => HttpOutcome::Health,
         "/metrics" => HttpOutcome::Metrics,
+        "/sse" => {
+            if !origin_allowed(head.header("origin"), allowed_origins) {
+                return json_error(403, "Forbidden", "not_authorized", "origin not allowed");
+            }
+            match sse_query::parse_sse_query(head.query.as_deref().unwrap_or("")) {
+                Ok(query) => HttpOutcome::EventStream(Box::new(EventStreamRequest {
+                    query,
+                    bearer: bearer_token(head.header("authorization")),
+                    last_event_id: head.header("last-event-id").map(<[u8]>::to_vec),
+                })),
+                Err(e) => json_error(400, "Bad Request", e.code.as_str(), &e.message),
+            }
+        }
         "/ws" => {
             if !origin_allowed(head.header("origin"), allowed_origins) {
                 return error(403, "Forbidden", &[], "origin not allowed");
@@ -89,6 +118,46 @@ pub fn route(buf: &[u8], max_head: usize, allowed_origins: &[String]) -> HttpOut
             None => error(404, "Not Found", &[], "not found"),
         },
     }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer_token(value: Option<&[u8]>) -> Option<String> {
+    let value = std::str::from_utf8(value?).ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// An error an `/sse` request gets before any event: the WebSocket
+/// protocol's `error` object as a small JSON body, then close.
+pub fn json_error(status: u16, reason: &str, code: &str, message: &str) -> HttpOutcome {
+    HttpOutcome::Respond(json_error_response(status, reason, code, message))
+}
+
+/// The bytes of [`json_error`].
+pub fn json_error_response(status: u16, reason: &str, code: &str, message: &str) -> Vec<u8> {
+    let body = tickwire_protocol::server::json_error_code(code, message);
+    response(
+        status,
+        reason,
+        &[],
+        "application/json",
+        format!("{body}\n").as_bytes(),
+    )
+}
+
+/// The head of an `/sse` stream: no length, the body runs until the
+/// connection closes (also right for an HTTP/1.0 request, which is what
+/// nginx's default `proxy_pass` sends); no buffering by proxies.
+pub fn event_stream_head() -> Vec<u8> {
+    b"HTTP/1.1 200 OK\r\n\
+Content-Type: text/event-stream\r\n\
+Cache-Control: no-cache\r\n\
+X-Accel-Buffering: no\r\n\
+Connection: close\r\n\r\n"
+        .to_vec()
 }
 
 /// Exact match of the `Origin` header against the allow-list (browsers send
@@ -124,14 +193,15 @@ fn error(status: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> Htt
     ))
 }
 
-/// `503` for a connection refused at accept (over the per-IP limit).
+/// `503` for a connection refused at accept (over the per-IP limit),
+/// before its request is read: a JSON body, which an `/sse` client reads
+/// like its other errors.
 pub fn too_many_connections() -> Vec<u8> {
-    response(
+    json_error_response(
         503,
         "Service Unavailable",
-        &[],
-        "text/plain; charset=utf-8",
-        b"too many connections from this address\n",
+        "too_many_connections",
+        "too many connections from this address",
     )
 }
 

@@ -33,6 +33,12 @@ pub fn render(m: &Metrics) -> String {
     sample(
         o,
         "tickwire_connections",
+        &[("kind", "sse")],
+        m.sse_connections.load(Relaxed),
+    );
+    sample(
+        o,
+        "tickwire_connections",
         &[("kind", "producer")],
         m.producer_connections.load(Relaxed),
     );

@@ -100,7 +100,10 @@ impl TlsHandshake {
 }
 
 pub struct Metrics {
+    /// WebSocket subscribers (`kind="subscriber"`).
     pub subscriber_connections: AtomicI64,
+    /// Server-Sent Events streams (`kind="sse"`).
+    pub sse_connections: AtomicI64,
     pub producer_connections: AtomicI64,
     pub subscriptions: AtomicI64,
     pub topics: AtomicI64,
@@ -152,6 +155,7 @@ impl Metrics {
         let window = || Mutex::new(LatencyWindow::new(WINDOW, WINDOW_SLOTS, now));
         Metrics {
             subscriber_connections: AtomicI64::new(0),
+            sse_connections: AtomicI64::new(0),
             producer_connections: AtomicI64::new(0),
             subscriptions: AtomicI64::new(0),
             topics: AtomicI64::new(0),

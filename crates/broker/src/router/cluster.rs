@@ -286,7 +286,8 @@ impl Router {
                     Arc::new(encode(
                         &q.quote,
                         name.clone(),
-                        q.seq,
+                        // Older than anything this broker accepted.
+                        (q.seq, 0),
                         now,
                         &mut self.scratch,
                     ))
@@ -336,10 +337,18 @@ impl Router {
         if !stored {
             topic.origin().last_from = Some((q.origin, now));
         }
+        // As for a quote of our own ingest: a replay or rewind still owed
+        // to this topic goes before it (it is older).
+        let owed = self
+            .jobs
+            .before_live(&name, topic.accepted_before(), &topic);
         let workers = self.interest.workers(&name, topic.mask());
-        let shared = Arc::new(encode(&q.quote, name, q.seq, now, &mut self.scratch));
+        let order = (q.seq, topic.next_accepted());
+        let shared = Arc::new(encode(&q.quote, name, order, now, &mut self.scratch));
+        topic.accept(shared.clone());
+        self.topics.trim_history();
+        self.send_owed(owed);
         self.fanout.queue(workers, &shared);
-        topic.accept(shared);
     }
 }
 

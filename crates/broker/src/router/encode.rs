@@ -13,7 +13,7 @@ use crate::messages::SharedQuote;
 pub(super) fn encode(
     quote: &Quote,
     topic: Arc<str>,
-    seq: u64,
+    (seq, accepted): (u64, u64),
     decoded_at: Instant,
     scratch: &mut Vec<u8>,
 ) -> SharedQuote {
@@ -26,8 +26,10 @@ pub(super) fn encode(
     SharedQuote {
         topic,
         seq,
+        accepted,
         json_frame,
         binary_frame,
+        sse: Default::default(),
         decoded_at,
     }
 }

@@ -89,6 +89,14 @@ impl Ring {
         held == newest - after && self.quotes.back().is_some_and(|q| q.seq == newest)
     }
 
+    /// The newest quote accepted at or before the accept count `accepted`.
+    pub fn at_or_before(&self, accepted: u64) -> Option<&Arc<SharedQuote>> {
+        // Accept counts ascend with seq (quotes filled in from the cluster's
+        // history count 0: older than anything accepted here).
+        let end = self.quotes.partition_point(|q| q.accepted <= accepted);
+        end.checked_sub(1).and_then(|i| self.quotes.get(i))
+    }
+
     /// The `n` newest quotes, oldest first.
     pub fn newest(&self, n: usize) -> impl Iterator<Item = &Arc<SharedQuote>> {
         self.quotes.range(self.quotes.len().saturating_sub(n)..)
@@ -287,8 +295,10 @@ mod tests {
         Arc::new(SharedQuote {
             topic: topic.clone(),
             seq,
+            accepted: seq,
             json_frame: vec![0; 100].into_boxed_slice(),
             binary_frame: vec![0; 50].into_boxed_slice(),
+            sse: Default::default(),
             decoded_at: Instant::now(),
         })
     }

@@ -200,7 +200,8 @@ impl Router {
         let seq = topic.next_seq();
         // Only clustered: the name is staged for publishing below.
         let staged = self.cluster.is_some().then(|| name.clone());
-        let shared = Arc::new(encode(quote, name, seq, decoded_at, &mut self.scratch));
+        let order = (seq, topic.next_accepted());
+        let shared = Arc::new(encode(quote, name, order, decoded_at, &mut self.scratch));
         topic.accept(shared.clone());
         self.topics.trim_history();
         self.send_owed(owed);

@@ -112,8 +112,10 @@ mod tests {
         Arc::new(SharedQuote {
             topic: topic.into(),
             seq: 0,
+            accepted: 0,
             json_frame: vec![body].into(),
             binary_frame: vec![body].into(),
+            sse: Default::default(),
             decoded_at: Instant::now(),
         })
     }

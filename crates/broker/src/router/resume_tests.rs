@@ -61,6 +61,7 @@ pub(super) fn since(resume: Vec<Resume>) -> CatchUp {
         snapshot: true,
         rewind: 0,
         resume,
+        resume_from: None,
         epoch_matches: true,
         window: 0,
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use tickwire_protocol::{PrefixIndex, Selector};
 
 use super::topics::{Quoting, TopicTable};
-use crate::messages::{CatchUp, ConnId, Resume, SharedQuote, WorkerMsg};
+use crate::messages::{CatchUp, ConnId, Resume, ResumeFrom, SharedQuote, WorkerMsg};
 
 /// Topics walked per slice: small enough that a slice costs the router and
 /// the worker well under a millisecond each.
@@ -195,11 +195,14 @@ impl SnapshotJobs {
         catch_up: CatchUp,
         topics: &TopicTable,
     ) -> Started {
-        let had_since = !catch_up.resume.is_empty();
-        let resumed: HashSet<Arc<str>> = catch_up.resume.iter().map(|r| r.topic.clone()).collect();
+        let had_since = catch_up.resumes();
         let epoch_matches = catch_up.epoch_matches;
-        let (replays, unrecovered): (Vec<Resume>, Vec<Resume>) = catch_up
-            .resume
+        let mut resume = catch_up.resume;
+        if let Some(from) = catch_up.resume_from {
+            resume.extend(positions_at(selectors, from, epoch_matches, topics));
+        }
+        let resumed: HashSet<Arc<str>> = resume.iter().map(|r| r.topic.clone()).collect();
+        let (replays, unrecovered): (Vec<Resume>, Vec<Resume>) = resume
             .into_iter()
             .partition(|r| epoch_matches && topics.resume_holds(&r.topic, r.after, r.newest_only));
         let replays = VecDeque::from(replays);
@@ -335,6 +338,33 @@ impl SnapshotJobs {
         self.jobs
             .retain(|j| !(j.worker == worker && j.conn == conn));
     }
+}
+
+/// Every topic `selectors` match, as a resume from `from` (an SSE
+/// `Last-Event-ID`): O(topics matched), at the activation, since the ack
+/// names the unrecovered ones. A topic whose position history no longer
+/// tells (or any, from another broker's stream: `valid` false) resumes
+/// from past its newest seq, which the rules make unrecovered.
+fn positions_at(
+    selectors: &[Selector],
+    from: ResumeFrom,
+    valid: bool,
+    topics: &TopicTable,
+) -> Vec<Resume> {
+    let mut out = Vec::new();
+    for selector in disjoint_cover(selectors) {
+        for name in topics.names(&selector, None) {
+            let position = valid
+                .then(|| topics.position_at(name, from.accepted))
+                .flatten();
+            out.push(Resume {
+                topic: name.clone(),
+                after: position.unwrap_or(u64::MAX),
+                newest_only: from.newest_only,
+            });
+        }
+    }
+    out
 }
 
 /// Frame bytes of a slice (the JSON frames: the larger format).

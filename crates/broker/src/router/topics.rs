@@ -174,6 +174,22 @@ impl TopicTable {
         newest_only || topic.ring.holds_all_after(after, topic.seq)
     }
 
+    /// Where a client stands in `name` once it has every quote the broker
+    /// accepted up to `accepted` (an SSE `Last-Event-ID`): the seq of the
+    /// topic's newest quote at that count, 0 when the topic's first quote
+    /// came later and is still held; None when history no longer tells.
+    pub fn position_at(&self, name: &str, accepted: u64) -> Option<u64> {
+        let topic = self.topics.exact(name)?;
+        let last = topic.last.as_ref()?;
+        if last.accepted <= accepted {
+            return Some(topic.seq);
+        }
+        if let Some(q) = topic.ring.at_or_before(accepted) {
+            return Some(q.seq);
+        }
+        topic.ring.oldest_seq().filter(|s| *s == 1).map(|_| 0)
+    }
+
     /// What a recovered resume of `name` sends: the held quotes after
     /// `after`, or with `newest_only` the newest if it is after `after`.
     pub fn resume_quotes(
@@ -257,6 +273,11 @@ impl Quoting<'_> {
         self.topic.accepted
     }
 
+    /// The accept count the next [`Quoting::accept`] gives its quote.
+    pub fn next_accepted(&self) -> u64 {
+        *self.accepted + 1
+    }
+
     /// Up to `n` of the topic's newest quotes, oldest first (a rewind).
     pub fn recent(&self, n: usize) -> Vec<Arc<SharedQuote>> {
         recent(self.topic, n)
@@ -326,8 +347,10 @@ pub(super) fn shared(topic: &Arc<str>) -> Arc<SharedQuote> {
     Arc::new(SharedQuote {
         topic: topic.clone(),
         seq: 0,
+        accepted: 0,
         json_frame: Box::new([]),
         binary_frame: Box::new([]),
+        sse: Default::default(),
         decoded_at: std::time::Instant::now(),
     })
 }

@@ -41,8 +41,12 @@ pub enum Action {
     ArmTimer { at: Instant, topic: Arc<str> },
     /// The connection became a subscriber (upgrade done).
     Opened,
+    /// The connection became an SSE stream (`/sse`).
+    OpenedSse,
     /// The connection stopped being a subscriber.
     Left,
+    /// An SSE stream left.
+    LeftSse,
     /// Subscription entries added (+) or removed (−).
     SubscriptionsChanged(i64),
     /// A request was answered with this error.

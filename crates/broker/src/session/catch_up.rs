@@ -11,7 +11,7 @@ use tickwire_protocol::control::Since;
 use tickwire_protocol::PrefixIndex;
 
 use super::subscriptions::Entry;
-use crate::messages::{CatchUp, Resume};
+use crate::messages::{CatchUp, Resume, ResumeFrom};
 
 /// What a subscribe asks for before its live quotes.
 pub(super) struct Ask<'a> {
@@ -23,6 +23,9 @@ pub(super) struct Ask<'a> {
     pub since: Option<(&'a Since, bool)>,
     /// Frame bytes per slice of a paced catch-up (`CatchUp::window`).
     pub window: usize,
+    /// SSE `Last-Event-ID`: resume every topic from this broker's accept
+    /// count, and whether the id was this broker's (else all unrecovered).
+    pub resume_from: Option<(u64, bool)>,
 }
 
 /// What the router sends before live quotes, the entries applied: a
@@ -34,6 +37,7 @@ pub(super) fn ask_router(
     rewind: Option<u16>,
     since: Option<(&Since, bool)>,
     window: usize,
+    resume_from: Option<(u64, bool)>,
 ) -> CatchUp {
     let (resume, epoch_matches) = match since {
         Some((since, epoch_matches)) => {
@@ -52,13 +56,25 @@ pub(super) fn ask_router(
         }
         None => (Vec::new(), true),
     };
+    // An SSE stream's one request: its entries share their `max_hz`.
+    let resume_from = resume_from.map(|(accepted, valid)| {
+        let newest_only = entries.iter().any(|(_, e)| e.max_hz.is_some());
+        (
+            ResumeFrom {
+                accepted,
+                newest_only,
+            },
+            valid,
+        )
+    });
     CatchUp {
         snapshot,
         rewind: rewind.unwrap_or(0),
         resume,
-        epoch_matches,
+        resume_from: resume_from.map(|(from, _)| from),
+        epoch_matches: resume_from.map_or(epoch_matches, |(_, valid)| valid),
         // Only a replay or rewind is paced: a snapshot conflates harmlessly.
-        window: if rewind.is_some() || since.is_some() {
+        window: if rewind.is_some() || since.is_some() || resume_from.is_some() {
             window
         } else {
             0

@@ -34,6 +34,9 @@ pub struct SessionConfig {
     pub wall: WallClock,
     /// What `GET /metrics` and `GET /healthz` answer.
     pub status: Arc<dyn BrokerStatus>,
+    /// This broker process, in SSE event ids: a `Last-Event-ID` with
+    /// another one came from another broker (or before a restart).
+    pub sse_instance: u64,
 }
 
 /// What the plain HTTP routes report, read when one is asked for: shared
@@ -104,6 +107,7 @@ impl SessionConfig {
             auth,
             wall: WallClock::now(),
             status,
+            sse_instance: crate::epoch::random_u64(),
         }
     }
 }

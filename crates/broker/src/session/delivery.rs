@@ -11,6 +11,7 @@ use tickwire_protocol::Selector;
 use super::subscriber::Subscriber;
 use super::subscriptions::QuoteSink;
 use super::{Action, Connection, Effects, Phase};
+use crate::http::event_id::{epoch_bits, EventId};
 use crate::messages::LocalQuote;
 
 /// The router's answer to a subscribe.
@@ -43,7 +44,7 @@ impl Connection {
         } = answer;
         let (per_second, reading) = (self.config.snapshots_per_second, self.wants_read());
         if let Phase::Open(open) = &mut self.phase {
-            let framing = &open.ws;
+            let framing = open.transport.framing();
             open.core
                 .on_activated(request, unrecovered, &self.config, framing, &mut self.out);
         }
@@ -139,11 +140,26 @@ impl Connection {
             return;
         };
         let core = &mut open.core;
+        let config = &self.config;
+        // Called once per quote that reaches SSE at all (the event is then
+        // shared): the epoch's lock is read there, not per delivery.
+        let ids = |accepted: u64, out: &mut Vec<u8>| {
+            let epoch = epoch_bits(&config.epoch.current()).unwrap_or(0);
+            let instance = config.sse_instance;
+            EventId {
+                epoch,
+                instance,
+                accepted,
+            }
+            .write(out)
+        };
         let mut sink = QuoteSink {
             out: &mut self.out,
             format: core.subs.format(),
             now,
             fx,
+            ids: &ids,
+            catching_up: core.subs.catching_up(),
         };
         step(core, &mut sink);
         if was_empty && !self.out.is_empty() {

@@ -35,6 +35,27 @@ pub(super) fn first_uncovered<'t>(
 impl Subscriber {
     /// `{"op":"auth","token":...}`: verify, replace the grants, drop the
     /// entries they no longer cover, and arm the expiry.
+    /// Verifies `token` and takes its grants, without a reply: an SSE
+    /// stream's token comes with its request. Without `[auth]` a token
+    /// means nothing and is ignored. The error says why it is refused.
+    pub(super) fn grant(
+        &mut self,
+        token: &str,
+        config: &SessionConfig,
+        now: Instant,
+    ) -> Result<(), String> {
+        let Some(auth) = &config.auth else {
+            return Ok(());
+        };
+        let unix_now = config.wall.unix_secs(now);
+        let granted = auth.verify(token, unix_now)?;
+        self.token = Some(Box::new(TokenGrant {
+            grants: granted.grants,
+            expires: now.checked_add(Duration::from_secs(granted.exp.saturating_sub(unix_now))),
+        }));
+        Ok(())
+    }
+
     pub(super) fn on_auth(&mut self, id: Option<u64>, token: &str, cx: &mut Cx<'_>) {
         let config = cx.config;
         let Some(auth) = &config.auth else {

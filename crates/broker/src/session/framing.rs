@@ -27,4 +27,10 @@ pub trait Framing {
     /// The last message of a stream the core ends, and the code counted
     /// for it (`tickwire_close_frames_sent_total{code}`).
     fn ending(&self, why: Ending) -> (Vec<u8>, u16);
+    /// Whether what is already queued goes out before that last message
+    /// (SSE at shutdown: a one-way stream loses nothing it was sent),
+    /// rather than being dropped (a WebSocket close comes at once).
+    fn drains_before_ending(&self, _why: Ending) -> bool {
+        false
+    }
 }

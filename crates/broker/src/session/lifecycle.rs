@@ -4,9 +4,10 @@
 
 use std::time::Instant;
 
-use super::framing::{Ending, Framing};
+use super::framing::Ending;
+use super::outbound::OutFrame;
 use super::websocket::Liveness;
-use super::{Action, Connection, Effects, Phase};
+use super::{Action, Connection, Effects, Phase, Transport};
 
 impl Connection {
     /// The peer closed its side (EOF). A response or close frame queued
@@ -30,7 +31,10 @@ impl Connection {
             Phase::Http { opened_at } => *opened_at + c.handshake_timeout,
             Phase::Open(open) => {
                 let core = open.core.poll_timeout(c, &self.out, self.progress_at);
-                let liveness = open.ws.poll_timeout(c.idle_ping, c.dead_peer);
+                let liveness = match &open.transport {
+                    Transport::Ws(ws) => ws.poll_timeout(c.idle_ping, c.dead_peer),
+                    Transport::Sse(sse) => sse.poll_timeout(),
+                };
                 core.map_or(liveness, |at| at.min(liveness))
             }
             Phase::Closing { drained_at, .. } => match drained_at {
@@ -60,11 +64,17 @@ impl Connection {
             }
             Phase::Open(open) => {
                 ending = open.core.on_tick(c, &self.out, self.progress_at, now);
-                if ending.is_none() {
-                    match open.ws.on_tick(c.idle_ping, c.dead_peer, now) {
+                match &mut open.transport {
+                    _ if ending.is_some() => {}
+                    Transport::Ws(ws) => match ws.on_tick(c.idle_ping, c.dead_peer, now) {
                         Liveness::Fine => {}
                         Liveness::Ping(ping) => self.out.push_priority(ping),
                         Liveness::Dead => fx.actions.push(Action::Drop),
+                    },
+                    Transport::Sse(sse) => {
+                        if let Some(comment) = sse.on_tick(self.out.is_empty(), now) {
+                            self.out.push_data(OutFrame::Owned(comment.into()));
+                        }
                     }
                 }
             }
@@ -104,8 +114,24 @@ impl Connection {
         let Phase::Open(open) = &self.phase else {
             return;
         };
-        let (frame, code) = open.ws.ending(why);
+        let framing = open.transport.framing();
+        let (frame, code) = framing.ending(why);
+        if framing.drains_before_ending(why) {
+            self.out.push_data(OutFrame::Owned(frame.into()));
+            self.end_after_queued(code, now, fx);
+            return;
+        }
         self.end(frame, code, why == Ending::SlowConsumer, now, fx);
+    }
+
+    /// Ends the stream after what is queued (SSE at shutdown).
+    fn end_after_queued(&mut self, code: u16, now: Instant, fx: &mut Effects) {
+        self.leave(fx);
+        fx.actions.push(Action::CloseSent {
+            code,
+            slow_consumer: false,
+        });
+        self.start_closing(now);
     }
 
     /// Queues the last message ahead of any queued quotes (which are

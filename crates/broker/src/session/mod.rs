@@ -37,9 +37,11 @@ mod catch_up;
 mod config;
 mod delivery;
 mod entitlements;
+mod event_stream;
 pub mod framing;
 mod gate;
 mod lifecycle;
+mod open_stream;
 pub mod outbound;
 #[cfg(test)]
 mod props;
@@ -62,6 +64,8 @@ pub use action::{Action, Effects};
 use config::WallClock;
 pub use config::{BrokerStatus, SessionConfig};
 pub use delivery::Activation;
+use event_stream::EventStream;
+use framing::Framing;
 use outbound::Outbound;
 use subscriber::{Cx, Subscriber};
 use websocket::{Input, WebSocket};
@@ -100,8 +104,25 @@ enum Phase {
 }
 
 struct Open {
-    ws: WebSocket,
+    transport: Transport,
     core: Subscriber,
+}
+
+/// The framing a subscriber's stream is carried in.
+enum Transport {
+    /// `/ws`: frames both ways.
+    Ws(WebSocket),
+    /// `/sse`: events one way, the request said everything.
+    Sse(EventStream),
+}
+
+impl Transport {
+    fn framing(&self) -> &dyn Framing {
+        match self {
+            Transport::Ws(ws) => ws,
+            Transport::Sse(sse) => sse,
+        }
+    }
 }
 
 impl Connection {
@@ -172,7 +193,12 @@ impl Connection {
                 self.on_http(now, fx);
             }
             Phase::Open(open) => {
-                open.ws.heard(now);
+                let Transport::Ws(ws) = &mut open.transport else {
+                    // An SSE client has nothing more to say: its bytes are
+                    // read (to see its FIN) and dropped.
+                    return;
+                };
+                ws.heard(now);
                 if self.read_buf.is_empty() {
                     // The common case: decode straight from the read.
                     let used = self.on_frames(data, now, fx);
@@ -203,6 +229,7 @@ impl Connection {
                 self.respond(response, now);
             }
             HttpOutcome::Respond(response) => self.respond(response, now),
+            HttpOutcome::EventStream(req) => self.open_event_stream(*req, now, fx),
             HttpOutcome::Upgrade {
                 accept,
                 format,
@@ -210,7 +237,7 @@ impl Connection {
             } => {
                 self.out.push_priority(accept_response(&accept));
                 self.phase = Phase::Open(Box::new(Open {
-                    ws: WebSocket::new(c.max_message_bytes, now),
+                    transport: Transport::Ws(WebSocket::new(c.max_message_bytes, now)),
                     core: Subscriber::new(c, format, now),
                 }));
                 fx.actions.push(Action::Opened);
@@ -249,7 +276,10 @@ impl Connection {
             if open.core.input_held() {
                 return offset;
             }
-            let (n, what) = open.ws.decode(input.get(offset..).unwrap_or_default());
+            let Transport::Ws(ws) = &mut open.transport else {
+                return input.len();
+            };
+            let (n, what) = ws.decode(input.get(offset..).unwrap_or_default());
             if n == 0 {
                 return offset;
             }
@@ -258,7 +288,7 @@ impl Connection {
                 Input::Request(text) => {
                     let mut cx = Cx {
                         config: &self.config,
-                        framing: &open.ws,
+                        framing: &*ws,
                         out: &mut self.out,
                         fx,
                         now,

@@ -165,7 +165,9 @@ impl Model {
                 | Action::ResumeRead
                 | Action::ShutdownWrite
                 | Action::Opened
+                | Action::OpenedSse
                 | Action::Left
+                | Action::LeftSse
                 | Action::RequestError(_)
                 | Action::CloseSent { .. }
                 | Action::CatchUpCredit => {}

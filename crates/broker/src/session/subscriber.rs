@@ -123,6 +123,7 @@ impl Subscriber {
                     rewind,
                     since: None,
                     window: cx.config.outbound_budget_bytes / 2,
+                    resume_from: None,
                 };
                 match self.on_subscribe(id, &topics, ask, since.as_ref(), cx) {
                     Some(reply) => reply,
@@ -149,14 +150,36 @@ impl Subscriber {
         &mut self,
         id: Option<u64>,
         topics: &[String],
-        mut ask: Ask<'a>,
+        ask: Ask<'a>,
         since: Option<&'a Since>,
         cx: &mut Cx<'_>,
     ) -> Option<String> {
+        match self.subscribe(id, topics, ask, since, cx) {
+            Ok(reply) => reply,
+            Err((code, message)) => {
+                cx.fx.actions.push(Action::RequestError(code));
+                Some(server::json_error(id, code, &message))
+            }
+        }
+    }
+
+    /// Applies a subscribe, or says why not (nothing applied): the ack to
+    /// queue, or None for a resume whose ack awaits the router's answer.
+    /// An SSE stream's request comes here directly: its refusal is an HTTP
+    /// status.
+    pub(super) fn subscribe<'a>(
+        &mut self,
+        id: Option<u64>,
+        topics: &[String],
+        mut ask: Ask<'a>,
+        since: Option<&'a Since>,
+        cx: &mut Cx<'_>,
+    ) -> Result<Option<String>, (ErrorCode, String)> {
         let config = cx.config;
         let epoch = config.epoch.current();
         ask.since = since.map(|s| (s, s.epoch == *epoch));
         let snapshot = ask.snapshot;
+        let resumes = since.is_some_and(|s| !s.seqs.is_empty()) || ask.resume_from.is_some();
         let denied = entitlements::first_uncovered(config, self, topics);
         let snapshots = config.snapshots_per_second;
         let result = match denied {
@@ -174,35 +197,26 @@ impl Subscriber {
                 .subs
                 .subscribe(topics, ask, config.max_subscriptions, cx.fx),
         };
-        match result {
-            Ok(()) => {
-                let request = self.subs.last_request();
-                if snapshot {
-                    self.snapshots.reserve(snapshots, request);
-                }
-                // Held until the router has taken the command.
-                self.gate.issue();
-                Some(match since {
-                    None => server::json_subscribed(id, topics, &epoch),
-                    // Nothing to resume: every topic of it is recovered.
-                    Some(since) if since.seqs.is_empty() => {
-                        server::json_subscribed_resumed(id, topics, &epoch, &[])
-                    }
-                    Some(_) => {
-                        self.gate.await_activation(AwaitedAck {
-                            request,
-                            id,
-                            topics: topics.to_vec(),
-                        });
-                        return None;
-                    }
-                })
-            }
-            Err((code, message)) => {
-                cx.fx.actions.push(Action::RequestError(code));
-                Some(server::json_error(id, code, &message))
-            }
+        result?;
+        let request = self.subs.last_request();
+        if snapshot {
+            self.snapshots.reserve(snapshots, request);
         }
+        // Held until the router has taken the command.
+        self.gate.issue();
+        if resumes {
+            self.gate.await_activation(AwaitedAck {
+                request,
+                id,
+                topics: topics.to_vec(),
+            });
+            return Ok(None);
+        }
+        Ok(Some(match since {
+            None => server::json_subscribed(id, topics, &epoch),
+            // Nothing to resume: every topic of it is recovered.
+            Some(_) => server::json_subscribed_resumed(id, topics, &epoch, &[]),
+        }))
     }
 
     /// The router activated subscribe `request`; for a resume, its ack
@@ -306,6 +320,9 @@ impl Subscriber {
             fx.actions.push(Action::CancelSnapshots);
         }
         self.subs.clear(fx);
-        fx.actions.push(Action::Left);
+        fx.actions.push(match self.subs.format() {
+            Format::Sse | Format::SseBare => Action::LeftSse,
+            Format::Json | Format::Binary => Action::Left,
+        });
     }
 }

@@ -115,6 +115,7 @@ impl Subscriptions {
             rewind,
             since,
             window,
+            resume_from,
         } = ask;
         let selectors = unique_selectors(topics)
             .map_err(|t| (ErrorCode::BadTopic, format!("invalid topic {t:?}")))?;
@@ -155,7 +156,7 @@ impl Subscriptions {
             fx.actions
                 .push(Action::SubscriptionsChanged(added.len() as i64));
         }
-        let catch_up = ask_router(&self.entries, snapshot, rewind, since, window);
+        let catch_up = ask_router(&self.entries, snapshot, rewind, since, window, resume_from);
         self.asked_snapshots |= catch_up.sends_quotes();
         fx.actions.push(Action::Subscribe {
             request,
@@ -261,6 +262,11 @@ impl Subscriptions {
         let give = self.credit_owed && room;
         self.credit_owed &= !give;
         give
+    }
+
+    /// Whether a catch-up still comes in slices.
+    pub fn catching_up(&self) -> bool {
+        self.sliced.is_some()
     }
 
     /// Whether a subscribe asked for a snapshot the router may still be
@@ -385,16 +391,32 @@ pub(super) struct QuoteSink<'a> {
     pub format: Format,
     pub now: Instant,
     pub fx: &'a mut Effects,
+    /// SSE: writes a quote's event `id:` for its accept count.
+    pub ids: &'a dyn Fn(u64, &mut Vec<u8>),
+    /// SSE: the stream is still catching up; its live quotes go without
+    /// `id:` too (an id must only name a point the stream is complete to).
+    pub catching_up: bool,
 }
 
 impl QuoteSink<'_> {
     fn push(&mut self, quote: LocalQuote) {
-        let pushed = self.out.push_quote(quote, self.format, self.now);
+        let format = match self.format {
+            Format::Sse if self.catching_up => Format::SseBare,
+            format => format,
+        };
+        quote.prepare_sse(format, self.ids);
+        let pushed = self.out.push_quote(quote, format, self.now);
         self.count(pushed);
     }
 
+    /// A catch-up quote (snapshot, replay, rewind): on SSE without `id:`.
     fn push_snapshot(&mut self, quote: LocalQuote) {
-        let pushed = self.out.push_snapshot(quote, self.format, self.now);
+        let format = match self.format {
+            Format::Sse => Format::SseBare,
+            format => format,
+        };
+        quote.prepare_sse(format, self.ids);
+        let pushed = self.out.push_snapshot(quote, format, self.now);
         self.count(pushed);
     }
 

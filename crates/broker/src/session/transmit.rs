@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use super::outbound::OutFrame;
-use super::{Action, Connection, Effects, Phase};
+use super::{Action, Connection, Effects, Phase, Transport};
 
 impl Connection {
     /// Lays the next bytes to write into `buf` (cleared first): up to `max`
@@ -63,6 +63,11 @@ impl Connection {
         if n > 0 {
             let reading = self.wants_read();
             self.progress_at = now;
+            if let Phase::Open(open) = &mut self.phase {
+                if let Transport::Sse(sse) = &mut open.transport {
+                    sse.sent(now);
+                }
+            }
             self.out.advance(n, sent);
             self.offer_credit(fx);
             self.sync_read_interest(reading, fx);

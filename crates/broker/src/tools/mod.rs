@@ -20,6 +20,8 @@ pub enum Tool {
     /// Print live quotes of topics or patterns (AAPL, NASDAQ.*, *) as a
     /// table or JSON lines, until interrupted or --count quotes. When the
     /// connection drops it reconnects and resumes from the last seq seen.
+    /// --sse reads Server-Sent Events (`GET /sse`) instead of WebSocket,
+    /// e.g. to check a proxy path.
     Tail(TailArgs),
     /// Publish one quote (--bid/--ask/…) or every row of a CSV file into the
     /// ingest socket.
@@ -31,16 +33,31 @@ pub struct TailArgs {
     /// Topics or patterns, e.g. AAPL MSFT "BTC*".
     #[arg(required = true)]
     pub topics: Vec<String>,
-    /// The broker's WebSocket listener (wss when --ca-file is given).
+    /// The broker's WebSocket/HTTP listener, HOST:PORT (wss or https when
+    /// --ca-file is given), or a proxy in front of it; also sent as the
+    /// HTTP Host header with --sse.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub ws: String,
-    /// Binary frames instead of JSON (exact `ts`, smaller).
+    /// Binary frames instead of JSON (exact `ts`, smaller); not with --sse.
     #[arg(long)]
     pub binary: bool,
+    /// Read Server-Sent Events (`GET /sse`) instead of WebSocket: the same
+    /// quotes over plain HTTP, for checking a path (a proxy, a firewall)
+    /// that passes no WebSocket. A reconnect resumes with `Last-Event-ID`
+    /// (the id of the last event received); --token goes in an
+    /// `Authorization: Bearer` header.
+    #[arg(long, conflicts_with = "binary")]
+    pub sse: bool,
+    /// With --sse: the path under which a proxy serves the broker, e.g.
+    /// `--ws proxy.example:443 --path-prefix /tickwire` requests
+    /// `/tickwire/sse?…` (https://proxy.example/tickwire/sse with --ca-file).
+    #[arg(long, requires = "sse", value_name = "PATH")]
+    pub path_prefix: Option<String>,
     /// At most this many quotes per second per topic (conflated by the broker).
     #[arg(long)]
     pub max_hz: Option<f64>,
-    /// A JWT for brokers with `[auth]` (sent as the `auth` op).
+    /// A JWT for brokers with `[auth]` (sent as the `auth` op; with --sse
+    /// as an `Authorization: Bearer` header).
     #[arg(long, env = "TICKWIRE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// JSON lines instead of a table.
@@ -54,7 +71,8 @@ pub struct TailArgs {
     pub count: Option<u64>,
     /// Exit when the connection ends, instead of reconnecting (100 ms
     /// doubling to 2 s, until the broker is back) and resuming from the
-    /// last seq printed per topic (v1.2 `since`).
+    /// last seq printed per topic (v1.2 `since`; with --sse, the last
+    /// event id).
     #[arg(long)]
     pub no_resume: bool,
     #[command(flatten)]

@@ -7,12 +7,18 @@
 //! exactly the quotes it missed, so each quote is printed once, in seq
 //! order; what the broker could not recover is said on stderr, as is any
 //! seq gap. `--no-resume` ends tail with the connection instead.
+//!
+//! `--sse` reads the same messages from `GET /sse` (Server-Sent Events,
+//! v1.2) instead, optionally under a proxy's `--path-prefix`; a reconnect
+//! resumes every topic with `Last-Event-ID`, the id of the last event
+//! received, and otherwise goes as above.
 
 use std::io::Write;
 use std::time::Duration;
 
 use tickwire_client::{
-    ClientError, Format, ServerMessage, Since, SubscribeOptions, Subscriber, TlsOptions,
+    sse_target, ClientError, Format, ServerMessage, Since, SseSubscriber, SubscribeOptions,
+    Subscriber, TlsOptions,
 };
 use tickwire_protocol::topic::Selector;
 
@@ -34,20 +40,21 @@ const DEAD_AFTER: Duration = Duration::from_secs(45);
 const SUBSCRIBE_ID: u64 = 1;
 
 pub fn run(args: &TailArgs) -> Result<(), String> {
-    let format = if args.binary {
-        Format::Binary
-    } else {
-        Format::Json
-    };
     let tls = args.tls.options(&args.ws)?;
+    let target = Target::new(args, tls)?;
     let selectors: Vec<Selector> = args
         .topics
         .iter()
         .filter_map(|t| Selector::parse(t))
         .collect();
     // The first connection must work (a wrong address fails at once).
-    let mut sub = open(args, format, tls.as_ref(), None)?;
+    let mut sub = target
+        .open(&Resume::default())
+        .map_err(|e| format!("cannot connect to {}: {e}", target.describe()))?;
     let mut positions = Positions::default();
+    // With --sse: the id of the last event received (what a reconnect's
+    // `Last-Event-ID` resumes from).
+    let mut last_event_id: Option<String> = None;
     // What the next ack answers: the first subscribe, or a resume.
     let mut awaiting = Awaiting::First;
 
@@ -61,8 +68,13 @@ pub fn run(args: &TailArgs) -> Result<(), String> {
         if args.count.is_some_and(|n| printed >= n) {
             return Ok(());
         }
-        let message = match next_message(&mut sub) {
-            Ok(Some(m)) => m,
+        let message = match sub.next_message() {
+            Ok(Some((m, id))) => {
+                if id.is_some() {
+                    last_event_id = id;
+                }
+                m
+            }
             Ok(None) => continue,
             Err(e) if args.no_resume || !worth_reconnecting(&e) => {
                 return Err(format!("connection ended: {e}"))
@@ -70,10 +82,22 @@ pub fn run(args: &TailArgs) -> Result<(), String> {
             Err(e) => {
                 eprintln!("connection lost ({e}); reconnecting");
                 let since = positions.since(&selectors);
-                awaiting = Awaiting::Resume {
-                    keys: since.as_ref().map_or(0, |s| s.seqs.len()),
+                let keys = since.as_ref().map_or(0, |s| s.seqs.len());
+                let resume = if args.sse {
+                    Resume {
+                        since: None,
+                        last_event_id: last_event_id.clone(),
+                    }
+                } else {
+                    Resume {
+                        since,
+                        last_event_id: None,
+                    }
                 };
-                sub = reconnect(args, format, tls.as_ref(), since);
+                awaiting = Awaiting::Resume {
+                    keys: if resume.is_empty() { 0 } else { keys },
+                };
+                sub = reconnect(&target, &resume)?;
                 continue;
             }
         };
@@ -104,7 +128,8 @@ pub fn run(args: &TailArgs) -> Result<(), String> {
                 unrecovered,
                 ..
             } => {
-                if id == Some(SUBSCRIBE_ID) {
+                // An `/sse` stream's one ack has no request id.
+                if id == Some(SUBSCRIBE_ID) || args.sse {
                     let changed = positions.on_ack(&epoch);
                     report_ack(&awaiting, &epoch, &topics, changed, recovered, &unrecovered);
                     awaiting = Awaiting::Nothing;
@@ -130,72 +155,192 @@ pub fn run(args: &TailArgs) -> Result<(), String> {
     }
 }
 
-/// Connects, authenticates (with `--token`) and subscribes, with `since`
-/// when resuming.
-fn open(
-    args: &TailArgs,
-    format: Format,
-    tls: Option<&TlsOptions>,
+/// Where tail connects and how: `--ws` (resolved again per connection,
+/// as a restarted broker may come back elsewhere), TLS, WebSocket or SSE.
+struct Target<'a> {
+    args: &'a TailArgs,
+    tls: Option<TlsOptions>,
+    /// With --sse: `--path-prefix`, normalised (`""` or `/a/b`).
+    path_prefix: String,
+}
+
+/// What a reconnect resumes from: the positions (WebSocket's `since`) or
+/// the last event id (SSE's `Last-Event-ID`); nothing on the first
+/// connection.
+#[derive(Default)]
+struct Resume {
     since: Option<Since>,
-) -> Result<Subscriber, String> {
-    let addr = resolve("--ws", &args.ws)?;
-    let mut sub = match tls {
-        Some(tls) => Subscriber::connect_tls(addr, format, tls),
-        None => Subscriber::connect(addr, format),
+    last_event_id: Option<String>,
+}
+
+impl Resume {
+    fn is_empty(&self) -> bool {
+        self.since.is_none() && self.last_event_id.is_none()
     }
-    .map_err(|e| format!("cannot connect to {}: {e}", args.ws))?;
-    if let Some(token) = &args.token {
-        let auth = serde_json::json!({"op": "auth", "id": 0, "token": token});
-        sub.send_text(&auth.to_string())
-            .map_err(|e| e.to_string())?;
+}
+
+/// An open connection of either kind.
+enum Conn {
+    Ws(Subscriber),
+    Sse(SseSubscriber),
+}
+
+impl<'a> Target<'a> {
+    fn new(args: &'a TailArgs, tls: Option<TlsOptions>) -> Result<Target<'a>, String> {
+        let path_prefix = match &args.path_prefix {
+            None => String::new(),
+            Some(p) => path_prefix(p)?,
+        };
+        Ok(Target {
+            args,
+            tls,
+            path_prefix,
+        })
     }
-    let topics: Vec<&str> = args.topics.iter().map(String::as_str).collect();
-    let options = SubscribeOptions {
-        id: Some(SUBSCRIBE_ID),
-        snapshot: Some(!args.no_snapshot),
-        max_hz: args.max_hz,
-        since,
-        rewind: None,
-    };
-    sub.subscribe(&topics, options).map_err(|e| e.to_string())?;
-    Ok(sub)
+
+    /// The endpoint, for messages: `127.0.0.1:8080`, or the SSE URL.
+    fn describe(&self) -> String {
+        if self.args.sse {
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}{}/sse", self.args.ws, self.path_prefix)
+        } else {
+            self.args.ws.clone()
+        }
+    }
+
+    fn open(&self, resume: &Resume) -> Result<Conn, ClientError> {
+        let addr = resolve("--ws", &self.args.ws)
+            .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;
+        let topics: Vec<&str> = self.args.topics.iter().map(String::as_str).collect();
+        let options = SubscribeOptions {
+            id: Some(SUBSCRIBE_ID),
+            snapshot: Some(!self.args.no_snapshot),
+            max_hz: self.args.max_hz,
+            since: resume.since.clone(),
+            rewind: None,
+        };
+        if self.args.sse {
+            return self.open_sse(addr, &topics, &options, resume);
+        }
+        let format = if self.args.binary {
+            Format::Binary
+        } else {
+            Format::Json
+        };
+        let mut sub = match &self.tls {
+            Some(tls) => Subscriber::connect_tls(addr, format, tls),
+            None => Subscriber::connect(addr, format),
+        }?;
+        if let Some(token) = &self.args.token {
+            let auth = serde_json::json!({"op": "auth", "id": 0, "token": token});
+            sub.send_text(&auth.to_string())?;
+        }
+        sub.subscribe(&topics, options)?;
+        Ok(Conn::Ws(sub))
+    }
+
+    /// `GET {prefix}/sse?…`, the token as a Bearer header (proxies log
+    /// query strings), `Last-Event-ID` when resuming.
+    fn open_sse(
+        &self,
+        addr: std::net::SocketAddr,
+        topics: &[&str],
+        options: &SubscribeOptions,
+        resume: &Resume,
+    ) -> Result<Conn, ClientError> {
+        let target = sse_target(&self.path_prefix, topics, options);
+        let bearer = self.args.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(bearer) = &bearer {
+            headers.push(("Authorization", bearer));
+        }
+        if let Some(id) = &resume.last_event_id {
+            headers.push(("Last-Event-ID", id));
+        }
+        SseSubscriber::connect(addr, &self.args.ws, &target, self.tls.as_ref(), &headers)
+            .map(Conn::Sse)
+    }
+}
+
+/// `--path-prefix`: `/` and then path segments; a missing leading `/` is
+/// added and a trailing one dropped (`tickwire/` is `/tickwire`).
+fn path_prefix(text: &str) -> Result<String, String> {
+    let trimmed = text.trim_matches('/');
+    if trimmed
+        .bytes()
+        .any(|b| b.is_ascii_control() || b" ?#\\".contains(&b) || !b.is_ascii())
+    {
+        return Err(format!(
+            "--path-prefix {text:?}: a URL path of ASCII, without spaces, ? or #"
+        ));
+    }
+    Ok(if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    })
 }
 
 /// Tries again until the broker is back (Ctrl-C still ends tail), waiting
-/// 100 ms, doubling to 2 s, between attempts.
-fn reconnect(
-    args: &TailArgs,
-    format: Format,
-    tls: Option<&TlsOptions>,
-    since: Option<Since>,
-) -> Subscriber {
+/// 100 ms, doubling to 2 s, between attempts. An HTTP refusal that would
+/// only happen again (a 4xx but 429: a bad token, a wrong path) ends tail.
+fn reconnect(target: &Target, resume: &Resume) -> Result<Conn, String> {
     let mut wait = FIRST_BACKOFF;
     loop {
         std::thread::sleep(wait);
-        if let Ok(sub) = open(args, format, tls, since.clone()) {
-            return sub;
+        match target.open(resume) {
+            Ok(conn) => return Ok(conn),
+            Err(ClientError::Http { status, .. }) if status == 429 || status >= 500 => {}
+            Err(e @ ClientError::Http { .. }) => {
+                return Err(format!("cannot reconnect to {}: {e}", target.describe()))
+            }
+            Err(_) => {}
         }
         wait = (wait * 2).min(MAX_BACKOFF);
     }
 }
 
-/// The next message, `Ok(None)` after a quiet poll. A broker silent for
-/// `PING_AFTER` is pinged; one silent for `DEAD_AFTER` counts as gone.
-fn next_message(sub: &mut Subscriber) -> Result<Option<ServerMessage>, ClientError> {
-    if let Some(message) = sub.next(POLL)? {
-        return Ok(Some(message));
+impl Conn {
+    /// The next message (and with SSE the stream's last event id),
+    /// `Ok(None)` after a quiet poll. A broker silent for `PING_AFTER` is
+    /// pinged; one silent for `DEAD_AFTER` counts as gone. An SSE stream
+    /// cannot be pinged, but the broker sends a comment every 15 s. Its
+    /// `slow_consumer` error event ends it like a close would.
+    fn next_message(&mut self) -> Result<Option<(ServerMessage, Option<String>)>, ClientError> {
+        let idle = match self {
+            Conn::Ws(sub) => {
+                if let Some(message) = sub.next(POLL)? {
+                    return Ok(Some((message, None)));
+                }
+                sub.idle_for()
+            }
+            Conn::Sse(sub) => {
+                match sub.next(POLL)? {
+                    Some(m) => match m.message {
+                        ServerMessage::Error { code, message, .. } if code == "slow_consumer" => {
+                            return Err(ClientError::Closed {
+                                code: None,
+                                reason: format!("{code}: {message}"),
+                            })
+                        }
+                        message => return Ok(Some((message, m.id))),
+                    },
+                    None => {}
+                }
+                sub.idle_for()
+            }
+        };
+        if idle >= DEAD_AFTER {
+            return Err(ClientError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("nothing from the broker for {} s", idle.as_secs()),
+            )));
+        }
+        if let (Conn::Ws(sub), true) = (&mut *self, idle >= PING_AFTER) {
+            sub.ping()?;
+        }
+        Ok(None)
     }
-    let idle = sub.idle_for();
-    if idle >= DEAD_AFTER {
-        return Err(ClientError::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("nothing from the broker for {} s", idle.as_secs()),
-        )));
-    }
-    if idle >= PING_AFTER {
-        sub.ping()?;
-    }
-    Ok(None)
 }
 
 /// A dropped connection is worth another try; a close for something tail
@@ -236,7 +381,9 @@ fn report_ack(
             eprintln!("subscribed to {} (epoch {epoch})", topics.join(", "));
             return;
         }
-        Awaiting::Resume { keys } => *keys,
+        // An SSE resume names no topics: the broker's `unrecovered` may
+        // hold ones tail had no position for.
+        Awaiting::Resume { keys } => (*keys).max(unrecovered.len()),
         Awaiting::Nothing => return,
     };
     let restarted = if epoch_changed {

@@ -113,6 +113,8 @@ impl Worker {
                 Action::Left => {
                     metrics::gauge_add(&self.stats.metrics().subscriber_connections, -1)
                 }
+                Action::OpenedSse => metrics::gauge_add(&self.stats.metrics().sse_connections, 1),
+                Action::LeftSse => metrics::gauge_add(&self.stats.metrics().sse_connections, -1),
                 Action::SubscriptionsChanged(delta) => {
                     metrics::gauge_add(&self.stats.metrics().subscriptions, delta)
                 }

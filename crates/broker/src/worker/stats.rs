@@ -122,8 +122,10 @@ mod tests {
         LocalQuote::from(SharedQuote {
             topic: "T".into(),
             seq: 0,
+            accepted: 0,
             json_frame: b"j".as_slice().into(),
             binary_frame: b"b".as_slice().into(),
+            sse: Default::default(),
             decoded_at: Instant::now(),
         })
     }

@@ -13,7 +13,7 @@ use tickwire_broker::config::AuthConfig;
 
 const SECRET: &str = "end-to-end secret, at least 32 bytes";
 
-fn start_auth() -> tickwire_broker::Broker {
+pub(crate) fn start_auth() -> tickwire_broker::Broker {
     let mut config = test_config();
     config.auth = Some(AuthConfig {
         jwt_hs256_secret: Some(SECRET.into()),
@@ -26,14 +26,14 @@ fn start_auth() -> tickwire_broker::Broker {
     start_with(config)
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
 }
 
-fn token(exp: u64, topics: &[&str]) -> String {
+pub(crate) fn token(exp: u64, topics: &[&str]) -> String {
     encode(
         &Header::default(),
         &json!({"exp": exp, "sub": "trader-7", "topics": topics}),

@@ -21,6 +21,7 @@ mod pressure;
 mod process;
 mod ready;
 mod resume;
+mod sse;
 mod subscribe;
 mod tail_resume;
 mod tls;

@@ -356,3 +356,46 @@ fn the_log_has_no_colour_codes_when_not_on_a_terminal() {
     assert!(!stdout.contains("\x1b["), "{stdout:?}");
     assert!(!stderr.contains("\x1b["), "{stderr:?}");
 }
+
+/// SIGTERM ends an `/sse` stream after the events already queued (no
+/// error event: the stream just ends), and a query — which may hold a
+/// token — never reaches the log.
+#[test]
+fn sigterm_ends_sse_streams_after_their_events_and_queries_are_never_logged() {
+    use std::io::{Read, Write};
+    let (mut child, line, log) = spawn_broker_line(&[]);
+    let ws_addr = field(&line, " ws_addr=").expect("ws_addr logged");
+    let ingest_addr = field(&line, "ingest_addr=").expect("ingest_addr logged");
+    let mut s = std::net::TcpStream::connect(ws_addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        s,
+        "GET /sse?topics=X&token=SECRETQUERYVALUE HTTP/1.1\r\nHost: t\r\n\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut p = tickwire_client::Publisher::connect(ingest_addr).unwrap();
+    publish(&mut p, quote("X", 1.0));
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains(r#""type":"quote""#) {
+        let n = s.read(&mut chunk).expect("the quote event");
+        assert!(n > 0, "the stream ended early");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    terminate(child.id());
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        !rest.contains(r#""type":"error""#),
+        "no error event: {rest}"
+    );
+    assert_eq!(wait_exit(&mut child), Some(0));
+    let lines: Vec<String> = log.try_iter().collect();
+    assert!(
+        lines.iter().all(|l| !l.contains("SECRETQUERYVALUE")),
+        "{lines:?}"
+    );
+}

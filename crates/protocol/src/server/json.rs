@@ -98,11 +98,21 @@ pub fn json_authed(id: Option<u64>, sub: Option<&str>, exp: u64) -> String {
 
 /// `{"type":"error","id":2,"code":"bad_request","message":"..."}`
 pub fn json_error(id: Option<u64>, code: ErrorCode, message: &str) -> String {
+    error_object(id, code.as_str(), message)
+}
+
+/// `{"type":"error","code":..,"message":..}` with a code outside the
+/// request errors (an HTTP error body of `/sse`: `too_many_connections`).
+pub fn json_error_code(code: &str, message: &str) -> String {
+    error_object(None, code, message)
+}
+
+fn error_object(id: Option<u64>, code: &str, message: &str) -> String {
     let mut out = String::from("{\"type\":\"error\"");
     id_field(&mut out, id);
     out.push(',');
     w::key(&mut out, "code");
-    w::string(&mut out, code.as_str());
+    w::string(&mut out, code);
     out.push(',');
     w::key(&mut out, "message");
     w::string(&mut out, message);

@@ -9,6 +9,6 @@ mod json;
 pub use binary::{binary_quote, decode_binary, BINARY_QUOTE, BINARY_QUOTE_HEADER_LEN};
 pub use decode::{decode_json, DecodeError, ServerMessage};
 pub use json::{
-    json_authed, json_error, json_quote, json_revoked, json_subscribed, json_subscribed_resumed,
-    json_unsubscribed,
+    json_authed, json_error, json_error_code, json_quote, json_revoked, json_subscribed,
+    json_subscribed_resumed, json_unsubscribed,
 };

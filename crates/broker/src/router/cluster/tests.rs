@@ -353,3 +353,58 @@ fn a_seq_beyond_what_json_clients_can_represent_is_refused_and_never_wraps() {
     );
     assert_eq!(router.metrics().cluster.invalid.load(Relaxed), 4);
 }
+
+/// A resume in slices on a broker that follows a topic from another
+/// broker: a quote from the cluster of a topic whose replay is not sent
+/// yet comes after that replay, as a quote of our own ingest does.
+#[test]
+fn a_quote_from_the_cluster_waits_behind_the_replay_owed_to_its_topic() {
+    let (mut router, rx, _link_rx, _polls) = clustered(false);
+    let names: Vec<String> = (0..3).map(|i| format!("C.{i:04}")).collect();
+    for seq in 1..=3 {
+        let quotes = names.iter().map(|n| remote(n, THEIRS, seq)).collect();
+        live(&mut router, quotes);
+    }
+    let _ = rx.try_iter().count();
+    let selector = Selector::parse("C.*").unwrap();
+    router.handle_cmd(RouterCmd::Subscribe {
+        worker: 0,
+        conn: ConnId { slot: 0, serial: 1 },
+        request: 1,
+        selectors: vec![selector.clone()],
+        catch_up: CatchUp {
+            resume: names
+                .iter()
+                .map(|n| crate::messages::Resume {
+                    topic: Arc::from(n.as_str()),
+                    after: 1,
+                    newest_only: false,
+                })
+                .collect(),
+            // Paced to one quote a slice: the rest waits for credit.
+            window: 1,
+            ..CatchUp::snapshot(false)
+        },
+        interest_add: vec![selector],
+    });
+    // The last topic's replay is in a later slice: its live quote first
+    // flushes that replay.
+    live(&mut router, vec![remote("C.0002", THEIRS, 4)]);
+    let mut seqs = Vec::new();
+    for msg in rx.try_iter() {
+        let quotes = match msg {
+            WorkerMsg::Quotes { quotes, .. }
+            | WorkerMsg::Activate {
+                snapshots: quotes, ..
+            }
+            | WorkerMsg::Snapshots { quotes, .. } => quotes,
+        };
+        seqs.extend(
+            quotes
+                .iter()
+                .filter(|q| &*q.topic == "C.0002")
+                .map(|q| q.seq),
+        );
+    }
+    assert_eq!(seqs, [2, 3, 4]);
+}

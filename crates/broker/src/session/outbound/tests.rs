@@ -74,8 +74,10 @@ fn quote(topic: &str, body: &[u8]) -> LocalQuote {
     LocalQuote::from(SharedQuote {
         topic: topic.into(),
         seq: 0,
+        accepted: 0,
         json_frame: body.into(),
         binary_frame: body.into(),
+        sse: Default::default(),
         decoded_at: std::time::Instant::now(),
     })
 }

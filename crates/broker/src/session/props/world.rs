@@ -74,8 +74,10 @@ pub(super) fn snapshot_of(topic: &str, seq: u64) -> LocalQuote {
     LocalQuote::from(SharedQuote {
         topic: q.topic.clone(),
         seq: 0,
+        accepted: 0,
         json_frame: frame.clone().into(),
         binary_frame: frame.into(),
+        sse: Default::default(),
         decoded_at: q.decoded_at,
     })
 }

@@ -6,6 +6,7 @@
 mod entitlements;
 mod lifecycle;
 mod resume;
+mod sse;
 mod subscribe;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub(super) fn config() -> SessionConfig {
             metrics: "tickwire_up 1\n",
             degraded: false,
         }),
+        sse_instance: 0x5e5e,
     }
 }
 
@@ -120,8 +122,10 @@ pub(super) fn sized_quote(topic: &str, seq: u64, size: usize) -> LocalQuote {
     LocalQuote::from(SharedQuote {
         topic: topic.into(),
         seq: 0,
+        accepted: 0,
         json_frame: frame.clone().into(),
         binary_frame: frame.into(),
+        sse: Default::default(),
         decoded_at: Instant::now(),
     })
 }

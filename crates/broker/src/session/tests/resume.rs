@@ -31,6 +31,7 @@ fn the_resume_ack_is_made_by_the_activation_and_precedes_the_replay() {
             snapshot: true,
             rewind: 0,
             resume: vec![resume("AAPL", 7, false), resume("FX.EUR", 3, false)],
+            resume_from: None,
             epoch_matches: true,
             window: 2048,
         }
@@ -82,6 +83,7 @@ fn what_a_resume_asks_the_router_for() {
             snapshot: true,
             rewind: 5,
             resume: vec![resume("AAPL", 1, true), resume("AMZN", 2, false)],
+            resume_from: None,
             epoch_matches: false,
             window: 2048,
         }

@@ -181,6 +181,14 @@ pub fn raw_upgrade_small_rcvbuf(addr: SocketAddr, path: &str) -> TcpStream {
     upgrade_on(small_rcvbuf_socket(addr), path)
 }
 
+/// A socket connected to `addr` with a 4 KiB receive buffer, before any
+/// HTTP (the caller sends its request).
+pub fn raw_small_rcvbuf(addr: SocketAddr) -> TcpStream {
+    let s = small_rcvbuf_socket(addr);
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s
+}
+
 /// A socket connected to `addr` with a 4 KiB receive buffer.
 fn small_rcvbuf_socket(addr: SocketAddr) -> TcpStream {
     let socket = socket2::Socket::new(
