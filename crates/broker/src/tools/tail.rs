@@ -131,6 +131,10 @@ pub fn run(args: &TailArgs) -> Result<(), String> {
                 // An `/sse` stream's one ack has no request id.
                 if id == Some(SUBSCRIBE_ID) || args.sse {
                     let changed = positions.on_ack(&epoch);
+                    if changed {
+                        // Another broker's id resumes nothing here.
+                        last_event_id = None;
+                    }
                     report_ack(&awaiting, &epoch, &topics, changed, recovered, &unrecovered);
                     awaiting = Awaiting::Nothing;
                 }
@@ -283,20 +287,30 @@ fn path_prefix(text: &str) -> Result<String, String> {
 
 /// Tries again until the broker is back (Ctrl-C still ends tail), waiting
 /// 100 ms, doubling to 2 s, between attempts. An HTTP refusal that would
-/// only happen again (a 4xx but 429: a bad token, a wrong path) ends tail.
+/// only happen again (a bad token, a wrong path: see `worth_retrying`)
+/// ends tail.
 fn reconnect(target: &Target, resume: &Resume) -> Result<Conn, String> {
     let mut wait = FIRST_BACKOFF;
     loop {
         std::thread::sleep(wait);
         match target.open(resume) {
             Ok(conn) => return Ok(conn),
-            Err(ClientError::Http { status, .. }) if status == 429 || status >= 500 => {}
-            Err(e @ ClientError::Http { .. }) => {
+            Err(e) if !worth_retrying(&e) => {
                 return Err(format!("cannot reconnect to {}: {e}", target.describe()))
             }
             Err(_) => {}
         }
         wait = (wait * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// A failed connect is tried again unless it is an HTTP status that would
+/// only come again: any but 429 (too many requests) and 5xx (a proxy whose
+/// broker is away, the per-IP cap).
+fn worth_retrying(e: &ClientError) -> bool {
+    match e {
+        ClientError::Http { status, .. } => *status == 429 || *status >= 500,
+        _ => true,
     }
 }
 
@@ -315,17 +329,16 @@ impl Conn {
                 sub.idle_for()
             }
             Conn::Sse(sub) => {
-                match sub.next(POLL)? {
-                    Some(m) => match m.message {
+                if let Some(m) = sub.next(POLL)? {
+                    return match m.message {
                         ServerMessage::Error { code, message, .. } if code == "slow_consumer" => {
-                            return Err(ClientError::Closed {
+                            Err(ClientError::Closed {
                                 code: None,
                                 reason: format!("{code}: {message}"),
                             })
                         }
-                        message => return Ok(Some((message, m.id))),
-                    },
-                    None => {}
+                        message => Ok(Some((message, m.id))),
+                    };
                 }
                 sub.idle_for()
             }
@@ -430,4 +443,62 @@ fn write_line(out: &mut impl Write, line: &str) -> Result<(), String> {
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
         .map_err(|e| format!("stdout: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        tail: TailArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<TailArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tail").chain(args.iter().copied())).map(|c| c.tail)
+    }
+
+    #[test]
+    fn sse_takes_a_path_prefix_and_refuses_binary() {
+        let args = parse(&["--sse", "--path-prefix", "tickwire/", "A"]).unwrap();
+        let target = Target::new(&args, None).unwrap();
+        assert_eq!(target.path_prefix, "/tickwire");
+        assert_eq!(target.describe(), "http://127.0.0.1:8080/tickwire/sse");
+        assert!(parse(&["--sse", "--binary", "A"]).is_err());
+        assert!(
+            parse(&["--path-prefix", "/p", "A"]).is_err(),
+            "only with --sse"
+        );
+        let ws = parse(&["--ws", "h:1", "A"]).unwrap();
+        assert_eq!(Target::new(&ws, None).unwrap().describe(), "h:1");
+    }
+
+    #[test]
+    fn path_prefixes_are_normalised_or_refused() {
+        assert_eq!(path_prefix("/a/b").unwrap(), "/a/b");
+        assert_eq!(path_prefix("a/b/").unwrap(), "/a/b");
+        assert_eq!(path_prefix("/").unwrap(), "");
+        assert_eq!(path_prefix("/x%20y").unwrap(), "/x%20y");
+        for bad in ["/a b", "/a?b", "/a#b", "/é", "/a\r"] {
+            assert!(path_prefix(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_that_would_come_again_end_the_retries() {
+        let http = |status| ClientError::Http {
+            status,
+            code: String::new(),
+            message: String::new(),
+        };
+        assert!(!worth_retrying(&http(403)));
+        assert!(!worth_retrying(&http(404)));
+        assert!(!worth_retrying(&http(302)));
+        assert!(worth_retrying(&http(429)));
+        assert!(worth_retrying(&http(502)));
+        assert!(worth_retrying(&http(503)));
+        assert!(worth_retrying(&ClientError::Handshake("closed".into())));
+    }
 }

@@ -24,6 +24,7 @@ mod resume;
 mod sse;
 mod subscribe;
 mod tail_resume;
+mod tail_sse;
 mod tls;
 mod tools;
 mod websocket_rules;
