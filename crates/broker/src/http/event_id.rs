@@ -18,12 +18,11 @@
 //! tab, CR, LF, form feed) trimmed: no uppercase, no sign, no missing or
 //! extra leading zero, no other separator, nothing more than 64 bytes.
 
-// Nothing reads or writes these ids yet in the lib build.
-#![cfg_attr(not(test), allow(dead_code))]
 
 /// The protocol's bound on an event id; [`EventId::write`] stays within
 /// [`EventId::MAX_WRITTEN`].
 pub const MAX_EVENT_ID_LEN: usize = 64;
+const _: () = assert!(EventId::MAX_WRITTEN <= MAX_EVENT_ID_LEN);
 
 /// A quote event's position: which epoch, which broker process, which
 /// quote of the router.
@@ -86,6 +85,7 @@ pub fn epoch_bits(epoch: &str) -> Option<u64> {
 }
 
 /// The inverse of [`epoch_bits`]: the 16-digit epoch string of `bits`.
+#[cfg(test)]
 pub fn epoch_string(bits: u64) -> String {
     format!("{bits:016x}")
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use tickwire_client::TlsOptions;
 
+mod connection;
 mod format;
 mod positions;
 mod publish;
