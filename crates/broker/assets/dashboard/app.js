@@ -1,4 +1,5 @@
-// tickwire dashboard: live quotes over /ws in binary mode.
+// tickwire dashboard: live quotes over /ws in binary mode (or over /sse,
+// Server-Sent Events, where the WebSocket does not get through).
 //
 // Plain ES modules, no build step. They are served by the broker
 // (crates/broker/src/session/http.rs) next to the JavaScript client
@@ -40,6 +41,13 @@
 // - Reconnect (the client's): exponential backoff (0.5 s doubling up to 10 s)
 //   with jitter (each delay drawn from [d/2, d]), shown as "reconnecting…";
 //   the backoff resets once the new connection has answered.
+// - Transport (the client's): where the WebSocket does not open (a proxy
+//   that does not pass the upgrade, e.g. nginx with a plain proxy_pass), the
+//   client goes on over Server-Sent Events (GET /sse) with the same events,
+//   and moves back to the WebSocket once it gets through. The header shows
+//   which one (WebSocket / SSE). Over SSE every watched entry shares one
+//   max_hz (the throttle selector sets it for all), and the probe below is
+//   not needed (a broker with /sse has max_hz).
 //
 // Entitlements: with a token in the token field (kept in sessionStorage, so
 // it goes with the tab), the client sends {"op":"auth","token":...} first on
@@ -67,7 +75,7 @@
 import { TickwireClient } from "./tickwire-client.js";
 import { decimalsOf, fin, nowMs, refPrice } from "./format.js";
 import { addLatency, tickLatency } from "./latency.js";
-import { el, setState, showMessage } from "./page.js";
+import { el, setState, setTransport, showMessage } from "./page.js";
 import { loadThrottle, loadToken, saveThrottle, saveToken } from "./settings.js";
 import { addPoint, ensureRow, markDirty, rows, tickRows } from "./table.js";
 import {
@@ -141,6 +149,7 @@ client.on("reconnecting", ({ attempt }) => {
   retryAttempt = attempt;
   showRetry();
 });
+client.on("transport", ({ transport }) => setTransport(transport));
 client.on("message", () => {
   msgCount++;
   stats.messages++;
@@ -184,26 +193,35 @@ window.addEventListener("online", () => client.reconnectNow());
  * entries the client does not have yet (all of them on the first connect).
  */
 async function onConnected() {
-  let ok;
-  try {
-    // retry: false — a probe belongs to this connection; the next one probes again.
-    await client.subscribe([PROBE_TOPIC], { snapshot: false, maxHz: 1, retry: false });
-    ok = true;
-  } catch (e) {
-    if (e.code === "disconnected" || e.code === "closed") return; // this connection is gone
-    // not_authorized: the broker parsed max_hz, then checked entitlements.
-    ok = e.code === "not_authorized";
-    if (ok) entitled = true;
-  }
+  // Over SSE: /sse came with max_hz (protocol v1.2), and there is no
+  // request of its own to probe with.
+  const ok = client.transport === "sse" ? true : await probeMaxHz();
+  if (ok === null) return; // this connection is gone
   maxHzSupported = ok;
   el.throttleBox.hidden = !ok;
   document.body.dataset.maxHz = ok ? "supported" : "unsupported";
-  if (ok) client.unsubscribe([PROBE_TOPIC], { retry: false }).catch(() => {});
   ready = true;
   for (const row of rows.values()) row.latencyArmed = false;
   ensureExactRows();
   subscribe(watchlist.filter((e) => !client.has(e)), "all");
-  setState("live", client.epoch ? `epoch ${client.epoch}` : "");
+  // (Over SSE the connection opens once the stream these make is answered.)
+  if (client.state === "open") setState("live", client.epoch ? `epoch ${client.epoch}` : "");
+}
+
+/** Whether the broker takes max_hz (see the top of this file); null: the connection is gone. */
+async function probeMaxHz() {
+  try {
+    // retry: false — a probe belongs to this connection; the next one probes again.
+    await client.subscribe([PROBE_TOPIC], { snapshot: false, maxHz: 1, retry: false });
+  } catch (e) {
+    if (e.code === "disconnected" || e.code === "closed") return null;
+    // not_authorized: the broker parsed max_hz, then checked entitlements.
+    if (e.code !== "not_authorized") return false;
+    entitled = true;
+    return true;
+  }
+  client.unsubscribe([PROBE_TOPIC], { retry: false }).catch(() => {});
+  return true;
 }
 
 function subscribe(entries, kind, snapshot = true) {

@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 export const el = {
   state: $("conn-state"),
   detail: $("conn-detail"),
+  transport: $("conn-transport"),
   msgRate: $("msg-rate"),
   p50: $("lat-p50"),
   p99: $("lat-p99"),
@@ -34,6 +35,19 @@ export function showMessage(text, kind = "error") {
   el.message.className = `message${kind === "info" ? " info" : ""}`;
   clearTimeout(messageTimer);
   if (text) messageTimer = setTimeout(() => showMessage(""), kind === "info" ? 5000 : 12000);
+}
+
+const TRANSPORTS = {
+  websocket: ["WS", "Connected over a WebSocket"],
+  sse: ["SSE", "Connected over Server-Sent Events (GET /sse): the WebSocket does not get through (a proxy?); the WebSocket is tried again every few minutes"],
+};
+
+/** The transport label: "websocket" | "sse" (the client's `transport`). */
+export function setTransport(transport) {
+  const [label, title] = TRANSPORTS[transport] ?? ["", "The transport of the connection"];
+  el.transport.dataset.transport = transport ?? "";
+  el.transport.textContent = label;
+  el.transport.title = title;
 }
 
 /** The connection badge ("connecting", "live", "reconnecting") and its detail. */

@@ -18,7 +18,6 @@
 //! tab, CR, LF, form feed) trimmed: no uppercase, no sign, no missing or
 //! extra leading zero, no other separator, nothing more than 64 bytes.
 
-
 /// The protocol's bound on an event id; [`EventId::write`] stays within
 /// [`EventId::MAX_WRITTEN`].
 pub const MAX_EVENT_ID_LEN: usize = 64;

@@ -53,15 +53,19 @@ pub fn route(buf: &[u8], max_head: usize, allowed_origins: &[String]) -> HttpOut
     let (head, head_len) = match parse_request_head(buf, max_head) {
         Ok(HeadParse::Partial) => return HttpOutcome::NeedMore,
         Ok(HeadParse::Complete { head, len }) => (head, len),
+        // Before the path is known: JSON bodies, which an `/sse` client
+        // reads like its other errors (and any other client as text).
         Err(HeadError::TooLarge) => {
-            return error(
+            return json_error(
                 431,
                 "Request Header Fields Too Large",
-                &[],
+                "bad_request",
                 "request head too large",
             )
         }
-        Err(HeadError::Malformed) => return error(400, "Bad Request", &[], "malformed request"),
+        Err(HeadError::Malformed) => {
+            return json_error(400, "Bad Request", "bad_request", "malformed request")
+        }
     };
     if head.method != "GET" {
         return error(

@@ -52,7 +52,6 @@
 //! (`since` on its own, then the whole request), and `since` keys matched
 //! against the entries in O(keys × 64) (see [`parse_request`]).
 
-
 use serde_json::{Map, Value};
 use tickwire_protocol::control::{parse_request, ErrorCode, Request, MAX_TOKEN_LEN};
 

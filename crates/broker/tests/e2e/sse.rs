@@ -81,16 +81,18 @@ fn refused(target: &Target, query: &str, headers: &str) -> (u16, Value) {
     let mut s = target.stream();
     write!(s, "GET /sse?{query} HTTP/1.1\r\nHost: t\r\n{headers}\r\n").unwrap();
     s.flush().unwrap();
-    let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
-    let text = String::from_utf8_lossy(&all).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    let head = read_head(&mut s);
+    // A stream would not end (its keepalive resets any read timeout).
+    assert!(!head.starts_with("HTTP/1.1 200"), "not refused: {query}");
     assert!(
         head.contains("Content-Length:") && head.contains("Connection: close"),
         "{head}"
     );
     assert!(head.contains("application/json"), "{head}");
+    let mut body = Vec::new();
+    let _ = s.read_to_end(&mut body);
     let status = head[9..12].parse().unwrap();
+    let body = String::from_utf8_lossy(&body).into_owned();
     (
         status,
         serde_json::from_str(body.trim()).expect("a JSON body"),
@@ -325,5 +327,28 @@ fn a_reader_that_stops_is_ended_as_a_slow_consumer() {
         text.contains(r#""code":"slow_consumer""#),
         "{}",
         &text[text.len().saturating_sub(300)..]
+    );
+}
+
+/// The limits of `/ws` answer `/sse` with their status and a JSON error:
+/// a query past the head limit (431), the per-IP cap (503, refused at
+/// accept, before the request is read).
+#[test]
+fn limits_refuse_a_stream_with_their_status_and_a_json_error() {
+    let mut config = test_config();
+    config.server.max_connections_per_ip = 2;
+    let target = Target::start_with(Over::Plain, config);
+    let long = format!("topics={}", "A,".repeat(5_000));
+    let (status, body) = refused(&target, &long, "");
+    assert_eq!((status, body["code"].as_str()), (431, Some("bad_request")));
+
+    let mut first = Stream::open(&target, "topics=R.1", "");
+    assert_eq!(first.next().unwrap().data["type"], "subscribed");
+    let mut second = Stream::open(&target, "topics=R.2", "");
+    assert_eq!(second.next().unwrap().data["type"], "subscribed");
+    let (status, body) = refused(&target, "topics=R.3", "");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("too_many_connections"))
     );
 }

@@ -578,10 +578,9 @@ struct Input {
 
 fn input() -> impl Strategy<Value = Input> {
     (
-        prop::collection::vec(entry(), 1..5)
-            .prop_filter("topics= is missing, not [\"\"]", |t| {
-                !(t.len() == 1 && t[0].is_empty())
-            }),
+        prop::collection::vec(entry(), 1..5).prop_filter("topics= is missing, not [\"\"]", |t| {
+            !(t.len() == 1 && t[0].is_empty())
+        }),
         proptest::option::of(any::<bool>()),
         proptest::option::of(decimal(true)),
         proptest::option::of(decimal(false)),
