@@ -143,6 +143,7 @@ fn resume_1000_topics(c: &mut Criterion) {
                             newest_only: false,
                         })
                         .collect(),
+                    resume_from: None,
                     epoch_matches: true,
                     window: 0,
                 },
