@@ -47,7 +47,9 @@ function makeRecord(spec) {
     errors: [],
     client: null,
   };
-  const client = new TickwireClient(spec.urls, { WebSocket, format: spec.format, backoff });
+  // WebSocket only: the test checks which broker each connection went to
+  // by its ws:// URL (a slow open must not fall back to /sse here).
+  const client = new TickwireClient(spec.urls, { WebSocket, format: spec.format, backoff, transport: "websocket" });
   rec.client = client;
   client.on("open", ({ url }) => rec.connections.push({ t: now(), url }));
   client.on("quote", (q) => {

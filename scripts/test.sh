@@ -4,8 +4,8 @@
 # Playwright driving Debian's chromium, and the decoder golden test), the
 # clients' tests and the cluster chaos test (chaos-tests/).
 # This is the README's test command; .ci/run calls it. On a fresh machine it
-# installs what the tests need (chromium, nats-server, browser-tests/node_modules,
-# the Python client's virtualenv, promtool).
+# installs what the tests need (chromium, nginx, nats-server,
+# browser-tests/node_modules, the Python client's virtualenv, promtool).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,10 @@ need_apt=()
 [[ ! -x "$chromium" && "$chromium" == /usr/bin/chromium ]] && need_apt+=(chromium)
 # The https browser test makes its certificate with the openssl CLI.
 command -v openssl >/dev/null || need_apt+=(openssl)
+# The proxy browser test (browser-tests/proxy.test.js) starts Debian's nginx
+# itself, unprivileged on loopback, in front of the broker (the SSE fallback).
+nginx="${NGINX:-/usr/sbin/nginx}"
+[[ ! -x "$nginx" && "$nginx" == /usr/sbin/nginx ]] && need_apt+=(nginx)
 # The cluster tests (crates/broker/tests/e2e/cluster.rs) and the chaos test
 # (chaos-tests/) run a real nats-server -js.
 [[ -n "${NATS_SERVER:-}" ]] || command -v nats-server >/dev/null || need_apt+=(nats-server)
@@ -48,6 +52,7 @@ if ! command -v node >/dev/null || (($(node -p 'process.versions.node.split(".")
 fi
 [[ -x "$chromium" ]] || missing+=("chromium at $chromium: apt-get install -y chromium (or set CHROMIUM)")
 command -v openssl >/dev/null || missing+=("openssl (the https test's certificate): apt-get install -y openssl")
+[[ -x "$nginx" ]] || missing+=("nginx at $nginx (the proxy test): apt-get install -y nginx (or set NGINX)")
 [[ -d browser-tests/node_modules/playwright-core ]] ||
   missing+=("browser-tests/node_modules: (cd browser-tests && npm ci)")
 if ((${#missing[@]})); then

@@ -57,9 +57,8 @@ export function startBroker({ wsPort = 0, demoRate = 1000, timeoutMs = 30_000, t
   const child = spawn(
     BROKER_BIN,
     [
-      "--demo",
-      "--demo-rate",
-      String(demoRate),
+      // The demo feed (demoRate 0: none; the test publishes its own quotes).
+      ...(demoRate > 0 ? ["--demo", "--demo-rate", String(demoRate)] : []),
       "--ws-addr",
       `127.0.0.1:${wsPort}`,
       "--ingest-addr",

@@ -35,7 +35,9 @@ export type ClientState = "idle" | "connecting" | "open" | "reconnecting" | "clo
  * - "not_connected": a `retry: false` request made while not connected;
  * - "timeout": no reply within `requestTimeoutMs` (reconnects included);
  * - "no_token": auth() without a token; "token_error": the token callback threw;
- * - "bad_message": a server message that does not decode; "connect_failed": the WebSocket constructor threw.
+ * - "bad_message": a server message that does not decode; "connect_failed": the WebSocket constructor threw;
+ * - over SSE: "mixed_max_hz" (a subscribe whose maxHz differs from the other entries'), "too_long"
+ *   (the stream's URL would be too long), "not_supported" (an op other than subscribe / unsubscribe / auth).
  */
 export type ErrorCode =
   | "bad_request"
@@ -51,6 +53,9 @@ export type ErrorCode =
   | "token_error"
   | "bad_message"
   | "connect_failed"
+  | "mixed_max_hz"
+  | "too_long"
+  | "not_supported"
   | (string & {});
 
 export declare class TickwireError extends Error {
@@ -98,11 +103,46 @@ export interface WebSocketLike {
   onerror: ((ev: any) => any) | null;
 }
 
+/** How the client reaches the broker: a WebSocket, or Server-Sent Events (`GET /sse`, protocol v1.2). */
+export type Transport = "websocket" | "sse";
+
+/** The constructor of a browser-compatible EventSource. */
+export interface EventSourceConstructor {
+  new (url: string): {
+    readonly readyState: number;
+    close(): void;
+    onopen: ((ev: any) => any) | null;
+    onmessage: ((ev: { data: string; lastEventId: string }) => any) | null;
+    onerror: ((ev: any) => any) | null;
+  };
+}
+
 export interface ClientOptions<F extends Format = Format> {
   /** "binary" (default; quotes as binary frames, seq/ts BigInt) or "json". Also taken from the URL's ?format= when not given. */
   format?: F;
   /** The WebSocket implementation (default: globalThis.WebSocket). On Node < 22: `import WebSocket from "ws"`. */
   WebSocket?: WebSocketConstructor;
+  /**
+   * "auto" (default): the WebSocket; where it does not open (an error, or
+   * no upgrade within `fallbackAfterMs`), Server-Sent Events (`GET /sse`)
+   * with the same API and events, back to the WebSocket once it gets
+   * through. "websocket" / "sse": that one only (no WebSocket needed for "sse").
+   */
+  transport?: "auto" | Transport;
+  /** "auto": a WebSocket not open after this long goes to SSE (default 3 000 ms). */
+  fallbackAfterMs?: number;
+  /** "auto", on SSE: how often the WebSocket is tried again, and how long reconnects stay on SSE (default 300 000 ms). */
+  wsRetryMs?: number;
+  /** The `/sse` URL (one, or one per broker URL); default: the `sse` next to the WebSocket path, http(s). */
+  sseUrl?: string | URL | ReadonlyArray<string | URL>;
+  /**
+   * What reads the event stream (default: globalThis.EventSource); null: the
+   * built-in reader on `fetch` (the default where there is no EventSource,
+   * e.g. Node), which sends the token in an Authorization header rather than the query.
+   */
+  EventSource?: EventSourceConstructor | null;
+  /** The fetch of the built-in reader, also used to learn why an EventSource was refused (default: globalThis.fetch). */
+  fetch?: (url: string, init?: any) => Promise<any>;
   /** Sent as `auth` first on every (re)connect. */
   token?: TokenSource;
   /** With a token callback: send a fresh token before `exp` (default true). */
@@ -112,7 +152,7 @@ export interface ClientOptions<F extends Format = Format> {
   /** Reconnect after the connection is lost (default true). */
   reconnect?: boolean;
   backoff?: BackoffOptions;
-  /** Give up on a connect attempt not open after this long (default 10 000 ms; 0 = never). */
+  /** Give up on a connect attempt not open after this long (default 10 000 ms; 0 = never); over SSE, each stream's time to answer. */
   connectTimeoutMs?: number;
   /** Reject a request without a reply after this long, reconnects included (default 30 000 ms; 0 = never). */
   requestTimeoutMs?: number;
@@ -189,11 +229,14 @@ export interface CloseInfo {
 
 export interface ClientEvents<F extends Format = Format> {
   state: { state: ClientState; previous: ClientState };
-  /** A connect attempt starts (attempt 1 after a connection that worked). */
-  connecting: { attempt: number; url: string };
-  open: { attempt: number; url: string };
-  /** The open sequence is done: auth sent, hook run, subscriptions restored, waiting requests sent. */
-  ready: { url: string };
+  /** A connect attempt starts (attempt 1 after a connection that worked; the SSE fallback keeps the WebSocket attempt's number). */
+  connecting: { attempt: number; url: string; transport: Transport };
+  /** The connection is open (over SSE: the broker answered its first stream). */
+  open: { attempt: number; url: string; transport: Transport };
+  /** A connection opened on another transport than the one before (previous null the first time). */
+  transport: { transport: Transport; previous: Transport | null };
+  /** The open sequence is done: auth sent, hook run, subscriptions restored, waiting requests sent (over SSE: and answered). */
+  ready: { url: string; transport: Transport };
   /** A connection closed (or close() was called). */
   closed: CloseInfo;
   /** A retry is scheduled in delayMs. */
@@ -248,6 +291,8 @@ export declare class TickwireClient<F extends Format = "binary"> extends Emitter
   /** Every broker URL given, with its format parameter, in the order retries try them. */
   readonly urls: string[];
   readonly format: F;
+  /** Of the current connection (open or being opened), else of the last one that opened; null before the first attempt. */
+  readonly transport: Transport | null;
   /** The broker epoch of the latest `subscribed` ack (null before the first). */
   readonly epoch: string | null;
   /** When the next attempt is due (ms since the Unix epoch) while reconnecting, else null. */
@@ -301,6 +346,8 @@ export declare class SeqTracker {
   endReplays(): string[];
   /** The connection was lost: holds dropped; the next jump of each topic is "unrecovered" unless resumed. */
   disconnected(): void;
+  /** These topics could not be resumed (a reopened SSE stream): their next jump is "unrecovered". */
+  unresumed(topics: Iterable<string>): void;
   /** The tracked topics a subscription entry (a topic or PREFIX*) covers, sorted. */
   covered(entry: string): string[];
   lastSeq(topic: string): bigint | undefined;

@@ -5,7 +5,8 @@
 // others are its parts, imported by relative URL:
 //   tickwire-session.js        what is said on each connection: auth,
 //                              resubscription, replies, quotes, token refresh
-//   tickwire-socket.js         the WebSocket: states, reconnect with backoff
+//   tickwire-socket.js         the connection: a WebSocket, or the SSE
+//                              fallback (GET /sse); states, reconnect with backoff
 //   tickwire-requests.js       request/ack bookkeeping
 //   tickwire-subscriptions.js  the subscriptions restored on reconnect, and
 //                              the resubscription's `since` (resume)
@@ -46,8 +47,13 @@ export { entryMatches } from "./tickwire-subscriptions.js";
  * the next of them.
  *
  * Events (`on(type, listener)`): state, connecting, open, ready, closed,
- * reconnecting, message, quote, gap, duplicate, epoch, recovered,
- * unrecovered, authed, unsubscribed, error. See clients/js/README.md.
+ * reconnecting, transport, message, quote, gap, duplicate, epoch,
+ * recovered, unrecovered, authed, unsubscribed, error. See
+ * clients/js/README.md.
+ *
+ * Where the WebSocket does not get through (a proxy that does not pass the
+ * upgrade), the client goes on over Server-Sent Events (`GET /sse`) by
+ * itself, with the same API and events: option `transport`, and the README.
  */
 export class TickwireClient extends Emitter {
   #session;
@@ -89,6 +95,16 @@ export class TickwireClient extends Emitter {
   /** "json" | "binary" */
   get format() {
     return this.#socket.format;
+  }
+
+  /**
+   * "websocket" | "sse": the transport of the current connection (open or
+   * being opened), else of the last one that opened; null before the first
+   * attempt. The `transport` event says when a connection opens on another
+   * one than the connection before.
+   */
+  get transport() {
+    return this.#socket.transport;
   }
 
   /** The broker's epoch from the latest `subscribed` ack (null before the first). */

@@ -181,6 +181,14 @@ export class SeqTracker {
     for (const t of this.#last.keys()) this.#afterReconnect.add(t);
   }
 
+  /**
+   * These topics could not be resumed (a stream reopened without their
+   * history): their next jump is "unrecovered", as after a reconnect.
+   */
+  unresumed(topics) {
+    for (const t of topics) if (this.#last.has(t)) this.#afterReconnect.add(t);
+  }
+
   /** The last seq accepted for the topic (BigInt), or undefined. */
   lastSeq(topic) {
     return this.#last.get(topic);

@@ -12,6 +12,13 @@
 // refused are dropped and reported), then the waiting requests. The ack of
 // a request with `since` says which topics were recovered: `recovered` and
 // `unrecovered` events.
+//
+// Over SSE (the connection is then an SseConnection, tickwire-socket.js)
+// the same requests go out and are answered the same way; the stream they
+// make goes out once they are all sent (`ready` waits for its answer). A
+// stream reopened for a subscribe or unsubscribe resumes the topics it
+// already carried from the positions here; those it could not recover are
+// reported as after a reconnect (`unrecovered`, then a gap).
 
 import { decodeMessage } from "./tickwire-decoder.js";
 import { reportLater } from "./tickwire-emitter.js";
@@ -57,6 +64,10 @@ export class Session {
       message: (conn, data) => this.#onMessage(conn, data),
       lost: (conn) => this.#onClose(conn),
       stopping: (err) => this.#onStop(err),
+      sse: {
+        positions: (entries) => this.#positions(entries),
+        unrecovered: (topics) => this.#streamUnrecovered(topics),
+      },
     });
     this.#token = options.token ?? null;
     this.#refreshToken = options.refreshToken ?? true;
@@ -137,6 +148,7 @@ export class Session {
     else this.#requests.answerAuthWaiters(null, new TickwireError("no_token", "tickwire: no token to send", { op: "auth" }));
     // 2. the caller's hook; requests it makes go out at once.
     conn.phase = "hook";
+    if (conn.ws.sse) conn.ws.start(); // (over SSE: with the auth, in one stream)
     if (this.#beforeResubscribe) {
       try {
         await this.#beforeResubscribe(this.#client);
@@ -149,7 +161,37 @@ export class Session {
     conn.phase = "ready";
     this.#restore(conn, this.subs.toRestore(conn), false);
     for (const req of this.#requests.takeQueued()) this.#requests.send(conn, req);
-    this.#client.emit("ready", { url: this.socket.url });
+    if (conn.ws.sse) {
+      // What was just sent goes out (one stream): ready once it is answered.
+      await conn.ws.complete();
+      if (this.socket.current !== conn) return;
+    }
+    this.#client.emit("ready", { url: conn.url, transport: conn.transport });
+  }
+
+  /**
+   * SSE: the positions a stream of `entries` resumes from ({epoch, seqs:
+   * [[topic, seq]]}: the tracked topics they cover), or null (resume off,
+   * no epoch yet).
+   */
+  #positions(entries) {
+    const t = this.tracker;
+    if (!this.#resume || typeof t.epoch !== "string" || t.size === 0) return null;
+    const seqs = new Map();
+    for (const e of entries) {
+      for (const topic of t.covered(e)) {
+        const seq = t.lastSeq(topic);
+        if (!seqs.has(topic) && seq <= BigInt(Number.MAX_SAFE_INTEGER)) seqs.set(topic, Number(seq));
+      }
+    }
+    return { epoch: t.epoch, seqs: [...seqs] };
+  }
+
+  /** SSE: a reopened stream could not resume these topics (history too short): as after a reconnect. */
+  #streamUnrecovered(topics) {
+    this.tracker.unresumed(topics);
+    this.#client.stats.unrecovered += topics.length;
+    this.#client.emit("unrecovered", { topics, epoch: this.tracker.epoch, id: undefined });
   }
 
   async #currentToken() {
@@ -203,7 +245,7 @@ export class Session {
     const client = this.#client;
     let m;
     try {
-      m = decodeMessage(data);
+      m = conn.ws.sse ? conn.ws.decode(data) : decodeMessage(data);
     } catch (e) {
       client.emit("error", new TickwireError("bad_message", e?.message ?? String(e)));
       return;

@@ -142,3 +142,19 @@ test("the token is refreshed before exp without reconnecting; entries it no long
   assert.deepEqual(ev.closed, [], "no reconnect");
   assert.deepEqual(ev.error, []);
 });
+
+test("over SSE the token goes with the stream (an Authorization header): its grants decide what may be subscribed", async () => {
+  const c = client({ transport: "sse", token: () => jwt({ exp: inSeconds(600), sub: "sse-1", topics: ["SSEAUTH.*"] }) });
+  const ev = record(c, ["authed", "error"]);
+  await c.subscribe("SSEAUTH.A");
+  assert.equal(c.transport, "sse");
+  assert.deepEqual(ev.authed.map((a) => a.sub), ["sse-1"]);
+  assert.equal(typeof ev.authed[0].exp, "number");
+  await assert.rejects(c.subscribe("OTHER"), { code: "not_authorized" });
+  await pub.publish({ topic: "SSEAUTH.A", bid: 1 });
+  await waitFor(() => c.lastSeq("SSEAUTH.A") !== undefined, "a quote on the entitled entry");
+  // Without a token: refused with the broker's code.
+  const anon = client({ transport: "sse" });
+  await assert.rejects(anon.subscribe("SSEAUTH.A"), { code: "not_authorized" });
+  assert.deepEqual(ev.error, []);
+});

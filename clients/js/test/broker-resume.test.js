@@ -45,8 +45,10 @@ afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close()));
 });
 
+// transport "websocket": the gate below holds the WebSocket off, and "auto"
+// would go on over SSE meanwhile (the SSE path: broker-sse.test.js).
 function client(url, options = {}) {
-  const c = new TickwireClient(url, { WebSocket, backoff: { initialMs: 20, maxMs: 100 }, ...options });
+  const c = new TickwireClient(url, { WebSocket, transport: "websocket", backoff: { initialMs: 20, maxMs: 100 }, ...options });
   clients.push(c);
   return c;
 }

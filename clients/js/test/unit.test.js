@@ -237,7 +237,9 @@ test("JSON mode: seq and ts are Numbers, non-finite prices stay null, gaps count
 test("reconnect: backoff doubles with jitter in [d/2, d], up to the maximum; resets once a connection answers", async (t) => {
   const timers = fakeTimers(t);
   const WS = makeFakeWebSocket();
-  const client = newClient({ WebSocket: WS, backoff: { initialMs: 4, maxMs: 16 } });
+  // transport "websocket": attempts that fail are retried over the WebSocket
+  // (the default, "auto", would go on over SSE: see sse.test.js).
+  const client = newClient({ WebSocket: WS, transport: "websocket", backoff: { initialMs: 4, maxMs: 16 } });
   const ev = record(client, ["reconnecting", "state", "connecting", "closed"]);
   await waitFor(() => WS.instances.length === 1, "connect attempt 1");
   for (let i = 1; i <= 5; i++) {
@@ -300,7 +302,7 @@ test("several URLs: the format goes on each; a conflicting format or an empty li
 test("several URLs: each retry goes to the next one, round the list; the resubscription resumes on another broker", async (t) => {
   const timers = fakeTimers(t);
   const WS = makeFakeWebSocket();
-  const client = newClient({ WebSocket: WS, backoff: FAST }, ["ws://a/ws", "ws://b/ws", "ws://c/ws"]);
+  const client = newClient({ WebSocket: WS, transport: "websocket", backoff: FAST }, ["ws://a/ws", "ws://b/ws", "ws://c/ws"]);
   const ev = record(client, ["connecting", "open", "recovered"]);
   await waitFor(() => WS.instances.length === 1, "the first socket");
   const host = (ws) => new URL(ws.url).host;
