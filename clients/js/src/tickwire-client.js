@@ -7,6 +7,15 @@
 //                              resubscription, replies, quotes, token refresh
 //   tickwire-socket.js         the connection: a WebSocket, or the SSE
 //                              fallback (GET /sse); states, reconnect with backoff
+//   tickwire-urls.js           the WebSocket and /sse URL of each broker
+//   tickwire-ws-probe.js       on SSE, the periodic check that the WebSocket
+//                              gets through again
+//   tickwire-sse.js            the SSE transport: one event stream for every
+//                              entry, in the shape of a WebSocket
+//   tickwire-sse-protocol.js   a stream's URL (and `since`), the replies its
+//                              ack stands for, its events as messages
+//   tickwire-sse-reader.js     reading a stream: EventSource, or fetch and
+//                              an event-stream parser
 //   tickwire-requests.js       request/ack bookkeeping
 //   tickwire-subscriptions.js  the subscriptions restored on reconnect, and
 //                              the resubscription's `since` (resume)

@@ -13,7 +13,7 @@
 // a request with `since` says which topics were recovered: `recovered` and
 // `unrecovered` events.
 //
-// Over SSE (the connection is then an SseConnection, tickwire-socket.js)
+// Over SSE (the connection is then an SseConnection, ./tickwire-sse.js)
 // the same requests go out and are answered the same way; the stream they
 // make goes out once they are all sent (`ready` waits for its answer). A
 // stream reopened for a subscribe or unsubscribe resumes the topics it

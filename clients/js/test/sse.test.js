@@ -10,7 +10,8 @@ import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 
 import { TickwireClient } from "../src/tickwire-client.js";
-import { eventStreamParser, sseUrls } from "../src/tickwire-socket.js";
+import { eventStreamParser } from "../src/tickwire-sse-reader.js";
+import { sseUrls } from "../src/tickwire-urls.js";
 import { makeFakeEventSource } from "../testing/fake-es.js";
 import { makeFakeWebSocket } from "../testing/fake-ws.js";
 import { jsonQuote } from "../testing/frames.js";

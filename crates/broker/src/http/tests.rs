@@ -47,6 +47,11 @@ fn dashboard_assets_are_served_with_their_types() {
         ("/tickwire-requests.js", JAVASCRIPT),
         ("/tickwire-session.js", JAVASCRIPT),
         ("/tickwire-socket.js", JAVASCRIPT),
+        ("/tickwire-sse.js", JAVASCRIPT),
+        ("/tickwire-sse-protocol.js", JAVASCRIPT),
+        ("/tickwire-sse-reader.js", JAVASCRIPT),
+        ("/tickwire-urls.js", JAVASCRIPT),
+        ("/tickwire-ws-probe.js", JAVASCRIPT),
         ("/tickwire-subscriptions.js", JAVASCRIPT),
     ];
     assert_eq!(listed.len(), ASSETS.len(), "an asset is not listed here");
