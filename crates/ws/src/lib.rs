@@ -10,6 +10,8 @@
 //! - [`handshake`]: upgrade validation and accept key, both server and client side.
 //! - [`frame`]: frame decoder (protocol checks, reassembly) and encoders.
 //! - [`close`]: close codes and their validity rules.
+//! - [`deflate`]: permessage-deflate (RFC 7692): negotiation, compression
+//!   once per shared frame, bounded inflate of client messages.
 
 // Socket data is hostile: library code must not be able to panic on it, so
 // the usual panicking shortcuts are rejected outside tests.
@@ -25,6 +27,7 @@
 )]
 
 pub mod close;
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod http;
