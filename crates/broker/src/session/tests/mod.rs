@@ -141,9 +141,10 @@ pub(super) struct Client {
 }
 
 impl Client {
-    pub(super) fn upgraded(config: SessionConfig) -> Client {
+    /// A new connection, before its request.
+    pub(super) fn fresh(config: SessionConfig) -> Client {
         let now = Instant::now();
-        let mut c = Client {
+        Client {
             conn: Connection::new(Arc::new(config), now),
             fx: Effects::default(),
             now,
@@ -155,7 +156,12 @@ impl Client {
                 },
             ),
             wire: Vec::new(),
-        };
+        }
+    }
+
+    pub(super) fn upgraded(config: SessionConfig) -> Client {
+        let mut c = Client::fresh(config);
+        let now = c.now;
         let request =
             "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";

@@ -17,22 +17,9 @@ fn open(query: &str, headers: &str) -> (Client, String) {
 
 impl Client {
     fn upgraded_sse(config: SessionConfig, query: &str, headers: &str) -> Client {
-        let now = Instant::now();
-        let mut c = Client {
-            conn: Connection::new(Arc::new(config), now),
-            fx: Effects::default(),
-            now,
-            decoder: FrameDecoder::new(
-                Role::Client,
-                DecoderLimits {
-                    max_message: 1 << 20,
-                    accept_binary: true,
-                },
-            ),
-            wire: Vec::new(),
-        };
+        let mut c = Client::fresh(config);
         let request = format!("GET /sse?{query} HTTP/1.0\r\nHost: t\r\n{headers}\r\n");
-        c.conn.on_bytes(request.as_bytes(), now, &mut c.fx);
+        c.conn.on_bytes(request.as_bytes(), c.now, &mut c.fx);
         c
     }
 
