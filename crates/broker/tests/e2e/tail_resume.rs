@@ -120,8 +120,9 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 }
 
 /// `run_tool` with stderr kept too (and echoed, for a failing run).
-fn run_tail(args: &[&str]) -> (Tool, Receiver<String>, JoinHandle<Vec<String>>) {
+pub(crate) fn run_tail(args: &[&str]) -> (Tool, Receiver<String>, JoinHandle<Vec<String>>) {
     let mut child = Command::new(BIN)
+        .env_remove("TICKWIRE_TOKEN")
         .arg("tail")
         .args(args)
         .stdout(Stdio::piped())
@@ -150,14 +151,14 @@ fn run_tail(args: &[&str]) -> (Tool, Receiver<String>, JoinHandle<Vec<String>>) 
 }
 
 /// The (topic, seq) of the tail's next JSON line, within PATIENCE.
-fn next_line(lines: &Receiver<String>) -> (String, u64) {
+pub(crate) fn next_line(lines: &Receiver<String>) -> (String, u64) {
     let line = lines
         .recv_timeout(PATIENCE)
         .expect("the tail prints a line in time");
     parse(&line)
 }
 
-fn parse(line: &str) -> (String, u64) {
+pub(crate) fn parse(line: &str) -> (String, u64) {
     let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
     (
         v["topic"].as_str().expect("topic").to_owned(),
@@ -169,7 +170,7 @@ fn parse(line: &str) -> (String, u64) {
 /// nothing else publishes it), and waits until `watch`, subscribed to
 /// the topic on the broker directly, has seen the last: then the broker
 /// holds them all.
-fn publish_seen(
+pub(crate) fn publish_seen(
     p: &mut tickwire_client::Publisher,
     watch: &mut Ws,
     topic: &str,

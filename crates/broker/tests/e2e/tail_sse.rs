@@ -5,19 +5,17 @@
 //! connection; after a cut the tail reconnects through it with
 //! `Last-Event-ID` and prints each quote once, in order.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use serde_json::json;
 
 use crate::common::*;
 use crate::entitlements::{start_auth, token, unix_now};
-use crate::tools::{lines_until_exit, Tool, BIN};
+use crate::tail_resume::{next_line, parse, publish_seen, run_tail};
+use crate::tools::lines_until_exit;
 
 /// An HTTP proxy for one path prefix: `GET {prefix}/…` goes to the
 /// broker as `GET /…` (anything else gets a 404), and a `200` without a
@@ -202,73 +200,6 @@ fn rechunk(mut from: TcpStream, mut to: TcpStream) {
         let _ = to.shutdown(Shutdown::Both);
         let _ = from.shutdown(Shutdown::Both);
     });
-}
-
-/// `tickwire tail ARGS`: its stdout lines as they come, and its stderr
-/// (echoed, for a failing run) once it ends.
-fn run_tail(args: &[&str]) -> (Tool, Receiver<String>, JoinHandle<Vec<String>>) {
-    let mut child = Command::new(BIN)
-        .arg("tail")
-        .args(args)
-        .env_remove("TICKWIRE_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the tickwire binary runs");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let errors = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("tail: {line}");
-            lines.push(line);
-        }
-        lines
-    });
-    (Tool(child), rx, errors)
-}
-
-/// The (topic, seq) of the tail's next JSON line, within PATIENCE.
-fn next_line(lines: &Receiver<String>) -> (String, u64) {
-    let line = lines
-        .recv_timeout(PATIENCE)
-        .expect("the tail prints a line in time");
-    parse(&line)
-}
-
-fn parse(line: &str) -> (String, u64) {
-    let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-    (
-        v["topic"].as_str().expect("topic").to_owned(),
-        v["seq"].as_u64().expect("seq"),
-    )
-}
-
-/// Publishes quotes of `topic` numbered `seqs` (the broker's seqs when
-/// nothing else publishes it), and waits until `watch`, subscribed to the
-/// topic on the broker directly, has seen the last: then the broker holds
-/// them all.
-fn publish_seen(
-    p: &mut tickwire_client::Publisher,
-    watch: &mut Ws,
-    topic: &str,
-    seqs: std::ops::RangeInclusive<u64>,
-) {
-    let last = *seqs.end();
-    for seq in seqs {
-        p.publish(quote(topic, 100.0 + seq as f64))
-            .expect("publish");
-    }
-    p.flush().expect("flush");
-    while next_quote(watch)["seq"].as_u64() != Some(last) {}
 }
 
 fn expected(topic: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<(String, u64)> {
