@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
         DecoderLimits {
             max_message: 4096,
             accept_binary: split & 1 == 1,
+            deflate: split & 2 == 2,
         },
     );
     let chunk = usize::from(split).max(1);

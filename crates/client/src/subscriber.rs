@@ -76,6 +76,7 @@ impl Subscriber {
                 DecoderLimits {
                     max_message: MAX_SERVER_MESSAGE,
                     accept_binary: true,
+                    deflate: false,
                 },
             ),
             buf: Vec::new(),

@@ -146,6 +146,28 @@ fn stored_blocks(payload: &[u8], out: &mut Vec<u8>) {
 
 thread_local! {
     static DEFLATER: RefCell<Deflater> = RefCell::new(Deflater::new());
+    /// Made on a thread's first compressed client message (rare: requests).
+    static INFLATER: RefCell<Option<Inflater>> = const { RefCell::new(None) };
+}
+
+/// Inflates one compressed client message with this thread's [`Inflater`]
+/// (see [`Inflater::inflate`]: at most `max` bytes, then `TooBig`).
+pub fn inflate_message(
+    compressed: &[u8],
+    max: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), InflateError> {
+    let shared = INFLATER.try_with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => Some(
+            slot.get_or_insert_with(Inflater::new)
+                .inflate(compressed, max, out),
+        ),
+        Err(_) => None,
+    });
+    match shared.ok().flatten() {
+        Some(result) => result,
+        None => Inflater::new().inflate(compressed, max, out),
+    }
 }
 
 /// Appends `payload` compressed as one permessage-deflate message (see

@@ -6,8 +6,10 @@
 //! any point (e.g. after a Close). Errors carry the close code to send.
 
 use crate::close;
+use crate::deflate::{inflate_message, InflateError, RSV1};
 use crate::mask::apply_mask;
 use crate::utf8::{validate_tail, Utf8Check};
+use control::control_event;
 
 /// Largest payload allowed in a control frame (RFC 6455 section 5.5).
 const MAX_CONTROL_PAYLOAD: usize = 125;
@@ -57,6 +59,10 @@ pub struct DecoderLimits {
     pub max_message: usize,
     /// Whether binary data messages are accepted (else close 1003).
     pub accept_binary: bool,
+    /// permessage-deflate was negotiated: RSV1 on a message's first frame
+    /// means it is compressed (inflated with `max_message` as the bound on
+    /// the inflated size); without it RSV1 is a protocol error.
+    pub deflate: bool,
 }
 
 impl Default for DecoderLimits {
@@ -64,6 +70,7 @@ impl Default for DecoderLimits {
         Self {
             max_message: 65_536,
             accept_binary: false,
+            deflate: false,
         }
     }
 }
@@ -102,12 +109,17 @@ struct Partial {
     /// `data[..valid_up_to]` is known valid UTF-8 (text only), so each
     /// fragment only costs validating its own bytes.
     valid_up_to: usize,
+    /// RSV1 was set on the first frame: `data` is compressed (its UTF-8 is
+    /// checked once inflated).
+    compressed: bool,
 }
 
 /// Parsed fixed part of a frame header.
 struct Header {
     fin: bool,
     opcode: OpCode,
+    /// RSV1 (permessage-deflate): the message is compressed.
+    compressed: bool,
     mask: Option<[u8; 4]>,
     payload_len: usize,
     header_len: usize,
@@ -191,12 +203,20 @@ impl FrameDecoder {
         let Some(&b0) = buf.first() else {
             return Ok(None);
         };
-        if b0 & 0x70 != 0 {
+        let compressed = b0 & RSV1 != 0;
+        if b0 & 0x30 != 0 || (compressed && !self.limits.deflate) {
             return Err(err(close::PROTOCOL_ERROR, "reserved bits set"));
         }
         let fin = b0 & 0x80 != 0;
         let opcode =
             OpCode::from_wire(b0 & 0x0F).ok_or(err(close::PROTOCOL_ERROR, "reserved opcode"))?;
+        if compressed && (opcode == OpCode::Continuation || opcode.is_control()) {
+            // RFC 7692 section 6.1: RSV1 marks a message's first frame only.
+            return Err(err(
+                close::PROTOCOL_ERROR,
+                "RSV1 on a control or continuation frame",
+            ));
+        }
         if opcode.is_control() && !fin {
             return Err(err(close::PROTOCOL_ERROR, "fragmented control frame"));
         }
@@ -249,6 +269,7 @@ impl FrameDecoder {
         Ok(Some(Header {
             fin,
             opcode,
+            compressed,
             mask,
             payload_len,
             header_len,
@@ -300,12 +321,14 @@ impl FrameDecoder {
             None if header.fin => {
                 // Unfragmented message: no reassembly state needed.
                 let data = unmasked(payload, header.mask);
+                let data = self.inflated(header.compressed, data)?;
                 return finish(header.opcode, data).map(Some);
             }
             None => Box::new(Partial {
                 opcode: header.opcode,
                 data: Vec::new(),
                 valid_up_to: 0,
+                compressed: header.compressed,
             }),
         };
         let start = part.data.len();
@@ -313,18 +336,45 @@ impl FrameDecoder {
         if let (Some(key), Some(fresh)) = (header.mask, part.data.get_mut(start..)) {
             apply_mask(fresh, key);
         }
-        if part.opcode == OpCode::Text {
+        if part.opcode == OpCode::Text && !part.compressed {
             match validate_tail(&part.data, part.valid_up_to, header.fin) {
                 Utf8Check::ValidUpTo(n) => part.valid_up_to = n,
                 Utf8Check::Invalid => return Err(invalid_utf8()),
             }
         }
         if header.fin {
-            let Partial { opcode, data, .. } = *part;
+            let Partial {
+                opcode,
+                data,
+                compressed,
+                ..
+            } = *part;
+            let data = self.inflated(compressed, data)?;
             finish(opcode, data).map(Some)
         } else {
             self.partial = Some(part);
             Ok(None)
+        }
+    }
+}
+
+impl FrameDecoder {
+    /// A whole message's payload, inflated if it came compressed, never
+    /// past the message limit (a zip bomb costs `max_message` bytes).
+    fn inflated(&self, compressed: bool, data: Vec<u8>) -> Result<Vec<u8>, ProtocolError> {
+        if !compressed {
+            return Ok(data);
+        }
+        let mut out = Vec::new();
+        match inflate_message(&data, self.limits.max_message, &mut out) {
+            Ok(()) => Ok(out),
+            Err(InflateError::TooBig) => {
+                Err(err(close::MESSAGE_TOO_BIG, "inflated message too big"))
+            }
+            Err(InflateError::Invalid) => Err(err(
+                close::INVALID_PAYLOAD,
+                "compressed data does not inflate",
+            )),
         }
     }
 }
@@ -358,31 +408,7 @@ fn finish(opcode: OpCode, data: Vec<u8>) -> Result<Event, ProtocolError> {
     }
 }
 
-/// Builds the event for a complete control frame.
-fn control_event(header: &Header, payload: &[u8]) -> Result<Event, ProtocolError> {
-    let data = unmasked(payload, header.mask);
-    match header.opcode {
-        OpCode::Ping => Ok(Event::Ping(data)),
-        OpCode::Pong => Ok(Event::Pong(data)),
-        _ => parse_close(&data).map(Event::Close),
-    }
-}
-
-/// Validates a close payload: empty, or a valid code plus UTF-8 reason.
-fn parse_close(data: &[u8]) -> Result<Option<(u16, String)>, ProtocolError> {
-    let (code, reason) = match data {
-        [] => return Ok(None),
-        [hi, lo, reason @ ..] => (u16::from_be_bytes([*hi, *lo]), reason),
-        [_] => return Err(err(close::PROTOCOL_ERROR, "close payload of 1 byte")),
-    };
-    if !close::is_valid_close_code(code) {
-        return Err(err(close::PROTOCOL_ERROR, "invalid close code"));
-    }
-    let reason = std::str::from_utf8(reason)
-        .map_err(|_| err(close::INVALID_PAYLOAD, "close reason is not UTF-8"))?;
-    Ok(Some((code, reason.to_owned())))
-}
-
+mod control;
 mod encode;
 pub use encode::{
     encode_close, encode_frame, encode_masked_close, encode_masked_frame, header_len, write_header,

@@ -103,6 +103,7 @@ fn one_byte_at_a_time() {
     let limits = DecoderLimits {
         max_message: 70_000,
         accept_binary: true,
+        deflate: false,
     };
     let mut dec = FrameDecoder::new(Role::Server, limits);
     let (events, rest) = feed_chunks(&mut dec, bytes.chunks(1)).unwrap();

@@ -19,6 +19,7 @@ fn decoder(role_server: bool, accept_binary: bool, max_message: usize) -> FrameD
         DecoderLimits {
             max_message,
             accept_binary,
+            deflate: accept_binary,
         },
     )
 }

@@ -139,6 +139,7 @@ pub(super) fn open(ctx: &mut Ctx<'_>, conns: &mut Vec<Conn>, s: usize) {
             DecoderLimits {
                 max_message: 16 << 20,
                 accept_binary: true,
+                deflate: false,
             },
         ),
         trackers: vec![GapTracker::default(); cfg.per_sub],

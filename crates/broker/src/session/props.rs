@@ -82,6 +82,7 @@ impl Model {
                 DecoderLimits {
                     max_message: 1 << 20,
                     accept_binary: true,
+                    deflate: false,
                 },
             ),
             received: HashMap::new(),

@@ -12,6 +12,7 @@
 //! Non-finite numbers travel as their raw bit patterns.
 
 use super::decode::{DecodeError, ServerMessage};
+use super::delta::{decode_binary_delta, BINARY_DELTA};
 use crate::quote::Quote;
 use crate::topic::{is_valid_topic, MAX_TOPIC_LEN};
 
@@ -42,12 +43,15 @@ fn le8(bytes: &[u8], at: usize) -> Option<[u8; 8]> {
     bytes.get(at..at + 8)?.try_into().ok()
 }
 
-/// Decodes a binary frame; must be exactly one well-formed quote.
+/// Decodes a binary frame; must be exactly one well-formed quote (type 1)
+/// or delta (type 2).
 pub fn decode_binary(bytes: &[u8]) -> Result<ServerMessage, DecodeError> {
     let err = |m: &str| DecodeError(m.to_owned());
     let (&kind, rest) = bytes.split_first().ok_or_else(|| err("empty frame"))?;
-    if kind != BINARY_QUOTE {
-        return Err(DecodeError(format!("unknown binary message type {kind}")));
+    match kind {
+        BINARY_QUOTE => {}
+        BINARY_DELTA => return decode_binary_delta(bytes),
+        _ => return Err(DecodeError(format!("unknown binary message type {kind}"))),
     }
     let topic_len = usize::from(*rest.first().ok_or_else(|| err("truncated header"))?);
     if bytes.len() < BINARY_QUOTE_HEADER_LEN {

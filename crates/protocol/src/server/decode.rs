@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use super::delta::{FieldChanges, FIELD_NAMES};
 use crate::quote::Quote;
 
 /// Any message the server sends.
@@ -40,6 +41,14 @@ pub enum ServerMessage {
     Quote {
         quote: Quote,
         seq: u64,
+    },
+    /// v1.2 field delta: the quote of `seq` is the connection's previous
+    /// quote of `topic` (seq − 1) with `changes` applied and `ts`.
+    Delta {
+        topic: String,
+        seq: u64,
+        ts: u64,
+        changes: FieldChanges,
     },
 }
 
@@ -154,6 +163,24 @@ pub fn decode_json(text: &str) -> Result<ServerMessage, DecodeError> {
                 ts: u64_field(&obj, "ts")?,
             },
         }),
+        Some("delta") => {
+            let mut changes = FieldChanges {
+                mask: 0,
+                values: [0.0; 6],
+            };
+            for (i, name) in FIELD_NAMES.iter().enumerate() {
+                if obj.contains_key(*name) {
+                    changes.mask |= 1 << i;
+                    changes.values[i] = f64_field(&obj, name)?;
+                }
+            }
+            Ok(ServerMessage::Delta {
+                topic: string(&obj, "topic")?,
+                seq: u64_field(&obj, "seq")?,
+                ts: u64_field(&obj, "ts")?,
+                changes,
+            })
+        }
         Some(other) => Err(DecodeError(format!("unknown message type {other:?}"))),
         None => Err(missing("type")),
     }

@@ -166,6 +166,7 @@ fn payload_length_msb_set_is_1002() {
     let limits = DecoderLimits {
         max_message: usize::MAX,
         accept_binary: true,
+        deflate: false,
     };
     let mut dec = FrameDecoder::new(Role::Server, limits);
     let mut bytes = vec![0x82, 0x80 | 127];
@@ -304,6 +305,7 @@ fn custom_limit_respected() {
     let limits = DecoderLimits {
         max_message: 10,
         accept_binary: false,
+        deflate: false,
     };
     let mut dec = FrameDecoder::new(Role::Server, limits);
     assert!(dec.decode(&frame(OpCode::Text, true, &[b'a'; 10])).is_ok());
@@ -457,6 +459,7 @@ fn server_frames_decode_as_client() {
     let limits = DecoderLimits {
         max_message: 100_000,
         accept_binary: false,
+        deflate: false,
     };
     let mut dec = FrameDecoder::new(Role::Client, limits);
     assert_eq!(
@@ -494,6 +497,7 @@ fn huge_announced_length_without_limit_just_waits() {
     let limits = DecoderLimits {
         max_message: usize::MAX,
         accept_binary: true,
+        deflate: false,
     };
     let mut dec = FrameDecoder::new(Role::Server, limits);
     let mut bytes = vec![0x82, 0x80 | 127];

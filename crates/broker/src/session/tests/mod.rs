@@ -153,6 +153,7 @@ impl Client {
                 DecoderLimits {
                     max_message: 1 << 20,
                     accept_binary: true,
+                    deflate: false,
                 },
             ),
             wire: Vec::new(),
