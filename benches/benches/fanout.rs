@@ -15,7 +15,7 @@ use mio::{Poll, Token, Waker};
 use tickwire_benches::typical_quote;
 use tickwire_broker::internals::{
     CatchUp, ConnId, Format, HistoryLimits, IngestBatch, LocalQuote, OutFrame, Outbound,
-    RouteIndex, Router, RouterCmd, WorkerLink, WorkerMsg,
+    RouteIndex, Router, RouterCmd, Wire, WorkerLink, WorkerMsg,
 };
 use tickwire_broker::metrics::Metrics;
 use tickwire_protocol::Selector;
@@ -106,7 +106,11 @@ impl Fanout {
                 let quote = LocalQuote::from(quote);
                 let targets = self.index.targets(&quote.topic);
                 for target in targets.iter() {
-                    self.outbound[target.slot].push_quote(quote.clone(), Format::Json, now);
+                    self.outbound[target.slot].push_quote(
+                        quote.clone(),
+                        Wire::plain(Format::Json),
+                        now,
+                    );
                 }
                 deliveries += targets.len();
             }

@@ -17,7 +17,7 @@ use mio::{Poll, Token, Waker};
 use tickwire_benches::typical_quote;
 use tickwire_broker::internals::{
     CatchUp, ConnId, Format, HistoryLimits, IngestBatch, LocalQuote, OutFrame, Outbound,
-    RouteIndex, Router, RouterCmd, WorkerLink, WorkerMsg,
+    RouteIndex, Router, RouterCmd, Wire, WorkerLink, WorkerMsg,
 };
 use tickwire_broker::metrics::Metrics;
 use tickwire_protocol::Selector;
@@ -47,7 +47,11 @@ impl WorkerSide {
                 // As the worker does: one local handle per quote.
                 let quote = LocalQuote::from(quote);
                 for target in self.index.targets(&quote.topic).iter() {
-                    self.outbound[target.slot].push_quote(quote.clone(), Format::Json, now);
+                    self.outbound[target.slot].push_quote(
+                        quote.clone(),
+                        Wire::plain(Format::Json),
+                        now,
+                    );
                 }
             }
             let mut sent = 0;

@@ -32,7 +32,7 @@ fn bench_handshake(c: &mut Criterion) {
         b.iter(|| {
             let head = parse(black_box(request));
             let accept = validate_upgrade(&head).expect("valid upgrade");
-            black_box(accept_response(&accept))
+            black_box(accept_response(&accept, None))
         })
     });
     group.bench_function("parse_request_head", |b| {
@@ -42,7 +42,7 @@ fn bench_handshake(c: &mut Criterion) {
         b.iter(|| black_box(validate_upgrade(black_box(&head))))
     });
     group.bench_function("accept_response", |b| {
-        b.iter(|| black_box(accept_response(black_box(&accept))))
+        b.iter(|| black_box(accept_response(black_box(&accept), None)))
     });
 
     group.finish();

@@ -11,6 +11,7 @@ pub mod auth;
 mod cluster;
 pub mod config;
 pub mod demo;
+pub mod encodings;
 mod epoch;
 mod http;
 mod ingest;
@@ -27,6 +28,7 @@ mod worker;
 /// Building blocks exposed for the criterion benchmarks only; not a stable API.
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::encodings::Wire;
     pub use crate::messages::{
         CatchUp, ConnId, Format, IngestBatch, LocalQuote, Resume, RouterCmd, SharedQuote, WorkerMsg,
     };

@@ -5,10 +5,12 @@
 
 use std::ops::Deref;
 use std::rc::Rc;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tickwire_protocol::{Quote, Selector};
+
+use crate::encodings::LazyEncodings;
 
 /// A quote as the router accepted it: numbered and encoded once per wire
 /// format, as complete WebSocket frames. Every subscriber's outbound queue
@@ -23,9 +25,13 @@ pub struct SharedQuote {
     pub accepted: u64,
     pub json_frame: Box<[u8]>,
     pub binary_frame: Box<[u8]>,
-    /// The quote as Server-Sent Events, made by the first SSE subscriber
-    /// that needs it and shared by every other (see [`SseEvents`]).
-    pub sse: SseEvents,
+    /// The fields (bit i: field i, in wire order) that differ from the
+    /// quote of `seq - 1`, when the router had that quote; `None` when it
+    /// did not: such a quote always goes full.
+    pub changed: Option<u8>,
+    /// Deltas, compressed frames and SSE events of this quote, each made
+    /// once when first needed (see [`crate::encodings`]).
+    pub lazy: LazyEncodings,
     /// When ingest decoded the frame that carried this quote: the start of
     /// the delivery latency.
     pub decoded_at: Instant,
@@ -79,63 +85,6 @@ pub enum Format {
     /// event without `id:`, so a browser's `Last-Event-ID` only ever
     /// names a point before which the stream has everything.
     SseBare,
-}
-
-/// A quote's two Server-Sent Events, made lazily: most quotes never reach
-/// an SSE subscriber, and one that does is formatted once for all of them
-/// (a `OnceLock`: one write per quote, then reads only).
-#[derive(Debug, Default)]
-pub struct SseEvents {
-    with_id: OnceLock<Box<[u8]>>,
-    bare: OnceLock<Box<[u8]>>,
-}
-
-impl SharedQuote {
-    /// The bytes of this quote in `format`. An SSE event must have been
-    /// made first ([`SharedQuote::prepare_sse`]); if not, nothing.
-    pub fn frame(&self, format: Format) -> &[u8] {
-        match format {
-            Format::Json => &self.json_frame,
-            Format::Binary => &self.binary_frame,
-            Format::Sse => self.sse.with_id.get().map_or(&[], |b| b),
-            Format::SseBare => self.sse.bare.get().map_or(&[], |b| b),
-        }
-    }
-
-    /// Makes this quote's SSE event in `format` (once per quote), its
-    /// `id:` written by `id` (the broker's resume token for its accept
-    /// count). Other formats need nothing.
-    pub fn prepare_sse(&self, format: Format, id: impl FnOnce(u64, &mut Vec<u8>)) {
-        let (cell, with_id) = match format {
-            Format::Sse => (&self.sse.with_id, true),
-            Format::SseBare => (&self.sse.bare, false),
-            Format::Json | Format::Binary => return,
-        };
-        cell.get_or_init(|| {
-            let json = ws_payload(&self.json_frame);
-            let mut out = Vec::with_capacity(json.len() + 48);
-            if with_id {
-                out.extend_from_slice(b"id: ");
-                id(self.accepted, &mut out);
-                out.push(b'\n');
-            }
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(json);
-            out.extend_from_slice(b"\n\n");
-            out.into_boxed_slice()
-        });
-    }
-}
-
-/// The payload of an unmasked server frame (the router's JSON frame).
-fn ws_payload(frame: &[u8]) -> &[u8] {
-    let header = match frame.get(1).map(|b| b & 0x7f) {
-        Some(126) => 4,
-        Some(127) => 10,
-        Some(_) => 2,
-        None => return &[],
-    };
-    frame.get(header..).unwrap_or_default()
 }
 
 /// Identifies one connection of one worker: slot index plus a serial, so a
@@ -256,6 +205,10 @@ pub enum WorkerMsg {
         request: u32,
         selectors: Vec<Selector>,
         snapshots: Vec<Arc<SharedQuote>>,
+        /// The first `replayed` of `snapshots` are a resume's replay (field
+        /// deltas may follow in it); the rest are snapshots and rewinds,
+        /// each topic's run oldest first (its first quote goes full).
+        replayed: usize,
         more: bool,
         /// For a request whose `since` reached the router: the topics of
         /// its `seqs` that were not recovered (they got the snapshot).
@@ -269,6 +222,8 @@ pub enum WorkerMsg {
         conn: ConnId,
         request: u32,
         quotes: Vec<Arc<SharedQuote>>,
+        /// As in `Activate`.
+        replayed: usize,
         more: bool,
     },
 }

@@ -11,16 +11,18 @@
 //! They are thin: the byte formats live in `tickwire-protocol` and
 //! `tickwire-ws`, this crate only adds blocking sockets.
 
+mod deltas;
 mod publisher;
 pub mod sse;
 mod stream;
 mod subscriber;
 pub mod tls_io;
 
+pub use deltas::{Deltas, MissingBase};
 pub use publisher::Publisher;
 pub use sse::{sse_target, SseMessage, SseSubscriber};
 pub use stream::{Stream, TlsOptions};
-pub use subscriber::{Format, SubscribeOptions, Subscriber};
+pub use subscriber::{ws_path, Format, SubscribeOptions, Subscriber};
 pub use tickwire_protocol::control::Since;
 pub use tickwire_protocol::server::ServerMessage;
 pub use tickwire_protocol::Quote;

@@ -22,6 +22,17 @@ pub enum Format {
     Binary,
 }
 
+/// The `/ws` path and query of a connection in `format`, with field
+/// deltas when `delta`.
+pub fn ws_path(format: Format, delta: bool) -> String {
+    let format = match format {
+        Format::Json => "json",
+        Format::Binary => "binary",
+    };
+    let delta = if delta { "&delta=1" } else { "" };
+    format!("/ws?format={format}{delta}")
+}
+
 /// The optional fields of a subscribe request; `None` leaves the broker's
 /// default. Build it with `..Default::default()` so new fields do not break
 /// callers.
@@ -50,23 +61,32 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub fn connect(addr: SocketAddr, format: Format) -> Result<Subscriber> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
-        Self::handshake(Stream::Plain(stream), addr, format)
+        Self::connect_to(addr, &ws_path(format, false), None)
     }
 
     /// `wss://`: a TLS listener (`[tls]`), trusting the CA in `tls`.
     pub fn connect_tls(addr: SocketAddr, format: Format, tls: &TlsOptions) -> Result<Subscriber> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
-        Self::handshake(Stream::tls(stream, tls)?, addr, format)
+        Self::connect_to(addr, &ws_path(format, false), Some(tls))
     }
 
-    fn handshake(stream: Stream, addr: SocketAddr, format: Format) -> Result<Subscriber> {
-        let path = match format {
-            Format::Json => "/ws?format=json",
-            Format::Binary => "/ws?format=binary",
+    /// Connects to `path` (see [`ws_path`]: `delta=1` asks for field
+    /// deltas, which [`crate::Deltas`] turns back into quotes), over TLS
+    /// when `tls` is given.
+    pub fn connect_to(
+        addr: SocketAddr,
+        path: &str,
+        tls: Option<&TlsOptions>,
+    ) -> Result<Subscriber> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        let stream = match tls {
+            Some(tls) => Stream::tls(stream, tls)?,
+            None => Stream::Plain(stream),
         };
+        Self::handshake(stream, addr, path)
+    }
+
+    fn handshake(stream: Stream, addr: SocketAddr, path: &str) -> Result<Subscriber> {
         let mut mask_state = seed();
         let key = websocket_key(&mut mask_state);
         let mut sub = Subscriber {

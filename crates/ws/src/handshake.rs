@@ -67,10 +67,14 @@ pub fn accept_key(key: &str) -> String {
     STANDARD.encode(sha.finalize())
 }
 
-/// The server's `101 Switching Protocols` response.
-pub fn accept_response(accept: &str) -> Vec<u8> {
+/// The server's `101 Switching Protocols` response, with the negotiated
+/// `Sec-WebSocket-Extensions` when there is one.
+pub fn accept_response(accept: &str, extensions: Option<&str>) -> Vec<u8> {
+    let extensions = extensions
+        .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
+        .unwrap_or_default();
     format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{extensions}\r\n"
     )
     .into_bytes()
 }
@@ -286,7 +290,7 @@ mod tests {
 
     #[test]
     fn accept_response_shape() {
-        let text = String::from_utf8(accept_response("abc")).unwrap();
+        let text = String::from_utf8(accept_response("abc", None)).unwrap();
         assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
         assert!(text.contains("\r\nUpgrade: websocket\r\n"));
         assert!(text.contains("\r\nConnection: Upgrade\r\n"));
@@ -308,7 +312,7 @@ mod tests {
         assert_eq!(h.query_param("token"), Some("t"));
         assert_eq!(h.header("Host"), Some(&b"example.com:80"[..]));
         let accept = validate_upgrade(&h).unwrap();
-        let mut resp = accept_response(&accept);
+        let mut resp = accept_response(&accept, None);
         let head_len = resp.len();
         for cut in 0..head_len {
             assert_eq!(
@@ -325,7 +329,7 @@ mod tests {
 
     #[test]
     fn client_rejects_wrong_accept_and_status() {
-        let resp = accept_response(&accept_key("AAAAAAAAAAAAAAAAAAAAAA=="));
+        let resp = accept_response(&accept_key("AAAAAAAAAAAAAAAAAAAAAA=="), None);
         assert_eq!(
             parse_client_response(&resp, KEY, 8192),
             Err(ClientHandshakeError::BadAccept)

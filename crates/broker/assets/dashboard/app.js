@@ -41,6 +41,12 @@
 // - Reconnect (the client's): exponential backoff (0.5 s doubling up to 10 s)
 //   with jitter (each delay drawn from [d/2, d]), shown as "reconnecting…";
 //   the backoff resets once the new connection has answered.
+// - Fewer bytes (protocol v1.2): the client asks for field deltas by
+//   default (`delta=1`: the broker sends only the fields that changed) and
+//   hands the page full quotes, rebuilt, with the same events as without
+//   deltas; the browser offers permessage-deflate by itself. So every
+//   `quote` event here is a whole quote, and `message` (counted in msg/s)
+//   is one per message received, delta or not.
 // - Transport (the client's): where the WebSocket does not open (a proxy
 //   that does not pass the upgrade, e.g. nginx with a plain proxy_pass), the
 //   client goes on over Server-Sent Events (GET /sse) with the same events,
@@ -172,6 +178,7 @@ client.on("unsubscribed", (m) => {
 });
 client.on("error", (e) => {
   if (e.code === "bad_message") showMessage(`Undecodable message from the broker: ${e.message}`);
+  else if (e.code === "bad_delta") showMessage(`A field delta from the broker did not apply (${e.topics?.join(", ") ?? "?"}): reconnecting.`);
   else if (e.op === "auth") authRefused(e);
   else if (e.op === "subscribe" && e.reply) showMessage(`Subscribe refused (${e.code}): ${e.message}`);
   else showMessage(`Broker error: ${e.code}: ${e.message}`);

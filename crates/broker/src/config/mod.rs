@@ -81,6 +81,8 @@ pub struct WebSocketConfig {
     pub dead_peer_ms: u64,
     /// Once the broker's close frame is written, how long it waits for the peer.
     pub close_timeout_ms: u64,
+    /// Accept permessage-deflate (RFC 7692) offers (v1.2).
+    pub permessage_deflate: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -192,6 +194,7 @@ impl Default for WebSocketConfig {
             idle_ping_ms: 30_000,
             dead_peer_ms: 30_000,
             close_timeout_ms: 2_000,
+            permessage_deflate: true,
         }
     }
 }

@@ -8,9 +8,11 @@ mod assets;
 pub mod event_id;
 pub mod sse_query;
 
+use tickwire_ws::deflate::negotiate;
 use tickwire_ws::handshake::{validate_upgrade, UpgradeError};
 use tickwire_ws::http::{parse_request_head, response, HeadError, HeadParse};
 
+use crate::encodings::Wire;
 use crate::messages::Format;
 use assets::find_asset;
 
@@ -27,7 +29,11 @@ pub enum HttpOutcome {
     /// bytes were the request, anything after them is already frames.
     Upgrade {
         accept: String,
-        format: Format,
+        /// The connection's wire: format, `delta=1`, and whether
+        /// permessage-deflate was negotiated.
+        wire: Wire,
+        /// The `Sec-WebSocket-Extensions` answer, when deflate was.
+        extensions: Option<String>,
         head_len: usize,
     },
     /// `/sse`: a Server-Sent Events stream of this subscribe (boxed: the
@@ -44,12 +50,21 @@ pub struct EventStreamRequest {
     /// `Last-Event-ID` as sent (a browser's `EventSource` reconnecting);
     /// the session decides whether it is one of this broker's ids.
     pub last_event_id: Option<Vec<u8>>,
+    /// `delta=1`: field deltas (JSON `delta` events).
+    pub delta: bool,
 }
 
 /// Routes one request head. `allowed_origins`: when non-empty, a `/ws`
 /// upgrade whose `Origin` is present and not in the list gets 403 (a
 /// request without `Origin`, from a non-browser client, is not affected).
-pub fn route(buf: &[u8], max_head: usize, allowed_origins: &[String]) -> HttpOutcome {
+/// `permessage_deflate`: whether a WebSocket upgrade may accept an offer
+/// of the extension (`[websocket] permessage_deflate`).
+pub fn route(
+    buf: &[u8],
+    max_head: usize,
+    allowed_origins: &[String],
+    permessage_deflate: bool,
+) -> HttpOutcome {
     let (head, head_len) = match parse_request_head(buf, max_head) {
         Ok(HeadParse::Partial) => return HttpOutcome::NeedMore,
         Ok(HeadParse::Complete { head, len }) => (head, len),
@@ -82,11 +97,15 @@ pub fn route(buf: &[u8], max_head: usize, allowed_origins: &[String]) -> HttpOut
             if !origin_allowed(head.header("origin"), allowed_origins) {
                 return json_error(403, "Forbidden", "not_authorized", "origin not allowed");
             }
+            let Some(delta) = delta_param(head.query_param("delta")) else {
+                return json_error(400, "Bad Request", "bad_request", "delta must be 0 or 1");
+            };
             match sse_query::parse_sse_query(head.query.as_deref().unwrap_or("")) {
                 Ok(query) => HttpOutcome::EventStream(Box::new(EventStreamRequest {
                     query,
                     bearer: bearer_token(head.header("authorization")),
                     last_event_id: head.header("last-event-id").map(<[u8]>::to_vec),
+                    delta,
                 })),
                 Err(e) => json_error(400, "Bad Request", e.code.as_str(), &e.message),
             }
@@ -102,10 +121,30 @@ pub fn route(buf: &[u8], max_head: usize, allowed_origins: &[String]) -> HttpOut
                     return error(400, "Bad Request", &[], "format must be json or binary");
                 }
             };
+            let Some(delta) = delta_param(head.query_param("delta")) else {
+                return error(400, "Bad Request", &[], "delta must be 0 or 1");
+            };
+            let extensions = if permessage_deflate {
+                let offers: Vec<&[u8]> = head
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
+                    .map(|(_, value)| &value[..])
+                    .collect();
+                negotiate(&offers)
+            } else {
+                None
+            };
+            let wire = Wire {
+                format,
+                delta,
+                deflate: extensions.is_some(),
+            };
             match validate_upgrade(&head) {
                 Ok(accept) => HttpOutcome::Upgrade {
                     accept,
-                    format,
+                    wire,
+                    extensions,
                     head_len,
                 },
                 Err(UpgradeError::BadRequest(why)) => error(400, "Bad Request", &[], why),
@@ -121,6 +160,15 @@ pub fn route(buf: &[u8], max_head: usize, allowed_origins: &[String]) -> HttpOut
             Some((content_type, body)) => asset(content_type, body),
             None => error(404, "Not Found", &[], "not found"),
         },
+    }
+}
+
+/// `delta=`: absent or `0` off, `1` on, anything else refused (None).
+pub fn delta_param(value: Option<&str>) -> Option<bool> {
+    match value {
+        None | Some("0") => Some(false),
+        Some("1") => Some(true),
+        Some(_) => None,
     }
 }
 

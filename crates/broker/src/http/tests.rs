@@ -9,7 +9,7 @@ const CSS: &str = "text/css; charset=utf-8";
 
 fn get(path: &str) -> String {
     let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
-    match route(request.as_bytes(), 8192, &[]) {
+    match route(request.as_bytes(), 8192, &[], true) {
         HttpOutcome::Respond(bytes) => String::from_utf8(bytes).unwrap(),
         _ => panic!("{path}: expected a plain response"),
     }
@@ -158,7 +158,7 @@ fn origin_allow_list_applies_to_upgrades_with_an_origin() {
             "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
         );
-        route(request.as_bytes(), 8192, &allowed)
+        route(request.as_bytes(), 8192, &allowed, true)
     };
     assert!(matches!(
         upgrade(Some("https://desk.example.com")),
@@ -186,7 +186,7 @@ fn origin_allow_list_applies_to_upgrades_with_an_origin() {
     // Other routes are not gated (the dashboard page itself, /healthz).
     let r = "GET /healthz HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\n\r\n";
     assert!(matches!(
-        route(r.as_bytes(), 8192, &allowed),
+        route(r.as_bytes(), 8192, &allowed, true),
         HttpOutcome::Health
     ));
 }

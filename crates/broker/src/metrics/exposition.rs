@@ -12,6 +12,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use super::{LatencyWindow, Metrics, RejectReason, TlsHandshake, CLOSE_CODES, ERROR_CODES};
+use crate::encodings::Encoding;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -78,12 +79,20 @@ pub fn render(m: &Metrics) -> String {
         "Write calls to subscriber sockets (one send(2) each; over TLS, calls into the TLS layer): frames_out / socket_writes = frames per syscall.",
         m.socket_writes.load(Relaxed),
     );
-    counter(
+    family(
         o,
         "tickwire_bytes_out_total",
-        "Bytes written to subscriber sockets.",
-        m.bytes_out.load(Relaxed),
+        "counter",
+        "Bytes handed to subscriber sockets (frame headers included, after compression), by the connection's encoding (deltas count under their format).",
     );
+    for encoding in Encoding::ALL {
+        sample(
+            o,
+            "tickwire_bytes_out_total",
+            &[("encoding", encoding.as_str())],
+            m.bytes_out[encoding as usize].load(Relaxed),
+        );
+    }
 
     family(
         o,

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tickwire_protocol::control::ErrorCode;
 
+use crate::encodings::Encoding;
+
 pub use cluster::ClusterMetrics;
 pub use exposition::{render, CONTENT_TYPE};
 pub use latency::{LatencyRecorder, LatencyWindow, Quantiles};
@@ -109,7 +111,8 @@ pub struct Metrics {
     pub topics: AtomicI64,
     pub quotes_in: AtomicU64,
     pub deliveries: AtomicU64,
-    pub bytes_out: AtomicU64,
+    /// By `encodings::Encoding` (its discriminant is the index).
+    pub bytes_out: [AtomicU64; Encoding::ALL.len()],
     pub topics_dropped: AtomicU64,
     pub connections_refused: AtomicU64,
     /// Connections answered 503: over `max_connections_per_ip`.
@@ -161,7 +164,7 @@ impl Metrics {
             topics: AtomicI64::new(0),
             quotes_in: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
+            bytes_out: Default::default(),
             topics_dropped: AtomicU64::new(0),
             resume_recovered: AtomicU64::new(0),
             resume_unrecovered: AtomicU64::new(0),

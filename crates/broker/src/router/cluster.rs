@@ -24,7 +24,7 @@ use crossbeam_channel::Sender;
 use tickwire_protocol::cluster::{self as wire, ClusterQuote};
 use tickwire_protocol::{Quote, Selector, MAX_SEQ};
 
-use super::encode::encode;
+use super::encode::{changed, encode};
 use super::Router;
 use crate::cluster::{LinkCmd, LinkEvent, LinkHandle, Publish};
 use crate::messages::{CatchUp, ConnId};
@@ -289,6 +289,7 @@ impl Router {
                         // Older than anything this broker accepted.
                         (q.seq, 0),
                         now,
+                        None,
                         &mut self.scratch,
                     ))
                 })
@@ -344,7 +345,15 @@ impl Router {
             .before_live(&name, topic.accepted_before(), &topic);
         let workers = self.interest.workers(&name, topic.mask());
         let order = (q.seq, topic.next_accepted());
-        let shared = Arc::new(encode(&q.quote, name, order, now, &mut self.scratch));
+        let changed = changed(topic.last(), &q.quote, q.seq);
+        let shared = Arc::new(encode(
+            &q.quote,
+            name,
+            order,
+            now,
+            changed,
+            &mut self.scratch,
+        ));
         topic.accept(shared.clone());
         self.topics.trim_history();
         self.send_owed(owed);

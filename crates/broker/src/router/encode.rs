@@ -4,17 +4,19 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tickwire_protocol::{server, Quote};
+use tickwire_protocol::server::{self, changed_mask, fields};
+use tickwire_protocol::Quote;
 use tickwire_ws::frame::{header_len, write_header, OpCode};
 
 use crate::messages::SharedQuote;
 
 /// Encodes `quote` once per wire format as complete server frames.
-pub(super) fn encode(
+pub(crate) fn encode(
     quote: &Quote,
     topic: Arc<str>,
     (seq, accepted): (u64, u64),
     decoded_at: Instant,
+    changed: Option<u8>,
     scratch: &mut Vec<u8>,
 ) -> SharedQuote {
     scratch.clear();
@@ -29,7 +31,8 @@ pub(super) fn encode(
         accepted,
         json_frame,
         binary_frame,
-        sse: Default::default(),
+        changed,
+        lazy: Default::default(),
         decoded_at,
     }
 }
@@ -39,4 +42,11 @@ fn frame(opcode: OpCode, payload: &[u8]) -> Box<[u8]> {
     write_header(&mut out, opcode, true, payload.len(), None);
     out.extend_from_slice(payload);
     out.into_boxed_slice()
+}
+
+/// What a quote numbered `seq` changes of its topic's last value `prev`
+/// (field deltas): known only when `prev` is the quote of `seq - 1`.
+pub(crate) fn changed(prev: Option<&SharedQuote>, quote: &Quote, seq: u64) -> Option<u8> {
+    let prev = prev.filter(|p| p.seq.checked_add(1) == Some(seq))?;
+    Some(changed_mask(&prev.numbers().1, &fields(quote)))
 }

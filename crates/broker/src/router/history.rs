@@ -298,7 +298,8 @@ mod tests {
             accepted: seq,
             json_frame: vec![0; 100].into_boxed_slice(),
             binary_frame: vec![0; 50].into_boxed_slice(),
-            sse: Default::default(),
+            changed: None,
+            lazy: Default::default(),
             decoded_at: Instant::now(),
         })
     }

@@ -28,7 +28,7 @@ use crate::messages::{IngestBatch, RouterCmd, WorkerMsg};
 use crate::metrics::Metrics;
 use cluster::Activation;
 pub use cluster::RouterLink;
-use encode::encode;
+use encode::{changed, encode};
 pub use history::HistoryLimits;
 use interest::Interest;
 use snapshots::SnapshotJobs;
@@ -38,7 +38,7 @@ pub use to_workers::WorkerLink;
 use topics::TopicTable;
 
 mod cluster;
-mod encode;
+pub(crate) mod encode;
 mod history;
 mod interest;
 mod outbox;
@@ -201,7 +201,15 @@ impl Router {
         // Only clustered: the name is staged for publishing below.
         let staged = self.cluster.is_some().then(|| name.clone());
         let order = (seq, topic.next_accepted());
-        let shared = Arc::new(encode(quote, name, order, decoded_at, &mut self.scratch));
+        let changed = changed(topic.last(), quote, seq);
+        let shared = Arc::new(encode(
+            quote,
+            name,
+            order,
+            decoded_at,
+            changed,
+            &mut self.scratch,
+        ));
         topic.accept(shared.clone());
         self.topics.trim_history();
         self.send_owed(owed);
@@ -299,6 +307,7 @@ impl Router {
                 request,
                 selectors,
                 snapshots: started.first,
+                replayed: started.replayed,
                 more: started.more,
                 unrecovered: started.unrecovered,
             },

@@ -115,7 +115,8 @@ mod tests {
             accepted: 0,
             json_frame: vec![body].into(),
             binary_frame: vec![body].into(),
-            sse: Default::default(),
+            changed: None,
+            lazy: Default::default(),
             decoded_at: Instant::now(),
         })
     }
@@ -150,6 +151,7 @@ mod tests {
                 request: 7,
                 selectors: vec![],
                 snapshots: vec![],
+                replayed: 0,
                 more: false,
                 unrecovered: None,
             },

@@ -69,6 +69,8 @@ pub(super) struct SnapshotJobs {
 /// whether more follow, and the `since` topics not recovered.
 pub(super) struct Started {
     pub first: Vec<Arc<SharedQuote>>,
+    /// How many of `first` are a resume's replay (see `WorkerMsg`).
+    pub replayed: usize,
     pub more: bool,
     pub unrecovered: Option<Vec<Arc<str>>>,
 }
@@ -96,12 +98,14 @@ impl SnapshotJob {
     /// The next slice: the replays, the snapshots of unrecovered topics,
     /// then the walk's last values (or rewinds) of up to
     /// [`SNAPSHOT_SLICE`] topics in all, and whether any are left.
-    fn slice(&mut self, topics: &TopicTable) -> (Vec<Arc<SharedQuote>>, bool) {
+    /// (The replays lead: the second number says how many quotes they are.)
+    fn slice(&mut self, topics: &TopicTable) -> (Vec<Arc<SharedQuote>>, usize, bool) {
         let mut quotes = Vec::new();
         let mut walked = 0;
         while let Some(r) = self.replays.front() {
             if self.full(walked, &quotes) {
-                return (quotes, true);
+                let replayed = quotes.len();
+                return (quotes, replayed, true);
             }
             walked += 1;
             // Quote by quote: one topic's replay may span slices (it
@@ -119,13 +123,15 @@ impl SnapshotJob {
                 if let (Some(r), Some(seq)) = (self.replays.front_mut(), last_sent) {
                     r.after = seq;
                 }
-                return (quotes, true);
+                let replayed = quotes.len();
+                return (quotes, replayed, true);
             }
             self.replays.pop_front();
         }
+        let replayed = quotes.len();
         while let Some(name) = self.unrecovered.front() {
             if self.full(walked, &quotes) {
-                return (quotes, true);
+                return (quotes, replayed, true);
             }
             walked += 1;
             quotes.extend(topics.snapshot(name, self.started));
@@ -136,7 +142,7 @@ impl SnapshotJob {
             for name in topics.names(selector, self.after.as_ref()) {
                 if self.full(walked, &quotes) {
                     self.after = last.cloned();
-                    return (quotes, true);
+                    return (quotes, replayed, true);
                 }
                 walked += 1;
                 last = Some(name);
@@ -152,7 +158,7 @@ impl SnapshotJob {
             self.selectors.pop_front();
             self.after = None;
         }
-        (quotes, false)
+        (quotes, replayed, false)
     }
 
     /// Whether the walk has yet to reach `name` (one of its selectors
@@ -167,18 +173,25 @@ impl SnapshotJob {
     /// still owes of it must reach the worker before that live quote (a
     /// replay or rewind is older). A snapshot is not owed: the live quote
     /// is newer and stands in for it (and for the newest-only resume).
-    fn before_live(&mut self, name: &Arc<str>, topic: &Quoting<'_>) -> Vec<Arc<SharedQuote>> {
+    /// (With how many of them are a replay: all or none.)
+    fn before_live(
+        &mut self,
+        name: &Arc<str>,
+        topic: &Quoting<'_>,
+    ) -> (Vec<Arc<SharedQuote>>, usize) {
         if let Some(i) = self.replays.iter().position(|r| r.topic == *name) {
             let owed = self.replays.remove(i);
-            return match owed {
+            let quotes = match owed {
                 Some(r) if !r.newest_only => topic.resume_quotes(r.after, false),
                 _ => Vec::new(),
             };
+            let replayed = quotes.len();
+            return (quotes, replayed);
         }
         if self.depth > 1 && self.walk_pending(name) {
-            return topic.recent(self.depth);
+            return (topic.recent(self.depth), 0);
         }
-        Vec::new()
+        (Vec::new(), 0)
     }
 }
 
@@ -236,13 +249,14 @@ impl SnapshotJobs {
             credit: false,
         };
         job.paced = job.window > 0 && (!job.replays.is_empty() || job.depth > 1);
-        let (first, more) = job.slice(topics);
+        let (first, replayed, more) = job.slice(topics);
         if more {
             self.latest_started = job.started;
             self.jobs.push_back(job);
         }
         Started {
             first,
+            replayed,
             more,
             unrecovered: had_since.then_some(unrecovered),
         }
@@ -266,12 +280,13 @@ impl SnapshotJobs {
             if job.started < accepted_before {
                 continue;
             }
-            let quotes = job.before_live(name, topic);
+            let (quotes, replayed) = job.before_live(name, topic);
             if !quotes.is_empty() {
                 let msg = WorkerMsg::Snapshots {
                     conn: job.conn,
                     request: job.request,
                     quotes,
+                    replayed,
                     more: true,
                 };
                 owed.push((job.worker, msg));
@@ -294,7 +309,7 @@ impl SnapshotJobs {
                 continue;
             }
             job.credit = false;
-            let (quotes, more) = job.slice(topics);
+            let (quotes, replayed, more) = job.slice(topics);
             let (worker, conn, request) = (job.worker, job.conn, job.request);
             if more {
                 self.jobs.push_back(job);
@@ -303,6 +318,7 @@ impl SnapshotJobs {
                 conn,
                 request,
                 quotes,
+                replayed,
                 more,
             };
             return Some((worker, msg));

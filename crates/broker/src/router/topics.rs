@@ -301,6 +301,11 @@ impl Quoting<'_> {
         self.topic.seq
     }
 
+    /// The topic's last value, if it has one.
+    pub fn last(&self) -> Option<&SharedQuote> {
+        self.topic.last.as_deref()
+    }
+
     /// Numbers a quote of this broker's ingest. Never wraps: a topic at the
     /// bound keeps its seq (its quotes are then stale elsewhere) rather than
     /// restart at 0, stale everywhere.
@@ -350,7 +355,8 @@ pub(super) fn shared(topic: &Arc<str>) -> Arc<SharedQuote> {
         accepted: 0,
         json_frame: Box::new([]),
         binary_frame: Box::new([]),
-        sse: Default::default(),
+        changed: None,
+        lazy: Default::default(),
         decoded_at: std::time::Instant::now(),
     })
 }

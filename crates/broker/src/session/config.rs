@@ -13,6 +13,8 @@ pub struct SessionConfig {
     pub max_head_bytes: usize,
     pub handshake_timeout: Duration,
     pub max_message_bytes: usize,
+    /// `[websocket] permessage_deflate`.
+    pub permessage_deflate: bool,
     pub idle_ping: Duration,
     pub dead_peer: Duration,
     pub close_timeout: Duration,
@@ -91,6 +93,7 @@ impl SessionConfig {
             max_head_bytes: c.server.max_head_bytes,
             handshake_timeout: ms(c.server.handshake_timeout_ms),
             max_message_bytes: c.websocket.max_message_bytes,
+            permessage_deflate: c.websocket.permessage_deflate,
             idle_ping: ms(c.websocket.idle_ping_ms),
             dead_peer: ms(c.websocket.dead_peer_ms),
             close_timeout: ms(c.websocket.close_timeout_ms),

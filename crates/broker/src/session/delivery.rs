@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tickwire_protocol::Selector;
 
 use super::subscriber::Subscriber;
-use super::subscriptions::QuoteSink;
+use super::subscriptions::{CatchUpSlice, QuoteSink};
 use super::{Action, Connection, Effects, Phase};
 use crate::http::event_id::{epoch_bits, EventId};
 use crate::messages::LocalQuote;
@@ -19,7 +19,7 @@ pub struct Activation<'a> {
     /// The selectors the request named.
     pub selectors: &'a [Selector],
     /// The first slice of its catch-up (snapshots, replays, rewinds).
-    pub snapshots: Vec<LocalQuote>,
+    pub snapshots: CatchUpSlice,
     /// The rest of the catch-up follows in slices.
     pub more: bool,
     /// For a resume: the topics of its `since` not recovered.
@@ -49,7 +49,8 @@ impl Connection {
                 .on_activated(request, unrecovered, &self.config, framing, &mut self.out);
         }
         self.deliver(now, fx, |core, sink| {
-            core.snapshots.charge(per_second, snapshots.len(), now);
+            core.snapshots
+                .charge(per_second, snapshots.quotes.len(), now);
             if !more {
                 core.snapshots.answered(request);
             }
@@ -65,14 +66,14 @@ impl Connection {
     pub fn on_snapshots(
         &mut self,
         request: u32,
-        quotes: Vec<LocalQuote>,
+        quotes: CatchUpSlice,
         more: bool,
         now: Instant,
         fx: &mut Effects,
     ) {
         let (per_second, reading) = (self.config.snapshots_per_second, self.wants_read());
         self.deliver(now, fx, |core, sink| {
-            core.snapshots.charge(per_second, quotes.len(), now);
+            core.snapshots.charge(per_second, quotes.quotes.len(), now);
             if !more {
                 core.snapshots.answered(request);
             }
@@ -155,7 +156,7 @@ impl Connection {
         };
         let mut sink = QuoteSink {
             out: &mut self.out,
-            format: core.subs.format(),
+            wire: core.subs.wire(),
             now,
             fx,
             ids: &ids,

@@ -8,6 +8,7 @@ use super::framing::Ending;
 use super::outbound::OutFrame;
 use super::websocket::Liveness;
 use super::{Action, Connection, Effects, Phase, Transport};
+use crate::encodings::Encoding;
 
 impl Connection {
     /// The peer closed its side (EOF). A response or close frame queued
@@ -165,7 +166,19 @@ impl Connection {
             drained_at: None,
             write_shut: false,
             peer_closed: false,
+            encoding: self.encoding(),
         };
+    }
+
+    /// What the bytes written to this connection count as
+    /// (`tickwire_bytes_out_total{encoding}`): a subscriber's wire, kept
+    /// while it closes; `None` for a plain HTTP exchange.
+    pub fn encoding(&self) -> Option<Encoding> {
+        match &self.phase {
+            Phase::Http { .. } => None,
+            Phase::Open(open) => Some(open.core.subs.wire().metric_label()),
+            Phase::Closing { encoding, .. } => *encoding,
+        }
     }
 
     /// The shell is dropping the connection: give back what it holds.
@@ -177,11 +190,13 @@ impl Connection {
     fn leave(&mut self, fx: &mut Effects) {
         if let Phase::Open(open) = &mut self.phase {
             open.core.leave(fx);
+            let encoding = Some(open.core.subs.wire().metric_label());
             // Any phase but Open; the caller sets the real next one.
             self.phase = Phase::Closing {
                 drained_at: None,
                 write_shut: false,
                 peer_closed: false,
+                encoding,
             };
         }
     }

@@ -68,8 +68,10 @@ use event_stream::EventStream;
 use framing::Framing;
 use outbound::Outbound;
 use subscriber::{Cx, Subscriber};
+pub use subscriptions::CatchUpSlice;
 use websocket::{Input, WebSocket};
 
+use crate::encodings::Encoding;
 use crate::http::{self, HttpOutcome};
 
 /// Control-lane bytes (pongs) a peer may leave unread before the broker
@@ -100,6 +102,8 @@ enum Phase {
         write_shut: bool,
         /// The peer has closed its side: once our bytes are out, we are done.
         peer_closed: bool,
+        /// The subscriber's [`Connection::encoding`], kept for its last bytes.
+        encoding: Option<Encoding>,
     },
 }
 
@@ -218,7 +222,13 @@ impl Connection {
 
     fn on_http(&mut self, now: Instant, fx: &mut Effects) {
         let c = &self.config;
-        match http::route(&self.read_buf, c.max_head_bytes, &c.allowed_origins) {
+        let deflate = c.permessage_deflate;
+        match http::route(
+            &self.read_buf,
+            c.max_head_bytes,
+            &c.allowed_origins,
+            deflate,
+        ) {
             HttpOutcome::NeedMore => {}
             HttpOutcome::Metrics => {
                 let body = c.status.metrics_text();
@@ -232,13 +242,19 @@ impl Connection {
             HttpOutcome::EventStream(req) => self.open_event_stream(*req, now, fx),
             HttpOutcome::Upgrade {
                 accept,
-                format,
+                wire,
+                extensions,
                 head_len,
             } => {
-                self.out.push_priority(accept_response(&accept));
+                let response = accept_response(&accept, extensions.as_deref());
+                self.out.push_priority(response);
+                if wire.delta {
+                    self.out.track_deltas();
+                }
+                let socket = WebSocket::new(c.max_message_bytes, wire.deflate, now);
                 self.phase = Phase::Open(Box::new(Open {
-                    transport: Transport::Ws(WebSocket::new(c.max_message_bytes, now)),
-                    core: Subscriber::new(c, format, now),
+                    transport: Transport::Ws(socket),
+                    core: Subscriber::new(c, wire, now),
                 }));
                 fx.actions.push(Action::Opened);
                 self.read_buf.drain(..head_len.min(self.read_buf.len()));

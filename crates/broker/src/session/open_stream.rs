@@ -14,6 +14,7 @@ use super::catch_up::Ask;
 use super::event_stream::{status_of, EventStream};
 use super::subscriber::{Cx, Subscriber};
 use super::{Action, Connection, Effects, Open, Phase, Transport};
+use crate::encodings::Wire;
 use crate::http::event_id::EventId;
 use crate::http::{self, EventStreamRequest};
 use crate::messages::Format;
@@ -30,6 +31,7 @@ impl Connection {
             query,
             bearer,
             last_event_id,
+            delta,
         } = req;
         let Request::Subscribe {
             topics,
@@ -43,7 +45,15 @@ impl Connection {
             // The query parser builds only subscribes.
             return self.refuse(400, "bad_request", "not a subscribe", now);
         };
-        let mut core = Subscriber::new(&config, Format::Sse, now);
+        let wire = Wire {
+            format: Format::Sse,
+            delta,
+            deflate: false,
+        };
+        if delta {
+            self.out.track_deltas();
+        }
+        let mut core = Subscriber::new(&config, wire, now);
         if let Some(token) = query.token.or(bearer) {
             if let Err(why) = core.grant(&token, &config, now) {
                 return self.refuse(403, "not_authorized", &why, now);

@@ -21,7 +21,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::messages::{Format, LocalQuote};
+use crate::encodings::Wire;
+use crate::messages::LocalQuote;
+use last_sent::LastSent;
 
 /// Frames laid out for one write call: under load a subscriber gets ~20
 /// frames a turn, and the copy of 64 small frames costs less than the
@@ -33,35 +35,6 @@ pub const MAX_FRAMES: usize = 64;
 /// busy feed gets ~20 frames a turn, and a queue freed after every flush was
 /// regrown by doubling the next turn (~3% of a saturated worker in malloc).
 const KEEP_CAPACITY: usize = 64;
-
-pub enum OutFrame {
-    /// A live quote.
-    Quote(LocalQuote, Format),
-    /// A last value sent as a snapshot (not a fresh delivery: its age is
-    /// not delivery latency).
-    Snapshot(LocalQuote, Format),
-    /// A reply (ack, error) or other frame in the data lane.
-    Owned(Box<[u8]>),
-    /// A control-lane frame (pong, ping, close, HTTP response).
-    Control(Box<[u8]>),
-}
-
-impl OutFrame {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            OutFrame::Quote(q, format) | OutFrame::Snapshot(q, format) => q.frame(*format),
-            OutFrame::Owned(b) | OutFrame::Control(b) => b,
-        }
-    }
-
-    /// The shared quote a quote or snapshot frame carries.
-    pub fn shared(&self) -> Option<&LocalQuote> {
-        match self {
-            OutFrame::Quote(q, _) | OutFrame::Snapshot(q, _) => Some(q),
-            OutFrame::Owned(_) | OutFrame::Control(_) => None,
-        }
-    }
-}
 
 /// What `push_quote` did with a quote.
 #[derive(Debug, PartialEq, Eq)]
@@ -87,14 +60,19 @@ pub struct Outbound {
     priority: Option<Box<VecDeque<Box<[u8]>>>>,
     data: VecDeque<OutFrame>,
     queued_bytes: usize,
-    priority_bytes: usize,
+    /// u32, beside `budget`: one word for both (every idle connection pays
+    /// for the inline size); the control lane holds far less than 4 GiB.
+    priority_bytes: u32,
     /// Bytes of replies (acks, errors) in the data lane, not yet started.
     reply_bytes: usize,
     /// Quote bytes the queue may hold (control frames and replies aside).
-    budget: usize,
+    budget: u32,
     /// Allocated only while conflating: idle and keeping-up connections pay
     /// one pointer for it.
     slots: Option<Box<Slots>>,
+    /// Field deltas (`delta=1` connections only): the last seq per topic
+    /// that entered the ordered lane.
+    last_sent: Option<Box<LastSent>>,
 }
 
 /// Topics with a conflated quote, oldest first, and the quotes.
@@ -121,27 +99,46 @@ impl Outbound {
             queued_bytes: 0,
             priority_bytes: 0,
             reply_bytes: 0,
-            budget,
+            budget: u32::try_from(budget).unwrap_or(u32::MAX),
             slots: None,
+            last_sent: None,
         }
+    }
+
+    /// Delta mode: quote frames that may go as deltas do so when they
+    /// follow the last quote of their topic this queue let through.
+    pub fn track_deltas(&mut self) {
+        self.last_sent.get_or_insert_with(Box::default);
+    }
+
+    /// Topics whose last seq the queue remembers for deltas.
+    pub fn delta_topics(&self) -> usize {
+        self.last_sent.as_ref().map_or(0, |l| l.len())
     }
 
     /// Queues a live quote if it fits the budget and nothing is conflated;
     /// otherwise keeps it as its topic's newest pending quote.
-    pub fn push_quote(&mut self, quote: LocalQuote, format: Format, now: Instant) -> Pushed {
-        self.push_shared(OutFrame::Quote(quote, format), now)
+    pub fn push_quote(&mut self, quote: LocalQuote, wire: Wire, now: Instant) -> Pushed {
+        self.push_shared(OutFrame::Quote(quote, wire), now)
     }
 
     /// Queues a snapshot like a live quote (it conflates with its topic's
     /// live quotes alike).
-    pub fn push_snapshot(&mut self, quote: LocalQuote, format: Format, now: Instant) -> Pushed {
-        self.push_shared(OutFrame::Snapshot(quote, format), now)
+    pub fn push_snapshot(&mut self, quote: LocalQuote, wire: Wire, now: Instant) -> Pushed {
+        self.push_shared(OutFrame::Snapshot(quote, wire), now)
     }
 
     fn push_shared(&mut self, frame: OutFrame, now: Instant) -> Pushed {
+        // Decided before the budget check (a delta is smaller). Should it be
+        // conflated, that holds: no quote of its topic enters the lane
+        // while it waits in its slot (it is decided again on leaving).
+        let frame = match &self.last_sent {
+            Some(last) => frame.decided(last),
+            None => frame,
+        };
         let len = frame.bytes().len();
-        if self.slots.is_none() && self.queued_bytes + len <= self.budget {
-            self.push_data(frame);
+        if self.slots.is_none() && self.queued_bytes + len <= self.budget() {
+            self.enter_lane(frame);
             return Pushed::Queued;
         }
         let Some(topic) = frame.shared().map(|q| q.topic.clone()) else {
@@ -180,6 +177,7 @@ impl Outbound {
     /// Moves conflated quotes into the queue while they fit the budget;
     /// back to ordered delivery once the slots are empty.
     fn refill(&mut self) {
+        let budget = self.budget();
         let Some(slots) = self.slots.as_mut() else {
             return;
         };
@@ -189,11 +187,21 @@ impl Outbound {
                 continue;
             };
             let len = frame.bytes().len();
-            if self.queued_bytes + len > self.budget && self.queued_bytes > 0 {
+            if self.queued_bytes + len > budget && self.queued_bytes > 0 {
                 return;
             }
             if let Some(frame) = slots.newest.remove(topic) {
-                self.queued_bytes += len;
+                let frame = match &mut self.last_sent {
+                    Some(last) => {
+                        let frame = frame.decided(last);
+                        if let Some(q) = frame.shared() {
+                            last.record(q);
+                        }
+                        frame
+                    }
+                    None => frame,
+                };
+                self.queued_bytes += frame.bytes().len();
                 self.data.push_back(frame);
             }
             slots.order.pop_front();
@@ -201,9 +209,17 @@ impl Outbound {
         self.slots = None;
     }
 
+    /// A decided quote frame enters the ordered lane: noted for deltas.
+    fn enter_lane(&mut self, frame: OutFrame) {
+        if let (Some(last), Some(q)) = (&mut self.last_sent, frame.shared()) {
+            last.record(q);
+        }
+        self.push_data(frame);
+    }
+
     pub fn push_priority(&mut self, frame: Vec<u8>) {
         self.queued_bytes += frame.len();
-        self.priority_bytes += frame.len();
+        self.priority_bytes = self.priority_bytes.saturating_add(len32(frame.len()));
         // An unstarted data frame in the head slot goes back to its lane:
         // control frames overtake data.
         if matches!(&self.head, Some((f, 0)) if !matches!(f, OutFrame::Control(_))) {
@@ -259,7 +275,12 @@ impl Outbound {
     /// Control-lane bytes waiting; a peer that makes us queue many pongs
     /// without reading them is not read from until they drain.
     pub fn priority_bytes(&self) -> usize {
-        self.priority_bytes
+        self.priority_bytes as usize
+    }
+
+    /// Quote bytes the queue may hold.
+    fn budget(&self) -> usize {
+        self.budget as usize
     }
 
     /// Drops queued data frames (not the partly written one, not control
@@ -281,8 +302,8 @@ impl Outbound {
     pub fn retain_quotes(&mut self, mut keep: impl FnMut(&str) -> bool) {
         let mut dropped = 0;
         let mut kept = |f: &OutFrame| match f {
-            OutFrame::Quote(q, format) | OutFrame::Snapshot(q, format) if !keep(&q.topic) => {
-                dropped += q.frame(*format).len();
+            OutFrame::Quote(q, wire) | OutFrame::Snapshot(q, wire) if !keep(&q.topic) => {
+                dropped += q.frame(*wire).len();
                 false
             }
             _ => true,
@@ -294,6 +315,11 @@ impl Outbound {
         }
         self.data.retain(|f| kept(f));
         self.queued_bytes -= dropped;
+        if let Some(last) = self.last_sent.as_mut() {
+            // The client will not get those quotes: its next one of such
+            // a topic (after a re-subscribe) must be full.
+            last.retain(&mut keep);
+        }
         if let Some(slots) = self.slots.as_mut() {
             slots.newest.retain(|topic, _| keep(topic));
             let newest = &slots.newest;
@@ -345,7 +371,9 @@ impl Outbound {
             if offset == 0 {
                 // Started now: no longer waiting in its lane.
                 match &frame {
-                    OutFrame::Control(c) => self.priority_bytes -= c.len(),
+                    OutFrame::Control(c) => {
+                        self.priority_bytes = self.priority_bytes.saturating_sub(len32(c.len()))
+                    }
                     OutFrame::Owned(reply) => self.reply_bytes -= reply.len(),
                     _ => {}
                 }
@@ -395,5 +423,13 @@ impl Outbound {
     }
 }
 
+fn len32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+mod frame;
+mod last_sent;
+
+pub use frame::OutFrame;
 #[cfg(test)]
 pub mod tests;

@@ -295,7 +295,7 @@ impl Model {
                     }
                     let answer = Activation {
                         selectors: &selectors,
-                        snapshots,
+                        snapshots: snapshots.into(),
                         more,
                         unrecovered: None,
                     };

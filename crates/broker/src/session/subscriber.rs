@@ -21,6 +21,7 @@ use super::subscriptions::Subscriptions;
 use super::{entitlements, Action, Effects, SessionConfig};
 use crate::auth::GrantSet;
 use crate::config::SlowConsumerPolicy;
+use crate::encodings::Wire;
 use crate::messages::Format;
 
 /// Subscribe commands of one connection waiting for the router before the
@@ -57,9 +58,9 @@ pub(super) struct Subscriber {
 }
 
 impl Subscriber {
-    pub(super) fn new(config: &SessionConfig, format: Format, now: Instant) -> Subscriber {
+    pub(super) fn new(config: &SessionConfig, wire: Wire, now: Instant) -> Subscriber {
         Subscriber {
-            subs: Subscriptions::new(format),
+            subs: Subscriptions::new(wire),
             gate: ReplyGate::default(),
             token: None,
             requests: RequestBucket::full(config.request_burst, now),

@@ -16,6 +16,7 @@ use super::catch_up::{ask_router, Ask};
 use super::outbound::{Outbound, Pushed};
 use super::throttle::{Offer, Throttles};
 use super::{Action, Effects};
+use crate::encodings::{PackedWire, Wire};
 use crate::messages::{Format, LocalQuote};
 
 pub(super) struct Entry {
@@ -30,11 +31,11 @@ pub(super) struct Entry {
 pub(super) struct Subscriptions {
     entries: PrefixIndex<Entry>,
     next_request: u32,
-    /// The wire format of the connection's quotes (the router encoded each
-    /// quote once per format; only which bytes to queue is chosen here).
-    /// Kept here, beside `next_request`, where it fits in padding: every
-    /// idle connection pays for the inline size.
-    format: Format,
+    /// The wire of the connection's quotes: format, deltas, compression
+    /// (each encoding of a quote is made once and shared; only which bytes
+    /// to queue is chosen here). Kept here, beside `next_request`, where it
+    /// fits in padding: every idle connection pays for the inline size.
+    wire: PackedWire,
     throttles: Throttles,
     /// Requests whose snapshots still arrive in slices (one at a time
     /// unless the snapshot rate is off).
@@ -60,11 +61,11 @@ struct SlicedSnapshot {
 pub(super) type Rejection = (ErrorCode, String);
 
 impl Subscriptions {
-    pub fn new(format: Format) -> Subscriptions {
+    pub fn new(wire: Wire) -> Subscriptions {
         Subscriptions {
             entries: PrefixIndex::default(),
             next_request: 0,
-            format,
+            wire: wire.into(),
             throttles: Throttles::default(),
             sliced: None,
             asked_snapshots: false,
@@ -73,7 +74,11 @@ impl Subscriptions {
     }
 
     pub fn format(&self) -> Format {
-        self.format
+        self.wire().format
+    }
+
+    pub fn wire(&self) -> Wire {
+        self.wire.into()
     }
 
     #[cfg(test)]
@@ -201,11 +206,11 @@ impl Subscriptions {
         &mut self,
         request: u32,
         selectors: &[Selector],
-        snapshots: Vec<LocalQuote>,
+        snapshots: CatchUpSlice,
         more: bool,
         sink: &mut QuoteSink<'_>,
     ) {
-        if !snapshots.is_empty() || more {
+        if !snapshots.quotes.is_empty() || more {
             let named: HashSet<String> = selectors.iter().map(Selector::as_written).collect();
             self.push_snapshots(request, &named, snapshots, sink);
             if more {
@@ -232,7 +237,7 @@ impl Subscriptions {
     pub fn snapshot_slice(
         &mut self,
         request: u32,
-        quotes: Vec<LocalQuote>,
+        quotes: CatchUpSlice,
         more: bool,
         sink: &mut QuoteSink<'_>,
     ) {
@@ -279,10 +284,16 @@ impl Subscriptions {
         &mut self,
         request: u32,
         named: &HashSet<String>,
-        snapshots: Vec<LocalQuote>,
+        slice: CatchUpSlice,
         sink: &mut QuoteSink<'_>,
     ) {
-        for quote in snapshots {
+        let mut previous: Option<Arc<str>> = None;
+        for (i, quote) in slice.quotes.into_iter().enumerate() {
+            // Field deltas: a snapshot, and the first quote of a topic's
+            // rewind, go full; a replay and the rest of a rewind follow the
+            // delta rule (the quote before them went first).
+            let full = i >= slice.replayed && previous.as_ref() != Some(&quote.topic);
+            previous = Some(quote.topic.clone());
             if !self.snapshot_wanted(request, named, &quote.topic) {
                 continue;
             }
@@ -296,7 +307,7 @@ impl Subscriptions {
             sink.fx.conflated += self
                 .throttles
                 .on_snapshot(&quote.topic, throttled, sink.now);
-            sink.push_snapshot(quote);
+            sink.push_snapshot(quote, full);
         }
     }
 
@@ -385,10 +396,34 @@ impl Subscriptions {
     }
 }
 
-/// Where quotes go: the connection's outbound queue, in its format.
+/// A slice of a subscribe's catch-up: its first `replayed` quotes are a
+/// resume's replay, the rest snapshots and rewinds (a topic's run of
+/// quotes oldest first).
+pub struct CatchUpSlice {
+    pub quotes: Vec<LocalQuote>,
+    pub replayed: usize,
+}
+
+/// Snapshots and rewinds only (no replay).
+impl From<Vec<LocalQuote>> for CatchUpSlice {
+    fn from(quotes: Vec<LocalQuote>) -> Self {
+        CatchUpSlice {
+            quotes,
+            replayed: 0,
+        }
+    }
+}
+
+impl FromIterator<LocalQuote> for CatchUpSlice {
+    fn from_iter<I: IntoIterator<Item = LocalQuote>>(iter: I) -> Self {
+        CatchUpSlice::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+/// Where quotes go: the connection's outbound queue, on its wire.
 pub(super) struct QuoteSink<'a> {
     pub out: &'a mut Outbound,
-    pub format: Format,
+    pub wire: Wire,
     pub now: Instant,
     pub fx: &'a mut Effects,
     /// SSE: writes a quote's event `id:` for its accept count.
@@ -400,23 +435,25 @@ pub(super) struct QuoteSink<'a> {
 
 impl QuoteSink<'_> {
     fn push(&mut self, quote: LocalQuote) {
-        let format = match self.format {
-            Format::Sse if self.catching_up => Format::SseBare,
-            format => format,
-        };
-        quote.prepare_sse(format, self.ids);
-        let pushed = self.out.push_quote(quote, format, self.now);
+        let mut wire = self.wire;
+        if wire.format == Format::Sse && self.catching_up {
+            wire.format = Format::SseBare;
+        }
+        quote.prepare_sse(wire, self.ids);
+        let pushed = self.out.push_quote(quote, wire, self.now);
         self.count(pushed);
     }
 
-    /// A catch-up quote (snapshot, replay, rewind): on SSE without `id:`.
-    fn push_snapshot(&mut self, quote: LocalQuote) {
-        let format = match self.format {
-            Format::Sse => Format::SseBare,
-            format => format,
-        };
-        quote.prepare_sse(format, self.ids);
-        let pushed = self.out.push_snapshot(quote, format, self.now);
+    /// A catch-up quote (snapshot, replay, rewind): on SSE without `id:`;
+    /// `full`: never as a delta.
+    fn push_snapshot(&mut self, quote: LocalQuote, full: bool) {
+        let mut wire = self.wire;
+        if wire.format == Format::Sse {
+            wire.format = Format::SseBare;
+        }
+        wire.delta &= !full;
+        quote.prepare_sse(wire, self.ids);
+        let pushed = self.out.push_snapshot(quote, wire, self.now);
         self.count(pushed);
     }
 

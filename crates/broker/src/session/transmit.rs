@@ -36,6 +36,7 @@ impl Connection {
             drained_at,
             write_shut,
             peer_closed,
+            ..
         } = &mut self.phase
         {
             if !*write_shut {

@@ -11,6 +11,7 @@ use tickwire_ws::frame::{
 };
 
 use super::framing::{Ending, Framing};
+use crate::encodings::frame;
 
 pub(super) struct WebSocket {
     decoder: FrameDecoder,
@@ -19,6 +20,8 @@ pub(super) struct WebSocket {
     /// there). One instant for both keeps an idle connection small.
     liveness_at: Instant,
     ping_sent: bool,
+    /// permessage-deflate negotiated (beside `ping_sent`: in padding).
+    deflate: bool,
 }
 
 /// What a decoded client frame asks of the connection.
@@ -44,17 +47,21 @@ pub(super) enum Liveness {
 }
 
 impl WebSocket {
-    pub(super) fn new(max_message: usize, now: Instant) -> WebSocket {
+    /// `deflate`: permessage-deflate was negotiated (client messages may
+    /// come compressed; replies from 64 bytes on go compressed).
+    pub(super) fn new(max_message: usize, deflate: bool, now: Instant) -> WebSocket {
         WebSocket {
             decoder: FrameDecoder::new(
                 Role::Server,
                 DecoderLimits {
                     max_message,
                     accept_binary: false,
+                    deflate,
                 },
             ),
             liveness_at: now,
             ping_sent: false,
+            deflate,
         }
     }
 
@@ -131,9 +138,11 @@ pub(super) fn close_frame(code: u16, reason: &str) -> Vec<u8> {
 
 impl Framing for WebSocket {
     fn message(&self, json: &str) -> Box<[u8]> {
-        let mut frame = Vec::with_capacity(json.len() + 4);
-        encode_frame(&mut frame, OpCode::Text, json.as_bytes());
-        frame.into_boxed_slice()
+        let mut out = Vec::with_capacity(json.len() + 4);
+        // Compressed alone (no shared window), like a quote: replies are
+        // rare, so per connection is fine here.
+        frame(OpCode::Text, json.as_bytes(), self.deflate, &mut out);
+        out.into_boxed_slice()
     }
 
     fn ending(&self, why: Ending) -> (Vec<u8>, u16) {

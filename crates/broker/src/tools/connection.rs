@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use tickwire_client::{
-    sse_target, ClientError, Format, ServerMessage, Since, SseSubscriber, SubscribeOptions,
-    Subscriber, TlsOptions,
+    sse_target, ws_path, ClientError, Format, ServerMessage, Since, SseSubscriber,
+    SubscribeOptions, Subscriber, TlsOptions,
 };
 
 use super::tail::SUBSCRIBE_ID;
@@ -95,10 +95,8 @@ impl<'a> Target<'a> {
         } else {
             Format::Json
         };
-        let mut sub = match &self.tls {
-            Some(tls) => Subscriber::connect_tls(addr, format, tls),
-            None => Subscriber::connect(addr, format),
-        }?;
+        let path = ws_path(format, self.args.delta);
+        let mut sub = Subscriber::connect_to(addr, &path, self.tls.as_ref())?;
         if let Some(token) = &self.args.token {
             let auth = serde_json::json!({"op": "auth", "id": 0, "token": token});
             sub.send_text(&auth.to_string())?;
@@ -116,7 +114,10 @@ impl<'a> Target<'a> {
         options: &SubscribeOptions,
         resume: &Resume,
     ) -> Result<Conn, ClientError> {
-        let target = sse_target(&self.path_prefix, topics, options);
+        let mut target = sse_target(&self.path_prefix, topics, options);
+        if self.args.delta {
+            target.push_str("&delta=1");
+        }
         let bearer = self.args.token.as_ref().map(|t| format!("Bearer {t}"));
         let mut headers: Vec<(&str, &str)> = Vec::new();
         if let Some(bearer) = &bearer {

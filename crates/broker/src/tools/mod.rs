@@ -49,6 +49,10 @@ pub struct TailArgs {
     /// `Authorization: Bearer` header.
     #[arg(long, conflicts_with = "binary")]
     pub sse: bool,
+    /// Ask for field deltas (v1.2 `delta=1`: only the fields that changed
+    /// travel) and print the full quotes rebuilt from them, as without.
+    #[arg(long)]
+    pub delta: bool,
     /// With --sse: the path under which a proxy serves the broker, e.g.
     /// `--ws proxy.example:443 --path-prefix /tickwire` requests
     /// `/tickwire/sse?…` (https://proxy.example/tickwire/sse with --ca-file).

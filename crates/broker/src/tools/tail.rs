@@ -15,7 +15,7 @@
 
 use std::io::Write;
 
-use tickwire_client::ServerMessage;
+use tickwire_client::{ClientError, Deltas, ServerMessage};
 use tickwire_protocol::topic::Selector;
 
 use super::connection::{reconnect, worth_reconnecting, Resume, Target};
@@ -44,6 +44,9 @@ pub fn run(args: &TailArgs) -> Result<(), String> {
     let mut last_event_id: Option<String> = None;
     // What the next ack answers: the first subscribe, or a resume.
     let mut awaiting = Awaiting::First;
+    // With --delta: the connection's last quote per topic, the base of
+    // its next delta (a new connection starts from full quotes).
+    let mut deltas = Deltas::default();
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -55,7 +58,14 @@ pub fn run(args: &TailArgs) -> Result<(), String> {
         if args.count.is_some_and(|n| printed >= n) {
             return Ok(());
         }
-        let message = match sub.next_message() {
+        let next = sub.next_message().and_then(|m| match m {
+            Some((m, id)) => deltas
+                .apply(m)
+                .map(|m| Some((m, id)))
+                .map_err(|e| ClientError::Protocol(e.to_string())),
+            None => Ok(None),
+        });
+        let message = match next {
             Ok(Some((m, id))) => {
                 if id.is_some() {
                     last_event_id = id;
@@ -85,6 +95,7 @@ pub fn run(args: &TailArgs) -> Result<(), String> {
                     keys: if resume.is_empty() { 0 } else { keys },
                 };
                 sub = reconnect(&target, &resume)?;
+                deltas.clear();
                 continue;
             }
         };
@@ -142,6 +153,8 @@ pub fn run(args: &TailArgs) -> Result<(), String> {
             ServerMessage::Error { code, message, .. } => {
                 return Err(format!("broker refused: {code}: {message}"));
             }
+            // `Deltas::apply` made every delta a quote.
+            ServerMessage::Delta { .. } => {}
         }
     }
 }

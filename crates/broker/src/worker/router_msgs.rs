@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::cork::TurnBudget;
 use super::{conn_of, Worker};
 use crate::messages::{ConnId, LocalQuote, WorkerMsg};
-use crate::session::{Activation, Connection, Effects};
+use crate::session::{Activation, CatchUpSlice, Connection, Effects};
 
 impl Worker {
     /// Handles router messages until the channel is empty (false) or the
@@ -51,6 +51,7 @@ impl Worker {
                     request,
                     selectors,
                     snapshots,
+                    replayed,
                     more,
                     unrecovered,
                 } => {
@@ -58,7 +59,10 @@ impl Worker {
                     if more {
                         self.slice_handled(&mut budget);
                     }
-                    let snapshots = snapshots.into_iter().map(LocalQuote::from).collect();
+                    let snapshots = CatchUpSlice {
+                        quotes: snapshots.into_iter().map(LocalQuote::from).collect(),
+                        replayed,
+                    };
                     self.on_answer(conn, |link, now, fx| {
                         let answer = Activation {
                             selectors: &selectors,
@@ -73,10 +77,14 @@ impl Worker {
                     conn,
                     request,
                     quotes,
+                    replayed,
                     more,
                 } => {
                     self.slice_handled(&mut budget);
-                    let quotes = quotes.into_iter().map(LocalQuote::from).collect();
+                    let quotes = CatchUpSlice {
+                        quotes: quotes.into_iter().map(LocalQuote::from).collect(),
+                        replayed,
+                    };
                     self.on_answer(conn, |link, now, fx| {
                         link.on_snapshots(request, quotes, more, now, fx)
                     });

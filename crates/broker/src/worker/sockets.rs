@@ -231,7 +231,7 @@ impl Worker {
                 }
             }
         }
-        stats.wrote(written);
+        stats.wrote(conn.link.encoding(), written);
         // TLS: records rustls still holds go out with the socket's next
         // writable event.
         match conn.transport.flush_tls() {

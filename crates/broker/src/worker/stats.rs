@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::encodings::Encoding;
 use crate::metrics::{self, LatencyRecorder, Metrics};
 use crate::session::outbound::OutFrame;
 
@@ -24,8 +25,8 @@ pub(super) struct WorkerStats {
     socket_writes: u64,
     /// Quotes handed to sockets this turn.
     deliveries: u64,
-    /// Bytes handed to sockets this turn.
-    bytes_out: u64,
+    /// Bytes handed to subscriber sockets this turn, by `Encoding`.
+    bytes_out: [u64; Encoding::ALL.len()],
     last_publish: Instant,
 }
 
@@ -39,7 +40,7 @@ impl WorkerStats {
             frames_out: 0,
             socket_writes: 0,
             deliveries: 0,
-            bytes_out: 0,
+            bytes_out: [0; Encoding::ALL.len()],
             last_publish: now,
         }
     }
@@ -70,9 +71,12 @@ impl WorkerStats {
         self.socket_writes += 1;
     }
 
-    /// Bytes a flush handed to a socket.
-    pub fn wrote(&mut self, bytes: usize) {
-        self.bytes_out += bytes as u64;
+    /// Bytes a flush handed to a socket (a subscriber's, when it has an
+    /// `encoding`; plain HTTP answers are not counted).
+    pub fn wrote(&mut self, encoding: Option<Encoding>, bytes: usize) {
+        if let Some(e) = encoding {
+            self.bytes_out[e as usize] += bytes as u64;
+        }
     }
 
     /// A batch of `quotes` quotes took `hop` from the router to here.
@@ -86,7 +90,11 @@ impl WorkerStats {
         let m = &self.metrics;
         metrics::add(&m.deliveries, std::mem::take(&mut self.deliveries));
         metrics::add(&m.conflated, conflated);
-        metrics::add(&m.bytes_out, std::mem::take(&mut self.bytes_out));
+        for (total, turn) in m.bytes_out.iter().zip(&mut self.bytes_out) {
+            if *turn > 0 {
+                metrics::add(total, std::mem::take(turn));
+            }
+        }
     }
 
     /// Publishes the rest once [`PUBLISH_INTERVAL`] has passed (or when
@@ -116,6 +124,7 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     use super::*;
+    use crate::encodings::Wire;
     use crate::messages::{Format, LocalQuote, SharedQuote};
 
     fn quote() -> LocalQuote {
@@ -125,7 +134,8 @@ mod tests {
             accepted: 0,
             json_frame: b"j".as_slice().into(),
             binary_frame: b"b".as_slice().into(),
-            sse: Default::default(),
+            changed: None,
+            lazy: Default::default(),
             decoded_at: Instant::now(),
         })
     }
@@ -135,16 +145,21 @@ mod tests {
         let metrics = Arc::new(Metrics::new(1));
         let now = Instant::now();
         let mut stats = WorkerStats::new(0, metrics.clone(), now);
-        stats.frame_sent(&OutFrame::Quote(quote(), Format::Json), now);
-        stats.frame_sent(&OutFrame::Snapshot(quote(), Format::Json), now);
+        stats.frame_sent(&OutFrame::Quote(quote(), Wire::plain(Format::Json)), now);
+        stats.frame_sent(&OutFrame::Snapshot(quote(), Wire::plain(Format::Json)), now);
         stats.frame_sent(&OutFrame::Owned(b"ack".as_slice().into()), now);
         stats.socket_write();
-        stats.wrote(42);
+        stats.wrote(Some(Encoding::JsonDeflate), 42);
+        stats.wrote(None, 7);
         assert_eq!(metrics.deliveries.load(Relaxed), 0, "not per delivery");
         stats.end_turn(3);
         assert_eq!(metrics.deliveries.load(Relaxed), 2, "quote and snapshot");
         assert_eq!(metrics.conflated.load(Relaxed), 3);
-        assert_eq!(metrics.bytes_out.load(Relaxed), 42);
+        assert_eq!(
+            metrics.bytes_out[Encoding::JsonDeflate as usize].load(Relaxed),
+            42
+        );
+        assert_eq!(metrics.bytes_out[Encoding::Json as usize].load(Relaxed), 0);
         stats.end_turn(0);
         assert_eq!(metrics.deliveries.load(Relaxed), 2, "counted once");
         stats.publish(now, 5, false);

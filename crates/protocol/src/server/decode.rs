@@ -168,10 +168,10 @@ pub fn decode_json(text: &str) -> Result<ServerMessage, DecodeError> {
                 mask: 0,
                 values: [0.0; 6],
             };
-            for (i, name) in FIELD_NAMES.iter().enumerate() {
+            for (i, (name, value)) in FIELD_NAMES.iter().zip(&mut changes.values).enumerate() {
                 if obj.contains_key(*name) {
                     changes.mask |= 1 << i;
-                    changes.values[i] = f64_field(&obj, name)?;
+                    *value = f64_field(&obj, name)?;
                 }
             }
             Ok(ServerMessage::Delta {

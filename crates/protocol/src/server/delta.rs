@@ -58,9 +58,12 @@ impl PartialEq for FieldChanges {
     /// Bit for bit, over the fields the mask names.
     fn eq(&self, other: &Self) -> bool {
         self.mask == other.mask
-            && (0..6).all(|i| {
-                self.mask & (1 << i) == 0 || self.values[i].to_bits() == other.values[i].to_bits()
-            })
+            && self
+                .values
+                .iter()
+                .zip(&other.values)
+                .enumerate()
+                .all(|(i, (a, b))| self.mask & (1 << i) == 0 || a.to_bits() == b.to_bits())
     }
 }
 
@@ -76,9 +79,9 @@ impl FieldChanges {
             &mut base.last,
             &mut base.volume,
         ];
-        for (i, slot) in slots.into_iter().enumerate() {
+        for (i, (slot, value)) in slots.into_iter().zip(self.values).enumerate() {
             if self.mask & (1 << i) != 0 {
-                *slot = self.values[i];
+                *slot = value;
             }
         }
     }
@@ -93,12 +96,12 @@ pub fn json_delta(topic: &str, seq: u64, ts: u64, values: &[f64; 6], mask: u8, o
     w::u64_num(out, seq);
     out.push_text(",\"ts\":");
     w::u64_num(out, ts);
-    for (i, name) in FIELD_NAMES.iter().enumerate() {
+    for (i, (name, value)) in FIELD_NAMES.iter().zip(values).enumerate() {
         if mask & (1 << i) != 0 {
             out.push_text(",\"");
             out.push_text(name);
             out.push_text("\":");
-            w::f64_num(out, values[i]);
+            w::f64_num(out, *value);
         }
     }
     out.push_text("}");
@@ -135,11 +138,10 @@ pub fn binary_delta(
 /// Decodes a binary delta (the type byte already checked by the caller).
 pub(super) fn decode_binary_delta(bytes: &[u8]) -> Result<ServerMessage, DecodeError> {
     let err = |m: &str| DecodeError(m.to_owned());
-    let header = bytes
-        .get(..BINARY_DELTA_HEADER_LEN)
-        .ok_or_else(|| err("truncated delta header"))?;
-    let topic_len = usize::from(header[1]);
-    let mask = header[18];
+    let (topic_len, mask) = match (bytes.get(1), bytes.get(BINARY_DELTA_HEADER_LEN - 1)) {
+        (Some(&len), Some(&mask)) => (usize::from(len), mask),
+        _ => return Err(err("truncated delta header")),
+    };
     if mask & !ALL_FIELDS != 0 {
         return Err(DecodeError(format!(
             "delta mask {mask:#04x} names no field"
@@ -153,27 +155,30 @@ pub(super) fn decode_binary_delta(bytes: &[u8]) -> Result<ServerMessage, DecodeE
             bytes.len()
         )));
     }
-    let le8 = |at: usize| -> [u8; 8] {
-        let mut b = [0; 8];
-        b.copy_from_slice(&bytes[at..at + 8]);
-        b
+    // The length is exact by now: every read below is in range.
+    let le8 = |at: usize| -> Result<[u8; 8], DecodeError> {
+        bytes
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| err("truncated"))
     };
     let mut values = [0.0; 6];
     let mut at = BINARY_DELTA_HEADER_LEN;
     for (i, v) in values.iter_mut().enumerate() {
         if mask & (1 << i) != 0 {
-            *v = f64::from_le_bytes(le8(at));
+            *v = f64::from_le_bytes(le8(at)?);
             at += 8;
         }
     }
-    let topic = std::str::from_utf8(&bytes[at..])
-        .ok()
+    let topic = bytes
+        .get(at..)
+        .and_then(|t| std::str::from_utf8(t).ok())
         .filter(|t| is_valid_topic(t))
         .ok_or_else(|| err("invalid topic"))?;
     Ok(ServerMessage::Delta {
         topic: topic.to_owned(),
-        seq: u64::from_le_bytes(le8(2)),
-        ts: u64::from_le_bytes(le8(10)),
+        seq: u64::from_le_bytes(le8(2)?),
+        ts: u64::from_le_bytes(le8(10)?),
         changes: FieldChanges { mask, values },
     })
 }

@@ -1,7 +1,7 @@
 use std::io::{self, Write};
 
 use super::*;
-use crate::messages::SharedQuote;
+use crate::messages::{Format, SharedQuote};
 
 /// The shell's write loop over [`Outbound::transmit`] and
 /// [`Outbound::advance`], for tests with a `Write` as the socket: writes
@@ -77,7 +77,8 @@ fn quote(topic: &str, body: &[u8]) -> LocalQuote {
         accepted: 0,
         json_frame: body.into(),
         binary_frame: body.into(),
-        sse: Default::default(),
+        changed: None,
+        lazy: Default::default(),
         decoded_at: std::time::Instant::now(),
     })
 }
@@ -85,8 +86,14 @@ fn quote(topic: &str, body: &[u8]) -> LocalQuote {
 #[test]
 fn control_frames_overtake_data_but_never_split_a_frame() {
     let mut out = Outbound::default();
-    out.push_data(OutFrame::Quote(quote("A", b"aaaa"), Format::Json));
-    out.push_data(OutFrame::Quote(quote("B", b"bbbb"), Format::Json));
+    out.push_data(OutFrame::Quote(
+        quote("A", b"aaaa"),
+        Wire::plain(Format::Json),
+    ));
+    out.push_data(OutFrame::Quote(
+        quote("B", b"bbbb"),
+        Wire::plain(Format::Json),
+    ));
     let mut w = Trickle {
         out: Vec::new(),
         cap: 2,
@@ -113,8 +120,14 @@ fn control_frames_overtake_data_but_never_split_a_frame() {
 #[test]
 fn retain_and_clear_keep_byte_count_exact() {
     let mut out = Outbound::default();
-    out.push_data(OutFrame::Quote(quote("A", b"123"), Format::Binary));
-    out.push_data(OutFrame::Quote(quote("B", b"45"), Format::Binary));
+    out.push_data(OutFrame::Quote(
+        quote("A", b"123"),
+        Wire::plain(Format::Binary),
+    ));
+    out.push_data(OutFrame::Quote(
+        quote("B", b"45"),
+        Wire::plain(Format::Binary),
+    ));
     out.push_priority(b"x".to_vec());
     out.retain_quotes(|t| t != "A");
     assert_eq!(out.queued_bytes(), 3);
@@ -131,23 +144,23 @@ fn quote_seq(topic: &str, seq: u8) -> LocalQuote {
 fn over_budget_keeps_the_newest_per_topic_and_never_sends_stale_after_new() {
     let mut out = Outbound::new(25); // two 10-byte frames fit, a third does not
     assert_eq!(
-        out.push_quote(quote_seq("A", 1), Format::Json, Instant::now()),
+        out.push_quote(quote_seq("A", 1), Wire::plain(Format::Json), Instant::now()),
         Pushed::Queued
     );
     assert_eq!(
-        out.push_quote(quote_seq("B", 1), Format::Json, Instant::now()),
+        out.push_quote(quote_seq("B", 1), Wire::plain(Format::Json), Instant::now()),
         Pushed::Queued
     );
     assert_eq!(
-        out.push_quote(quote_seq("A", 2), Format::Json, Instant::now()),
+        out.push_quote(quote_seq("A", 2), Wire::plain(Format::Json), Instant::now()),
         Pushed::Conflated { replaced: false }
     );
     assert_eq!(
-        out.push_quote(quote_seq("C", 1), Format::Json, Instant::now()),
+        out.push_quote(quote_seq("C", 1), Wire::plain(Format::Json), Instant::now()),
         Pushed::Conflated { replaced: false }
     );
     assert_eq!(
-        out.push_quote(quote_seq("A", 3), Format::Json, Instant::now()),
+        out.push_quote(quote_seq("A", 3), Wire::plain(Format::Json), Instant::now()),
         Pushed::Conflated { replaced: true }
     );
     // Once conflating, even a quote that would fit waits its turn.
@@ -169,7 +182,7 @@ fn over_budget_keeps_the_newest_per_topic_and_never_sends_stale_after_new() {
     assert!(!out.is_conflating());
     assert!(out.is_empty());
     assert_eq!(
-        out.push_quote(quote_seq("A", 4), Format::Json, Instant::now()),
+        out.push_quote(quote_seq("A", 4), Wire::plain(Format::Json), Instant::now()),
         Pushed::Queued
     );
 }
@@ -177,9 +190,9 @@ fn over_budget_keeps_the_newest_per_topic_and_never_sends_stale_after_new() {
 #[test]
 fn unsubscribe_and_close_drop_conflated_slots_too() {
     let mut out = Outbound::new(10);
-    out.push_quote(quote_seq("A", 1), Format::Json, Instant::now());
-    out.push_quote(quote_seq("B", 1), Format::Json, Instant::now());
-    out.push_quote(quote_seq("C", 1), Format::Json, Instant::now());
+    out.push_quote(quote_seq("A", 1), Wire::plain(Format::Json), Instant::now());
+    out.push_quote(quote_seq("B", 1), Wire::plain(Format::Json), Instant::now());
+    out.push_quote(quote_seq("C", 1), Wire::plain(Format::Json), Instant::now());
     out.retain_quotes(|t| t != "B");
     let mut w = Trickle {
         out: Vec::new(),
@@ -191,8 +204,8 @@ fn unsubscribe_and_close_drop_conflated_slots_too() {
         .write_to(&mut w, usize::MAX, &mut n, &mut |_: &OutFrame| {})
         .unwrap());
     assert_eq!(n, 20, "A and C, not B");
-    out.push_quote(quote_seq("A", 2), Format::Json, Instant::now());
-    out.push_quote(quote_seq("B", 2), Format::Json, Instant::now());
+    out.push_quote(quote_seq("A", 2), Wire::plain(Format::Json), Instant::now());
+    out.push_quote(quote_seq("B", 2), Wire::plain(Format::Json), Instant::now());
     out.clear_data();
     assert!(out.is_empty() && !out.is_conflating());
 }
@@ -201,7 +214,10 @@ fn unsubscribe_and_close_drop_conflated_slots_too() {
 fn a_flush_stops_after_its_byte_limit_and_the_next_one_goes_on() {
     let mut out = Outbound::default();
     for topic in ["A", "B", "C", "D", "E"] {
-        out.push_data(OutFrame::Quote(quote(topic, &[b'x'; 60]), Format::Json));
+        out.push_data(OutFrame::Quote(
+            quote(topic, &[b'x'; 60]),
+            Wire::plain(Format::Json),
+        ));
     }
     // One frame per write call, so the limit is checked between writes.
     let mut w = Trickle {
@@ -235,8 +251,14 @@ fn a_flush_stops_after_its_byte_limit_and_the_next_one_goes_on() {
 #[test]
 fn an_emptied_queue_gives_its_memory_back_on_request_and_only_then() {
     let mut out = Outbound::default();
-    out.push_data(OutFrame::Quote(quote("A", b"aaaa"), Format::Json));
-    out.push_data(OutFrame::Quote(quote("B", b"bbbb"), Format::Json));
+    out.push_data(OutFrame::Quote(
+        quote("A", b"aaaa"),
+        Wire::plain(Format::Json),
+    ));
+    out.push_data(OutFrame::Quote(
+        quote("B", b"bbbb"),
+        Wire::plain(Format::Json),
+    ));
     out.free_buffers();
     assert_eq!(out.queued_bytes(), 8, "nothing dropped while frames wait");
     assert!(out.data.capacity() > 0);
@@ -277,7 +299,10 @@ fn one_frame_at_a_time_needs_no_queue_buffer() {
     assert_eq!(out.reply_bytes(), 3);
     assert_eq!(drain(&mut out), b"ack");
     assert_eq!(out.reply_bytes(), 0);
-    out.push_data(OutFrame::Quote(quote("A", b"aaaa"), Format::Json));
+    out.push_data(OutFrame::Quote(
+        quote("A", b"aaaa"),
+        Wire::plain(Format::Json),
+    ));
     assert_eq!(drain(&mut out), b"aaaa");
     assert_eq!(out.data.capacity(), 0);
     assert!(out.priority.is_none());
@@ -299,17 +324,26 @@ fn control_frames_overtake_an_unstarted_frame_in_the_head_slot() {
 #[test]
 fn filtering_and_clearing_reach_the_head_slot_but_not_a_started_frame() {
     let mut out = Outbound::default();
-    out.push_data(OutFrame::Quote(quote("A", b"aaaa"), Format::Json));
+    out.push_data(OutFrame::Quote(
+        quote("A", b"aaaa"),
+        Wire::plain(Format::Json),
+    ));
     out.retain_quotes(|topic| topic != "A");
     assert_eq!(out.queued_bytes(), 0);
     assert!(out.is_empty());
 
-    out.push_data(OutFrame::Quote(quote("B", b"bbbb"), Format::Json));
+    out.push_data(OutFrame::Quote(
+        quote("B", b"bbbb"),
+        Wire::plain(Format::Json),
+    ));
     out.clear_data();
     assert_eq!(out.queued_bytes(), 0);
 
     // Half written: it must finish even when its topic is dropped.
-    out.push_data(OutFrame::Quote(quote("C", b"cccc"), Format::Json));
+    out.push_data(OutFrame::Quote(
+        quote("C", b"cccc"),
+        Wire::plain(Format::Json),
+    ));
     let mut w = Trickle {
         out: Vec::new(),
         cap: 2,

@@ -77,7 +77,8 @@ pub(super) fn snapshot_of(topic: &str, seq: u64) -> LocalQuote {
         accepted: 0,
         json_frame: frame.clone().into(),
         binary_frame: frame.into(),
-        sse: Default::default(),
+        changed: None,
+        lazy: Default::default(),
         decoded_at: q.decoded_at,
     })
 }

@@ -29,6 +29,7 @@ pub(super) fn config() -> SessionConfig {
         max_head_bytes: 8192,
         handshake_timeout: Duration::from_secs(10),
         max_message_bytes: 65_536,
+        permessage_deflate: true,
         idle_ping: Duration::from_secs(30),
         dead_peer: Duration::from_secs(30),
         close_timeout: Duration::from_secs(2),
@@ -125,7 +126,8 @@ pub(super) fn sized_quote(topic: &str, seq: u64, size: usize) -> LocalQuote {
         accepted: 0,
         json_frame: frame.clone().into(),
         binary_frame: frame.into(),
-        sse: Default::default(),
+        changed: None,
+        lazy: Default::default(),
         decoded_at: Instant::now(),
     })
 }
@@ -271,7 +273,7 @@ impl Client {
     ) {
         let answer = Activation {
             selectors,
-            snapshots,
+            snapshots: snapshots.into(),
             more,
             unrecovered,
         };
@@ -281,7 +283,7 @@ impl Client {
 
     pub(super) fn slice(&mut self, request: u32, quotes: Vec<LocalQuote>, more: bool) {
         self.conn
-            .on_snapshots(request, quotes, more, self.now, &mut self.fx);
+            .on_snapshots(request, quotes.into(), more, self.now, &mut self.fx);
     }
 
     pub(super) fn live(&mut self, q: &LocalQuote, max_hz: Option<f32>) {

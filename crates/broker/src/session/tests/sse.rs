@@ -42,7 +42,8 @@ fn sse_quote(topic: &str, seq: u64, accepted: u64) -> LocalQuote {
         accepted,
         json_frame: frame.clone().into(),
         binary_frame: frame.into(),
-        sse: Default::default(),
+        changed: None,
+        lazy: Default::default(),
         decoded_at: Instant::now(),
     })
 }
