@@ -11,6 +11,7 @@ mod common;
 mod cluster;
 mod cluster_epoch;
 mod cluster_resume;
+mod deltas;
 mod entitlements;
 mod http;
 mod ingest;

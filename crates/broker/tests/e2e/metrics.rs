@@ -122,7 +122,13 @@ fn counters_and_latency_move_when_quotes_flow() {
         writes >= 1.0 && writes <= s.value("tickwire_frames_out_total"),
         "writes {writes}"
     );
-    assert!(s.value("tickwire_bytes_out_total") > 20.0 * 100.0);
+    // A JSON subscriber that offered no compression: its bytes count as
+    // `json`, not `json+deflate`.
+    assert!(s.value("tickwire_bytes_out_total{encoding=\"json\"}") > 20.0 * 100.0);
+    assert_eq!(
+        s.value("tickwire_bytes_out_total{encoding=\"json+deflate\"}"),
+        0.0
+    );
     assert_eq!(s.value("tickwire_connections{kind=\"subscriber\"}"), 1.0);
     assert_eq!(s.value("tickwire_connections{kind=\"producer\"}"), 1.0);
     assert_eq!(s.value("tickwire_subscriptions"), 2.0);
