@@ -20,7 +20,10 @@ pub struct MissingBase {
 
 /// One connection's last quotes, for rebuilding deltas. Start a new one
 /// (or [`Deltas::clear`]) per connection: a new connection begins with
-/// full quotes.
+/// full quotes. An unsubscribe forgets nothing: the broker sends a delta
+/// only after the very quote it sent this connection last for the topic,
+/// so a base held here is never stale (and forgetting a topic that another
+/// entry still covers would make its next delta unusable).
 #[derive(Debug, Default)]
 pub struct Deltas {
     last: HashMap<String, (u64, Quote)>,
@@ -62,17 +65,6 @@ impl Deltas {
                     quote: quote.clone(),
                     seq,
                 })
-            }
-            ServerMessage::Unsubscribed { ref topics, .. } => {
-                // Entries, not topics: forget every topic they may cover.
-                if topics.iter().any(|t| t.ends_with('*')) {
-                    self.last.clear();
-                } else {
-                    for topic in topics {
-                        self.last.remove(topic);
-                    }
-                }
-                Ok(message)
             }
             other => Ok(other),
         }

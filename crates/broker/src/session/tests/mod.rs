@@ -3,6 +3,8 @@
 //! harness (a client's view of one connection); the rules are in
 //! `subscribe` and `lifecycle`.
 
+mod delta_props;
+mod deltas;
 mod entitlements;
 mod lifecycle;
 mod resume;
@@ -163,11 +165,17 @@ impl Client {
     }
 
     pub(super) fn upgraded(config: SessionConfig) -> Client {
+        Client::upgraded_at(config, "/ws")
+    }
+
+    /// Upgraded at `target` (a path and query: `/ws?format=binary&delta=1`).
+    pub(super) fn upgraded_at(config: SessionConfig, target: &str) -> Client {
         let mut c = Client::fresh(config);
         let now = c.now;
-        let request =
-            "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
         c.conn.on_bytes(request.as_bytes(), now, &mut c.fx);
         assert_eq!(c.take_actions(), [Action::Opened]);
         c.write_all();
@@ -276,6 +284,24 @@ impl Client {
             snapshots: snapshots.into(),
             more,
             unrecovered,
+        };
+        self.conn
+            .on_activate(request, answer, self.now, &mut self.fx);
+    }
+
+    /// The router's answer to subscribe `request` with a catch-up slice
+    /// (replays leading), nothing more to follow.
+    pub(super) fn answer_slice(
+        &mut self,
+        request: u32,
+        selectors: &[Selector],
+        snapshots: CatchUpSlice,
+    ) {
+        let answer = Activation {
+            selectors,
+            snapshots,
+            more: false,
+            unrecovered: None,
         };
         self.conn
             .on_activate(request, answer, self.now, &mut self.fx);
