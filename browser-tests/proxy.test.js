@@ -171,7 +171,8 @@ test("behind nginx (plain proxy_pass, no upgrade): the dashboard streams over SS
     browser = null;
     // nginx logged what went through it: the upgrade refused, the page and /sse served.
     const access = nginx.accessLog();
-    assert.match(access, /"GET \/ws\?format=binary HTTP\/1\.1" 400 /, "the WebSocket upgrade did not get through");
+    // (The client asks for field deltas: `&delta=1`.)
+    assert.match(access, /"GET \/ws\?format=binary(&delta=1)? HTTP\/1\.1" 400 /, "the WebSocket upgrade did not get through");
     assert.match(access, /"GET \/sse\?topics=[^"]* HTTP\/1\.1" 200 /, "the event stream did");
     assert.match(access, /"GET \/tickwire-client\.js HTTP\/1\.1" 200 /, "and the page's modules");
     assert.deepEqual(pageErrors, [], "uncaught errors in the pages");

@@ -8,6 +8,16 @@
 // source: docs/protocol.md, sections 3 and 4.
 //
 // Usage (from this repository):
-//   import { decodeMessage, decodeQuote } from "./docs/js/tickwire-decoder.js";
+//   import { decodeMessage, decodeQuote, DeltaState } from "./docs/js/tickwire-decoder.js";
 
-export { decodeMessage, decodeQuote, QUOTE_TYPE, QUOTE_HEADER_LEN } from "../../clients/js/src/tickwire-decoder.js";
+export {
+  decodeDelta,
+  decodeMessage,
+  decodeQuote,
+  DeltaState,
+  DELTA_HEADER_LEN,
+  DELTA_TYPE,
+  QUOTE_FIELDS,
+  QUOTE_HEADER_LEN,
+  QUOTE_TYPE,
+} from "../../clients/js/src/tickwire-decoder.js";

@@ -11,11 +11,24 @@ import type {
   UnsubscribedReply,
 } from "./tickwire-decoder.js";
 
-export { decodeMessage, decodeQuote, QUOTE_TYPE, QUOTE_HEADER_LEN } from "./tickwire-decoder.js";
+export {
+  decodeDelta,
+  decodeMessage,
+  decodeQuote,
+  DeltaState,
+  DELTA_HEADER_LEN,
+  DELTA_TYPE,
+  QUOTE_FIELDS,
+  QUOTE_HEADER_LEN,
+  QUOTE_TYPE,
+} from "./tickwire-decoder.js";
 export type {
   AuthedReply,
+  BinaryDelta,
   BinaryQuote,
   ControlMessage,
+  JsonDelta,
+  QuoteField,
   ErrorReply,
   JsonQuote,
   ServerMessage,
@@ -36,6 +49,7 @@ export type ClientState = "idle" | "connecting" | "open" | "reconnecting" | "clo
  * - "timeout": no reply within `requestTimeoutMs` (reconnects included);
  * - "no_token": auth() without a token; "token_error": the token callback threw;
  * - "bad_message": a server message that does not decode; "connect_failed": the WebSocket constructor threw;
+ * - "bad_delta": a field delta without its base (a broker bug): the connection is closed and the client reconnects (resuming);
  * - over SSE: "mixed_max_hz" (a subscribe whose maxHz differs from the other entries'), "too_long"
  *   (the stream's URL would be too long), "not_supported" (an op other than subscribe / unsubscribe / auth).
  */
@@ -52,6 +66,7 @@ export type ErrorCode =
   | "no_token"
   | "token_error"
   | "bad_message"
+  | "bad_delta"
   | "connect_failed"
   | "mixed_max_hz"
   | "too_long"
@@ -120,6 +135,13 @@ export interface EventSourceConstructor {
 export interface ClientOptions<F extends Format = Format> {
   /** "binary" (default; quotes as binary frames, seq/ts BigInt) or "json". Also taken from the URL's ?format= when not given. */
   format?: F;
+  /**
+   * Ask for field deltas (default true; protocol v1.2): `delta=1` on the
+   * WebSocket and /sse URLs, so the broker sends only the fields that
+   * changed; the client hands on full quotes either way (an old broker
+   * ignores it). Also taken from the URL's `?delta=1` / `?delta=0` when not given.
+   */
+  delta?: boolean;
   /** The WebSocket implementation (default: globalThis.WebSocket). On Node < 22: `import WebSocket from "ws"`. */
   WebSocket?: WebSocketConstructor;
   /**
@@ -241,7 +263,7 @@ export interface ClientEvents<F extends Format = Format> {
   closed: CloseInfo;
   /** A retry is scheduled in delayMs. */
   reconnecting: { attempt: number; delayMs: number };
-  /** Every decoded server message, before it is handled (quotes included). */
+  /** Every decoded server message, before it is handled (quotes included; a field delta as the full quote it stands for). */
   message: ServerMessage;
   /** A quote in order (repeats dropped). */
   quote: QuoteOf<F>;
@@ -263,7 +285,7 @@ export interface ClientEvents<F extends Format = Format> {
   authed: AuthedReply;
   /** The broker removed entries itself (`reason` set); they are forgotten. */
   unsubscribed: UnsubscribedReply;
-  /** Errors no promise receives: a refused auth on (re)connect or refresh, a resubscription refused, an unmatched error reply, an undecodable message. */
+  /** Errors no promise receives: a refused auth on (re)connect or refresh, a resubscription refused, an unmatched error reply, an undecodable message, a delta without its base. */
   error: TickwireError;
 }
 
@@ -291,6 +313,8 @@ export declare class TickwireClient<F extends Format = "binary"> extends Emitter
   /** Every broker URL given, with its format parameter, in the order retries try them. */
   readonly urls: string[];
   readonly format: F;
+  /** Whether the connections ask for field deltas (`delta=1`). */
+  readonly delta: boolean;
   /** Of the current connection (open or being opened), else of the last one that opened; null before the first attempt. */
   readonly transport: Transport | null;
   /** The broker epoch of the latest `subscribed` ack (null before the first). */
@@ -310,6 +334,10 @@ export declare class TickwireClient<F extends Format = "binary"> extends Emitter
     recovered: number;
     /** Topics not resumed after a reconnect (`unrecovered` events). */
     unrecovered: number;
+    /** Field deltas received and turned into quotes (counted in `messages` too). */
+    deltas: number;
+    /** Deltas without their base: each an `error` (bad_delta) and a reconnect. */
+    badDeltas: number;
   };
   has(entry: string): boolean;
   /** The last seq accepted for the topic in this epoch. */

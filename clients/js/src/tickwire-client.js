@@ -4,7 +4,9 @@
 // entry point (the package's exports: TickwireClient and its helpers); the
 // others are its parts, imported by relative URL:
 //   tickwire-session.js        what is said on each connection: auth,
-//                              resubscription, replies, quotes, token refresh
+//                              resubscription, replies, token refresh
+//   tickwire-quotes.js         the quotes passed on: field deltas resolved,
+//                              gap tracking, the resume's holds, their events
 //   tickwire-socket.js         the connection: a WebSocket, or the SSE
 //                              fallback (GET /sse); states, reconnect with backoff
 //   tickwire-urls.js           the WebSocket and /sse URL of each broker
@@ -23,8 +25,9 @@
 //                              the holds of a resume
 //   tickwire-emitter.js        the event emitter
 //   tickwire-errors.js         TickwireError
-// Binary quotes are decoded by ./tickwire-decoder.js, the project's one
-// decoder. The broker serves every one of these files by its name
+// Binary quotes (and deltas) are decoded by ./tickwire-decoder.js, the
+// project's one decoder, whose DeltaState turns deltas back into quotes.
+// The broker serves every one of these files by its name
 // (/tickwire-client.js, /tickwire-decoder.js, ...), and its dashboard is built
 // on this client. API and examples: clients/js/README.md; the protocol:
 // docs/protocol.md.
@@ -39,12 +42,28 @@
 // subscriptions go out again with `since` (the epoch and the last seq seen
 // per topic); the broker replays what was missed, so the `quote` events
 // continue with no gap and no repeat (`recovered` / `unrecovered` events).
+//
+// Field deltas (protocol v1.2, on unless `delta: false`): the URLs ask
+// `delta=1`, the broker sends only the fields that changed since the quote
+// before, and the client hands on full quotes, rebuilt bit for bit (an old
+// broker ignores `delta=1`: full quotes only). permessage-deflate is the
+// WebSocket's own business (browsers offer it by themselves).
 
 import { Emitter } from "./tickwire-emitter.js";
 import { toTopics } from "./tickwire-requests.js";
 import { Session } from "./tickwire-session.js";
 
-export { decodeMessage, decodeQuote, QUOTE_TYPE, QUOTE_HEADER_LEN } from "./tickwire-decoder.js";
+export {
+  decodeDelta,
+  decodeMessage,
+  decodeQuote,
+  DeltaState,
+  DELTA_HEADER_LEN,
+  DELTA_TYPE,
+  QUOTE_FIELDS,
+  QUOTE_HEADER_LEN,
+  QUOTE_TYPE,
+} from "./tickwire-decoder.js";
 export { Emitter } from "./tickwire-emitter.js";
 export { TickwireError } from "./tickwire-errors.js";
 export { SeqTracker } from "./tickwire-gaps.js";
@@ -69,7 +88,20 @@ export class TickwireClient extends Emitter {
   #socket;
 
   /** Totals since the client was made. */
-  stats = { messages: 0, quotes: 0, duplicates: 0, gaps: 0, missed: 0, reconnects: 0, recovered: 0, unrecovered: 0 };
+  stats = {
+    messages: 0,
+    quotes: 0,
+    duplicates: 0,
+    gaps: 0,
+    missed: 0,
+    reconnects: 0,
+    recovered: 0,
+    unrecovered: 0,
+    /** Field deltas received and turned into quotes (counted in `messages` too). */
+    deltas: 0,
+    /** Deltas without their base: each an `error` (bad_delta) and a reconnect. */
+    badDeltas: 0,
+  };
 
   constructor(url, options = {}) {
     super();
@@ -104,6 +136,14 @@ export class TickwireClient extends Emitter {
   /** "json" | "binary" */
   get format() {
     return this.#socket.format;
+  }
+
+  /**
+   * Whether the client asks for field deltas (`delta=1`, protocol v1.2; the
+   * option `delta`, default true). Quotes are handed on whole either way.
+   */
+  get delta() {
+    return this.#socket.delta;
   }
 
   /**

@@ -5,6 +5,13 @@
 export declare const QUOTE_TYPE: 1;
 /** Bytes before the topic in a binary quote frame. */
 export declare const QUOTE_HEADER_LEN: 66;
+/** Binary message type of a field delta (protocol v1.2, `delta=1`). */
+export declare const DELTA_TYPE: 2;
+/** Bytes before the fields in a binary delta frame. */
+export declare const DELTA_HEADER_LEN: 19;
+/** A quote's prices and sizes, in wire order (bit i of a delta's mask is QUOTE_FIELDS[i]). */
+export declare const QUOTE_FIELDS: readonly ["bid", "ask", "bid_size", "ask_size", "last", "volume"];
+export type QuoteField = (typeof QUOTE_FIELDS)[number];
 
 /** A quote decoded from a binary frame: seq and ts exact. */
 export interface BinaryQuote {
@@ -45,6 +52,16 @@ export interface JsonQuote {
   volume: number | null;
 }
 
+/**
+ * A field delta from a binary frame (type 2): seq, ts, and only the fields
+ * that changed since the quote with seq − 1 on the same connection.
+ * DeltaState.resolve() makes the full quote.
+ */
+export type BinaryDelta = { type: "delta"; topic: string; seq: bigint; ts: bigint; tsMs: number } & Partial<Record<QuoteField, number>>;
+
+/** A field delta from a JSON text frame (or an SSE event): a changed non-finite value is null. */
+export type JsonDelta = { type: "delta"; topic: string; seq: number; ts: number; tsMs: number } & Partial<Record<QuoteField, number | null>>;
+
 export interface SubscribedReply {
   type: "subscribed";
   id?: number;
@@ -84,8 +101,8 @@ export interface ErrorReply {
 }
 
 export type ControlMessage = SubscribedReply | UnsubscribedReply | AuthedReply | ErrorReply;
-/** What decodeMessage returns: a quote, or a JSON control message (or any JSON a later broker sends). */
-export type ServerMessage = BinaryQuote | JsonQuote | ControlMessage;
+/** What decodeMessage returns: a quote, a delta, or a JSON control message (or any JSON a later broker sends). */
+export type ServerMessage = BinaryQuote | JsonQuote | BinaryDelta | JsonDelta | ControlMessage;
 
 /**
  * Decodes one binary quote frame. Throws (messages start with "tickwire:")
@@ -95,10 +112,39 @@ export type ServerMessage = BinaryQuote | JsonQuote | ControlMessage;
 export declare function decodeQuote(data: ArrayBuffer | ArrayBufferView): BinaryQuote;
 
 /**
+ * Decodes one binary delta frame (type 2). Throws (messages start with
+ * "tickwire:") on a message type other than 2, a mask with bits above 5, a
+ * length other than 19 + 8·popcount(mask) + L, or a bad topic.
+ */
+export declare function decodeDelta(data: ArrayBuffer | ArrayBufferView): BinaryDelta;
+
+/**
  * Decodes one server message: a MessageEvent or its data. A string is a
- * text frame (JSON.parse; a JSON quote also gets tsMs); binary data goes to
- * decodeQuote.
+ * text frame (JSON.parse; a JSON quote or delta also gets tsMs); binary data
+ * goes to decodeQuote, or decodeDelta when its type byte is 2.
  */
 export declare function decodeMessage(
   eventOrData: { data: string | ArrayBuffer | ArrayBufferView } | string | ArrayBuffer | ArrayBufferView,
 ): ServerMessage;
+
+/**
+ * The field-delta state of ONE connection: per topic, the last quote
+ * received, the base of its next delta. Use a new one (or clear()) for each
+ * connection, and for each event stream over SSE.
+ */
+export declare class DeltaState {
+  /**
+   * A decoded message as the application should see it: a quote is kept
+   * (and returned); a delta whose seq is the base's + 1 becomes the full
+   * quote (a new object; unchanged fields bit for bit the base's); a delta
+   * without a usable base gives null (and drops the topic's base); any other
+   * message is returned as it is.
+   */
+  resolve<M>(m: M): (M extends BinaryDelta ? BinaryQuote : M extends JsonDelta ? JsonQuote : M) | null;
+  /** Forgets the bases of these topics (or of those the predicate picks). */
+  forget(topics: Iterable<string> | ((topic: string) => boolean)): void;
+  /** Forgets every base. */
+  clear(): void;
+  /** Topics with a base. */
+  readonly size: number;
+}

@@ -1,7 +1,8 @@
 // tickwire-session.js — what the tickwire client says on each connection:
-// the open sequence, requests and their replies, quotes through gap
-// tracking, and the token's refresh. TickwireClient (./tickwire-client.js) is
-// the API in front of it; the connection itself is ./tickwire-socket.js.
+// the open sequence, requests and their replies, and the token's refresh;
+// the quotes go to ./tickwire-quotes.js (deltas resolved, gap tracking, the
+// resume's holds). TickwireClient (./tickwire-client.js) is the API in front
+// of it; the connection itself is ./tickwire-socket.js.
 //
 // On every (re)connect: `auth` first (the token, or what the token callback
 // returns now), then the `beforeResubscribe` hook, then every remembered
@@ -19,22 +20,23 @@
 // stream reopened for a subscribe or unsubscribe resumes the topics it
 // already carried from the positions here; those it could not recover are
 // reported as after a reconnect (`unrecovered`, then a gap).
+//
+// Field deltas (protocol v1.2, on unless `delta: false`): each message is
+// resolved (./tickwire-quotes.js) before anything else sees it: a delta is
+// its full quote by then. A delta without its base (a broker bug) closes the
+// connection (nothing more is read from it: conn.broken); the reconnect
+// resumes.
 
 import { decodeMessage } from "./tickwire-decoder.js";
 import { reportLater } from "./tickwire-emitter.js";
 import { TickwireError } from "./tickwire-errors.js";
-import { HELD, REPEAT, SeqTracker } from "./tickwire-gaps.js";
+import { Quotes } from "./tickwire-quotes.js";
 import { Requests, requestError } from "./tickwire-requests.js";
 import { OPEN, ReconnectingSocket } from "./tickwire-socket.js";
 import { Subscriptions, planResubscribe } from "./tickwire-subscriptions.js";
 
 /** setTimeout's largest delay. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-/**
- * How long after the last ack with positions a jump of a recovered topic is
- * still held for its replay (see tickwire-gaps.js); then it is a gap.
- */
-const REPLAY_WAIT_MS = 5_000;
 
 /** The protocol side of one TickwireClient (emits its events, counts its stats). */
 export class Session {
@@ -47,26 +49,30 @@ export class Session {
   #resume;
   #beforeResubscribe;
   #refreshTimer = null;
-  #replayTimer = null;
   #requests = new Requests();
 
   /** The connection (a ReconnectingSocket). */
   socket;
   /** The acknowledged subscriptions, restored on every reconnect. */
   subs = new Subscriptions();
-  /** Seq tracking of the quotes passed on. */
-  tracker = new SeqTracker();
+  /** The quotes passed on (deltas, tracking, resume). */
+  quotes;
+  /** Seq tracking of the quotes passed on (the quotes' own). */
+  tracker;
 
   constructor(client, url, options) {
     this.#client = client;
+    this.#resume = options.resume ?? true;
+    this.quotes = new Quotes(client, this.subs, this.#resume);
+    this.tracker = this.quotes.tracker;
     this.socket = new ReconnectingSocket(client, url, options, {
       opened: (conn) => this.#onOpen(conn),
       message: (conn, data) => this.#onMessage(conn, data),
       lost: (conn) => this.#onClose(conn),
       stopping: (err) => this.#onStop(err),
       sse: {
-        positions: (entries) => this.#positions(entries),
-        unrecovered: (topics) => this.#streamUnrecovered(topics),
+        positions: (entries) => this.quotes.positions(entries),
+        unrecovered: (topics) => this.quotes.streamUnrecovered(topics),
       },
     });
     this.#token = options.token ?? null;
@@ -74,7 +80,6 @@ export class Session {
     this.#refreshMarginMs = options.tokenRefreshMarginMs ?? 30_000;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.#resubscribeSnapshot = options.resubscribeSnapshot ?? true;
-    this.#resume = options.resume ?? true;
     this.#beforeResubscribe = options.beforeResubscribe ?? null;
   }
 
@@ -169,31 +174,6 @@ export class Session {
     this.#client.emit("ready", { url: conn.url, transport: conn.transport });
   }
 
-  /**
-   * SSE: the positions a stream of `entries` resumes from ({epoch, seqs:
-   * [[topic, seq]]}: the tracked topics they cover), or null (resume off,
-   * no epoch yet).
-   */
-  #positions(entries) {
-    const t = this.tracker;
-    if (!this.#resume || typeof t.epoch !== "string" || t.size === 0) return null;
-    const seqs = new Map();
-    for (const e of entries) {
-      for (const topic of t.covered(e)) {
-        const seq = t.lastSeq(topic);
-        if (!seqs.has(topic) && seq <= BigInt(Number.MAX_SAFE_INTEGER)) seqs.set(topic, Number(seq));
-      }
-    }
-    return { epoch: t.epoch, seqs: [...seqs] };
-  }
-
-  /** SSE: a reopened stream could not resume these topics (history too short): as after a reconnect. */
-  #streamUnrecovered(topics) {
-    this.tracker.unresumed(topics);
-    this.#client.stats.unrecovered += topics.length;
-    this.#client.emit("unrecovered", { topics, epoch: this.tracker.epoch, id: undefined });
-  }
-
   async #currentToken() {
     const t = this.#token;
     if (typeof t !== "function") return t || null;
@@ -227,22 +207,22 @@ export class Session {
     clearTimeout(this.#refreshTimer);
     this.#refreshTimer = null;
     this.#requests.connectionLost(conn);
-    clearTimeout(this.#replayTimer);
-    this.tracker.disconnected();
+    this.quotes.connectionEnded();
   }
 
   /** close(), or the connection ended with reconnect off: every request rejects with `err`. */
   #onStop(err) {
     clearTimeout(this.#refreshTimer);
     this.#requests.rejectAll(err);
-    clearTimeout(this.#replayTimer);
-    this.tracker.disconnected();
+    this.quotes.connectionEnded();
   }
 
   // ----------------------------------------------------------- messages ----
 
   #onMessage(conn, data) {
     const client = this.#client;
+    // After a delta without its base: what follows is redone on the next connection.
+    if (conn.broken) return;
     let m;
     try {
       m = conn.ws.sse ? conn.ws.decode(data) : decodeMessage(data);
@@ -250,22 +230,24 @@ export class Session {
       client.emit("error", new TickwireError("bad_message", e?.message ?? String(e)));
       return;
     }
+    m = this.quotes.resolve(conn, m);
+    if (m === undefined) return; // a delta without its base: dropped, the connection is closing
     client.stats.messages++;
     this.socket.answered(conn); // the connection works: the backoff starts over
     client.emit("message", m);
     if (m === null || typeof m !== "object") return;
     switch (m.type) {
       case "quote":
-        this.#onQuote(m);
+        this.quotes.quote(m);
         return;
       case "subscribed":
-        if (typeof m.epoch === "string") this.#setEpoch(m.epoch);
+        if (typeof m.epoch === "string") this.quotes.setEpoch(m.epoch);
         break;
       case "unsubscribed":
         if (m.reason !== undefined && m.id === undefined) {
           // The broker removed these itself (a refreshed token no longer covers them).
           this.subs.delete(m.topics ?? []);
-          this.subs.forgetUncovered(this.tracker, m.topics ?? []);
+          this.quotes.forgetUncovered(conn, m.topics ?? []);
           client.emit("unsubscribed", m);
           return;
         }
@@ -297,11 +279,11 @@ export class Session {
       case "subscribe":
       case "resub":
         this.subs.acknowledged(req.topics, req.maxHz, req.rewind, conn);
-        if (req.keys?.length) this.#resumed(req.keys, m);
+        if (req.keys?.length) this.quotes.resumed(req.keys, m);
         break;
       case "unsubscribe":
         this.subs.delete(req.topics);
-        this.subs.forgetUncovered(this.tracker, req.topics);
+        this.quotes.forgetUncovered(conn, req.topics);
         break;
       case "auth":
         if (m.type === "authed") {
@@ -317,34 +299,6 @@ export class Session {
     req.resolve?.(m);
   }
 
-  /**
-   * The ack of a request that carried `since` for `keys`: which were
-   * recovered (the ack's `recovered` / `unrecovered`; a broker that does not
-   * know `since` answers neither: none was), the events, and what the
-   * resume holds kept.
-   */
-  #resumed(keys, m) {
-    const lost = new Set(m?.recovered === true ? [] : m?.recovered === false && Array.isArray(m.unrecovered) ? m.unrecovered : keys);
-    const recovered = [];
-    const unrecovered = [];
-    for (const t of keys) (lost.has(t) ? unrecovered : recovered).push(t);
-    const client = this.#client;
-    client.stats.recovered += recovered.length;
-    client.stats.unrecovered += unrecovered.length;
-    const conflated = this.subs.conflation();
-    for (const t of keys) this.tracker.resumed(t, !lost.has(t), conflated(t));
-    if (recovered.length) {
-      clearTimeout(this.#replayTimer);
-      this.#replayTimer = setTimeout(() => {
-        for (const t of this.tracker.endReplays()) this.#drain(t);
-      }, REPLAY_WAIT_MS);
-    }
-    const epoch = this.tracker.epoch;
-    if (recovered.length) client.emit("recovered", { topics: recovered, epoch, id: m?.id });
-    if (unrecovered.length) client.emit("unrecovered", { topics: unrecovered, epoch, id: m?.id });
-    for (const t of keys) this.#drain(t);
-  }
-
   #resubRefused(conn, req, err) {
     const keys = req.keys ?? [];
     const again = (topics, single) => this.#restore(conn, [{ topics, maxHz: req.maxHz, rewind: req.rewind }], single);
@@ -354,60 +308,18 @@ export class Session {
       // and no more `since` on this connection.
       conn.noSince = true;
       again(req.topics, req.single);
-      this.#resumed(keys, null);
+      this.quotes.resumed(keys, null);
       return;
     }
     // One entry may spoil the group (a request is all or nothing): one by one.
     const oneByOne = !req.single && req.topics.length > 1;
     if (oneByOne) for (const t of req.topics) if (this.subs.needsRestore(conn, t)) again([t], true);
     // Positions those requests carry again keep their holds; others' held quotes go out.
-    for (const t of keys) this.tracker.resumed(t, false);
-    for (const t of keys) this.#drain(t);
+    this.quotes.refused(keys);
     if (oneByOne) return;
     this.subs.dropUnrestored(conn, req.topics);
-    this.subs.forgetUncovered(this.tracker, req.topics);
+    this.quotes.forgetUncovered(conn, req.topics);
     this.#client.emit("error", err);
-  }
-
-  #setEpoch(epoch) {
-    const previous = this.tracker.epoch;
-    if (this.tracker.setEpoch(epoch)) this.#client.emit("epoch", { epoch, previous });
-  }
-
-  #onQuote(q) {
-    const r = this.tracker.offer(q.topic, q.seq, q);
-    if (r === REPEAT) {
-      this.#client.stats.duplicates++;
-      this.#client.emit("duplicate", q);
-      return;
-    }
-    if (r !== HELD) this.#deliver(q, r);
-    this.#drain(q.topic);
-  }
-
-  /** Passes on the quotes the resume holds of `topic` kept that now follow in order. */
-  #drain(topic) {
-    for (let h = this.tracker.nextHeld(topic); h !== undefined; h = this.tracker.nextHeld(topic)) this.#deliver(h.item, h.missed);
-  }
-
-  /** A quote in order, `missed` quotes after the one before. */
-  #deliver(q, missed) {
-    const client = this.#client;
-    if (missed > 0) {
-      client.stats.gaps++;
-      client.stats.missed += missed;
-      const received = typeof q.seq === "bigint" ? q.seq : BigInt(q.seq);
-      client.emit("gap", {
-        topic: q.topic,
-        expected: received - BigInt(missed),
-        received,
-        missed,
-        epoch: this.tracker.epoch,
-        reason: this.tracker.lastGapReason,
-      });
-    }
-    client.stats.quotes++;
-    client.emit("quote", q);
   }
 
   // -------------------------------------------------------------- token ----

@@ -20,6 +20,7 @@
 // SSE is read by the global EventSource when there is one (browsers), else
 // by fetch (Node).
 
+import { DeltaState } from "./tickwire-decoder.js";
 import { TickwireError } from "./tickwire-errors.js";
 import { CLOSED, SseConnection } from "./tickwire-sse.js";
 import { sseUrls, wsUrls } from "./tickwire-urls.js";
@@ -55,7 +56,10 @@ export function backoffDelay({ initialMs, maxMs, multiplier, jitter }, attempt) 
  * connect timeout), fallback (an SSE attempt right after a WebSocket that
  * did not open), stopProbe (on SSE, "auto": stops the WebSocket probe),
  * upgrade (the probe got through: reconnect at once, over the WebSocket),
- * and the client's own: inflight, phase, lastToken}.
+ * deltas (with field deltas on: the connection's DeltaState, the base of
+ * each topic's next delta; a new connection starts from full quotes, and so
+ * does each event stream over SSE, which clears it), and the client's own:
+ * inflight, phase, lastToken, broken}.
  */
 export class ReconnectingSocket {
   #client; // the TickwireClient: emit() and stats
@@ -65,6 +69,7 @@ export class ReconnectingSocket {
   #sseUrls; // the /sse URL of each
   #urlIndex = 0; // the URL of the current (or last) attempt
   #format;
+  #delta; // the URLs ask for field deltas (delta=1)
   #reconnect;
   #backoff;
   #connectTimeoutMs;
@@ -103,10 +108,11 @@ export class ReconnectingSocket {
     this.#client = client;
     this.#hooks = hooks;
     this.#WS = WS;
-    const { hrefs, format } = wsUrls(url, options.format);
+    const { hrefs, format, delta } = wsUrls(url, options.format, options.delta);
     this.#urls = hrefs;
     this.#sseUrls = sseUrls(hrefs, options.sseUrl);
     this.#format = format;
+    this.#delta = delta;
     this.#reconnect = options.reconnect ?? true;
     this.#backoff = { ...DEFAULT_BACKOFF, ...(options.backoff ?? {}) };
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
@@ -131,6 +137,11 @@ export class ReconnectingSocket {
 
   get format() {
     return this.#format;
+  }
+
+  /** Whether the connections ask for field deltas. */
+  get delta() {
+    return this.#delta;
   }
 
   /** "websocket" | "sse": of the current connection (open or being opened), else of the last one that opened; null before any. */
@@ -246,6 +257,7 @@ export class ReconnectingSocket {
     const url = (transport === "sse" ? this.#sseUrls : this.#urls)[this.#urlIndex];
     this.#setState("connecting");
     this.#client.emit("connecting", { attempt: this.#attempt + 1, url, transport });
+    const deltas = this.#delta ? new DeltaState() : null;
     let ws;
     try {
       ws =
@@ -253,6 +265,7 @@ export class ReconnectingSocket {
           ? new SseConnection(url, {
               ...this.#reader,
               format: this.#format,
+              deltas,
               headTimeoutMs: this.#connectTimeoutMs > 0 ? this.#connectTimeoutMs : 10_000,
               ctx: this.#hooks.sse,
             })
@@ -278,6 +291,7 @@ export class ReconnectingSocket {
       timer: null,
       fallback,
       stopProbe: null,
+      deltas,
       lastToken: null,
     };
     this.#conn = conn;

@@ -1,10 +1,11 @@
 // tickwire-sse-protocol.js — protocol v1 over `GET /sse` (v1.2), for the SSE
 // transport (./tickwire-sse.js): the URL of a stream (its query: the topics,
-// max_hz, snapshot, rewind, the token, and `since`, the positions it resumes
-// from), the replies the broker would have made over a WebSocket to the
-// requests a stream carries (answered by its `subscribed` event), and a
-// stream's events as the client's messages in its format.
+// max_hz, snapshot, rewind, the token, `delta=1`, and `since`, the
+// positions it resumes from), the replies the broker would have made over a
+// WebSocket to the requests a stream carries (answered by its `subscribed`
+// event), and a stream's events as the client's messages in its format.
 
+import { QUOTE_FIELDS } from "./tickwire-decoder.js";
 import { MAX_SINCE_KEYS } from "./tickwire-subscriptions.js";
 
 /**
@@ -17,11 +18,12 @@ export const SSE_MAX_URL = 6_000;
 /**
  * The URL (at `base`) of the stream that carries `entries` (topic → max_hz,
  * null: none; over SSE one for all), opened for `reqs`: a snapshot unless
- * the subscribes among them all ask none, the longest rewind they ask, and
- * the token when it goes in the query (`tokenInQuery`: an EventSource sends
- * no header of ours). `since` is added by withSince.
+ * the subscribes among them all ask none, the longest rewind they ask, the
+ * token when it goes in the query (`tokenInQuery`: an EventSource sends no
+ * header of ours), and `delta=1` with `delta` (field deltas, as JSON `delta`
+ * events). `since` is added by withSince.
  */
-export function streamUrl(base, reqs, entries, token, tokenInQuery) {
+export function streamUrl(base, reqs, entries, token, tokenInQuery, delta = false) {
   const subs = reqs.filter((m) => m.op === "subscribe");
   const snapshot = subs.length === 0 || subs.some((m) => m.snapshot !== false);
   let rewind = 0;
@@ -32,6 +34,7 @@ export function streamUrl(base, reqs, entries, token, tokenInQuery) {
   if (!snapshot) q += "&snapshot=false";
   if (rate !== null) q += `&max_hz=${rate}`;
   if (rewind) q += `&rewind=${rewind}`;
+  if (delta) q += "&delta=1";
   if (token && tokenInQuery) q += `&token=${encodeURIComponent(token)}`;
   return `${base}?${q}`;
 }
@@ -114,16 +117,15 @@ function nsToMs(ns) {
   return Number(ns / 1000000n) + Number(ns % 1000000n) / 1e6;
 }
 
-const QUOTE_FIELDS = ["bid", "ask", "bid_size", "ask_size", "last", "volume"];
-
 /**
  * A JSON message of an event stream as the client's format has it: in
- * binary mode a quote's seq and ts become BigInt (ts as JSON rounded it,
- * to ~256 ns) and null prices NaN, as the binary decoder gives them.
+ * binary mode a quote's (or a delta's) seq and ts become BigInt (ts as JSON
+ * rounded it, to ~256 ns) and null prices NaN, as the binary decoder gives
+ * them (a delta's unchanged fields stay absent).
  */
 export function messageFromEvent(text, format) {
   const m = JSON.parse(text);
-  if (m === null || m.type !== "quote" || typeof m.ts !== "number") return m;
+  if (m === null || (m.type !== "quote" && m.type !== "delta") || typeof m.ts !== "number") return m;
   if (format !== "binary" || !Number.isInteger(m.seq) || !Number.isInteger(m.ts)) {
     m.tsMs = m.ts / 1e6;
     return m;

@@ -9,7 +9,10 @@
 // stream, resuming with `since` (requests made together reopen it once); its
 // `subscribed` event answers them, as the broker's acks would. A stream has
 // one max_hz: over SSE every entry has the same one, and a subscribe that
-// would mix them is refused (mixed_max_hz).
+// would mix them is refused (mixed_max_hz). With field deltas on, each
+// stream asks `delta=1`; a stream is a connection of its own to the broker,
+// so each new one starts from full quotes: the connection's DeltaState is
+// cleared when it opens.
 
 import { SSE_MAX_URL, answersTo, messageFromEvent, streamUrl, withSince } from "./tickwire-sse-protocol.js";
 import { openEventStream } from "./tickwire-sse-reader.js";
@@ -61,6 +64,7 @@ export class SseConnection {
   #url;
   #reader; // {EventSource, fetch}
   #format;
+  #deltas; // the connection's DeltaState (field deltas on), or null
   #ctx; // {positions(entries) → {epoch, seqs: [[topic, seq]]} | null, unrecovered(topics)}
   #headTimeoutMs;
   #started = false; // requests may go out
@@ -80,11 +84,12 @@ export class SseConnection {
   #idleTimer = null;
   #lastByte = 0;
 
-  constructor(url, { EventSource = null, fetch = null, format = "json", headTimeoutMs = 10_000, ctx }) {
+  constructor(url, { EventSource = null, fetch = null, format = "json", deltas = null, headTimeoutMs = 10_000, ctx }) {
     this.url = url;
     this.#url = url;
     this.#reader = { EventSource, fetch };
     this.#format = format;
+    this.#deltas = deltas;
     this.#ctx = ctx;
     this.#headTimeoutMs = headTimeoutMs;
     this.#whenEstablished = new Promise((resolve) => (this.#resolveEstablished = resolve));
@@ -244,7 +249,7 @@ export class SseConnection {
 
   #open(reqs, c) {
     const viaQuery = Boolean(this.#reader.EventSource); // an EventSource sends no header of ours
-    const bare = streamUrl(this.#url, reqs, c.entries, c.token, viaQuery);
+    const bare = streamUrl(this.#url, reqs, c.entries, c.token, viaQuery, this.#deltas !== null);
     if (bare.length > SSE_MAX_URL) {
       // The stream there is goes on.
       if (reqs.length > 1) this.#again(reqs);
@@ -259,6 +264,8 @@ export class SseConnection {
     const known = pos ? pos.seqs.map(([t]) => t) : [];
     const { url, sent } = withSince(bare, pos);
     this.#closeStream(); // the stream there was (what it would still bring, the new one replays)
+    // A new stream is a new broker connection: its first quote of each topic is full.
+    this.#deltas?.clear();
     const gen = this.#gen;
     this.#trying = { reqs, entries: c.entries, token: c.token, sent, known };
     const mine = (f) => (...args) => {

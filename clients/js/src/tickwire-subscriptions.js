@@ -114,11 +114,14 @@ export class Subscriptions {
     }
   }
 
-  /** Makes `tracker` (a SeqTracker) forget the topics of `removed` entries that no remembered entry covers. */
-  forgetUncovered(tracker, removed) {
-    if (tracker.size === 0 || removed.length === 0) return;
+  /**
+   * Makes `store` (a SeqTracker, or a connection's DeltaState) forget the
+   * topics of `removed` entries that no remembered entry covers.
+   */
+  forgetUncovered(store, removed) {
+    if (store.size === 0 || removed.length === 0) return;
     const entries = [...this.#subs.keys()];
-    tracker.forget((topic) => removed.some((r) => entryMatches(r, topic)) && !entries.some((e) => entryMatches(e, topic)));
+    store.forget((topic) => removed.some((r) => entryMatches(r, topic)) && !entries.some((e) => entryMatches(e, topic)));
   }
 }
 

@@ -62,7 +62,7 @@ function nextQuote(c, topic, seq) {
 
 test("JSON mode: ack with id and epoch, live quote with Numbers and null for non-finite, unsubscribe ack", async () => {
   const c = client({ format: "json" });
-  assert.match(c.url, /\?format=json$/);
+  assert.match(c.url, /\?format=json&delta=1$/, "field deltas by default");
   const ack = await c.subscribe(["JS.J1", "JS.JP*"], { snapshot: false });
   assert.equal(ack.type, "subscribed");
   assert.equal(typeof ack.id, "number");
@@ -102,7 +102,7 @@ test("JSON mode: ack with id and epoch, live quote with Numbers and null for non
 
 test("binary mode: seq and ts are exact BigInts, non-finite prices are NaN/Infinity, -0 kept", async () => {
   const c = client({ format: "binary" });
-  assert.match(c.url, /\?format=binary$/);
+  assert.match(c.url, /\?format=binary&delta=1$/, "field deltas by default");
   await c.subscribe("JS.B1", { snapshot: false });
   const got = nextQuote(c, "JS.B1");
   await pub.publish({ topic: "JS.B1", bid: NaN, ask: -Infinity, bid_size: -0, ask_size: 200, last: 189.13, volume: 1234567, ts: TS });

@@ -100,11 +100,20 @@ test("entryMatches: exact topics and PREFIX* patterns", () => {
   assert.ok(!entryMatches("BTC*", "ETH-BTC"));
 });
 
-test("URL and options: format in the query, http(s) → ws(s), no WebSocket → TypeError", async () => {
+test("URL and options: format and delta=1 in the query, http(s) → ws(s), no WebSocket → TypeError", async () => {
   const WS = makeFakeWebSocket();
   const opts = { WebSocket: WS, autoConnect: false };
-  assert.equal(new TickwireClient("ws://h:8080/ws", opts).url, "ws://h:8080/ws?format=binary");
-  assert.equal(new TickwireClient("https://h/ws", { ...opts, format: "json" }).url, "wss://h/ws?format=json");
+  const plain = new TickwireClient("ws://h:8080/ws", opts);
+  assert.equal(plain.url, "ws://h:8080/ws?format=binary&delta=1", "field deltas by default");
+  assert.equal(plain.delta, true);
+  assert.equal(new TickwireClient("https://h/ws", { ...opts, format: "json" }).url, "wss://h/ws?format=json&delta=1");
+  const noDelta = new TickwireClient("ws://h/ws", { ...opts, delta: false });
+  assert.equal(noDelta.url, "ws://h/ws?format=binary", "delta: false asks none");
+  assert.equal(noDelta.delta, false);
+  assert.equal(new TickwireClient("ws://h/ws?delta=0", opts).delta, false, "the URL's delta=0 when the option is not given");
+  assert.throws(() => new TickwireClient("ws://h/ws?delta=0", { ...opts, delta: true }), TypeError);
+  assert.throws(() => new TickwireClient("ws://h/ws?delta=yes", opts), TypeError);
+  assert.throws(() => new TickwireClient("ws://h/ws", { ...opts, delta: 1 }), TypeError);
   const fromUrl = new TickwireClient("ws://h/ws?format=json", opts);
   assert.equal(fromUrl.format, "json");
   assert.throws(() => new TickwireClient("ws://h/ws?format=json", { ...opts, format: "binary" }), TypeError);
@@ -116,7 +125,7 @@ test("URL and options: format in the query, http(s) → ws(s), no WebSocket → 
   // In a browser, a relative URL follows the page: wss:// from https://.
   globalThis.location = { href: "https://desk.example.com:8443/dash/" };
   try {
-    assert.equal(new TickwireClient("/ws", opts).url, "wss://desk.example.com:8443/ws?format=binary");
+    assert.equal(new TickwireClient("/ws", opts).url, "wss://desk.example.com:8443/ws?format=binary&delta=1");
   } finally {
     delete globalThis.location;
   }
@@ -283,9 +292,9 @@ test("reconnect: backoff doubles with jitter in [d/2, d], up to the maximum; res
   assert.equal(client.state, "closed");
 });
 
-test("several URLs: the format goes on each; a conflicting format or an empty list is refused", () => {
+test("several URLs: the format (and delta) goes on each; a conflicting format or an empty list is refused", () => {
   const WS = makeFakeWebSocket();
-  const opts = { WebSocket: WS, autoConnect: false };
+  const opts = { WebSocket: WS, autoConnect: false, delta: false };
   const c = new TickwireClient(["ws://a:1/ws", "http://b:2/ws?format=json"], opts);
   assert.equal(c.format, "json", "the first URL that names a format gives it");
   assert.deepEqual(c.urls, ["ws://a:1/ws?format=json", "ws://b:2/ws?format=json"]);
@@ -293,6 +302,10 @@ test("several URLs: the format goes on each; a conflicting format or an empty li
   const one = new TickwireClient(["ws://a:1/ws"], opts);
   assert.deepEqual(one.urls, ["ws://a:1/ws?format=binary"]);
   assert.deepEqual(new TickwireClient("ws://a:1/ws", opts).urls, ["ws://a:1/ws?format=binary"]);
+  assert.deepEqual(new TickwireClient(["ws://a:1/ws", "ws://b:2/ws"], { WebSocket: WS, autoConnect: false }).urls, [
+    "ws://a:1/ws?format=binary&delta=1",
+    "ws://b:2/ws?format=binary&delta=1",
+  ]);
   assert.throws(() => new TickwireClient(["ws://a/ws?format=binary", "ws://b/ws?format=json"], opts), TypeError);
   assert.throws(() => new TickwireClient(["ws://a/ws", "ws://b/ws?format=json"], { ...opts, format: "binary" }), TypeError);
   assert.throws(() => new TickwireClient([], opts), TypeError);

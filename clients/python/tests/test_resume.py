@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from tickwire import Gap, Resume, State, Subscriber
+from tickwire import Gap, Resume, Subscriber
 from tickwire.acks import _EntryOptions
 from tickwire.protocol import topic_matches
 from tickwire.resume import MAX_REQUEST_BYTES, MAX_SINCE_KEYS, covered_seqs, plan_resubscribe
 
 from conftest import async_wait_until, run
+from offline import ack as _ack, drain as _drain, offline as _offline
 
 
 @dataclass(frozen=True)
@@ -164,39 +165,6 @@ def test_resume_dataclass():
 
 
 # -- Subscriber, offline ---------------------------------------------------------
-
-
-class FakeWS:
-    """Collects what the subscriber sends."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    async def send(self, text: str) -> None:
-        self.sent.append(json.loads(text))
-
-
-def _offline(**kw: Any) -> tuple[Subscriber, FakeWS]:
-    """A subscriber "connected" to a FakeWS (no network, no reader task)."""
-    sub = Subscriber("ws://127.0.0.1:9/ws", **kw)
-    sub._queue = asyncio.Queue()  # as connect() would, without a connection
-    sub._started = True
-    sub._state = State.OPEN
-    ws = FakeWS()
-    sub._ws = ws
-    return sub, ws
-
-
-def _drain(sub: Subscriber) -> list[tuple[str, int]]:
-    out = []
-    while not sub._queue.empty():
-        q = sub._queue.get_nowait()
-        out.append((q.topic, q.seq))
-    return out
-
-
-def _ack(req: dict[str, Any], epoch: str, **extra: Any) -> str:
-    return json.dumps({"type": "subscribed", "id": req["id"], "topics": req["topics"], "epoch": epoch, **extra})
 
 
 def test_subscriber_resubscribes_with_since_and_reports_recovered():
@@ -359,7 +327,7 @@ def test_subscribe_rewind_payload_and_urls():
 
     run(main())
     sub = Subscriber(["ws://a:1/ws", "ws://b:2"], format="binary")
-    assert sub.urls == ["ws://a:1/ws?format=binary", "ws://b:2/ws?format=binary"]
+    assert sub.urls == ["ws://a:1/ws?format=binary&delta=1", "ws://b:2/ws?format=binary&delta=1"]
     assert sub.url == sub.urls[0]
     with pytest.raises(ValueError):
         Subscriber([])

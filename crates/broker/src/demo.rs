@@ -288,13 +288,14 @@ impl Instrument {
 }
 
 /// The simulated market: every instrument's book and the random source.
-struct Feed {
+/// Public for the benchmarks (bytes per delivery on this feed).
+pub struct Feed {
     instruments: Vec<Instrument>,
     rng: Rng,
 }
 
 impl Feed {
-    fn new(seed: u64) -> Feed {
+    pub fn new(seed: u64) -> Feed {
         let mut rng = Rng::new(seed);
         let instruments = TICKERS
             .iter()
@@ -304,7 +305,7 @@ impl Feed {
     }
 
     /// One event on one random instrument, and that instrument's new quote.
-    fn step(&mut self, ts: u64) -> Quote {
+    pub fn step(&mut self, ts: u64) -> Quote {
         let rng = &mut self.rng;
         let inst = &mut self.instruments[rng.below(TICKERS.len() as u64) as usize];
         let event = rng.unit();

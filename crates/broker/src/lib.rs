@@ -32,6 +32,7 @@ pub mod internals {
     pub use crate::messages::{
         CatchUp, ConnId, Format, IngestBatch, LocalQuote, Resume, RouterCmd, SharedQuote, WorkerMsg,
     };
+    pub use crate::router::encode::{changed, encode};
     pub use crate::router::{HistoryLimits, Router, WorkerLink};
     pub use crate::worker::internals::{OutFrame, Outbound, Pushed, RouteIndex};
 }

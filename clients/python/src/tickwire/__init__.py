@@ -3,13 +3,19 @@
 * :class:`Publisher`: blocking feed producer (ingest TCP/TLS, bincode frames).
 * :class:`Subscriber`: asyncio WebSocket subscriber (JSON or binary quotes),
   with reconnect (over several broker URLs), resubscribe with resume
-  (protocol v1.2 ``since``) and epoch-aware gap tracking.
+  (protocol v1.2 ``since``), epoch-aware gap tracking, and field deltas
+  (protocol v1.2 ``delta=1``) rebuilt into full quotes.
 """
 
+from .deltas import QuoteRebuilder
 from .gaps import Gap, GapTracker
 from .protocol import (
+    Delta,
     Quote,
+    decode_binary_delta,
+    decode_binary_message,
     decode_binary_quote,
+    delta_from_json,
     encode_batch,
     encode_hello,
     encode_quote,
@@ -22,6 +28,7 @@ from .resume import Resume
 from .subscriber import (
     AuthAck,
     ConnectionClosedError,
+    MissingBaseError,
     RequestError,
     State,
     SubscribeAck,
@@ -35,10 +42,13 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthAck",
     "ConnectionClosedError",
+    "Delta",
     "Gap",
     "GapTracker",
+    "MissingBaseError",
     "Publisher",
     "Quote",
+    "QuoteRebuilder",
     "RequestError",
     "Resume",
     "State",
@@ -46,7 +56,10 @@ __all__ = [
     "Subscriber",
     "TickwireError",
     "UnsubscribeAck",
+    "decode_binary_delta",
+    "decode_binary_message",
     "decode_binary_quote",
+    "delta_from_json",
     "encode_batch",
     "encode_hello",
     "encode_quote",

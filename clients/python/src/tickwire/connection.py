@@ -39,13 +39,17 @@ class State(str, enum.Enum):
     CLOSED = "closed"
 
 
-def _with_format(url: str, fmt: str) -> str:
+def _with_format(url: str, fmt: str, delta: bool = False) -> str:
+    """``url`` with ``format=fmt`` first and ``delta=1`` last when asked: the
+    constructor's options decide, whatever the given URL says about them."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss"):
         raise ValueError(f"url must start with ws:// or wss://, got {url!r}")
     path = parts.path or "/ws"
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "format"]
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("format", "delta")]
     query.insert(0, ("format", fmt))
+    if delta:
+        query.append(("delta", "1"))
     return urlunsplit((parts.scheme, parts.netloc, path, urlencode(query), ""))
 
 
@@ -88,7 +92,10 @@ class _ConnectionMixin(_SubscriberBase):
             token = await _maybe_await(self._token_provider())
             self._token = token
         kwargs: dict[str, Any] = {
-            "compression": None,
+            # permessage-deflate (websockets' default, named so that it stays
+            # on): the broker compresses JSON quotes for every subscriber at
+            # once; connect_kwargs={"compression": None} turns it off.
+            "compression": "deflate",
             "open_timeout": self.open_timeout,
             "max_size": 1 << 20,
         }
@@ -102,6 +109,10 @@ class _ConnectionMixin(_SubscriberBase):
         self._gen += 1
         gen = self._gen
         self._ws = ws
+        # The broker bases deltas on what this connection received: nothing
+        # of an earlier connection may serve as a base.
+        self._rebuilder.clear()
+        self.extensions = ws.response.headers.get("Sec-WebSocket-Extensions") if ws.response is not None else None
         self._url_index = index
         self.connections += 1
         self.reconnect_attempt = 0

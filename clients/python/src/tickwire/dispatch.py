@@ -1,6 +1,7 @@
-"""Incoming messages of the subscriber: decoding (JSON text, binary quotes),
-acks and errors matched to pending requests, subscription registry, epoch and
-gap tracking, and queueing quotes for the iterator."""
+"""Incoming messages of the subscriber: decoding (JSON text, binary quotes
+and deltas), rebuilding full quotes from field deltas, acks and errors
+matched to pending requests, subscription registry, epoch and gap tracking,
+and queueing quotes for the iterator."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any, Iterable
 
 from .acks import AuthAck, SubscribeAck, UnsubscribeAck, _EntryOptions, _Request
 from .base import _SubscriberBase
-from .errors import RequestError, TickwireError
-from .protocol import Quote, decode_binary_quote, quote_from_json, topic_matches
+from .errors import MissingBaseError, RequestError, TickwireError
+from .protocol import Delta, Quote, decode_binary_message, delta_from_json, quote_from_json, topic_matches
 from .resume import Resume
 
 
@@ -23,11 +24,16 @@ class _DispatchMixin(_SubscriberBase):
                 await self._on_text(message)
             else:
                 try:
-                    q = decode_binary_quote(message)
+                    m = decode_binary_message(message)
                 except ValueError as e:
                     await self._report(TickwireError(f"undecodable binary frame: {e}"))
                     continue
-                await self._on_quote(q)
+                await (self._on_delta(m) if isinstance(m, Delta) else self._on_quote(m))
+            if self._dropped_ws is ws:
+                # Closed after a delta without its base: what it had still
+                # buffered may be deltas on that base too; the next
+                # connection sends them again (resume) starting in full.
+                return
 
     async def _on_text(self, text: str) -> None:
         try:
@@ -38,13 +44,13 @@ class _DispatchMixin(_SubscriberBase):
         if not isinstance(msg, dict):
             return
         kind = msg.get("type")
-        if kind == "quote":
+        if kind == "quote" or kind == "delta":
             try:
-                q = quote_from_json(msg)
+                m = quote_from_json(msg) if kind == "quote" else delta_from_json(msg)
             except ValueError as e:
                 await self._report(TickwireError(str(e)))
                 return
-            await self._on_quote(q)
+            await (self._on_quote(m) if kind == "quote" else self._on_delta(m))
             return
         rid = msg.get("id")
         req = self._pending.get(rid) if isinstance(rid, int) else None
@@ -103,7 +109,15 @@ class _DispatchMixin(_SubscriberBase):
         for t in topics:
             self._entries.pop(t, None)
         entries = list(self._entries)
-        self.tracker.forget(lambda topic: not any(topic_matches(e, topic) for e in entries))
+
+        def uncovered(topic: str) -> bool:
+            return not any(topic_matches(e, topic) for e in entries)
+
+        self.tracker.forget(uncovered)
+        # A topic another entry still covers keeps flowing, deltas included:
+        # its base stays. Once nothing covers it, the next quote of it (after
+        # a new subscribe) must come in full.
+        self._rebuilder.forget(uncovered)
 
     async def _on_epoch(self, epoch: Any) -> None:
         if not isinstance(epoch, str):
@@ -119,7 +133,40 @@ class _DispatchMixin(_SubscriberBase):
         if self.on_resume is not None:
             await self._callback(self.on_resume, result)
 
+    async def _on_delta(self, d: Delta) -> None:
+        try:
+            q = self._rebuilder.apply(d)
+        except MissingBaseError as e:
+            await self._resync(e)
+            return
+        self.deltas_applied += 1
+        await self._deliver(q)
+
+    async def _resync(self, err: MissingBaseError) -> None:
+        """A delta without its base: never guess a quote. Report it and close
+        the connection; the reconnect starts over from full quotes (the first
+        quote of each topic on a connection is full) and, with resume, the
+        broker replays what this connection did not deliver."""
+        self.missing_bases += 1
+        self.last_error = err
+        await self._report(err)
+        ws = self._ws
+        if ws is None or self._dropped_ws is ws:
+            return
+        self._dropped_ws = ws
+        try:
+            await ws.close(1002, "delta without its base quote")
+        except Exception:  # noqa: BLE001 - the reader reconnects anyway
+            pass
+
     async def _on_quote(self, q: Quote) -> None:
+        if self.delta:
+            self._rebuilder.full(q)
+        await self._deliver(q)
+
+    async def _deliver(self, q: Quote) -> None:
+        """Gap tracking, stale dropping, and the queue: the same for a full
+        quote and for one rebuilt from a delta."""
         tracker = self.tracker
         if tracker.is_stale(q.topic, q.seq):
             tracker.stale += 1

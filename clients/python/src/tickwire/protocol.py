@@ -11,7 +11,14 @@
 * Binary subscriber quote frames (broker -> subscriber, section 3):
   ``u8 type=1, u8 L, u64 seq, u64 ts, 6 x f64, L topic bytes`` (66 + L bytes).
 
-* JSON quote messages (section 2.3), where non-finite numbers are ``null``.
+* Binary field deltas (protocol v1.2, ``delta=1``): ``u8 type=2, u8 L,
+  u64 seq, u64 ts, u8 mask, f64 x popcount(mask), L topic bytes``
+  (19 + 8k + L bytes); mask bit i = field i of :data:`FIELDS` changed.
+
+* JSON quote messages (section 2.3), where non-finite numbers are ``null``,
+  and JSON deltas ``{"type":"delta","topic":..,"seq":..,"ts":..,<changed fields>}``.
+
+Malformed messages raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -37,6 +44,13 @@ __all__ = [
     "encode_quote_body",
     "decode_binary_quote",
     "quote_from_json",
+    "Delta",
+    "FIELDS",
+    "BINARY_DELTA",
+    "BINARY_DELTA_HEADER_LEN",
+    "decode_binary_delta",
+    "decode_binary_message",
+    "delta_from_json",
 ]
 
 MAX_TOPIC_LEN = 64
@@ -44,6 +58,11 @@ MAX_TOPIC_LEN = 64
 MAX_FRAME_BYTES = 1_048_576
 BINARY_QUOTE = 1
 BINARY_QUOTE_HEADER_LEN = 66
+BINARY_DELTA = 2
+BINARY_DELTA_HEADER_LEN = 19
+#: The six numbers of a quote in wire order: bit i of a delta's mask is ``FIELDS[i]``.
+FIELDS = ("bid", "ask", "bid_size", "ask_size", "last", "volume")
+_ALL_FIELDS = (1 << len(FIELDS)) - 1
 
 TAG_HELLO = 0
 TAG_QUOTE = 1
@@ -60,6 +79,10 @@ _QUOTE_TAIL = struct.Struct("<6dQ")
 # Binary subscriber frame header: type, L, seq, ts, bid..volume.
 _BINARY_HEADER = struct.Struct("<BBQQ6d")
 assert _BINARY_HEADER.size == BINARY_QUOTE_HEADER_LEN
+# Binary delta header: type, L, seq, ts, mask (the changed f64s follow).
+_DELTA_HEADER = struct.Struct("<BBQQB")
+assert _DELTA_HEADER.size == BINARY_DELTA_HEADER_LEN
+_F64 = struct.Struct("<d")
 
 _NAN = float("nan")
 
@@ -99,6 +122,40 @@ class Quote:
             (math.isnan(a) and math.isnan(b)) or a == b
             for a, b in zip(self.prices(), other.prices())
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A quote sent as the fields that changed since the quote of seq − 1 of
+    its topic that the same connection received (protocol v1.2 field deltas).
+
+    ``mask`` bit i set: field ``FIELDS[i]`` changed; ``values`` holds the new
+    values of the changed fields, in field order (``popcount(mask)`` floats).
+    A delta only means something against its base: see :meth:`apply` and
+    :class:`tickwire.deltas.QuoteRebuilder`.
+    """
+
+    topic: str
+    seq: int
+    ts: int
+    mask: int = 0
+    values: tuple[float, ...] = ()
+
+    def changes(self) -> dict[str, float]:
+        """``{field: new value}`` of the changed fields."""
+        names = [name for i, name in enumerate(FIELDS) if self.mask >> i & 1]
+        return dict(zip(names, self.values))
+
+    def apply(self, base: Quote) -> Quote:
+        """The full quote: ``base`` (the quote of ``seq - 1``) with the changed
+        fields, this delta's ``seq`` and ``ts``. Unchanged fields keep their
+        exact bits. The caller checks that ``base`` is the right quote."""
+        out = list(base.prices())
+        changed = iter(self.values)
+        for i in range(len(FIELDS)):
+            if self.mask >> i & 1:
+                out[i] = next(changed)
+        return Quote(self.topic, self.seq, *out, self.ts)
 
 
 def is_valid_topic(topic: str) -> bool:
@@ -180,13 +237,23 @@ def encode_batch(quotes: Iterable[Quote]) -> bytes:
 # Subscriber messages
 
 
+def _binary_topic(data: bytes, start: int, what: str) -> str:
+    try:
+        topic = data[start:].decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError(f"binary {what} topic is not ASCII") from None
+    if not is_valid_topic(topic):
+        raise ValueError(f"binary {what}: invalid topic {topic!r}")
+    return topic
+
+
 def decode_binary_quote(data: bytes | bytearray | memoryview) -> Quote:
-    """Decodes one binary quote frame (section 3); raises ``ValueError`` if malformed."""
+    """Decodes one binary quote frame (type 1, section 3); raises ``ValueError`` if malformed."""
     data = bytes(data)
     if not data:
         raise ValueError("empty binary frame")
     if data[0] != BINARY_QUOTE:
-        raise ValueError(f"unknown binary message type {data[0]}")
+        raise ValueError(f"not a binary quote: message type {data[0]}")
     if len(data) < BINARY_QUOTE_HEADER_LEN:
         raise ValueError(
             f"binary frame of {len(data)} bytes, shorter than the {BINARY_QUOTE_HEADER_LEN}-byte header"
@@ -196,16 +263,50 @@ def decode_binary_quote(data: bytes | bytearray | memoryview) -> Quote:
         raise ValueError(
             f"binary frame is {len(data)} bytes, topic length {n} needs {BINARY_QUOTE_HEADER_LEN + n}"
         )
-    try:
-        topic = data[BINARY_QUOTE_HEADER_LEN:].decode("ascii")
-    except UnicodeDecodeError:
-        raise ValueError("binary frame topic is not ASCII") from None
-    if not is_valid_topic(topic):
-        raise ValueError(f"invalid topic {topic!r}")
+    topic = _binary_topic(data, BINARY_QUOTE_HEADER_LEN, "quote")
     return Quote(topic, seq, bid, ask, bid_size, ask_size, last, volume, ts)
 
 
+def decode_binary_delta(data: bytes | bytearray | memoryview) -> Delta:
+    """Decodes one binary delta frame (type 2); raises ``ValueError`` if malformed
+    (truncated or overlong, mask bits 6 or 7 set, invalid topic)."""
+    data = bytes(data)
+    if not data:
+        raise ValueError("empty binary frame")
+    if data[0] != BINARY_DELTA:
+        raise ValueError(f"not a binary delta: message type {data[0]}")
+    if len(data) < BINARY_DELTA_HEADER_LEN:
+        raise ValueError(
+            f"binary delta of {len(data)} bytes, shorter than the {BINARY_DELTA_HEADER_LEN}-byte header"
+        )
+    _, n, seq, ts, mask = _DELTA_HEADER.unpack_from(data)
+    if mask & ~_ALL_FIELDS:
+        raise ValueError(f"binary delta mask {mask:#04x} names no field")
+    k = mask.bit_count()
+    need = BINARY_DELTA_HEADER_LEN + 8 * k + n
+    if len(data) != need:
+        raise ValueError(f"binary delta is {len(data)} bytes, mask and topic length need {need}")
+    # Each value read on its own keeps its exact bits (NaN payloads, -0.0).
+    values = tuple(_F64.unpack_from(data, BINARY_DELTA_HEADER_LEN + 8 * i)[0] for i in range(k))
+    topic = _binary_topic(data, BINARY_DELTA_HEADER_LEN + 8 * k, "delta")
+    return Delta(topic, seq, ts, mask, values)
+
+
+def decode_binary_message(data: bytes | bytearray | memoryview) -> Quote | Delta:
+    """Decodes one binary frame from the broker by its type byte: a full
+    :class:`Quote` (type 1) or a :class:`Delta` (type 2); ``ValueError`` otherwise."""
+    data = bytes(data)
+    if not data:
+        raise ValueError("empty binary frame")
+    if data[0] == BINARY_QUOTE:
+        return decode_binary_quote(data)
+    if data[0] == BINARY_DELTA:
+        return decode_binary_delta(data)
+    raise ValueError(f"unknown binary message type {data[0]}")
+
+
 def _num(v: Any, field: str) -> float:
+    # A non-finite number travels as null; its sign and kind are lost, NaN stands for it.
     if v is None:
         return _NAN
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -238,3 +339,24 @@ def quote_from_json(msg: Mapping[str, Any]) -> Quote:
         )
     except KeyError as e:
         raise ValueError(f"quote message without {e.args[0]!r}") from None
+
+
+def delta_from_json(msg: Mapping[str, Any]) -> Delta:
+    """Builds a :class:`Delta` from a parsed JSON ``{"type":"delta",...}`` message.
+
+    The fields of :data:`FIELDS` present are the changed ones; ``null`` (a
+    changed non-finite value) becomes NaN, as in :func:`quote_from_json`.
+    """
+    try:
+        topic = msg["topic"]
+        if not isinstance(topic, str):
+            raise ValueError(f"delta topic is not a string: {topic!r}")
+        seq, ts = _int(msg["seq"], "seq"), _int(msg["ts"], "ts")
+    except KeyError as e:
+        raise ValueError(f"delta message without {e.args[0]!r}") from None
+    mask, values = 0, []
+    for i, name in enumerate(FIELDS):
+        if name in msg:
+            mask |= 1 << i
+            values.append(_num(msg[name], name))
+    return Delta(topic, seq, ts, mask, tuple(values))

@@ -15,7 +15,8 @@ from .acks import AuthAck, SubscribeAck, UnsubscribeAck, _EntryOptions, _Request
 from .base import _EOF
 from .connection import State, _ConnectionMixin, _with_format
 from .dispatch import _DispatchMixin
-from .errors import ConnectionClosedError, RequestError, TickwireError
+from .deltas import QuoteRebuilder
+from .errors import ConnectionClosedError, MissingBaseError, RequestError, TickwireError
 from .gaps import Gap, GapTracker
 from .protocol import Quote
 from .resume import Resume
@@ -29,6 +30,7 @@ __all__ = [
     "TickwireError",
     "RequestError",
     "ConnectionClosedError",
+    "MissingBaseError",
     "Resume",
 ]
 
@@ -69,6 +71,18 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
     ``seq`` is not above the last one seen (a repeated snapshot or replay)
     are dropped unless ``drop_stale=False``.
 
+    Field deltas (protocol v1.2, on unless ``delta=False``): the URL asks for
+    ``delta=1``, so the broker sends a quote that follows the previous one of
+    its topic on this connection as only its changed fields. The client keeps
+    the connection's last quote per topic and hands the application full
+    quotes rebuilt bit for bit: the same :class:`Quote` s, gaps and callbacks
+    as without deltas. A delta without its base (never from a broker that
+    keeps the contract) is not applied: it is reported to ``on_error`` as a
+    :class:`MissingBaseError` and the connection is closed (1002) and
+    reopened, which resumes from full quotes (``resume``: no loss). A broker
+    older than v1.2 ignores ``delta=1``. permessage-deflate is offered on
+    every connection (:attr:`extensions` tells whether the broker took it).
+
     Callbacks may be plain functions or coroutine functions; coroutines are
     awaited before the client continues (a slow ``on_state_change`` delays
     the reconnect). Exceptions raised by callbacks are logged and ignored.
@@ -79,6 +93,7 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
             connect tries each once; each reconnect attempt the next one).
         format: ``"json"`` or ``"binary"`` (binary quotes carry exact floats,
             NaN/inf included).
+        delta: ask for field deltas (``delta=1`` in the URL; see above).
         ssl: an ``ssl.SSLContext`` for ``wss://`` (default: system trust store).
         token: subscriber token (JWT) sent with ``auth`` after each connect.
         token_provider: called (sync or async) before each connect that
@@ -102,7 +117,8 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
         open_timeout: WebSocket opening handshake timeout (s).
         request_timeout: how long a request waits for its ack (s), reconnects
             included; ``None``: forever.
-        connect_kwargs: passed to ``websockets.asyncio.client.connect``.
+        connect_kwargs: passed to ``websockets.asyncio.client.connect``
+            (``{"compression": None}`` turns permessage-deflate off).
     """
 
     def __init__(
@@ -110,6 +126,7 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
         url: str | Sequence[str] = "ws://127.0.0.1:8080/ws",
         *,
         format: str = "json",
+        delta: bool = True,
         ssl: _ssl.SSLContext | None = None,
         token: str | None = None,
         token_provider: Callable[[], str | Awaitable[str]] | None = None,
@@ -139,9 +156,10 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
         if not urls:
             raise ValueError("url: at least one broker URL")
         #: The broker URLs (``format`` added), tried in turn.
-        self.urls = [_with_format(u, format) for u in urls]
+        self.urls = [_with_format(u, format, delta) for u in urls]
         self._url_index = 0
         self.format = format
+        self.delta = delta
         self._ssl = ssl
         self._token = token
         self._token_provider = token_provider
@@ -163,6 +181,10 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
         self._connect_kwargs = dict(connect_kwargs or {})
 
         self.tracker = GapTracker()
+        # Bases of field deltas, for the current connection only.
+        self._rebuilder = QuoteRebuilder()
+        # The connection the reader stops reading (after a MissingBaseError).
+        self._dropped_ws: Any = None
         self._state = State.CLOSED
         self._started = False
         self._closing = False
@@ -193,6 +215,14 @@ class Subscriber(_ConnectionMixin, _RequestsMixin, _DispatchMixin):
         self.unrecovered_topics = 0
         #: The latest :class:`Resume` (ack of a resubscribe with ``since``).
         self.last_resume: Resume | None = None
+        #: Field deltas received and turned into full quotes.
+        self.deltas_applied = 0
+        #: Deltas without their base (each closed its connection: see above).
+        self.missing_bases = 0
+        #: ``Sec-WebSocket-Extensions`` of the current (or last) connection's
+        #: handshake response: ``"permessage-deflate; ..."`` when compression
+        #: was negotiated, None when the broker declined it.
+        self.extensions: str | None = None
 
     # -- properties ------------------------------------------------------------
 

@@ -52,6 +52,7 @@ fn dashboard_assets_are_served_with_their_types() {
         ("/tickwire-sse-reader.js", JAVASCRIPT),
         ("/tickwire-urls.js", JAVASCRIPT),
         ("/tickwire-ws-probe.js", JAVASCRIPT),
+        ("/tickwire-quotes.js", JAVASCRIPT),
         ("/tickwire-subscriptions.js", JAVASCRIPT),
     ];
     assert_eq!(listed.len(), ASSETS.len(), "an asset is not listed here");

@@ -11,7 +11,7 @@ use tickwire_ws::frame::{header_len, write_header, OpCode};
 use crate::messages::SharedQuote;
 
 /// Encodes `quote` once per wire format as complete server frames.
-pub(crate) fn encode(
+pub fn encode(
     quote: &Quote,
     topic: Arc<str>,
     (seq, accepted): (u64, u64),
@@ -46,7 +46,7 @@ fn frame(opcode: OpCode, payload: &[u8]) -> Box<[u8]> {
 
 /// What a quote numbered `seq` changes of its topic's last value `prev`
 /// (field deltas): known only when `prev` is the quote of `seq - 1`.
-pub(crate) fn changed(prev: Option<&SharedQuote>, quote: &Quote, seq: u64) -> Option<u8> {
+pub fn changed(prev: Option<&SharedQuote>, quote: &Quote, seq: u64) -> Option<u8> {
     let prev = prev.filter(|p| p.seq.checked_add(1) == Some(seq))?;
     Some(changed_mask(&prev.numbers().1, &fields(quote)))
 }

@@ -38,7 +38,7 @@ pub use to_workers::WorkerLink;
 use topics::TopicTable;
 
 mod cluster;
-pub(crate) mod encode;
+pub mod encode;
 mod history;
 mod interest;
 mod outbox;
