@@ -11,6 +11,7 @@
 //! (frame headers included) are printed before the timings; they do not
 //! depend on the machine.
 
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,7 +76,9 @@ fn one_field_feed(n: usize) -> Vec<Quote> {
 /// The feed as the router makes it: numbered per topic, encoded once, with
 /// what changed since the topic's previous quote.
 fn shared(quotes: &[Quote]) -> Vec<Arc<SharedQuote>> {
-    let mut last: std::collections::HashMap<String, Arc<SharedQuote>> = Default::default();
+    let mut last: HashMap<String, Arc<SharedQuote>> = HashMap::new();
+    // The router's interned names: one `Arc<str>` per topic.
+    let mut names: HashMap<String, Arc<str>> = HashMap::new();
     let mut scratch = Vec::new();
     quotes
         .iter()
@@ -84,14 +87,12 @@ fn shared(quotes: &[Quote]) -> Vec<Arc<SharedQuote>> {
             let prev = last.get(&q.topic);
             let seq = prev.map_or(1, |p| p.seq + 1);
             let mask = changed(prev.map(|p| &**p), q, seq);
-            let s = Arc::new(encode(
-                q,
-                q.topic.as_str().into(),
-                (seq, i as u64),
-                Instant::now(),
-                mask,
-                &mut scratch,
-            ));
+            let name = names
+                .entry(q.topic.clone())
+                .or_insert_with(|| q.topic.as_str().into())
+                .clone();
+            let order = (seq, i as u64);
+            let s = Arc::new(encode(q, name, order, Instant::now(), mask, &mut scratch));
             last.insert(q.topic.clone(), s.clone());
             s
         })

@@ -129,18 +129,14 @@ impl Outbound {
     }
 
     fn push_shared(&mut self, frame: OutFrame, now: Instant) -> Pushed {
-        // Decided before the budget check (a delta is smaller). Should it be
-        // conflated, that holds: no quote of its topic enters the lane
-        // while it waits in its slot (it is decided again on leaving).
-        let frame = match &self.last_sent {
-            Some(last) => frame.decided(last),
-            None => frame,
+        let frame = if self.slots.is_none() {
+            match self.try_enter(frame, false) {
+                Ok(()) => return Pushed::Queued,
+                Err(frame) => frame,
+            }
+        } else {
+            frame
         };
-        let len = frame.bytes().len();
-        if self.slots.is_none() && self.queued_bytes + len <= self.budget() {
-            self.enter_lane(frame);
-            return Pushed::Queued;
-        }
         let Some(topic) = frame.shared().map(|q| q.topic.clone()) else {
             self.push_data(frame);
             return Pushed::Queued;
@@ -177,44 +173,44 @@ impl Outbound {
     /// Moves conflated quotes into the queue while they fit the budget;
     /// back to ordered delivery once the slots are empty.
     fn refill(&mut self) {
-        let budget = self.budget();
-        let Some(slots) = self.slots.as_mut() else {
+        let Some(mut slots) = self.slots.take() else {
             return;
         };
         while let Some(topic) = slots.order.front() {
-            let Some(frame) = slots.newest.get(topic) else {
+            let Some(frame) = slots.newest.remove(topic) else {
                 slots.order.pop_front();
                 continue;
             };
-            let len = frame.bytes().len();
-            if self.queued_bytes + len > budget && self.queued_bytes > 0 {
+            // Onto an empty queue it goes, whatever its size.
+            if let Err(frame) = self.try_enter(frame, self.queued_bytes == 0) {
+                slots.newest.insert(topic.clone(), frame);
+                self.slots = Some(slots);
                 return;
-            }
-            if let Some(frame) = slots.newest.remove(topic) {
-                let frame = match &mut self.last_sent {
-                    Some(last) => {
-                        let frame = frame.decided(last);
-                        if let Some(q) = frame.shared() {
-                            last.record(q);
-                        }
-                        frame
-                    }
-                    None => frame,
-                };
-                self.queued_bytes += frame.bytes().len();
-                self.data.push_back(frame);
             }
             slots.order.pop_front();
         }
-        self.slots = None;
     }
 
-    /// A decided quote frame enters the ordered lane: noted for deltas.
-    fn enter_lane(&mut self, frame: OutFrame) {
-        if let (Some(last), Some(q)) = (&mut self.last_sent, frame.shared()) {
-            last.record(q);
-        }
+    /// Puts a frame in the ordered lane if it fits the budget (or `force`).
+    /// On a delta connection this decides whether a quote goes as a delta,
+    /// in one lookup: decided, sized, noted. A frame that does not fit is
+    /// handed back undecided (a conflated quote is decided when it leaves
+    /// its slot).
+    fn try_enter(&mut self, frame: OutFrame, force: bool) -> Result<(), OutFrame> {
+        let (queued, budget) = (self.queued_bytes, self.budget());
+        let fits = |len: usize| force || queued + len <= budget;
+        let frame = match (&mut self.last_sent, &frame) {
+            (Some(last), OutFrame::Quote(q, wire) | OutFrame::Snapshot(q, wire)) => {
+                match last.admit(q, *wire, |w| fits(q.frame(w).len())) {
+                    Some(decided) => frame.on_wire(decided),
+                    None => return Err(frame),
+                }
+            }
+            _ if fits(frame.bytes().len()) => frame,
+            _ => return Err(frame),
+        };
         self.push_data(frame);
+        Ok(())
     }
 
     pub fn push_priority(&mut self, frame: Vec<u8>) {

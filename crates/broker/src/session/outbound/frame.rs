@@ -1,7 +1,6 @@
 //! What an outbound queue holds: shared quote frames on a connection's
 //! wire, and the connection's own frames.
 
-use super::last_sent::LastSent;
 use crate::encodings::Wire;
 use crate::messages::LocalQuote;
 
@@ -25,18 +24,11 @@ impl OutFrame {
         }
     }
 
-    /// The frame as it enters the ordered lane of a delta connection: a
-    /// delta only where it follows the client's last quote of its topic.
-    pub(super) fn decided(self, last: &LastSent) -> OutFrame {
+    /// A quote frame on `wire` (the delta decided); others as they are.
+    pub(super) fn on_wire(self, wire: Wire) -> OutFrame {
         match self {
-            OutFrame::Quote(q, wire) => {
-                let wire = last.decide(&q, wire);
-                OutFrame::Quote(q, wire)
-            }
-            OutFrame::Snapshot(q, wire) => {
-                let wire = last.decide(&q, wire);
-                OutFrame::Snapshot(q, wire)
-            }
+            OutFrame::Quote(q, _) => OutFrame::Quote(q, wire),
+            OutFrame::Snapshot(q, _) => OutFrame::Snapshot(q, wire),
             other => other,
         }
     }

@@ -19,6 +19,8 @@ use crate::router::encode::{changed, encode};
 #[derive(Default)]
 pub(super) struct Feed {
     last: HashMap<String, (u64, Quote, Arc<SharedQuote>)>,
+    /// The router's interned names: every quote of a topic shares one.
+    names: HashMap<String, Arc<str>>,
     pub truth: HashMap<(String, u64), Quote>,
     pub history: HashMap<String, Vec<Arc<SharedQuote>>>,
 }
@@ -55,9 +57,14 @@ impl Feed {
         q.ts = seq * 10;
         let mask = changed(prev.as_deref(), &q, seq);
         let mut scratch = Vec::new();
+        let name = self
+            .names
+            .entry(topic.to_owned())
+            .or_insert_with(|| topic.into())
+            .clone();
         let shared = Arc::new(encode(
             &q,
-            topic.into(),
+            name,
             (seq, seq),
             Instant::now(),
             mask,
