@@ -53,6 +53,17 @@ pub struct Common {
     /// Subscriber wire format.
     #[arg(long, value_enum, default_value_t = FormatArg::Json, global = true)]
     pub format: FormatArg,
+    /// Subscribers ask for field deltas (`delta=1` on /ws): a quote whose
+    /// predecessor (seq − 1) the subscriber received carries only the fields
+    /// that changed. Deltas count as deliveries like full quotes.
+    #[arg(long, global = true)]
+    pub delta: bool,
+    /// Subscribers offer permessage-deflate (RFC 7692) in the upgrade request;
+    /// the report's `deflate_negotiated` says how many connections the broker
+    /// accepted it on (a broker with `[websocket] permessage_deflate = false`
+    /// declines, and those connections run uncompressed).
+    #[arg(long, global = true)]
+    pub deflate: bool,
     /// Deadline in seconds for connecting and subscribing every subscriber.
     #[arg(long, default_value_t = 60.0, global = true)]
     pub connect_timeout: f64,

@@ -66,6 +66,8 @@ fn spec_from(cli: &Cli, scenario: &'static str, load: &LoadArgs) -> Result<LoadS
             FormatArg::Json => Format::Json,
             FormatArg::Binary => Format::Binary,
         },
+        delta: c.delta,
+        deflate: c.deflate,
         subscribers: load.subscribers,
         topics: load.topics,
         per_sub: load.topics_per_sub,

@@ -34,6 +34,10 @@ pub struct RecvConfig {
     /// connects to `ws[s % ws.len()]`.
     pub ws: Vec<SocketAddr>,
     pub format: Format,
+    /// Ask for field deltas (`--delta`: `delta=1` in the upgrade path).
+    pub delta: bool,
+    /// Offer permessage-deflate in the upgrade request (`--deflate`).
+    pub deflate: bool,
     pub topics: usize,
     pub per_sub: usize,
     pub prefix: String,
@@ -115,6 +119,8 @@ mod tests {
         let mut cfg = RecvConfig {
             ws: vec![addr(1), addr(2), addr(3)],
             format: Format::Json,
+            delta: false,
+            deflate: false,
             topics: 1,
             per_sub: 1,
             prefix: "lt.".into(),

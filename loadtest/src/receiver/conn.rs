@@ -1,6 +1,6 @@
 //! One subscriber connection: its state, the per-thread context, opening
-//! the socket, the upgrade request once TCP (and TLS) is up, the subscribe
-//! request, writes, and what a failure counts as.
+//! the socket, the upgrade request once TCP (and TLS) is up (built by
+//! `upgrade`), the subscribe request, writes, and what a failure counts as.
 
 use std::io::{ErrorKind, IoSlice, Write};
 use std::net::SocketAddr;
@@ -13,11 +13,11 @@ use mio::{Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 use tickwire_client::tls_io;
 use tickwire_ws::frame::encode_masked_frame;
-use tickwire_ws::handshake::client_request;
 use tickwire_ws::{DecoderLimits, FrameDecoder, OpCode, Role};
 
-use super::config::{Format, RecvConfig, Shared, PHASE_STOP};
+use super::config::{RecvConfig, Shared, PHASE_STOP};
 use super::result::{ErrorCounts, WsResult};
+use super::upgrade;
 use crate::gaps::GapTracker;
 use crate::sys;
 
@@ -80,6 +80,12 @@ pub(super) struct Ctx<'a> {
     pub(super) mask_state: u64,
     pub(super) prefix: Vec<u8>,
     pub(super) last_delivery_ns: u64,
+    /// WebSocket bytes read from this thread's subscriber sockets after
+    /// their 101 responses (frame headers included, compressed as they came;
+    /// with `--tls`, the decrypted bytes, not the TLS records).
+    pub(super) wire_bytes: u64,
+    /// Connections whose 101 response accepted permessage-deflate.
+    pub(super) deflate_negotiated: usize,
 }
 
 impl Ctx<'_> {
@@ -134,17 +140,23 @@ pub(super) fn open(ctx: &mut Ctx<'_>, conns: &mut Vec<Conn>, s: usize) {
         started: Instant::now(),
         rbuf: Vec::new(),
         wbuf: Vec::new(),
-        dec: FrameDecoder::new(
-            Role::Client,
-            DecoderLimits {
-                max_message: 16 << 20,
-                accept_binary: true,
-                deflate: false,
-            },
-        ),
+        dec: decoder(cfg.deflate),
         trackers: vec![GapTracker::default(); cfg.per_sub],
         first_topic: (s * cfg.per_sub) % cfg.topics,
     });
+}
+
+/// A subscriber's frame decoder; `deflate`: compressed (RSV1) messages are
+/// inflated, else refused as a protocol error.
+pub(super) fn decoder(deflate: bool) -> FrameDecoder {
+    FrameDecoder::new(
+        Role::Client,
+        DecoderLimits {
+            max_message: 16 << 20,
+            accept_binary: true,
+            deflate,
+        },
+    )
 }
 
 fn connect_socket(cfg: &RecvConfig, addr: SocketAddr, s: usize) -> std::io::Result<TcpStream> {
@@ -208,12 +220,9 @@ pub(super) fn on_connected(ctx: &mut Ctx<'_>, c: &mut Conn) -> Result<(), Fail> 
             .map_err(|_| Fail::Handshake)?;
         c.tls = Some(Box::new(conn));
     }
-    let path = match ctx.cfg.format {
-        Format::Json => "/ws",
-        Format::Binary => "/ws?format=binary",
-    };
+    let host = ctx.cfg.ws[c.ws].to_string();
     c.wbuf
-        .extend_from_slice(&client_request(&ctx.cfg.ws[c.ws].to_string(), path, &c.key));
+        .extend_from_slice(&upgrade::request(ctx.cfg, &host, &c.key));
     c.state = State::Handshake;
     Ok(())
 }

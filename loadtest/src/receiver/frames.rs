@@ -1,6 +1,8 @@
-//! Reading a connection: the upgrade response, WebSocket frames (an
-//! allocation-free fast path for whole data frames, `FrameDecoder` for the
-//! rest), and what each message means (ack, error, quote → latency, gaps).
+//! Reading a connection: the upgrade response (and whether it accepted
+//! permessage-deflate), WebSocket frames (an allocation-free fast path for
+//! whole uncompressed data frames, `FrameDecoder` for the rest, compressed
+//! ones included), what each message means (ack, error, quote or delta →
+//! latency, gaps), and the bytes read after the upgrade (`wire_bytes`).
 
 use std::io::{ErrorKind, Read};
 use std::sync::atomic::Ordering;
@@ -10,7 +12,8 @@ use tickwire_ws::frame::encode_masked_frame;
 use tickwire_ws::handshake::{parse_client_response, ResponseParse};
 use tickwire_ws::{Event, OpCode};
 
-use super::conn::{flush, micros, send_subscribe, Conn, Ctx, Fail, State};
+use super::conn::{decoder, flush, micros, send_subscribe, Conn, Ctx, Fail, State};
+use super::upgrade;
 use super::{FAST_PATH_MAX, MAX_READS_PER_TURN, SCRATCH};
 use crate::parse::{self, TextKind};
 use crate::sys;
@@ -50,6 +53,16 @@ fn on_bytes(ctx: &mut Ctx<'_>, c: &mut Conn, data: &[u8], now_ns: u64) -> Result
         match parse_client_response(&c.rbuf, &c.key, 8192) {
             Ok(ResponseParse::Partial) => return Ok(()),
             Ok(ResponseParse::Complete { len }) => {
+                if ctx.cfg.deflate {
+                    if upgrade::deflate_accepted(c.rbuf.get(..len).unwrap_or_default()) {
+                        ctx.deflate_negotiated += 1;
+                    } else {
+                        // Declined: a compressed frame now is a violation.
+                        c.dec = decoder(false);
+                    }
+                }
+                // What came behind the head is already frame data.
+                ctx.wire_bytes += c.rbuf.len().saturating_sub(len) as u64;
                 c.rbuf.drain(..len);
                 send_subscribe(ctx, c);
                 c.state = State::AwaitAck;
@@ -65,6 +78,7 @@ fn on_bytes(ctx: &mut Ctx<'_>, c: &mut Conn, data: &[u8], now_ns: u64) -> Result
             Err(_) => return Err(Fail::Handshake),
         }
     }
+    ctx.wire_bytes += data.len() as u64;
     if c.rbuf.is_empty() {
         let used = frames(ctx, c, data, now_ns)?;
         if used < data.len() && c.state != State::Parked {
@@ -85,8 +99,10 @@ fn on_bytes(ctx: &mut Ctx<'_>, c: &mut Conn, data: &[u8], now_ns: u64) -> Result
     Ok(())
 }
 
-/// Header of a complete-able, unfragmented, unmasked text/binary frame:
-/// (is_binary, header length, payload length). None → use FrameDecoder.
+/// Header of a complete-able, unfragmented, unmasked, uncompressed
+/// text/binary frame: (is_binary, header length, payload length). None →
+/// use FrameDecoder (a compressed frame, first byte 0xC1/0xC2 with RSV1,
+/// is inflated there).
 #[inline]
 fn fast_header(b: &[u8]) -> Option<(bool, usize, usize)> {
     let (&b0, &b1) = (b.first()?, b.get(1)?);
@@ -240,6 +256,61 @@ fn on_ack(ctx: &mut Ctx<'_>, c: &mut Conn) {
 #[cfg(test)]
 mod tests {
     use super::fast_header;
+    use crate::parse::{self, QuoteRef, TextKind};
+    use crate::receiver::conn::decoder;
+    use tickwire_protocol::server::{binary_delta, json_delta};
+    use tickwire_ws::deflate::encode_deflated_message;
+    use tickwire_ws::{Event, OpCode};
+
+    #[test]
+    fn compressed_deltas_go_through_the_inflating_decoder() {
+        let values = [100.25, 100.26, 100.0, 200.0, 100.255, 7.0];
+        let mut json = Vec::new();
+        json_delta(
+            "lt.3",
+            43,
+            1_700_000_000_000_000_001,
+            &values,
+            0b11_0011,
+            &mut json,
+        );
+        let mut bin = Vec::new();
+        binary_delta(
+            "lt.3",
+            43,
+            1_700_000_000_000_000_001,
+            &values,
+            0b11_0011,
+            &mut bin,
+        );
+        let want = || QuoteRef {
+            topic: b"lt.3",
+            seq: 43,
+            ts: 1_700_000_000_000_000_001,
+        };
+        for (opcode, payload) in [(OpCode::Text, &json), (OpCode::Binary, &bin)] {
+            let mut frame = Vec::new();
+            encode_deflated_message(&mut frame, opcode, payload);
+            assert_eq!(frame[0] & 0x40, 0x40, "RSV1 set");
+            assert_eq!(fast_header(&frame), None, "no fast path when compressed");
+            let (used, ev) = decoder(true).decode(&frame).expect("inflates");
+            assert_eq!(used, frame.len());
+            match ev {
+                Some(Event::Text(t)) => {
+                    assert_eq!(t.as_bytes(), &json[..]);
+                    assert_eq!(parse::text_kind(t.as_bytes()), TextKind::Quote);
+                    assert_eq!(parse::json_quote(t.as_bytes()), Some(want()));
+                }
+                Some(Event::Binary(b)) => {
+                    assert_eq!(b, bin);
+                    assert_eq!(parse::binary_quote(&b), Some(want()));
+                }
+                other => panic!("{other:?}"),
+            }
+            // Without a negotiated extension, RSV1 is a protocol error.
+            assert!(decoder(false).decode(&frame).is_err());
+        }
+    }
 
     #[test]
     fn fast_header_takes_only_whole_unmasked_data_frames() {
@@ -250,5 +321,8 @@ mod tests {
         assert_eq!(fast_header(&[0x01, 5]), None);
         assert_eq!(fast_header(&[0x89, 0]), None);
         assert_eq!(fast_header(&[0x81, 0x85]), None);
+        // Compressed (RSV1): the decoder inflates it.
+        assert_eq!(fast_header(&[0xC1, 5]), None);
+        assert_eq!(fast_header(&[0xC2, 5]), None);
     }
 }

@@ -6,21 +6,26 @@
 //!
 //! Receive path per read: one `read` into the thread's scratch buffer, one
 //! clock read for every message in it, frames parsed in place. Complete,
-//! unfragmented, unmasked data frames (what the broker sends for quotes) are
-//! parsed without `FrameDecoder`, so no per-message allocation; everything
-//! else (control frames, fragments, protocol violations) goes through
-//! `tickwire_ws::FrameDecoder` with `Role::Client`.
+//! unfragmented, unmasked, uncompressed data frames (what the broker sends
+//! for quotes and deltas without permessage-deflate) are parsed without
+//! `FrameDecoder`, so no per-message allocation; everything else (compressed
+//! frames with `--deflate`, control frames, fragments, protocol violations)
+//! goes through `tickwire_ws::FrameDecoder` with `Role::Client`, which
+//! inflates. Every byte read after the 101 response is counted
+//! (`wire_bytes`).
 //!
 //! Layout: `config` (what the threads are told and share), `result` (what
-//! they measure), `conn` (a connection: set-up, upgrade request, writes,
-//! failure), `frames` (reads, handshake response, frame parsing, messages),
-//! `thread` (the loop of one receiving thread).
+//! they measure), `conn` (a connection: set-up, writes, failure), `upgrade`
+//! (the upgrade request: path, `delta`, permessage-deflate offer; whether
+//! the response accepted it), `frames` (reads, handshake response, frame
+//! parsing, messages), `thread` (the loop of one receiving thread).
 
 mod config;
 mod conn;
 mod frames;
 mod result;
 mod thread;
+mod upgrade;
 
 pub use config::{
     Format, RecvConfig, Shared, SlowMode, TlsClient, PHASE_CONNECT, PHASE_MEASURE, PHASE_STOP,

@@ -101,4 +101,11 @@ pub struct RecvResult {
     pub busy_share: f64,
     /// Wall-clock ns of the last quote received (0 = none).
     pub last_delivery_ns: u64,
+    /// Bytes read from the subscriber sockets after their 101 responses:
+    /// WebSocket frames as they came (headers included, compressed with
+    /// permessage-deflate), acks included. With `--tls`, counted after
+    /// decryption (the WebSocket bytes, not the TLS records).
+    pub wire_bytes: u64,
+    /// Connections whose 101 response accepted permessage-deflate.
+    pub deflate_negotiated: usize,
 }

@@ -50,6 +50,8 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
                 slow: 0,
                 busy_share: 0.0,
                 last_delivery_ns: 0,
+                wire_bytes: 0,
+                deflate_negotiated: 0,
             };
         }
     };
@@ -70,6 +72,8 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
         mask_state: 0x2545_F491_4F6C_DD1D ^ (thread_no as u64 + 1),
         prefix: cfg.prefix.as_bytes().to_vec(),
         last_delivery_ns: 0,
+        wire_bytes: 0,
+        deflate_negotiated: 0,
     };
     let mut conns: Vec<Conn> = Vec::with_capacity(subs.len());
     let mut events = Events::with_capacity(1024);
@@ -205,6 +209,8 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
         slow: ctx.slow,
         busy_share,
         last_delivery_ns: ctx.last_delivery_ns,
+        wire_bytes: ctx.wire_bytes,
+        deflate_negotiated: ctx.deflate_negotiated,
     }
 }
 

@@ -14,6 +14,13 @@
 //! quotes_sent              quotes the publishers wrote to the ingest socket
 //! quotes_per_s             quotes_sent / duration_s
 //! subscribers              {requested, subscribed, failed, slow}
+//! wire_bytes               bytes read from the subscriber sockets after the 101 responses:
+//!                          WebSocket frames as received (headers included, compressed
+//!                          with permessage-deflate), subscribe acks included; with --tls
+//!                          counted after decryption (WebSocket bytes, not TLS records)
+//! wire_bytes_per_delivery  wire_bytes / deliveries (null when nothing was delivered)
+//! deflate_negotiated       with --deflate: connections whose upgrade response accepted
+//!                          permessage-deflate (0 when the broker declines); else null
 //! latency_us               {count, p50, p90, p99, p999, max, mean}  producer ts → receipt, µs
 //! latency_by_ws            only with several --ws addresses (`--ws a,b,…`; subscriber s
 //!                          connects to entry s mod N): one object per entry, in --ws order,
@@ -126,6 +133,13 @@ pub struct Report {
     pub quotes_sent: u64,
     pub quotes_per_s: f64,
     pub subscribers: Subscribers,
+    /// Bytes read from subscriber sockets after the 101 responses (frames,
+    /// acks included; decrypted bytes with `--tls`).
+    pub wire_bytes: u64,
+    /// `wire_bytes / deliveries`; `None` without deliveries.
+    pub wire_bytes_per_delivery: Option<f64>,
+    /// With `--deflate`: connections that negotiated permessage-deflate.
+    pub deflate_negotiated: Option<usize>,
     pub latency_us: Percentiles,
     /// Per `--ws` address, in `--ws` order; `None` (and not serialized)
     /// with a single address.
@@ -201,6 +215,20 @@ impl Report {
             "  deliveries         {}{expected} ({:.0}/s)",
             self.deliveries, self.deliveries_per_s
         );
+        let per = self
+            .wire_bytes_per_delivery
+            .map(|b| format!(", {b:.1} per delivery"))
+            .unwrap_or_default();
+        let deflate = self
+            .deflate_negotiated
+            .map(|n| {
+                format!(
+                    "; permessage-deflate on {n} of {} connections",
+                    s.subscribed
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(o, "  wire bytes         {}{per}{deflate}", self.wire_bytes);
         pct_row(&mut o, "latency", &self.latency_us);
         for (i, w) in self.latency_by_ws.iter().flatten().enumerate() {
             let tail = format!("  {}, {} subscribers", w.ws, w.subscribers);
@@ -268,6 +296,30 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_bytes_in_table_and_json() {
+        let mut r = Report::default();
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["wire_bytes"], 0);
+        assert!(json["wire_bytes_per_delivery"].is_null(), "{json}");
+        assert!(json["deflate_negotiated"].is_null(), "{json}");
+        assert!(!r.table().contains("per delivery"));
+        r.wire_bytes = 1000;
+        r.deliveries = 8;
+        r.wire_bytes_per_delivery = Some(125.0);
+        r.deflate_negotiated = Some(3);
+        r.subscribers.subscribed = 4;
+        let table = r.table();
+        let row = table.lines().find(|l| l.contains("wire bytes")).unwrap();
+        assert!(
+            row.ends_with("1000, 125.0 per delivery; permessage-deflate on 3 of 4 connections"),
+            "{table}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["wire_bytes_per_delivery"], 125.0);
+        assert_eq!(json["deflate_negotiated"], 3);
+    }
 
     #[test]
     fn table_has_one_latency_line_per_ws_address() {

@@ -55,6 +55,7 @@ pub(super) fn report(spec: &LoadSpec, cfg: &RecvConfig, run: Outcome) -> Report 
     let mut errors = ErrorCounts::default();
     let mut gaps = GapCounts::default();
     let (mut deliveries, mut negative, mut subscribed, mut slow, mut last_ns) = (0, 0, 0, 0, 0);
+    let (mut wire_bytes, mut deflate_negotiated) = (0u64, 0usize);
     let mut recv_busy = Vec::new();
     let mut by_ws: Vec<WsResult> = if cfg.per_ws() {
         cfg.ws.iter().map(|_| WsResult::new()).collect()
@@ -75,6 +76,8 @@ pub(super) fn report(spec: &LoadSpec, cfg: &RecvConfig, run: Outcome) -> Report 
         subscribed += r.subscribed;
         slow += r.slow;
         last_ns = last_ns.max(r.last_delivery_ns);
+        wire_bytes += r.wire_bytes;
+        deflate_negotiated += r.deflate_negotiated;
         recv_busy.push(round3(r.busy_share));
     }
     let mut pub_busy = Vec::new();
@@ -158,6 +161,10 @@ pub(super) fn report(spec: &LoadSpec, cfg: &RecvConfig, run: Outcome) -> Report 
             failed: opened.saturating_sub(subscribed),
             slow,
         },
+        wire_bytes,
+        wire_bytes_per_delivery: (deliveries > 0)
+            .then(|| round3(wire_bytes as f64 / deliveries as f64)),
+        deflate_negotiated: spec.deflate.then_some(deflate_negotiated),
         latency_us: Percentiles::of(&latency),
         latency_by_ws: cfg.per_ws().then(|| {
             cfg.ws

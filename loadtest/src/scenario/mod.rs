@@ -45,6 +45,8 @@ pub fn run_load(spec: &LoadSpec) -> Result<Report, Error> {
     let cfg = Arc::new(RecvConfig {
         ws: spec.ws.clone(),
         format: spec.format,
+        delta: spec.delta,
+        deflate: spec.deflate,
         topics: spec.topics,
         per_sub: spec.per_sub,
         prefix: spec.prefix.clone(),

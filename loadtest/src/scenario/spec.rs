@@ -17,6 +17,10 @@ pub struct LoadSpec {
     pub ws: Vec<SocketAddr>,
     pub ingest: SocketAddr,
     pub format: Format,
+    /// `--delta`: subscribers ask for field deltas.
+    pub delta: bool,
+    /// `--deflate`: subscribers offer permessage-deflate.
+    pub deflate: bool,
     pub subscribers: usize,
     pub topics: usize,
     pub per_sub: usize,
@@ -86,6 +90,8 @@ impl LoadSpec {
             "ws": self.ws_list(),
             "ingest": self.ingest.to_string(),
             "format": self.format,
+            "delta": self.delta,
+            "deflate": self.deflate,
             "subscribers": self.subscribers,
             "topics": self.topics,
             "topics_per_sub": self.per_sub,
