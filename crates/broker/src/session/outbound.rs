@@ -17,13 +17,13 @@
 //! order again. An older quote of a topic is always in the queue ahead of
 //! its slot, so nothing stale follows something newer.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::encodings::Wire;
 use crate::messages::LocalQuote;
 use last_sent::LastSent;
+use slots::Slots;
 
 /// Frames laid out for one write call: under load a subscriber gets ~20
 /// frames a turn, and the copy of 64 small frames costs less than the
@@ -73,14 +73,6 @@ pub struct Outbound {
     /// Field deltas (`delta=1` connections only): the last seq per topic
     /// that entered the ordered lane.
     last_sent: Option<Box<LastSent>>,
-}
-
-/// Topics with a conflated quote, oldest first, and the quotes.
-struct Slots {
-    order: VecDeque<Arc<str>>,
-    newest: HashMap<Arc<str>, OutFrame>,
-    /// When conflation began (for the `disconnect` policy).
-    since: Instant,
 }
 
 impl Default for Outbound {
@@ -141,17 +133,8 @@ impl Outbound {
             self.push_data(frame);
             return Pushed::Queued;
         };
-        let slots = self.slots.get_or_insert_with(|| {
-            Box::new(Slots {
-                order: VecDeque::new(),
-                newest: HashMap::new(),
-                since: now,
-            })
-        });
-        let replaced = slots.newest.insert(topic.clone(), frame).is_some();
-        if !replaced {
-            slots.order.push_back(topic);
-        }
+        let slots = self.slots.get_or_insert_with(|| Box::new(Slots::new(now)));
+        let replaced = slots.put(topic, frame);
         Pushed::Conflated { replaced }
     }
 
@@ -176,18 +159,13 @@ impl Outbound {
         let Some(mut slots) = self.slots.take() else {
             return;
         };
-        while let Some(topic) = slots.order.front() {
-            let Some(frame) = slots.newest.remove(topic) else {
-                slots.order.pop_front();
-                continue;
-            };
+        while let Some((topic, frame)) = slots.take_oldest() {
             // Onto an empty queue it goes, whatever its size.
             if let Err(frame) = self.try_enter(frame, self.queued_bytes == 0) {
-                slots.newest.insert(topic.clone(), frame);
+                slots.put_back(topic, frame);
                 self.slots = Some(slots);
                 return;
             }
-            slots.order.pop_front();
         }
     }
 
@@ -317,10 +295,7 @@ impl Outbound {
             last.retain(&mut keep);
         }
         if let Some(slots) = self.slots.as_mut() {
-            slots.newest.retain(|topic, _| keep(topic));
-            let newest = &slots.newest;
-            slots.order.retain(|topic| newest.contains_key(topic));
-            if slots.newest.is_empty() {
+            if slots.retain(keep) {
                 self.slots = None;
             }
         }
@@ -425,6 +400,7 @@ fn len32(len: usize) -> u32 {
 
 mod frame;
 mod last_sent;
+mod slots;
 
 pub use frame::OutFrame;
 #[cfg(test)]
