@@ -2,6 +2,9 @@
 //! client decoders, and applying a delta to the previous quote gives the
 //! next one bit for bit (NaN payloads and -0.0 included, in binary).
 
+mod common;
+
+use common::{quote, six_f64};
 use proptest::prelude::*;
 use tickwire_protocol::server::{
     binary_delta, changed_mask, decode_binary, decode_json, fields, json_delta, FieldChanges,
@@ -9,71 +12,23 @@ use tickwire_protocol::server::{
 };
 use tickwire_protocol::Quote;
 
-fn any_f64() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        any::<u64>().prop_map(f64::from_bits),
-        Just(f64::NAN),
-        Just(f64::INFINITY),
-        Just(-0.0),
-        Just(0.0),
-        Just(1.5),
-    ]
-}
-
-fn quote() -> impl Strategy<Value = Quote> {
-    (
-        "[A-Za-z0-9._:/-]{1,64}",
-        [
-            any_f64(),
-            any_f64(),
-            any_f64(),
-            any_f64(),
-            any_f64(),
-            any_f64(),
-        ],
-        any::<u64>(),
-    )
-        .prop_map(|(topic, n, ts)| Quote {
-            topic,
-            bid: n[0],
-            ask: n[1],
-            bid_size: n[2],
-            ask_size: n[3],
-            last: n[4],
-            volume: n[5],
-            ts,
-        })
-}
-
 /// The next quote of the same topic: each field kept or replaced.
 fn successor(prev: Quote) -> impl Strategy<Value = (Quote, Quote)> {
-    (
-        [
-            any_f64(),
-            any_f64(),
-            any_f64(),
-            any_f64(),
-            any_f64(),
-            any_f64(),
-        ],
-        any::<u8>(),
-        any::<u64>(),
-    )
-        .prop_map(move |(n, keep, ts)| {
-            let old = fields(&prev);
-            let pick = |i: usize| if keep & (1 << i) != 0 { old[i] } else { n[i] };
-            let next = Quote {
-                topic: prev.topic.clone(),
-                bid: pick(0),
-                ask: pick(1),
-                bid_size: pick(2),
-                ask_size: pick(3),
-                last: pick(4),
-                volume: pick(5),
-                ts,
-            };
-            (prev.clone(), next)
-        })
+    (six_f64(), any::<u8>(), any::<u64>()).prop_map(move |(n, keep, ts)| {
+        let old = fields(&prev);
+        let pick = |i: usize| if keep & (1 << i) != 0 { old[i] } else { n[i] };
+        let next = Quote {
+            topic: prev.topic.clone(),
+            bid: pick(0),
+            ask: pick(1),
+            bid_size: pick(2),
+            ask_size: pick(3),
+            last: pick(4),
+            volume: pick(5),
+            ts,
+        };
+        (prev.clone(), next)
+    })
 }
 
 fn bits(q: &Quote) -> [u64; 6] {

@@ -1,45 +1,11 @@
 //! Property tests for the ingest codec: round trips and hostile bytes.
 
+mod common;
+
+use common::quote;
 use proptest::prelude::*;
 use tickwire_protocol::ingest::{decode_frame, encode_frame, IngestError, IngestFrame};
 use tickwire_protocol::Quote;
-
-fn any_f64() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        any::<f64>(),
-        Just(f64::NAN),
-        Just(f64::INFINITY),
-        Just(f64::NEG_INFINITY),
-        Just(-0.0),
-        // any NaN payload, including signalling ones
-        any::<u64>().prop_map(|b| f64::from_bits(b | 0x7ff0_0000_0000_0001)),
-    ]
-}
-
-fn quote() -> impl Strategy<Value = Quote> {
-    (
-        "[A-Za-z0-9._:/-]{1,64}",
-        [
-            any_f64(),
-            any_f64(),
-            any_f64(),
-            any_f64(),
-            any_f64(),
-            any_f64(),
-        ],
-        any::<u64>(),
-    )
-        .prop_map(|(topic, n, ts)| Quote {
-            topic,
-            bid: n[0],
-            ask: n[1],
-            bid_size: n[2],
-            ask_size: n[3],
-            last: n[4],
-            volume: n[5],
-            ts,
-        })
-}
 
 fn frame() -> impl Strategy<Value = IngestFrame> {
     prop_oneof![

@@ -1,48 +1,13 @@
 //! Property tests: server encodings round-trip through the client decoders.
 
+mod common;
+
+use common::quote;
 use proptest::prelude::*;
 use tickwire_protocol::server::{
     binary_quote, decode_binary, decode_json, json_quote, ServerMessage,
 };
 use tickwire_protocol::Quote;
-
-fn any_f64() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        any::<f64>(),
-        any::<u64>().prop_map(f64::from_bits),
-        Just(f64::NAN),
-        Just(f64::INFINITY),
-        Just(f64::NEG_INFINITY),
-        Just(-0.0),
-        Just(f64::MAX),
-        Just(5e-324),
-    ]
-}
-
-fn quote() -> impl Strategy<Value = Quote> {
-    (
-        "[A-Za-z0-9._:/-]{1,64}",
-        [
-            any_f64(),
-            any_f64(),
-            any_f64(),
-            any_f64(),
-            any_f64(),
-            any_f64(),
-        ],
-        any::<u64>(),
-    )
-        .prop_map(|(topic, n, ts)| Quote {
-            topic,
-            bid: n[0],
-            ask: n[1],
-            bid_size: n[2],
-            ask_size: n[3],
-            last: n[4],
-            volume: n[5],
-            ts,
-        })
-}
 
 fn nums(q: &Quote) -> [f64; 6] {
     [q.bid, q.ask, q.bid_size, q.ask_size, q.last, q.volume]
