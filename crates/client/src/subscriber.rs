@@ -284,3 +284,15 @@ fn websocket_key(state: &mut u64) -> String {
     nonce[8..].copy_from_slice(&xorshift(state).to_le_bytes());
     client_key(nonce)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ws_path_asks_for_deltas_only_when_told() {
+        assert_eq!(ws_path(Format::Json, false), "/ws?format=json");
+        assert_eq!(ws_path(Format::Json, true), "/ws?format=json&delta=1");
+        assert_eq!(ws_path(Format::Binary, true), "/ws?format=binary&delta=1");
+    }
+}

@@ -278,3 +278,56 @@ fn tail_says_what_a_new_broker_could_not_recover() {
         "{errors:?}"
     );
 }
+
+/// `tail --delta`: the broker sends field deltas, the tail prints the full
+/// quotes rebuilt from them — the very lines a plain tail prints — and
+/// across a cut too (the new connection starts from full quotes).
+#[test]
+fn tail_with_deltas_prints_what_a_plain_tail_prints_across_a_cut() {
+    let broker = start();
+    let proxy = Proxy::start(broker.ws_addr());
+    let mut p = publisher(&broker);
+    let mut watch = connect(&broker);
+    subscribe(&mut watch, &["DT.A"], false);
+    publish_seen(&mut p, &mut watch, "DT.A", 1..=1);
+    let direct = broker.ws_addr().to_string();
+    let (plain, plain_lines, _) = run_tail(&["--ws", &direct, "--json", "--count", "9", "DT.A"]);
+    let through = proxy.addr.to_string();
+    let (delta, delta_lines, errors) = run_tail(&[
+        "--ws", &through, "--json", "--delta", "--count", "9", "DT.A",
+    ]);
+    let mut got = Vec::new();
+    let mut want = Vec::new();
+    // The snapshot (seq 1) on both.
+    want.push(plain_lines.recv_timeout(PATIENCE).expect("plain line"));
+    got.push(delta_lines.recv_timeout(PATIENCE).expect("delta line"));
+    // Each update changes one field: deltas of one field each.
+    let mut q = quote("DT.A", 100.0);
+    let mut send = |p: &mut tickwire_client::Publisher, i: usize| {
+        match i % 3 {
+            0 => q.bid += 0.01,
+            1 => q.ask_size += 100.0,
+            _ => q.volume += 10.0,
+        }
+        q.ts += 1;
+        p.publish(q.clone()).expect("publish");
+        p.flush().expect("flush");
+    };
+    for i in 0..4 {
+        send(&mut p, i);
+        want.push(plain_lines.recv_timeout(PATIENCE).expect("plain line"));
+        got.push(delta_lines.recv_timeout(PATIENCE).expect("delta line"));
+    }
+    proxy.cut();
+    for i in 4..8 {
+        send(&mut p, i);
+        want.push(plain_lines.recv_timeout(PATIENCE).expect("plain line"));
+    }
+    proxy.restore();
+    let (rest, code) = lines_until_exit(delta, delta_lines);
+    got.extend(rest);
+    let (_, plain_code) = lines_until_exit(plain, plain_lines);
+    let errors = errors.join().expect("stderr reader");
+    assert_eq!((code, plain_code), (Some(0), Some(0)), "{errors:?}");
+    assert_eq!(got, want, "{errors:?}");
+}
