@@ -82,7 +82,10 @@ impl Broker {
         let shutdown = Arc::new(AtomicBool::new(false));
         let epoch = Arc::new(epoch::Epoch::new_local());
 
-        let ws_listeners = listener::bind_group("websocket", config.ws_addr(), workers)?;
+        let accepted = listener::Accepted {
+            send_buffer: config.subscriber.socket_send_buffer_bytes,
+        };
+        let ws_listeners = listener::bind_group("websocket", config.ws_addr(), workers, accepted)?;
         let ws_addr = ws_listeners
             .first()
             .ok_or_else(|| io::Error::other("no worker listener"))?
@@ -99,7 +102,7 @@ impl Broker {
             None => None,
         };
         let mut tls_listeners: Vec<Option<std::net::TcpListener>> = match config.tls_addr() {
-            Some(addr) if ws_tls.is_some() => listener::bind_group("wss", addr, workers)?
+            Some(addr) if ws_tls.is_some() => listener::bind_group("wss", addr, workers, accepted)?
                 .into_iter()
                 .map(Some)
                 .collect(),

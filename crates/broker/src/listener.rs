@@ -1,6 +1,12 @@
 //! Listening sockets. Each worker accepts on its own SO_REUSEPORT socket, so
 //! the kernel spreads connections across workers with no acceptor thread
 //! and no hand-off.
+//!
+//! Subscriber sockets want `TCP_NODELAY` and the configured `SO_SNDBUF`. On
+//! Linux an accepted socket inherits both from its listener, so they are set
+//! once here rather than with two `setsockopt` calls per connection (a
+//! reconnect storm is syscall-bound: see docs/performance.md);
+//! [`ACCEPTED_INHERIT`] tells the worker whether it must set them itself.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -18,7 +24,12 @@ const BACKLOG: i32 = 1024;
 ///
 /// `name` is the listener's name for errors (`websocket`, `wss`): a failure
 /// reads `cannot listen on ADDR (NAME): CAUSE`, with the cause's kind kept.
-pub fn bind_group(name: &str, addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> {
+pub fn bind_group(
+    name: &str,
+    addr: SocketAddr,
+    count: usize,
+    accepted: Accepted,
+) -> io::Result<Vec<TcpListener>> {
     let addr = if addr.port() == 0 {
         addr
     } else {
@@ -32,7 +43,36 @@ pub fn bind_group(name: &str, addr: SocketAddr, count: usize) -> io::Result<Vec<
     for _ in 1..count {
         group.push(bind(bound, true).map_err(|e| named(e, name, bound))?);
     }
+    if ACCEPTED_INHERIT {
+        for listener in &group {
+            accepted.apply(&socket2::SockRef::from(listener))?;
+        }
+    }
     Ok(group)
+}
+
+/// Whether accepted sockets inherit [`Accepted`]'s options from their
+/// listener (Linux does: `TCP_NODELAY` and `SO_SNDBUF` are copied at
+/// accept); elsewhere the worker sets them on each accepted socket.
+pub const ACCEPTED_INHERIT: bool = cfg!(target_os = "linux");
+
+/// The socket options of an accepted subscriber socket.
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted {
+    /// `SO_SNDBUF`; 0 leaves the kernel's autotuning.
+    pub send_buffer: usize,
+}
+
+impl Accepted {
+    /// Sets them on `socket` (a listener, or an accepted socket where they
+    /// are not inherited).
+    pub fn apply(&self, socket: &socket2::SockRef<'_>) -> io::Result<()> {
+        socket.set_tcp_nodelay(true)?;
+        if self.send_buffer > 0 {
+            socket.set_send_buffer_size(self.send_buffer)?;
+        }
+        Ok(())
+    }
 }
 
 /// A single listener (ingest); errors name it as [`bind_group`]'s do.
@@ -62,12 +102,38 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
 mod tests {
     use super::*;
 
+    const ACCEPTED: Accepted = Accepted {
+        send_buffer: 65_536,
+    };
+
+    #[test]
+    fn accepted_sockets_get_nodelay_and_the_send_buffer() {
+        let group = bind_group("websocket", "127.0.0.1:0".parse().unwrap(), 1, ACCEPTED).unwrap();
+        let listener = &group[0];
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let accepted = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        if !ACCEPTED_INHERIT {
+            ACCEPTED.apply(&socket2::SockRef::from(&accepted)).unwrap();
+        }
+        let s = socket2::SockRef::from(&accepted);
+        assert!(s.tcp_nodelay().unwrap());
+        // Linux doubles what it is given (for bookkeeping).
+        let size = s.send_buffer_size().unwrap();
+        assert!((65_536..=131_072).contains(&size), "{size}");
+    }
+
     #[test]
     fn a_busy_port_names_the_listener_and_address() {
         let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = busy.local_addr().unwrap();
         for e in [
-            bind_group("websocket", addr, 2).unwrap_err(),
+            bind_group("websocket", addr, 2, ACCEPTED).unwrap_err(),
             bind_one("ingest", addr).unwrap_err(),
         ] {
             assert_eq!(e.kind(), io::ErrorKind::AddrInUse);

@@ -51,6 +51,10 @@ impl Transport {
         }
     }
 
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Transport::Tls(_))
+    }
+
     /// True while the TLS handshake is not complete (never for plain TCP).
     pub fn is_handshaking(&self) -> bool {
         match self {

@@ -340,7 +340,11 @@ impl Worker {
             serial: conn.serial,
         });
         self.admission.release(slot);
-        let _ = self.poll.registry().deregister(&mut conn.transport);
+        // Linux drops a socket from epoll when its last descriptor closes
+        // (dropping `conn` here): the `epoll_ctl` call is saved.
+        if !cfg!(target_os = "linux") {
+            let _ = self.poll.registry().deregister(&mut conn.transport);
+        }
     }
 }
 

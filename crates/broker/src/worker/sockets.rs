@@ -9,6 +9,7 @@ use mio::{Interest, Token};
 use super::admission::Admit;
 use super::cork::FLUSH_LIMIT;
 use super::{Conn, Worker, FIRST_CONN, READS_PER_EVENT};
+use crate::listener;
 use crate::messages::ConnId;
 use crate::metrics::{self, TlsHandshake};
 use crate::session::outbound::OutFrame;
@@ -49,10 +50,11 @@ impl Worker {
             metrics::add(&self.stats.metrics().connections_refused, 1);
             return;
         }
-        let _ = stream.set_nodelay(true);
-        if self.settings.socket_send_buffer_bytes > 0 {
-            let size = self.settings.socket_send_buffer_bytes;
-            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(size);
+        if !listener::ACCEPTED_INHERIT {
+            let accepted = listener::Accepted {
+                send_buffer: self.settings.socket_send_buffer_bytes,
+            };
+            let _ = accepted.apply(&socket2::SockRef::from(&stream));
         }
         let transport = match (&self.settings.tls, tls) {
             (Some(config), true) => Transport::tls(stream, config.clone()),
@@ -141,9 +143,18 @@ impl Worker {
                     return;
                 }
                 Ok(n) => {
+                    // A short read of a plain socket took all it held:
+                    // bytes arriving later raise a new edge, so the read
+                    // that would only say EAGAIN is saved (two per
+                    // connection in a storm). TLS reads go on: rustls may
+                    // hold decrypted bytes the socket no longer shows.
+                    let drained = n < self.scratch.len() && !conn.transport.is_tls();
                     let data = self.scratch.get(..n).unwrap_or_default();
                     conn.link.on_bytes(data, self.now, &mut self.fx);
                     self.after_event(slot);
+                    if drained {
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // A TLS handshake reply the socket had no room for.
