@@ -18,6 +18,7 @@ mod ingest;
 mod listener;
 mod messages;
 pub mod metrics;
+mod moment;
 mod router;
 mod sched;
 mod session;

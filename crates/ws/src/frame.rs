@@ -6,9 +6,7 @@
 //! any point (e.g. after a Close). Errors carry the close code to send.
 
 use crate::close;
-use crate::deflate::{inflate_message, InflateError, RSV1};
-use crate::mask::apply_mask;
-use crate::utf8::{validate_tail, Utf8Check};
+use crate::deflate::RSV1;
 use control::control_event;
 
 /// Largest payload allowed in a control frame (RFC 6455 section 5.5).
@@ -99,21 +97,6 @@ const fn err(code: u16, reason: &'static str) -> ProtocolError {
     ProtocolError { code, reason }
 }
 
-/// A fragmented data message being reassembled.
-#[derive(Debug)]
-struct Partial {
-    /// Text or Binary, from the first fragment.
-    opcode: OpCode,
-    /// Unmasked payload of all fragments so far.
-    data: Vec<u8>,
-    /// `data[..valid_up_to]` is known valid UTF-8 (text only), so each
-    /// fragment only costs validating its own bytes.
-    valid_up_to: usize,
-    /// RSV1 was set on the first frame: `data` is compressed (its UTF-8 is
-    /// checked once inflated).
-    compressed: bool,
-}
-
 /// Parsed fixed part of a frame header.
 struct Header {
     fin: bool,
@@ -128,32 +111,39 @@ struct Header {
 /// Incremental decoder for frames received from the peer.
 #[derive(Debug)]
 pub struct FrameDecoder {
+    /// [`DecoderLimits`]' fields, flat, beside `role`: in one word with
+    /// the flags (every idle connection has a decoder).
+    max_message: usize,
     role: Role,
-    limits: DecoderLimits,
-    /// `Some` only while a fragmented message is in progress, so idle
-    /// connections hold no message buffer (boxed: one pointer when idle).
-    partial: Option<Box<Partial>>,
-    /// Once a violation is found the stream is unusable (frame boundaries
-    /// may be lost); keep reporting the same error instead of guessing.
-    /// Boxed: a healthy decoder (every idle connection has one) pays one
-    /// pointer for it.
-    failed: Option<Box<ProtocolError>>,
+    accept_binary: bool,
+    deflate: bool,
+    /// `None` while idle and healthy: one pointer, no memory.
+    stalled: Option<Box<Stalled>>,
 }
 
 impl FrameDecoder {
     /// Creates a decoder; allocates nothing.
     pub fn new(role: Role, limits: DecoderLimits) -> Self {
         Self {
+            max_message: limits.max_message,
             role,
-            limits,
-            partial: None,
-            failed: None,
+            accept_binary: limits.accept_binary,
+            deflate: limits.deflate,
+            stalled: None,
         }
     }
 
     /// True when no fragmented message is partly assembled.
     pub fn is_idle(&self) -> bool {
-        self.partial.is_none()
+        !matches!(self.stalled.as_deref(), Some(Stalled::Partial(_)))
+    }
+
+    /// The message in progress, if any.
+    fn partial(&self) -> Option<&Partial> {
+        match self.stalled.as_deref() {
+            Some(Stalled::Partial(p)) => Some(p),
+            _ => None,
+        }
     }
 
     /// Decodes at most one whole frame from the front of `buf`.
@@ -163,14 +153,13 @@ impl FrameDecoder {
     /// completed a message or was a control frame. Header-level violations
     /// are reported as soon as the relevant header bytes are present.
     pub fn decode(&mut self, buf: &[u8]) -> Result<(usize, Option<Event>), ProtocolError> {
-        if let Some(e) = &self.failed {
-            return Err(**e);
+        if let Some(Stalled::Failed(e)) = self.stalled.as_deref() {
+            return Err(*e);
         }
         let result = self.decode_inner(buf);
         if let Err(e) = result {
-            self.failed = Some(Box::new(e));
-            // Drop any half-built message: nothing will complete it now.
-            self.partial = None;
+            // Any half-built message goes: nothing will complete it now.
+            self.stalled = Some(Box::new(Stalled::Failed(e)));
         }
         result
     }
@@ -204,7 +193,7 @@ impl FrameDecoder {
             return Ok(None);
         };
         let compressed = b0 & RSV1 != 0;
-        if b0 & 0x30 != 0 || (compressed && !self.limits.deflate) {
+        if b0 & 0x30 != 0 || (compressed && !self.deflate) {
             return Err(err(close::PROTOCOL_ERROR, "reserved bits set"));
         }
         let fin = b0 & 0x80 != 0;
@@ -278,7 +267,7 @@ impl FrameDecoder {
 
     /// Enforces fragmentation order and the binary policy.
     fn check_sequence(&self, opcode: OpCode) -> Result<(), ProtocolError> {
-        match (opcode, &self.partial) {
+        match (opcode, self.partial()) {
             (OpCode::Continuation, None) => Err(err(
                 close::PROTOCOL_ERROR,
                 "continuation frame without a message in progress",
@@ -287,7 +276,7 @@ impl FrameDecoder {
                 close::PROTOCOL_ERROR,
                 "new data frame while a fragmented message is in progress",
             )),
-            (OpCode::Binary, None) if !self.limits.accept_binary => {
+            (OpCode::Binary, None) if !self.accept_binary => {
                 Err(err(close::UNSUPPORTED_DATA, "binary messages not accepted"))
             }
             _ => Ok(()),
@@ -302,79 +291,11 @@ impl FrameDecoder {
             return usize::try_from(wire_len)
                 .map_err(|_| err(close::PROTOCOL_ERROR, "control frame too long"));
         }
-        let buffered = self.partial.as_ref().map_or(0, |p| p.data.len());
-        let room = self.limits.max_message.saturating_sub(buffered);
+        let buffered = self.partial().map_or(0, |p| p.data.len());
+        let room = self.max_message.saturating_sub(buffered);
         match usize::try_from(wire_len) {
             Ok(len) if len <= room => Ok(len),
             _ => Err(err(close::MESSAGE_TOO_BIG, "message too big")),
-        }
-    }
-
-    /// Handles a complete data frame (header already validated).
-    fn data_frame(
-        &mut self,
-        header: &Header,
-        payload: &[u8],
-    ) -> Result<Option<Event>, ProtocolError> {
-        let mut part = match self.partial.take() {
-            Some(part) => part,
-            None if header.fin => {
-                // Unfragmented message: no reassembly state needed.
-                let data = unmasked(payload, header.mask);
-                let data = self.inflated(header.compressed, data)?;
-                return finish(header.opcode, data).map(Some);
-            }
-            None => Box::new(Partial {
-                opcode: header.opcode,
-                data: Vec::new(),
-                valid_up_to: 0,
-                compressed: header.compressed,
-            }),
-        };
-        let start = part.data.len();
-        part.data.extend_from_slice(payload);
-        if let (Some(key), Some(fresh)) = (header.mask, part.data.get_mut(start..)) {
-            apply_mask(fresh, key);
-        }
-        if part.opcode == OpCode::Text && !part.compressed {
-            match validate_tail(&part.data, part.valid_up_to, header.fin) {
-                Utf8Check::ValidUpTo(n) => part.valid_up_to = n,
-                Utf8Check::Invalid => return Err(invalid_utf8()),
-            }
-        }
-        if header.fin {
-            let Partial {
-                opcode,
-                data,
-                compressed,
-                ..
-            } = *part;
-            let data = self.inflated(compressed, data)?;
-            finish(opcode, data).map(Some)
-        } else {
-            self.partial = Some(part);
-            Ok(None)
-        }
-    }
-}
-
-impl FrameDecoder {
-    /// A whole message's payload, inflated if it came compressed, never
-    /// past the message limit (a zip bomb costs `max_message` bytes).
-    fn inflated(&self, compressed: bool, data: Vec<u8>) -> Result<Vec<u8>, ProtocolError> {
-        if !compressed {
-            return Ok(data);
-        }
-        let mut out = Vec::new();
-        match inflate_message(&data, self.limits.max_message, &mut out) {
-            Ok(()) => Ok(out),
-            Err(InflateError::TooBig) => {
-                Err(err(close::MESSAGE_TOO_BIG, "inflated message too big"))
-            }
-            Err(InflateError::Invalid) => Err(err(
-                close::INVALID_PAYLOAD,
-                "compressed data does not inflate",
-            )),
         }
     }
 }
@@ -384,31 +305,10 @@ fn array_at<const N: usize>(buf: &[u8], start: usize) -> Option<[u8; N]> {
     buf.get(start..start.checked_add(N)?)?.try_into().ok()
 }
 
-fn invalid_utf8() -> ProtocolError {
-    err(close::INVALID_PAYLOAD, "invalid UTF-8 in text message")
-}
-
-/// Copies and unmasks a payload.
-fn unmasked(payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut data = payload.to_vec();
-    if let Some(key) = mask {
-        apply_mask(&mut data, key);
-    }
-    data
-}
-
-/// Turns a complete data message into its event.
-fn finish(opcode: OpCode, data: Vec<u8>) -> Result<Event, ProtocolError> {
-    if opcode == OpCode::Text {
-        String::from_utf8(data)
-            .map(Event::Text)
-            .map_err(|_| invalid_utf8())
-    } else {
-        Ok(Event::Binary(data))
-    }
-}
-
 mod control;
+mod message;
+
+use message::{Partial, Stalled};
 mod encode;
 pub use encode::{
     encode_close, encode_frame, encode_masked_close, encode_masked_frame, header_len, write_header,

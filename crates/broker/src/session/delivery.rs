@@ -164,7 +164,7 @@ impl Connection {
         };
         step(core, &mut sink);
         if was_empty && !self.out.is_empty() {
-            self.progress_at = now;
+            self.progress_at = now.into();
         }
     }
 }

@@ -29,9 +29,11 @@ impl Connection {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let c = &self.config;
         let deadline = match &self.phase {
-            Phase::Http { opened_at } => *opened_at + c.handshake_timeout,
+            Phase::Http { opened_at } => opened_at.instant() + c.handshake_timeout,
             Phase::Open(open) => {
-                let core = open.core.poll_timeout(c, &self.out, self.progress_at);
+                let core = open
+                    .core
+                    .poll_timeout(c, &self.out, self.progress_at.instant());
                 let liveness = match &open.transport {
                     Transport::Ws(ws) => ws.poll_timeout(c.idle_ping, c.dead_peer),
                     Transport::Sse(sse) => sse.poll_timeout(),
@@ -39,13 +41,13 @@ impl Connection {
                 core.map_or(liveness, |at| at.min(liveness))
             }
             Phase::Closing { drained_at, .. } => match drained_at {
-                Some(at) => *at + c.close_timeout,
-                None => self.progress_at + c.stall_timeout,
+                Some(at) => at.instant() + c.close_timeout,
+                None => self.progress_at.instant() + c.stall_timeout,
             },
         };
         // Memory to give back is due at once (the last progress is past).
         if self.out.buffers_to_free() {
-            return Some(self.progress_at.min(deadline));
+            return Some(self.progress_at.instant().min(deadline));
         }
         Some(deadline)
     }
@@ -59,12 +61,14 @@ impl Connection {
         let mut ending = None;
         match &mut self.phase {
             Phase::Http { opened_at } => {
-                if now.saturating_duration_since(*opened_at) >= c.handshake_timeout {
+                if now.saturating_duration_since(opened_at.instant()) >= c.handshake_timeout {
                     fx.actions.push(Action::Drop);
                 }
             }
             Phase::Open(open) => {
-                ending = open.core.on_tick(c, &self.out, self.progress_at, now);
+                ending = open
+                    .core
+                    .on_tick(c, &self.out, self.progress_at.instant(), now);
                 match &mut open.transport {
                     _ if ending.is_some() => {}
                     Transport::Ws(ws) => match ws.on_tick(c.idle_ping, c.dead_peer, now) {
@@ -81,10 +85,12 @@ impl Connection {
             }
             Phase::Closing { drained_at, .. } => {
                 let expired = match drained_at {
-                    Some(at) => now.saturating_duration_since(*at) >= c.close_timeout,
+                    Some(at) => now.saturating_duration_since(at.instant()) >= c.close_timeout,
                     // Final bytes still waiting: as long as the peer keeps
                     // reading, up to the stall timeout without progress.
-                    None => now.saturating_duration_since(self.progress_at) >= c.stall_timeout,
+                    None => {
+                        now.saturating_duration_since(self.progress_at.instant()) >= c.stall_timeout
+                    }
                 };
                 if expired {
                     fx.actions.push(Action::Drop);
@@ -161,7 +167,7 @@ impl Connection {
 
     pub(super) fn start_closing(&mut self, now: Instant) {
         self.read_buf = Vec::new();
-        self.progress_at = now;
+        self.progress_at = now.into();
         self.phase = Phase::Closing {
             drained_at: None,
             write_shut: false,

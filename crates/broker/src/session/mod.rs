@@ -73,6 +73,7 @@ use websocket::{Input, WebSocket};
 
 use crate::encodings::Encoding;
 use crate::http::{self, HttpOutcome};
+use crate::moment::Moment;
 
 /// Control-lane bytes (pongs) a peer may leave unread before the broker
 /// stops reading its pings.
@@ -87,18 +88,18 @@ pub struct Connection {
     out: Outbound,
     /// Last time the socket took bytes, the queue drained, a quote was
     /// queued on an empty queue, or closing began: the stall clock.
-    progress_at: Instant,
+    progress_at: Moment,
 }
 
 enum Phase {
     /// Before the upgrade; the handshake deadline runs from `opened_at`.
-    Http { opened_at: Instant },
+    Http { opened_at: Moment },
     /// A subscriber: its framing and its core.
     Open(Box<Open>),
     Closing {
         /// When everything queued was written (then the peer has
         /// `close_timeout` to close); None while bytes still wait.
-        drained_at: Option<Instant>,
+        drained_at: Option<Moment>,
         write_shut: bool,
         /// The peer has closed its side: once our bytes are out, we are done.
         peer_closed: bool,
@@ -134,10 +135,12 @@ impl Connection {
         let budget = config.outbound_budget_bytes;
         Connection {
             config,
-            phase: Phase::Http { opened_at: now },
+            phase: Phase::Http {
+                opened_at: now.into(),
+            },
             read_buf: Vec::new(),
             out: Outbound::new(budget),
-            progress_at: now,
+            progress_at: now.into(),
         }
     }
 

@@ -3,16 +3,18 @@
 
 use std::time::Instant;
 
+use crate::moment::Moment;
+
 pub(super) struct RequestBucket {
     tokens: f32,
-    last: Instant,
+    last: Moment,
 }
 
 impl RequestBucket {
     pub fn full(burst: u32, now: Instant) -> RequestBucket {
         RequestBucket {
             tokens: burst as f32,
-            last: now,
+            last: now.into(),
         }
     }
 
@@ -22,8 +24,10 @@ impl RequestBucket {
         if per_second == 0 {
             return true;
         }
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f32();
-        self.last = now;
+        let elapsed = now
+            .saturating_duration_since(self.last.instant())
+            .as_secs_f32();
+        self.last = now.into();
         self.tokens = (self.tokens + elapsed * per_second as f32).min(burst as f32);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -47,7 +51,7 @@ impl RequestBucket {
 /// before.
 pub(super) struct SnapshotBucket {
     credit: f64,
-    last: Instant,
+    last: Moment,
     /// The snapshot request accepted and not yet answered by the router:
     /// its cost is unknown until then, so only one may be outstanding.
     outstanding: Option<u32>,
@@ -57,14 +61,16 @@ impl SnapshotBucket {
     pub fn full(per_second: u32, now: Instant) -> SnapshotBucket {
         SnapshotBucket {
             credit: f64::from(per_second),
-            last: now,
+            last: now.into(),
             outstanding: None,
         }
     }
 
     fn refill(&mut self, per_second: u32, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
+        let elapsed = now
+            .saturating_duration_since(self.last.instant())
+            .as_secs_f64();
+        self.last = now.into();
         self.credit = (self.credit + elapsed * f64::from(per_second)).min(f64::from(per_second));
     }
 

@@ -31,7 +31,7 @@ impl Connection {
         if n > 0 {
             return n;
         }
-        self.progress_at = now;
+        self.progress_at = now.into();
         if let Phase::Closing {
             drained_at,
             write_shut,
@@ -41,7 +41,7 @@ impl Connection {
         {
             if !*write_shut {
                 *write_shut = true;
-                *drained_at = Some(now);
+                *drained_at = Some(now.into());
                 fx.actions.push(Action::ShutdownWrite);
             }
             if *peer_closed {
@@ -63,7 +63,7 @@ impl Connection {
     ) {
         if n > 0 {
             let reading = self.wants_read();
-            self.progress_at = now;
+            self.progress_at = now.into();
             if let Phase::Open(open) = &mut self.phase {
                 if let Transport::Sse(sse) = &mut open.transport {
                     sse.sent(now);

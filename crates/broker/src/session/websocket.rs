@@ -12,13 +12,14 @@ use tickwire_ws::frame::{
 
 use super::framing::{Ending, Framing};
 use crate::encodings::frame;
+use crate::moment::Moment;
 
 pub(super) struct WebSocket {
     decoder: FrameDecoder,
     /// The liveness clock: when the peer was last heard from or, once
     /// `ping_sent`, when our ping went out (the dead-peer deadline runs from
     /// there). One instant for both keeps an idle connection small.
-    liveness_at: Instant,
+    liveness_at: Moment,
     ping_sent: bool,
     /// permessage-deflate negotiated (beside `ping_sent`: in padding).
     deflate: bool,
@@ -59,7 +60,7 @@ impl WebSocket {
                     deflate,
                 },
             ),
-            liveness_at: now,
+            liveness_at: now.into(),
             ping_sent: false,
             deflate,
         }
@@ -67,7 +68,7 @@ impl WebSocket {
 
     /// Bytes arrived: the peer is alive.
     pub(super) fn heard(&mut self, now: Instant) {
-        self.liveness_at = now;
+        self.liveness_at = now.into();
         self.ping_sent = false;
     }
 
@@ -86,7 +87,7 @@ impl WebSocket {
 
     /// When the idle ping goes, or (once it went) the peer counts as dead.
     pub(super) fn poll_timeout(&self, idle_ping: Duration, dead_peer: Duration) -> Instant {
-        self.liveness_at + if self.ping_sent { dead_peer } else { idle_ping }
+        self.liveness_at.instant() + if self.ping_sent { dead_peer } else { idle_ping }
     }
 
     /// The idle ping and the dead-peer deadline.
@@ -96,12 +97,12 @@ impl WebSocket {
         dead_peer: Duration,
         now: Instant,
     ) -> Liveness {
-        let quiet = now.saturating_duration_since(self.liveness_at);
+        let quiet = now.saturating_duration_since(self.liveness_at.instant());
         if !self.ping_sent && quiet >= idle_ping {
             let mut ping = Vec::with_capacity(2);
             encode_frame(&mut ping, OpCode::Ping, &[]);
             self.ping_sent = true;
-            self.liveness_at = now;
+            self.liveness_at = now.into();
             Liveness::Ping(ping)
         } else if self.ping_sent && quiet >= dead_peer {
             Liveness::Dead

@@ -1,6 +1,7 @@
 //! Control frames: ping, pong and close (with its payload rules).
 
-use super::{err, unmasked, Event, Header, OpCode, ProtocolError};
+use super::message::unmasked;
+use super::{err, Event, Header, OpCode, ProtocolError};
 use crate::close;
 
 /// Builds the event for a complete control frame.

@@ -95,7 +95,7 @@ impl Connection {
             .write_to(w, limit, &mut n, &mut |_: &OutFrame| {})
             .expect("test sockets do not fail");
         if n > 0 {
-            self.progress_at = now;
+            self.progress_at = now.into();
         }
         if drained {
             let mut buf = Vec::new();
