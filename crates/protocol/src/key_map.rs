@@ -1,8 +1,11 @@
-//! The key → value store behind a [`crate::PrefixIndex`]: a short vector
-//! while small, a hash map past [`SMALL`] keys. Most subscribers hold one to
-//! a few entries; a hash table costs at least four slots plus control bytes
-//! (~150 bytes for one entry), a vector exactly one slot (32 bytes). Up to
-//! eight keys a linear scan of short strings is as fast as hashing one.
+//! The key → value store behind a [`crate::PrefixIndex`]: one entry inline,
+//! then a short vector, a hash map past [`SMALL`] keys. Most subscribers
+//! hold one to a few entries; a hash table costs at least four slots plus
+//! control bytes (~150 bytes for one entry), a vector one slot (32 bytes,
+//! 48 with the allocator's header), and the one entry of the commonest
+//! index (an idle dashboard on one topic) nothing beyond the map itself.
+//! Up to eight keys a linear scan of short strings is as fast as hashing
+//! one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +14,8 @@ use std::sync::Arc;
 const SMALL: usize = 8;
 
 pub(crate) enum KeyMap<V> {
+    /// Empty or one entry, inline.
+    One(Option<(Arc<str>, V)>),
     Small(Vec<(Arc<str>, V)>),
     // Boxed for the enum's size, not the heap: the small variant is what
     // nearly every per-connection index is, and it should not carry a hash
@@ -21,13 +26,14 @@ pub(crate) enum KeyMap<V> {
 
 impl<V> Default for KeyMap<V> {
     fn default() -> Self {
-        KeyMap::Small(Vec::new())
+        KeyMap::One(None)
     }
 }
 
 impl<V> KeyMap<V> {
     pub fn len(&self) -> usize {
         match self {
+            KeyMap::One(one) => usize::from(one.is_some()),
             KeyMap::Small(v) => v.len(),
             KeyMap::Large(m) => m.len(),
         }
@@ -35,6 +41,10 @@ impl<V> KeyMap<V> {
 
     pub fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &V)> {
         match self {
+            KeyMap::One(one) => one
+                .as_ref()
+                .filter(|(k, _)| **k == *key)
+                .map(|(k, v)| (k, v)),
             KeyMap::Small(v) => v.iter().find(|(k, _)| **k == *key).map(|(k, v)| (k, v)),
             KeyMap::Large(m) => m.get_key_value(key),
         }
@@ -46,6 +56,7 @@ impl<V> KeyMap<V> {
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
         match self {
+            KeyMap::One(one) => one.as_mut().filter(|(k, _)| **k == *key).map(|(_, v)| v),
             KeyMap::Small(v) => v.iter_mut().find(|(k, _)| **k == *key).map(|(_, v)| v),
             KeyMap::Large(m) => m.get_mut(key),
         }
@@ -54,6 +65,13 @@ impl<V> KeyMap<V> {
     /// Inserts a key that is not present (the caller checked).
     pub fn insert_new(&mut self, key: Arc<str>, value: V) {
         match self {
+            KeyMap::One(one @ None) => *one = Some((key, value)),
+            KeyMap::One(one) => {
+                let mut v = Vec::with_capacity(2);
+                v.extend(one.take());
+                v.push((key, value));
+                *self = KeyMap::Small(v);
+            }
             KeyMap::Small(v) if v.len() < SMALL => {
                 // Grow one slot at a time: the point is not to over-allocate.
                 v.reserve_exact(1);
@@ -72,6 +90,13 @@ impl<V> KeyMap<V> {
 
     pub fn remove_entry(&mut self, key: &str) -> Option<(Arc<str>, V)> {
         match self {
+            KeyMap::One(one) => {
+                if one.as_ref().is_some_and(|(k, _)| **k == *key) {
+                    one.take()
+                } else {
+                    None
+                }
+            }
             KeyMap::Small(v) => {
                 let i = v.iter().position(|(k, _)| **k == *key)?;
                 let entry = v.swap_remove(i);
@@ -86,6 +111,7 @@ impl<V> KeyMap<V> {
 
     pub fn iter(&self) -> Iter<'_, V> {
         match self {
+            KeyMap::One(one) => Iter::One(one.iter()),
             KeyMap::Small(v) => Iter::Small(v.iter()),
             KeyMap::Large(m) => Iter::Large(m.iter()),
         }
@@ -94,6 +120,7 @@ impl<V> KeyMap<V> {
     /// Empties the map, returning every entry.
     pub fn take_all(&mut self) -> Vec<(Arc<str>, V)> {
         match std::mem::take(self) {
+            KeyMap::One(one) => one.into_iter().collect(),
             KeyMap::Small(v) => v,
             KeyMap::Large(m) => m.into_iter().collect(),
         }
@@ -101,6 +128,7 @@ impl<V> KeyMap<V> {
 }
 
 pub(crate) enum Iter<'a, V> {
+    One(std::option::Iter<'a, (Arc<str>, V)>),
     Small(std::slice::Iter<'a, (Arc<str>, V)>),
     Large(std::collections::hash_map::Iter<'a, Arc<str>, V>),
 }
@@ -110,6 +138,7 @@ impl<'a, V> Iterator for Iter<'a, V> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
+            Iter::One(i) => i.next().map(|(k, v)| (k, v)),
             Iter::Small(i) => i.next().map(|(k, v)| (k, v)),
             Iter::Large(i) => i.next(),
         }
@@ -126,7 +155,21 @@ mod tests {
         for i in 0..20u32 {
             map.insert_new(Arc::from(format!("K{i}").as_str()), i);
             assert_eq!(map.len(), i as usize + 1);
-            assert!(matches!(map, KeyMap::Small(_)) == (i < SMALL as u32));
+            let kind = match map {
+                KeyMap::One(_) => 1,
+                KeyMap::Small(_) => 2,
+                KeyMap::Large(_) => 3,
+            };
+            assert_eq!(
+                kind,
+                if i == 0 {
+                    1
+                } else if i < SMALL as u32 {
+                    2
+                } else {
+                    3
+                }
+            );
             for j in 0..=i {
                 assert_eq!(map.get(&format!("K{j}")), Some(&j));
             }
@@ -143,5 +186,21 @@ mod tests {
         all.sort();
         assert_eq!(all.len(), 19);
         assert_eq!(map.len(), 0);
+    }
+
+    #[test]
+    fn the_one_inline_entry_comes_and_goes() {
+        let mut map = KeyMap::default();
+        map.insert_new(Arc::from("A"), 1);
+        assert!(matches!(map, KeyMap::One(Some(_))));
+        assert_eq!(map.get("A"), Some(&1));
+        assert_eq!(map.get("B"), None);
+        assert_eq!(map.remove_entry("B"), None);
+        assert_eq!(map.remove_entry("A").map(|(_, v)| v), Some(1));
+        assert_eq!((map.len(), map.iter().count()), (0, 0));
+        map.insert_new(Arc::from("A"), 2);
+        map.insert_new(Arc::from("B"), 3);
+        assert_eq!(map.len(), 2);
+        assert_eq!((map.get("A"), map.get("B")), (Some(&2), Some(&3)));
     }
 }

@@ -30,16 +30,18 @@ static NO_PREFIXES: BTreeMap<u8, u32> = BTreeMap::new();
 pub struct PrefixIndex<V> {
     /// Exact keys and prefix keys (with their `*`), as written.
     map: KeyMap<V>,
-    /// How many prefixes of each length (without the `*`) are stored; None
-    /// while there are none (boxed: most indexes hold exact topics only, and
-    /// a per-connection index should not carry an empty map inline).
-    #[allow(clippy::box_collection)]
-    prefix_lens: Option<Box<BTreeMap<u8, u32>>>,
+    /// What only some indexes need, behind one pointer: most hold exact
+    /// topics only and are not ordered (every subscriber has an index, and
+    /// pays for the inline size).
+    extras: Option<Box<Extras>>,
+}
+
+#[derive(Default)]
+struct Extras {
+    /// How many prefixes of each length (without the `*`) are stored.
+    prefix_lens: BTreeMap<u8, u32>,
     /// Exact keys in order, for `keys_under`; only in `ordered()` indexes.
-    /// Boxed: the per-connection indexes are never ordered, and each idle
-    /// connection would pay for an inline set.
-    #[allow(clippy::box_collection)]
-    ordered: Option<Box<BTreeSet<Arc<str>>>>,
+    ordered: Option<BTreeSet<Arc<str>>>,
 }
 
 impl<V: std::fmt::Debug> std::fmt::Debug for PrefixIndex<V> {
@@ -97,17 +99,28 @@ impl<V> PrefixIndex<V> {
     pub fn new() -> PrefixIndex<V> {
         PrefixIndex {
             map: KeyMap::default(),
-            prefix_lens: None,
-            ordered: None,
+            extras: None,
         }
     }
 
     /// An index whose exact keys under a prefix are found by a range scan.
     pub fn ordered() -> PrefixIndex<V> {
         PrefixIndex {
-            ordered: Some(Box::default()),
-            ..PrefixIndex::new()
+            map: KeyMap::default(),
+            extras: Some(Box::new(Extras {
+                prefix_lens: BTreeMap::new(),
+                ordered: Some(BTreeSet::new()),
+            })),
         }
+    }
+
+    /// The exact keys in order (`ordered()` indexes only).
+    fn ordered_keys(&self) -> Option<&BTreeSet<Arc<str>>> {
+        self.extras.as_deref().and_then(|e| e.ordered.as_ref())
+    }
+
+    fn ordered_mut(&mut self) -> Option<&mut BTreeSet<Arc<str>>> {
+        self.extras.as_deref_mut().and_then(|e| e.ordered.as_mut())
     }
 
     /// Entries, exact and prefix together.
@@ -172,13 +185,14 @@ impl<V> PrefixIndex<V> {
         match key.strip_suffix('*') {
             Some(prefix) => {
                 *self
-                    .prefix_lens
+                    .extras
                     .get_or_insert_with(Box::default)
+                    .prefix_lens
                     .entry(prefix.len() as u8)
                     .or_insert(0) += 1
             }
             None => {
-                if let Some(ordered) = self.ordered.as_mut() {
+                if let Some(ordered) = self.ordered_mut() {
                     ordered.insert(key.clone());
                 }
             }
@@ -229,20 +243,20 @@ impl<V> PrefixIndex<V> {
         match key.strip_suffix('*') {
             Some(prefix) => {
                 let len = prefix.len() as u8;
-                if let Some(lens) = self.prefix_lens.as_mut() {
-                    if let Some(count) = lens.get_mut(&len) {
+                if let Some(extras) = self.extras.as_mut() {
+                    if let Some(count) = extras.prefix_lens.get_mut(&len) {
                         *count -= 1;
                         if *count == 0 {
-                            lens.remove(&len);
+                            extras.prefix_lens.remove(&len);
                         }
                     }
-                    if lens.is_empty() {
-                        self.prefix_lens = None;
+                    if extras.prefix_lens.is_empty() && extras.ordered.is_none() {
+                        self.extras = None;
                     }
                 }
             }
             None => {
-                if let Some(ordered) = self.ordered.as_mut() {
+                if let Some(ordered) = self.ordered_mut() {
                     ordered.remove(key);
                 }
             }
@@ -258,9 +272,9 @@ impl<V> PrefixIndex<V> {
             topic,
             exact_done: topic.ends_with('*'),
             lens: self
-                .prefix_lens
+                .extras
                 .as_deref()
-                .unwrap_or(&NO_PREFIXES)
+                .map_or(&NO_PREFIXES, |e| &e.prefix_lens)
                 .range(..=(topic.len().min(255) as u8))
                 .rev(),
         }
@@ -282,7 +296,7 @@ impl<V> PrefixIndex<V> {
         &'a self,
         prefix: &'a str,
     ) -> Box<dyn Iterator<Item = &'a Arc<str>> + 'a> {
-        match &self.ordered {
+        match self.ordered_keys() {
             Some(ordered) => Box::new(
                 ordered
                     .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
@@ -305,7 +319,7 @@ impl<V> PrefixIndex<V> {
         prefix: &'a str,
         after: &str,
     ) -> Box<dyn Iterator<Item = &'a Arc<str>> + 'a> {
-        match &self.ordered {
+        match self.ordered_keys() {
             Some(ordered) => {
                 let from = if *after < *prefix {
                     Bound::Included(prefix)
@@ -345,9 +359,12 @@ impl<V> PrefixIndex<V> {
 
     /// Empties the index, returning every entry.
     pub fn drain(&mut self) -> impl Iterator<Item = (Selector, V)> + '_ {
-        self.prefix_lens = None;
-        if let Some(ordered) = self.ordered.as_mut() {
-            ordered.clear();
+        if let Some(extras) = self.extras.as_mut() {
+            extras.prefix_lens.clear();
+            match extras.ordered.as_mut() {
+                Some(ordered) => ordered.clear(),
+                None => self.extras = None,
+            }
         }
         self.map
             .take_all()

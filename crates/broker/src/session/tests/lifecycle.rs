@@ -333,7 +333,7 @@ fn an_idle_connection_stays_small() {
         size_of::<Connection>()
     );
     assert!(
-        size_of::<super::super::Open>() <= 176,
+        size_of::<super::super::Open>() <= 184,
         "{}",
         size_of::<super::super::Open>()
     );
