@@ -166,7 +166,7 @@ impl Connection {
     }
 
     pub(super) fn start_closing(&mut self, now: Instant) {
-        self.read_buf = Vec::new();
+        self.read_buf.clear();
         self.progress_at = now.into();
         self.phase = Phase::Closing {
             drained_at: None,

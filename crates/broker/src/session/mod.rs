@@ -46,6 +46,7 @@ pub mod outbound;
 #[cfg(test)]
 mod props;
 mod rate;
+mod read_buf;
 mod subscriber;
 mod subscriptions;
 #[cfg(test)]
@@ -67,6 +68,7 @@ pub use delivery::Activation;
 use event_stream::EventStream;
 use framing::Framing;
 use outbound::Outbound;
+use read_buf::ReadBuf;
 use subscriber::{Cx, Subscriber};
 pub use subscriptions::CatchUpSlice;
 use websocket::{Input, WebSocket};
@@ -84,7 +86,7 @@ pub struct Connection {
     phase: Phase,
     /// Bytes received but not yet a whole frame / head; empty (unallocated)
     /// whenever everything received was consumed.
-    read_buf: Vec<u8>,
+    read_buf: ReadBuf,
     out: Outbound,
     /// Last time the socket took bytes, the queue drained, a quote was
     /// queued on an empty queue, or closing began: the stall clock.
@@ -138,7 +140,7 @@ impl Connection {
             phase: Phase::Http {
                 opened_at: now.into(),
             },
-            read_buf: Vec::new(),
+            read_buf: ReadBuf::default(),
             out: Outbound::new(budget),
             progress_at: now.into(),
         }
@@ -196,8 +198,15 @@ impl Connection {
         let reading = self.wants_read();
         match &mut self.phase {
             Phase::Http { .. } => {
-                self.read_buf.extend_from_slice(data);
-                self.on_http(now, fx);
+                // A request head comes in one read nearly always: routed
+                // straight from it, buffered only when it does not.
+                if self.read_buf.is_empty() {
+                    self.on_http(data, now, fx);
+                } else {
+                    self.read_buf.extend_from_slice(data);
+                    let head = self.read_buf.take();
+                    self.on_http(&head, now, fx);
+                }
             }
             Phase::Open(open) => {
                 let Transport::Ws(ws) = &mut open.transport else {
@@ -223,16 +232,12 @@ impl Connection {
         self.sync_read_interest(reading, fx);
     }
 
-    fn on_http(&mut self, now: Instant, fx: &mut Effects) {
+    /// The request head so far (`input`: what was buffered and what came).
+    fn on_http(&mut self, input: &[u8], now: Instant, fx: &mut Effects) {
         let c = &self.config;
         let deflate = c.permessage_deflate;
-        match http::route(
-            &self.read_buf,
-            c.max_head_bytes,
-            &c.allowed_origins,
-            deflate,
-        ) {
-            HttpOutcome::NeedMore => {}
+        match http::route(input, c.max_head_bytes, &c.allowed_origins, deflate) {
+            HttpOutcome::NeedMore => self.read_buf.put(input.to_vec()),
             HttpOutcome::Metrics => {
                 let body = c.status.metrics_text();
                 self.respond(http::metrics_response(body.as_bytes()), now);
@@ -260,10 +265,10 @@ impl Connection {
                     core: Subscriber::new(c, wire, now),
                 }));
                 fx.actions.push(Action::Opened);
-                self.read_buf.drain(..head_len.min(self.read_buf.len()));
-                if self.read_buf.is_empty() {
-                    self.read_buf = Vec::new();
-                } else {
+                // Frames the client sent right behind its request.
+                let rest = input.get(head_len..).unwrap_or_default();
+                if !rest.is_empty() {
+                    self.read_buf.put(rest.to_vec());
                     self.on_buffered_input(now, fx);
                 }
             }
@@ -277,11 +282,11 @@ impl Connection {
     }
 
     fn on_buffered_input(&mut self, now: Instant, fx: &mut Effects) {
-        let mut buf = std::mem::take(&mut self.read_buf);
+        let mut buf = self.read_buf.take();
         let used = self.on_frames(&buf, now, fx);
         if self.is_subscriber() && used < buf.len() {
             buf.drain(..used);
-            self.read_buf = buf;
+            self.read_buf.put(buf);
         }
     }
 

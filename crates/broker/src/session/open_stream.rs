@@ -97,7 +97,7 @@ impl Connection {
             core.reply(&reply, &mut cx);
         }
         fx.actions.push(Action::OpenedSse);
-        self.read_buf = Vec::new();
+        self.read_buf.clear();
         self.phase = Phase::Open(Box::new(Open {
             transport: Transport::Sse(sse),
             core,

@@ -328,7 +328,7 @@ fn health_is_ok_or_degraded_as_the_broker_status_says() {
 fn an_idle_connection_stays_small() {
     use std::mem::size_of;
     assert!(
-        size_of::<Connection>() <= 168,
+        size_of::<Connection>() <= 152,
         "{}",
         size_of::<Connection>()
     );
