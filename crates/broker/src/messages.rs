@@ -89,11 +89,14 @@ pub enum Format {
 
 /// Identifies one connection of one worker: slot index plus a serial, so a
 /// late router reply for a closed connection never reaches a new one that
-/// reused the slot.
+/// reused the slot. The serial is the worker's connection count, wrapping
+/// at 2^32 (a u32 fits in the worker's per-connection slot beside a flag):
+/// a reply would have to outlive four billion connections of that worker
+/// and land on the very slot to be misdirected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ConnId {
     pub slot: usize,
-    pub serial: u64,
+    pub serial: u32,
 }
 
 pub struct IngestBatch {

@@ -49,7 +49,7 @@ pub(super) fn subscribe(router: &mut Router, conn: ConnId, selectors: &[&str], c
     router.handle_cmd(RouterCmd::Subscribe {
         worker: 0,
         conn,
-        request: conn.serial as u32,
+        request: conn.serial,
         interest_add: selectors.clone(),
         selectors,
         catch_up,

@@ -110,7 +110,7 @@ struct Conn {
     /// The serial of its [`ConnId`] (the slot is its key in the slab): a
     /// late message for a closed connection never reaches a new one that
     /// reused the slot.
-    serial: u64,
+    serial: u32,
     transport: Transport,
     link: Connection,
     /// The connection asked not to be read (`Action::PauseRead`).
@@ -125,7 +125,7 @@ pub struct Worker {
     /// The same routes over TLS (`wss://`, `https://`), when configured.
     tls_listener: Option<TcpListener>,
     conns: Slab<Conn>,
-    next_serial: u64,
+    next_serial: u32,
     admission: Admission,
     schedule: Schedule,
     router: RouterChannel,
@@ -278,7 +278,10 @@ impl Worker {
                     Token(t) => {
                         let slot = t - FIRST_CONN;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read(slot);
+                            // Without a FIN or an error in the event, a
+                            // short read has taken everything (see `read`).
+                            let short_ends = !event.is_read_closed() && !event.is_error();
+                            self.read(slot, short_ends);
                         }
                         if event.is_writable() {
                             // Corked: written with everything else this turn.
@@ -288,7 +291,7 @@ impl Worker {
                 }
             }
             for slot in self.schedule.start_turn() {
-                self.read(slot);
+                self.read(slot, false);
             }
             self.fire_timers();
             busy = self.handle_router_msgs();

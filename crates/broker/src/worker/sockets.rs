@@ -79,7 +79,7 @@ impl Worker {
             self.admission.give_back_connection();
             return;
         }
-        self.next_serial += 1;
+        self.next_serial = self.next_serial.wrapping_add(1);
         let id = ConnId {
             slot,
             serial: self.next_serial,
@@ -105,7 +105,10 @@ impl Worker {
         }
     }
 
-    pub(super) fn read(&mut self, slot: usize) {
+    /// Reads what `slot`'s socket holds. `short_ends`: a read shorter than
+    /// the buffer ends it (see below); off where a FIN may be pending
+    /// unseen (the event said so, or the read was not asked by an event).
+    pub(super) fn read(&mut self, slot: usize, short_ends: bool) {
         for _ in 0..READS_PER_EVENT {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
@@ -143,12 +146,13 @@ impl Worker {
                     return;
                 }
                 Ok(n) => {
-                    // A short read of a plain socket took all it held:
-                    // bytes arriving later raise a new edge, so the read
-                    // that would only say EAGAIN is saved (two per
+                    // A short read of a plain socket took all it held, and
+                    // (the event had no RDHUP) no FIN waits behind it:
+                    // anything arriving later raises a new edge, so the
+                    // read that would only say EAGAIN is saved (two per
                     // connection in a storm). TLS reads go on: rustls may
                     // hold decrypted bytes the socket no longer shows.
-                    let drained = n < self.scratch.len() && !conn.transport.is_tls();
+                    let drained = short_ends && n < self.scratch.len() && !conn.transport.is_tls();
                     let data = self.scratch.get(..n).unwrap_or_default();
                     conn.link.on_bytes(data, self.now, &mut self.fx);
                     self.after_event(slot);
