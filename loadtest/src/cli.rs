@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Load generator for the tickwire broker (loopback by default)",
     after_help = "Scenarios: fanout (throughput), latency (paced, coordinated-omission corrected), \
-                  connections (idle subscribers, broker RSS), slow (slow consumers vs fast ones)."
+                  connections (idle subscribers, broker RSS), slow (slow consumers vs fast ones), \
+                  soak (a long run with churn: no gaps, RSS/fds/queues flat; exit 1 on a failure)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -120,6 +121,20 @@ pub enum Command {
     Connections(ConnArgs),
     /// Fanout where a share of subscribers stops reading after subscribing.
     Slow(SlowArgs),
+    /// --duration seconds with churn around a steady set of checked subscribers.
+    ///
+    /// The checked subscribers (never slow, no max_hz) must see every quote
+    /// with no seq gap for the whole run. Around them: connections opening
+    /// and closing, subscribe/unsubscribe on live connections, slow and
+    /// stalled readers (closed by the broker as slow consumers: counted, not
+    /// errors), publishers reconnecting, subscribers that drop and resume
+    /// with `since` (must be recovered with no gap while the broker's
+    /// history covers the outage) and, with --hs256-secret-file, token
+    /// refreshes. Every --sample-every: the broker's RSS and open fds
+    /// (--broker-pid) and queue depths (GET /metrics). Exits 1 on a gap, an
+    /// unexplained unrecovered resume, an unexpected error, a silence of the
+    /// checked subscribers, or a slope over --max-*-slope-*.
+    Soak(Box<SoakArgs>),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -174,6 +189,19 @@ impl From<LatencyArgs> for LoadArgs {
     }
 }
 
+impl From<&SoakArgs> for LoadArgs {
+    fn from(a: &SoakArgs) -> Self {
+        LoadArgs {
+            subscribers: a.subscribers,
+            topics: a.topics,
+            topics_per_sub: a.topics_per_sub,
+            publishers: a.publishers,
+            rate: a.rate,
+            batch: a.batch,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ConnArgs {
     /// Idle subscribers to open.
@@ -197,4 +225,125 @@ pub struct SlowArgs {
     /// First run a baseline phase without the slow subscribers, then the slow phase.
     #[arg(long)]
     pub compare: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SoakArgs {
+    /// Checked subscribers: connected for the whole run, never slow, no
+    /// max_hz; each must see every quote of its topics with no gap.
+    #[arg(long, short = 's', default_value_t = 8)]
+    pub subscribers: usize,
+    /// Topics in total (PREFIX0 .. PREFIX{T-1}).
+    #[arg(long, short = 't', default_value_t = 20)]
+    pub topics: usize,
+    /// Topics per connection (checked subscribers, resumers, resubscribers,
+    /// churn connections: K consecutive topics, mod T).
+    #[arg(long, short = 'k', default_value_t = 5)]
+    pub topics_per_sub: usize,
+    /// Publishers; topics are split across them.
+    #[arg(long, short = 'p', default_value_t = 2)]
+    pub publishers: usize,
+    /// Total quotes/s (paced, > 0). A resume recovers while rate/topics ×
+    /// outage stays under the broker's history size.
+    #[arg(long, default_value_t = 400.0)]
+    pub rate: f64,
+    /// Most quotes per Batch frame.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Broker process id: sample its RSS (VmRSS) and open file descriptors
+    /// (/proc/PID/fd).
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+    /// Seconds at the start left out of the slopes (default: a quarter of
+    /// --duration, at most 60).
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Seconds between two samples.
+    #[arg(long, default_value_t = 1.0)]
+    pub sample_every: f64,
+    /// Write every sample as CSV (t_s, rss_kib, fds, checked deliveries,
+    /// broker subscribers, one column per queue).
+    #[arg(long, value_name = "FILE")]
+    pub samples_csv: Option<PathBuf>,
+    /// Fail when the broker's RSS grows faster than this after the warm-up
+    /// (KiB per minute, least-squares slope). Default: reported only.
+    #[arg(long, value_name = "KIB")]
+    pub max_rss_slope_kib_per_min: Option<f64>,
+    /// Fail when the broker's open file descriptors grow faster than this
+    /// after the warm-up (per minute). Default: reported only.
+    #[arg(long, value_name = "N")]
+    pub max_fd_slope_per_min: Option<f64>,
+    /// Fail when the checked subscribers together get nothing for this many
+    /// seconds while quotes are published; 0 = never.
+    #[arg(long, default_value_t = 10.0)]
+    pub max_silence: f64,
+    #[command(flatten)]
+    pub churn: ChurnArgs,
+}
+
+/// The soak's churn: what happens around the checked subscribers. Every
+/// actor stops at the end of --duration.
+#[derive(Args, Debug, Clone)]
+pub struct ChurnArgs {
+    /// Churn connections opened per second (connect, subscribe, ack; closed
+    /// once --conn-pool newer ones are open); 0 = none.
+    #[arg(long, default_value_t = 5.0)]
+    pub conn_churn: f64,
+    /// Churn connections open at once; the oldest is closed, alternately
+    /// with a close frame and by dropping the socket.
+    #[arg(long, default_value_t = 16)]
+    pub conn_pool: usize,
+    /// Connections that unsubscribe and subscribe their topics again, one
+    /// request every --resubscribe-every, reading (gap-checked) meanwhile.
+    #[arg(long, default_value_t = 2)]
+    pub resubscribers: usize,
+    /// Seconds between two requests of a resubscriber.
+    #[arg(long, default_value_t = 0.5)]
+    pub resubscribe_every: f64,
+    /// Slow readers: subscribe to every topic, read for a second, stop
+    /// reading for --slow-pause, read again (conflated, or closed 1008 as a
+    /// slow consumer: counted, not errors), then reconnect.
+    #[arg(long, default_value_t = 1)]
+    pub slow_readers: usize,
+    /// Seconds a slow reader stops reading.
+    #[arg(long, default_value_t = 3.0)]
+    pub slow_pause: f64,
+    /// Stalled readers: subscribe to every topic and read nothing for
+    /// --stall-hold, then look whether the broker closed them (its
+    /// [subscriber] stall_timeout_ms), then reconnect.
+    #[arg(long, default_value_t = 1)]
+    pub stalled_readers: usize,
+    /// Seconds a stalled reader reads nothing.
+    #[arg(long, default_value_t = 15.0)]
+    pub stall_hold: f64,
+    /// Each publisher closes its connection and connects again this often
+    /// (seconds, staggered across publishers); 0 = never.
+    #[arg(long, default_value_t = 10.0)]
+    pub producer_reconnect_every: f64,
+    /// Seconds a publisher stays away between two connections.
+    #[arg(long, default_value_t = 0.2)]
+    pub producer_outage: f64,
+    /// Resumers: subscribers that drop their connection every
+    /// --resume-every and resume with `since` after --resume-outage.
+    #[arg(long, default_value_t = 2)]
+    pub resumers: usize,
+    /// Seconds a resumer stays connected.
+    #[arg(long, default_value_t = 5.0)]
+    pub resume_every: f64,
+    /// Seconds a resumer stays away.
+    #[arg(long, default_value_t = 0.3)]
+    pub resume_outage: f64,
+    /// The broker's [history] size: a resume whose topic moved on by more
+    /// than this many quotes may be unrecovered (expected, counted).
+    #[arg(long, default_value_t = 64)]
+    pub history_size: u64,
+    /// A broker with [auth] and an HS256 secret: that secret's file (its
+    /// jwt_hs256_secret_file). Every connection then sends a token minted
+    /// here (topics PREFIX*) before subscribing, and a fresh one every
+    /// third of --token-ttl.
+    #[arg(long, value_name = "FILE")]
+    pub hs256_secret_file: Option<PathBuf>,
+    /// Lifetime of each token, seconds (at least 3).
+    #[arg(long, default_value_t = 20.0)]
+    pub token_ttl: f64,
 }

@@ -53,6 +53,17 @@ impl GapTracker {
             self.counts.out_of_order += 1;
         }
     }
+
+    /// The last `seq` accepted; 0 before the first.
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+
+    /// Forgets the position (not the counts): the next `seq` is a new
+    /// baseline, as after an unsubscribe or an unrecovered resume.
+    pub fn rebase(&mut self) {
+        self.last = 0;
+    }
 }
 
 #[cfg(test)]
@@ -82,6 +93,21 @@ mod tests {
         assert_eq!(c.duplicates + c.out_of_order, 0);
         let c = run(&[1, 3, 4, 10]);
         assert_eq!((c.gaps, c.missing), (2, 6));
+    }
+
+    #[test]
+    fn rebase_keeps_the_counts_and_takes_a_new_baseline() {
+        let mut t = GapTracker::default();
+        for s in [1, 3, 4] {
+            t.observe(s);
+        }
+        assert_eq!(t.last(), 4);
+        t.rebase();
+        assert_eq!(t.last(), 0);
+        t.observe(90);
+        t.observe(91);
+        assert_eq!(t.last(), 91);
+        assert_eq!((t.counts.gaps, t.counts.missing), (1, 1));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Built on mio: each receiving thread owns a `Poll` and a share of the
 //! subscribers; publishers are plain TCP ingest connections writing bincode
-//! `Batch` frames. See `report` for the JSON schema and `cli` for the flags.
+//! `Batch` frames. See `report` for the JSON schema and `cli` for the flags;
+//! `soak` is the long run with churn (its own report section and verdict).
 //!
 //! Library entry points (used by the binary and the tests): [`run_args`]
 //! parses a command line and runs it; [`run`] runs a parsed [`Cli`];
@@ -16,14 +17,16 @@ pub mod publisher;
 pub mod receiver;
 pub mod report;
 pub mod scenario;
+pub mod soak;
 pub mod sys;
+pub mod tokens;
 
 use std::time::Duration;
 
 use clap::Parser;
 
 pub use cli::Cli;
-use cli::{Command, FormatArg, LoadArgs};
+use cli::{Command, FormatArg, LoadArgs, SoakArgs};
 use receiver::{Format, SlowMode};
 pub use report::Report;
 use scenario::LoadSpec;
@@ -46,7 +49,7 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-fn secs(flag: &str, s: f64) -> Result<Duration, Error> {
+pub(crate) fn secs(flag: &str, s: f64) -> Result<Duration, Error> {
     if s.is_finite() && (0.0..=86_400.0).contains(&s) {
         Ok(Duration::from_secs_f64(s))
     } else {
@@ -86,7 +89,13 @@ fn spec_from(cli: &Cli, scenario: &'static str, load: &LoadArgs) -> Result<LoadS
         broker_pid: None,
         connection_times: false,
         tls: tls_client(c)?,
+        auth: None,
     })
+}
+
+/// The steady part of a soak: its checked subscribers and publishers.
+pub(crate) fn soak_spec(cli: &Cli, a: &SoakArgs) -> Result<LoadSpec, Error> {
+    spec_from(cli, "soak", &a.into())
 }
 
 /// The TLS client config of `--tls`: the CA file, resumption unless
@@ -151,6 +160,7 @@ pub fn run(cli: &Cli) -> Result<Report, Error> {
             report.baseline = baseline;
             Ok(report)
         }
+        Command::Soak(a) => soak::run(soak_spec(cli, a)?, a),
     }
 }
 
@@ -165,7 +175,9 @@ where
 }
 
 /// Runs and prints: the JSON report (`--json`) or the table to stdout,
-/// `--hgrm`/`--plot` files. Returns the process exit code.
+/// `--hgrm`/`--plot` files. Returns the process exit code: 2 when the run
+/// could not start, 1 when a file could not be written or a soak failed
+/// (its failures also go to stderr), else 0.
 pub fn main_with(cli: &Cli) -> i32 {
     let report = match run(cli) {
         Ok(r) => r,
@@ -186,6 +198,14 @@ pub fn main_with(cli: &Cli) -> i32 {
         print!("{}", report.table());
     }
     let mut code = 0;
+    if let Some(soak) = &report.soak {
+        for f in &soak.failures {
+            eprintln!("tickwire-loadtest: soak failed: {f}");
+        }
+        if !soak.passed {
+            code = 1;
+        }
+    }
     if let Some(h) = &report.histogram {
         if let Some(path) = &cli.common.hgrm {
             if let Err(e) = std::fs::write(path, report::hgrm(h)) {

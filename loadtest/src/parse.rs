@@ -46,6 +46,8 @@ pub enum TextKind {
     Quote,
     Subscribed,
     Unsubscribed,
+    /// The reply to an `auth` request (`--hs256-secret-file`).
+    Authed,
     Error,
     Other,
 }
@@ -63,6 +65,8 @@ pub fn text_kind(p: &[u8]) -> TextKind {
         TextKind::Subscribed
     } else if rest.starts_with(b"unsubscribed\"") {
         TextKind::Unsubscribed
+    } else if rest.starts_with(b"authed\"") {
+        TextKind::Authed
     } else if rest.starts_with(b"error\"") {
         TextKind::Error
     } else {
@@ -224,6 +228,10 @@ mod tests {
         assert_eq!(
             text_kind(br#"{"type":"error","code":"bad_topic","message":"m"}"#),
             TextKind::Error
+        );
+        assert_eq!(
+            text_kind(br#"{"type":"authed","id":2,"exp":1795414651}"#),
+            TextKind::Authed
         );
         assert_eq!(text_kind(b"nonsense"), TextKind::Other);
         assert_eq!(json_quote(br#"{"type":"quote","topic":"a","seq":"#), None);

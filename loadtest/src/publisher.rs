@@ -39,9 +39,32 @@ const WRITE_SLICE: Duration = Duration::from_millis(100);
 /// After the end of the run, give up on a write the broker does not take.
 const WRITE_GRACE: Duration = Duration::from_secs(2);
 
-/// Runs publisher `p` from `start` (an Instant plus the matching wall-clock
-/// ns) until `end`.
-pub fn run(cfg: &PubConfig, p: usize, start: Instant, start_ns: u64, end: Instant) -> PubResult {
+impl PubResult {
+    /// Adds the figures of another connection of the same publisher (a
+    /// reconnect): counts summed, the first error kept, the busier share.
+    pub fn add(&mut self, o: &PubResult) {
+        self.sent += o.sent;
+        self.scheduled += o.scheduled;
+        if self.error.is_none() {
+            self.error.clone_from(&o.error);
+        }
+        self.busy_share = self.busy_share.max(o.busy_share);
+    }
+}
+
+/// Runs publisher `p` on one connection from `start` (an Instant plus the
+/// matching wall-clock ns) until `end`. `first` numbers its first quote:
+/// quote `q` goes to the publisher's topic `q mod topics`, so a publisher
+/// that reconnects passes the quotes it sent so far and carries on with the
+/// next topic in turn (the pacing starts afresh at `start`).
+pub fn run(
+    cfg: &PubConfig,
+    p: usize,
+    start: Instant,
+    start_ns: u64,
+    end: Instant,
+    first: u64,
+) -> PubResult {
     let cpu0 = sys::thread_cpu();
     let mut res = PubResult::default();
     let topics: Vec<Vec<u8>> = (0..cfg.topics)
@@ -90,12 +113,12 @@ pub fn run(cfg: &PubConfig, p: usize, start: Instant, start_ns: u64, end: Instan
         let frame = begin_batch(&mut buf);
         let now_ns = sys::wall_ns();
         for i in 0..n {
-            let q = k + i;
             let ts = if rate > 0.0 {
-                start_ns + (q as f64 * interval_ns) as u64
+                start_ns + ((k + i) as f64 * interval_ns) as u64
             } else {
                 now_ns
             };
+            let q = first + k + i;
             let topic = &topics[(q % topics.len() as u64) as usize];
             push_quote(
                 &mut buf,

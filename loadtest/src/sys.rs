@@ -1,5 +1,5 @@
 //! Operating-system helpers: clocks, CPU accounting, file-descriptor limit,
-//! address policy, broker RSS.
+//! address policy, broker RSS and open file descriptors.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -151,6 +151,14 @@ pub fn rss_bytes(pid: u32) -> Result<u64, Error> {
         .ok_or_else(|| Error::msg(format!("{path}: no VmRSS line")))
 }
 
+/// Open file descriptors of a process: the entries of /proc/PID/fd (the
+/// process must be ours, or we root).
+pub fn open_fds(pid: u32) -> Result<u64, Error> {
+    let path = format!("/proc/{pid}/fd");
+    let dir = std::fs::read_dir(&path).map_err(|e| Error::msg(format!("{path}: {e}")))?;
+    Ok(dir.filter(|e| e.is_ok()).count() as u64)
+}
+
 /// `Sec-WebSocket-Key` for connection `n`: 16 pseudo-random bytes, base64.
 pub fn ws_key(n: u64) -> String {
     let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
@@ -239,6 +247,14 @@ mod tests {
             spread_source(250).ip(),
             IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1))
         );
+    }
+
+    #[test]
+    fn our_own_rss_and_fds_are_readable() {
+        let me = std::process::id();
+        assert!(rss_bytes(me).unwrap() > 0);
+        assert!(open_fds(me).unwrap() >= 3);
+        assert!(open_fds(u32::MAX).is_err());
     }
 
     #[test]

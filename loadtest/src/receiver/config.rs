@@ -51,6 +51,10 @@ pub struct RecvConfig {
     pub connect_deadline: Instant,
     /// Subscribers speak TLS (`--tls`).
     pub tls: Option<TlsClient>,
+    /// A broker with `[auth]`: each subscriber sends `auth` with a fresh
+    /// token before its subscribe, and again every `refresh_every` while
+    /// it streams (soak `--hs256-secret-file`).
+    pub auth: Option<std::sync::Arc<crate::tokens::Tokens>>,
 }
 
 /// What a TLS subscriber needs: one config shared by all (one session
@@ -130,6 +134,7 @@ mod tests {
             max_inflight: 1,
             connect_deadline: Instant::now(),
             tls: None,
+            auth: None,
         };
         assert!(cfg.per_ws());
         let picked: Vec<usize> = (0..7).map(|s| cfg.ws_of(s)).collect();

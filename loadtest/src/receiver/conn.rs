@@ -86,6 +86,10 @@ pub(super) struct Ctx<'a> {
     pub(super) wire_bytes: u64,
     /// Connections whose 101 response accepted permessage-deflate.
     pub(super) deflate_negotiated: usize,
+    /// `authed` replies (first tokens and refreshes).
+    pub(super) authed: u64,
+    /// `auth` requests sent on connections already streaming.
+    pub(super) auth_refreshes: u64,
 }
 
 impl Ctx<'_> {
@@ -260,8 +264,25 @@ pub(super) fn flush(c: &mut Conn) -> Result<(), Fail> {
     Ok(())
 }
 
+/// Queues an `auth` request with a fresh token (with `RecvConfig::auth`).
+pub(super) fn send_auth(ctx: &mut Ctx<'_>, c: &mut Conn, token_request: &str) {
+    let mask = ctx.mask();
+    encode_masked_frame(
+        &mut c.wbuf,
+        OpCode::Text,
+        true,
+        token_request.as_bytes(),
+        mask,
+    );
+}
+
+/// Queues the subscribe request, after an `auth` when the broker wants one
+/// (the broker handles them in order: the subscribe sees the grants).
 pub(super) fn send_subscribe(ctx: &mut Ctx<'_>, c: &mut Conn) {
     let cfg = ctx.cfg;
+    if let Some(tokens) = &cfg.auth {
+        send_auth(ctx, c, &tokens.auth_request(None));
+    }
     let names: Vec<String> = cfg.topics_of(c.sub).map(|i| cfg.topic_name(i)).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let text = tickwire_protocol::control::encode_subscribe(&refs, Some(1), Some(false), None);

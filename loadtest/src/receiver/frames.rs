@@ -198,6 +198,10 @@ fn message(
                 }
                 return Ok(());
             }
+            TextKind::Authed => {
+                ctx.authed += 1;
+                return Ok(());
+            }
             TextKind::Unsubscribed | TextKind::Other => return Ok(()),
         }
     };

@@ -2,7 +2,10 @@
 //! subscribers, connects them (bounded in-flight handshakes, a deadline),
 //! subscribes, then reads quotes: latency into an HdrHistogram (and, with
 //! several `--ws` addresses, into the histogram of the subscriber's address
-//! too), `seq` into per-topic gap trackers.
+//! too), `seq` into per-topic gap trackers. For a broker with `[auth]`
+//! (`RecvConfig::auth`, the soak's checked subscribers) each subscribe
+//! follows an `auth` request, and every streaming connection gets a fresh
+//! token every `Tokens::refresh_every`.
 //!
 //! Receive path per read: one `read` into the thread's scratch buffer, one
 //! clock read for every message in it, frames parsed in place. Complete,

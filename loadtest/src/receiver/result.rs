@@ -108,4 +108,9 @@ pub struct RecvResult {
     pub wire_bytes: u64,
     /// Connections whose 101 response accepted permessage-deflate.
     pub deflate_negotiated: usize,
+    /// `authed` replies received (with `RecvConfig::auth`: first tokens
+    /// and refreshes).
+    pub authed: u64,
+    /// Token refreshes sent (`auth` on a connection already streaming).
+    pub auth_refreshes: u64,
 }

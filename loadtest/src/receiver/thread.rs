@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll};
 
 use super::config::{RecvConfig, Shared, SlowMode, PHASE_MEASURE, PHASE_STOP};
-use super::conn::{fail, flush, on_connected, open, Conn, Ctx, Fail, State};
+use super::conn::{fail, flush, on_connected, open, send_auth, Conn, Ctx, Fail, State};
 use super::frames::read;
 use super::result::{new_histogram, ErrorCounts, RecvResult, WsResult};
 use super::SCRATCH;
@@ -52,6 +52,8 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
                 last_delivery_ns: 0,
                 wire_bytes: 0,
                 deflate_negotiated: 0,
+                authed: 0,
+                auth_refreshes: 0,
             };
         }
     };
@@ -74,6 +76,8 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
         last_delivery_ns: 0,
         wire_bytes: 0,
         deflate_negotiated: 0,
+        authed: 0,
+        auth_refreshes: 0,
     };
     let mut conns: Vec<Conn> = Vec::with_capacity(subs.len());
     let mut events = Events::with_capacity(1024);
@@ -84,6 +88,8 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
     let mut again_now: Vec<usize> = Vec::new();
     let mut published = 0u64;
     let mut measure: Option<(Instant, Duration)> = None;
+    let refresh_every = cfg.auth.as_ref().map(|t| t.refresh_every());
+    let mut refresh_at = refresh_every.map(|every| Instant::now() + every);
 
     loop {
         let phase = shared.phase.load(Ordering::Acquire);
@@ -168,6 +174,13 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
             }
         }
         again_now.clear();
+        if let (Some(at), Some(every)) = (refresh_at, refresh_every) {
+            let now = Instant::now();
+            if now >= at {
+                refresh_tokens(&mut ctx, &mut conns);
+                refresh_at = Some(now + every);
+            }
+        }
         if ctx.deliveries != published {
             shared
                 .deliveries
@@ -211,6 +224,24 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
         last_delivery_ns: ctx.last_delivery_ns,
         wire_bytes: ctx.wire_bytes,
         deflate_negotiated: ctx.deflate_negotiated,
+        authed: ctx.authed,
+        auth_refreshes: ctx.auth_refreshes,
+    }
+}
+
+/// Sends every streaming connection a fresh token (one for all of them).
+fn refresh_tokens(ctx: &mut Ctx<'_>, conns: &mut [Conn]) {
+    let cfg = ctx.cfg;
+    let Some(tokens) = cfg.auth.as_ref() else {
+        return;
+    };
+    let request = tokens.auth_request(None);
+    for c in conns.iter_mut().filter(|c| c.state == State::Streaming) {
+        send_auth(ctx, c, &request);
+        ctx.auth_refreshes += 1;
+        if let Err(kind) = flush(c) {
+            fail(ctx, c, kind);
+        }
     }
 }
 

@@ -73,6 +73,7 @@ mod tests {
             max_inflight: 1,
             connect_deadline: Instant::now(),
             tls: None,
+            auth: None,
         }
     }
 

@@ -5,7 +5,7 @@
 //! except `latency_by_ws`, present only with more than one `--ws` address):
 //!
 //! ```text
-//! scenario                 "fanout" | "latency" | "connections" | "slow"
+//! scenario                 "fanout" | "latency" | "connections" | "slow" | "soak"
 //! params                   object: the effective parameters of the run
 //! duration_s               measured phase length (publishing window / hold time), s
 //! deliveries               quotes received by all subscribers
@@ -43,6 +43,9 @@
 //! broker_rss_per_conn_bytes (after − before) / subscribed (same)
 //! baseline                 for `slow --compare`: the report of the phase without slow
 //!                          subscribers (same schema, its own baseline null), else null
+//! soak                     for `soak`: its verdict, samples and churn (the fields are
+//!                          listed in soak/report.rs); the fields above then describe the
+//!                          checked subscribers and the publishers; else null
 //! ```
 
 mod files;
@@ -160,6 +163,8 @@ pub struct Report {
     pub broker_rss_after_bytes: Option<u64>,
     pub broker_rss_per_conn_bytes: Option<f64>,
     pub baseline: Option<Box<Report>>,
+    /// The soak's own part (scenario `soak`), else `None`.
+    pub soak: Option<Box<crate::soak::SoakReport>>,
     /// The histogram behind `--hgrm`/`--plot` (not serialized).
     #[serde(skip)]
     pub histogram: Option<Histogram<u64>>,
@@ -288,6 +293,9 @@ impl Report {
                 "  deliveries         {} ({:.0}/s), {} gaps, {} errors",
                 b.deliveries, b.deliveries_per_s, b.seq_gaps, b.errors.total
             );
+        }
+        if let Some(s) = &self.soak {
+            s.table(&mut o);
         }
         o
     }

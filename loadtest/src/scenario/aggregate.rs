@@ -15,7 +15,7 @@ use super::LoadSpec;
 const BUSY_LIMIT: f64 = 0.9;
 
 /// What one phase produced, handed over for aggregation.
-pub(super) struct Outcome {
+pub(crate) struct Outcome {
     pub results: Vec<RecvResult>,
     pub pub_results: Vec<publisher::PubResult>,
     /// Subscribers opened (slow ones skipped in `SlowMode::Skip` excluded).
@@ -35,7 +35,7 @@ pub(super) struct Outcome {
 }
 
 /// The report of one phase (`baseline` left `None`).
-pub(super) fn report(spec: &LoadSpec, cfg: &RecvConfig, run: Outcome) -> Report {
+pub(crate) fn report(spec: &LoadSpec, cfg: &RecvConfig, run: Outcome) -> Report {
     let Outcome {
         results,
         pub_results,
@@ -206,18 +206,19 @@ pub(super) fn report(spec: &LoadSpec, cfg: &RecvConfig, run: Outcome) -> Report 
         broker_rss_after_bytes: rss_after,
         broker_rss_per_conn_bytes: rss_per_conn,
         baseline: None,
+        soak: None,
         histogram: Some(histogram),
     }
 }
 
-pub(super) fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
 /// Quotes sent per topic × fast subscribers on that topic; only when every
 /// opened subscriber subscribed (else who missed what is unknown) and the
 /// feed is ours.
-pub(super) fn expected_deliveries(
+pub(crate) fn expected_deliveries(
     spec: &LoadSpec,
     cfg: &RecvConfig,
     pubs: &[publisher::PubResult],

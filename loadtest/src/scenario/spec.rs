@@ -42,10 +42,12 @@ pub struct LoadSpec {
     pub connection_times: bool,
     /// Subscribers over TLS (`--tls`).
     pub tls: Option<crate::receiver::TlsClient>,
+    /// Tokens for a broker with `[auth]` (the soak's `--hs256-secret-file`).
+    pub auth: Option<std::sync::Arc<crate::tokens::Tokens>>,
 }
 
 impl LoadSpec {
-    pub(super) fn validate(&self) -> Result<(), Error> {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         let bad = |m: &str| Err(Error::msg(m.to_owned()));
         if self.ws.is_empty() {
             return bad("--ws needs at least one address");
@@ -85,7 +87,7 @@ impl LoadSpec {
         all.join(",")
     }
 
-    pub(super) fn params(&self) -> serde_json::Value {
+    pub(crate) fn params(&self) -> serde_json::Value {
         json!({
             "ws": self.ws_list(),
             "ingest": self.ingest.to_string(),
