@@ -259,33 +259,3 @@ fn a_close_followed_at_once_by_fin_is_still_echoed() {
         assert_eq!(read_close_code(&mut s), Some(1000), "{over:?}");
     }
 }
-
-/// A request and the client's FIN sent at once: the broker answers and
-/// sees the FIN (also when it comes in the same readiness event as the
-/// bytes: the worker then reads on past a short read), so the connection
-/// does not linger until its close timeout holding its place under the
-/// per-address cap. With a cap of two, once a later subscriber has its ack
-/// (the broker has long handled the earlier connection's bytes and FIN), a
-/// third connection must get in.
-#[test]
-fn a_request_followed_at_once_by_fin_frees_its_connection() {
-    let mut config = test_config();
-    config.server.max_connections_per_ip = 2;
-    let broker = start_with(config);
-    for _ in 0..5 {
-        let mut s = std::net::TcpStream::connect(broker.ws_addr()).unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
-        s.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut a = connect(&broker);
-        subscribe(&mut a, &["FIN.A"], false);
-        let mut b = connect(&broker);
-        subscribe(&mut b, &["FIN.B"], false);
-        drop((a, b));
-        // The two subscribers' FINs are seen before the next round.
-        assert!(wait_until(|| metric(
-            &broker,
-            "tickwire_connections{kind=\"subscriber\"}"
-        ) == 0.0));
-    }
-}
