@@ -300,17 +300,18 @@ pub struct ChurnArgs {
     /// Seconds between two requests of a resubscriber.
     #[arg(long, default_value_t = 0.5)]
     pub resubscribe_every: f64,
-    /// Slow readers: subscribe to every topic, read for a second, stop
-    /// reading for --slow-pause, read again (conflated, or closed 1008 as a
-    /// slow consumer: counted, not errors), then reconnect.
+    /// Slow readers: subscribe to every topic (with a 4 KiB receive
+    /// buffer, so what they leave unread backs up into the broker), read
+    /// for a second, stop reading for --slow-pause, read again (conflated,
+    /// or closed 1008 as a slow consumer: counted, not errors), reconnect.
     #[arg(long, default_value_t = 1)]
     pub slow_readers: usize,
     /// Seconds a slow reader stops reading.
     #[arg(long, default_value_t = 3.0)]
     pub slow_pause: f64,
-    /// Stalled readers: subscribe to every topic and read nothing for
-    /// --stall-hold, then look whether the broker closed them (its
-    /// [subscriber] stall_timeout_ms), then reconnect.
+    /// Stalled readers: subscribe to every topic (4 KiB receive buffer),
+    /// read nothing for --stall-hold, then ping and read to see whether the
+    /// broker closed them (its [subscriber] stall_timeout_ms), reconnect.
     #[arg(long, default_value_t = 1)]
     pub stalled_readers: usize,
     /// Seconds a stalled reader reads nothing.

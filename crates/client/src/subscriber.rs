@@ -77,7 +77,18 @@ impl Subscriber {
         path: &str,
         tls: Option<&TlsOptions>,
     ) -> Result<Subscriber> {
-        let stream = TcpStream::connect(addr)?;
+        Self::connect_over(TcpStream::connect(addr)?, path, tls)
+    }
+
+    /// Like [`Self::connect_to`], over a TCP connection the caller opened
+    /// with socket options of its own (a receive buffer size, say, which
+    /// must be set before connecting to bound the TCP window).
+    pub fn connect_over(
+        stream: TcpStream,
+        path: &str,
+        tls: Option<&TlsOptions>,
+    ) -> Result<Subscriber> {
+        let addr = stream.peer_addr()?;
         stream.set_nodelay(true)?;
         let stream = match tls {
             Some(tls) => Stream::tls(stream, tls)?,

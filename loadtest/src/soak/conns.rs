@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tickwire_client::SubscribeOptions;
 
 use super::counts::Env;
-use super::session::Session;
+use super::session::{Dial, Session};
 use super::streams::Streams;
 
 /// Pause before an actor tries again after an unexpected event.
@@ -41,7 +41,7 @@ pub fn open_close(env: &Env<'_>, topic_sets: &[Vec<String>]) {
         let mut scratch = Streams::default();
         match Session::open(
             env,
-            env.ws(n),
+            Dial::to(env.ws(n)),
             &topics,
             SubscribeOptions::default(),
             &mut scratch,
@@ -82,7 +82,7 @@ pub fn resubscribe(env: &Env<'_>, n: usize, topics: &[String]) {
                 let all: Vec<&str> = topics.iter().map(String::as_str).collect();
                 match Session::open(
                     env,
-                    env.ws(n),
+                    Dial::to(env.ws(n)),
                     &all,
                     SubscribeOptions::default(),
                     &mut streams,

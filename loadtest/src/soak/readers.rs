@@ -10,9 +10,11 @@ use tickwire_client::SubscribeOptions;
 
 use super::conns::RETRY_AFTER;
 use super::counts::Env;
-use super::session::{Ended, Session};
+use super::session::{Dial, Ended, Session};
 use super::streams::Streams;
 
+/// Receive buffer of slow and stalled readers (the kernel doubles it).
+const READER_BUFFER: usize = 4096;
 /// How long a slow reader reads before and after its pause.
 const READ_FOR: Duration = Duration::from_secs(1);
 /// How long a stalled reader reads, after its hold and a ping, to find out
@@ -36,17 +38,12 @@ fn open(
     who: &str,
 ) -> Option<Session> {
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-    match Session::open(
-        env,
-        env.ws(n),
-        &topics,
-        SubscribeOptions::default(),
-        streams,
-    ) {
-        Ok((s, _)) => {
-            s.shrink_receive_buffer();
-            Some(s)
-        }
+    let dial = Dial {
+        ws: env.ws(n),
+        receive_buffer: Some(READER_BUFFER),
+    };
+    match Session::open(env, dial, &topics, SubscribeOptions::default(), streams) {
+        Ok((s, _)) => Some(s),
         Err(e) => {
             env.problem(e.describe(who));
             env.sleep_until(Instant::now() + RETRY_AFTER);

@@ -11,7 +11,7 @@ use tickwire_client::SubscribeOptions;
 
 use super::conns::RETRY_AFTER;
 use super::counts::{Env, KEPT_PROBLEMS};
-use super::session::{Ack, Session};
+use super::session::{Ack, Dial, Session};
 use super::streams::Streams;
 
 /// Resumer `n` on `topics`: connected for `--resume-every`, then its
@@ -31,8 +31,8 @@ pub fn run(env: &Env<'_>, n: usize, topics: &[String]) {
             since,
             ..Default::default()
         };
-        let (mut s, ack) = match Session::open(env, env.ws(n + step), &names, options, &mut streams)
-        {
+        let dial = Dial::to(env.ws(n + step));
+        let (mut s, ack) = match Session::open(env, dial, &names, options, &mut streams) {
             Ok(opened) => opened,
             Err(e) => {
                 env.problem(e.describe("resumer"));

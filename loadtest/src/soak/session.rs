@@ -5,16 +5,18 @@
 //! while reading or not, and say how the connection ended (`Ended`).
 
 use std::io::ErrorKind;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use socket2::SockRef;
+use socket2::{Domain, Protocol, Socket, Type};
 use tickwire_client::{ws_path, ClientError, ServerMessage, SubscribeOptions, Subscriber};
 
 use super::counts::Env;
 use super::streams::Streams;
 use crate::receiver::Format;
 
+/// Longest wait for a TCP connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a reply (the ack of a subscribe or an unsubscribe).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest single blocking read, so a token refresh is never late by more.
@@ -66,6 +68,40 @@ impl Ended {
     }
 }
 
+/// Where a churn connection goes, and how.
+#[derive(Clone, Copy, Debug)]
+pub struct Dial {
+    pub ws: SocketAddr,
+    /// SO_RCVBUF set before connecting (slow and stalled readers): what the
+    /// reader leaves unread then backs up into the broker within a second
+    /// instead of filling a window the kernel grew to megabytes. (Set
+    /// after the connect it would not shrink the window, only stall it.)
+    pub receive_buffer: Option<usize>,
+}
+
+impl Dial {
+    /// To `ws`, with the kernel's receive buffer.
+    pub fn to(ws: SocketAddr) -> Dial {
+        Dial {
+            ws,
+            receive_buffer: None,
+        }
+    }
+
+    fn connect(self) -> std::io::Result<TcpStream> {
+        let sock = Socket::new(
+            Domain::for_address(self.ws),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        if let Some(bytes) = self.receive_buffer {
+            sock.set_recv_buffer_size(bytes)?;
+        }
+        sock.connect_timeout(&self.ws.into(), CONNECT_TIMEOUT)?;
+        Ok(sock.into())
+    }
+}
+
 /// The acknowledgement of a subscribe.
 pub struct Ack {
     pub epoch: String,
@@ -80,11 +116,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects to `ws`, sends a token (with `--hs256-secret-file`), and
-    /// subscribes `topics` with `options`; returns once the ack is in.
+    /// Connects as `dial` says, sends a token (with `--hs256-secret-file`),
+    /// and subscribes `topics` with `options`; returns once the ack is in.
     pub fn open(
         env: &Env<'_>,
-        ws: SocketAddr,
+        dial: Dial,
         topics: &[&str],
         options: SubscribeOptions,
         streams: &mut Streams,
@@ -94,8 +130,12 @@ impl Session {
             Format::Json => tickwire_client::Format::Json,
             Format::Binary => tickwire_client::Format::Binary,
         };
-        let sub = Subscriber::connect_to(ws, &ws_path(format, load.delta), None)
-            .map_err(|e| Ended::Failed(format!("connect {ws}: {e}")))?;
+        let path = ws_path(format, load.delta);
+        let sub = dial
+            .connect()
+            .map_err(ClientError::from)
+            .and_then(|tcp| Subscriber::connect_over(tcp, &path, None))
+            .map_err(|e| Ended::Failed(format!("connect {}: {e}", dial.ws)))?;
         let mut s = Session {
             sub,
             refresh_at: None,
@@ -138,12 +178,6 @@ impl Session {
     fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
-    }
-
-    /// A small receive buffer, so that what a reader leaves unread backs up
-    /// into the broker soon (slow and stalled readers).
-    pub fn shrink_receive_buffer(&self) {
-        let _ = SockRef::from(self.sub.stream()).set_recv_buffer_size(4096);
     }
 
     /// Sends a fresh token when one is due, without reading.
