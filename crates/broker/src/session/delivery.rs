@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use tickwire_protocol::Selector;
 
+use super::sink::{CatchUpSlice, QuoteSink};
 use super::subscriber::Subscriber;
-use super::subscriptions::{CatchUpSlice, QuoteSink};
 use super::{Action, Connection, Effects, Phase};
 use crate::http::event_id::{epoch_bits, EventId};
 use crate::messages::LocalQuote;

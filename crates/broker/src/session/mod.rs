@@ -47,6 +47,7 @@ pub mod outbound;
 mod props;
 mod rate;
 mod read_buf;
+mod sink;
 mod subscriber;
 mod subscriptions;
 #[cfg(test)]
@@ -69,8 +70,8 @@ use event_stream::EventStream;
 use framing::Framing;
 use outbound::Outbound;
 use read_buf::ReadBuf;
+pub use sink::CatchUpSlice;
 use subscriber::{Cx, Subscriber};
-pub use subscriptions::CatchUpSlice;
 use websocket::{Input, WebSocket};
 
 use crate::encodings::Encoding;
