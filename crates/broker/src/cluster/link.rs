@@ -188,10 +188,19 @@ impl Link {
 
     async fn handle(&mut self, client: &Client, cmd: LinkCmd) {
         match cmd {
-            LinkCmd::Publish(batch) => {
-                let n = batch.len();
+            LinkCmd::Publish { probe, quotes } => {
+                if !probe.is_empty() {
+                    if let Some(store) = self
+                        .store
+                        .clone()
+                        .filter(|_| self.shared.metrics.cluster.is_up())
+                    {
+                        self.probes.start(probe, store, self.shared.clone());
+                    }
+                }
+                let n = quotes.len();
                 let mut ready = Vec::with_capacity(n);
-                for p in batch {
+                for p in quotes {
                     ready.extend(self.probes.hold(p, &self.shared));
                 }
                 self.publish(client, ready).await;
@@ -208,15 +217,6 @@ impl Link {
                 }
                 if let Some(ticket) = ticket {
                     fetch(self.store.clone(), subjects, ticket, &self.shared);
-                }
-            }
-            LinkCmd::Probe(topics) => {
-                if let Some(store) = self
-                    .store
-                    .clone()
-                    .filter(|_| self.shared.metrics.cluster.is_up())
-                {
-                    self.probes.start(topics, store, self.shared.clone());
                 }
             }
             LinkCmd::History { ticket, wants } => {

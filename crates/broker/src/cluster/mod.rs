@@ -60,7 +60,15 @@ pub struct Publish {
 
 /// Router → link.
 pub enum LinkCmd {
-    Publish(Vec<Publish>),
+    /// A round's quotes, and the topics among them this broker just started
+    /// ingesting. One command, so that the link starts those probes before
+    /// it looks at the quotes: a probe answered before its topic's first
+    /// quote arrived would let that quote, numbered from this broker's stale
+    /// count, overwrite the stored one.
+    Publish {
+        probe: Vec<Arc<str>>,
+        quotes: Vec<Publish>,
+    },
     /// The broker now has subscribers for these selectors: subscribe to
     /// their subjects and fetch the newest stored quote of every topic they
     /// cover; `ticket` comes back in [`LinkEvent::Fetched`].
@@ -69,12 +77,7 @@ pub enum LinkCmd {
         ticket: Option<u64>,
     },
     /// No subscriber for these selectors any more.
-    Unwatch {
-        selectors: Vec<Selector>,
-    },
-    /// Topics this broker just started ingesting: fetch each one's stored
-    /// quote (its cluster-wide seq), no subscription.
-    Probe(Vec<Arc<str>>),
+    Unwatch { selectors: Vec<Selector> },
     /// Per topic, every stored quote with a seq above the given one (a
     /// client resuming with `since`); answered by exactly one
     /// [`LinkEvent::History`] with the same `ticket`, within
@@ -134,30 +137,34 @@ impl LinkHandle {
         self.metrics.cluster.is_up()
     }
 
-    /// Hands a round's quotes to the link; drops them (counted) while the
-    /// link is down or its queue is full. Never blocks.
-    pub fn publish(&self, batch: Vec<Publish>) {
-        let n = batch.len();
-        if n == 0 {
+    /// Hands a round's quotes to the link, with the topics to probe first;
+    /// drops the quotes (counted) while the link is down or its queue is
+    /// full. Never blocks.
+    pub fn publish(&self, probe: Vec<Arc<str>>, quotes: Vec<Publish>) {
+        let n = quotes.len();
+        if n == 0 && probe.is_empty() {
             return;
         }
         if !self.is_up() {
+            // A probe needs the link too: the link ignores it while down.
             metrics::add(&self.metrics.cluster.publish_dropped, n as u64);
             return;
         }
-        // What fits goes; the rest of a burst is dropped and counted.
+        // What fits goes; the rest of a burst is dropped and counted. The
+        // probes go even when no quote fits: their topics' next quotes
+        // are not first ones any more.
         let room = self.max_queued.saturating_sub(self.queued.load(Relaxed));
-        let mut batch = batch;
+        let mut quotes = quotes;
         if n > room {
-            batch.truncate(room);
+            quotes.truncate(room);
             metrics::add(&self.metrics.cluster.publish_dropped, (n - room) as u64);
         }
-        let n = batch.len();
-        if n == 0 {
+        let n = quotes.len();
+        if n == 0 && probe.is_empty() {
             return;
         }
         self.queued.fetch_add(n, Relaxed);
-        if !(self.send)(LinkCmd::Publish(batch)) {
+        if !(self.send)(LinkCmd::Publish { probe, quotes }) {
             self.queued.fetch_sub(n, Relaxed);
             metrics::add(&self.metrics.cluster.publish_dropped, n as u64);
         }

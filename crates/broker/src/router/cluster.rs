@@ -109,16 +109,14 @@ impl RouterLink {
         self.probes.push(topic);
     }
 
-    /// Probes go first: the link then holds back their topics' quotes
-    /// until it knows the stored seq (see `cluster/probe.rs`).
+    /// Probes travel with the quotes: the link starts them first, then
+    /// holds back their topics' quotes until it knows the stored seq (see
+    /// `cluster/probe.rs`).
     pub fn flush(&mut self) {
-        if !self.probes.is_empty() {
-            self.handle
-                .send(LinkCmd::Probe(std::mem::take(&mut self.probes)));
-        }
-        if !self.outgoing.is_empty() {
-            self.handle.publish(std::mem::take(&mut self.outgoing));
-        }
+        self.handle.publish(
+            std::mem::take(&mut self.probes),
+            std::mem::take(&mut self.outgoing),
+        );
     }
 
     fn ticket(&mut self) -> u64 {

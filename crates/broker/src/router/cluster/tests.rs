@@ -82,7 +82,18 @@ fn delivered(rx: &crossbeam_channel::Receiver<WorkerMsg>) -> Vec<String> {
 fn commands(link_rx: &mut UnboundedReceiver<LinkCmd>) -> Vec<String> {
     std::iter::from_fn(|| link_rx.try_recv().ok())
         .map(|cmd| match cmd {
-            LinkCmd::Publish(batch) => format!("publish {}", batch.len()),
+            LinkCmd::Publish { probe, quotes } if probe.is_empty() => {
+                format!("publish {}", quotes.len())
+            }
+            LinkCmd::Publish { probe, quotes } => format!(
+                "publish {} probing {}",
+                quotes.len(),
+                probe
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             LinkCmd::Watch { selectors, ticket } => format!(
                 "watch {} {}",
                 selectors
@@ -93,14 +104,6 @@ fn commands(link_rx: &mut UnboundedReceiver<LinkCmd>) -> Vec<String> {
                 ticket.map_or("-".into(), |t| t.to_string())
             ),
             LinkCmd::Unwatch { selectors } => format!("unwatch {}", selectors.len()),
-            LinkCmd::Probe(topics) => format!(
-                "probe {}",
-                topics
-                    .iter()
-                    .map(|t| t.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
             LinkCmd::History { ticket, wants } => format!(
                 "history {ticket} {}",
                 wants
@@ -133,7 +136,7 @@ fn live(router: &mut Router, quotes: Vec<ClusterQuote>) {
 fn local_quotes_are_numbered_probed_once_and_published_once_per_round() {
     let (mut router, _rx, mut link_rx, _polls) = clustered(true);
     ingest(&mut router, &["A", "B", "A"]);
-    assert_eq!(commands(&mut link_rx), ["probe A,B", "publish 3"]);
+    assert_eq!(commands(&mut link_rx), ["publish 3 probing A,B"]);
     ingest(&mut router, &["A"]);
     assert_eq!(commands(&mut link_rx), ["publish 1"], "A is probed once");
     assert_eq!(router.metrics().cluster.publish_dropped.load(Relaxed), 0);
