@@ -191,6 +191,11 @@ pub enum RouterCmd {
         worker: usize,
         selectors: Vec<Selector>,
     },
+    /// The commands of one worker turn, in order: one message and one wake
+    /// of the router instead of one each (on a shared core, each wake was a
+    /// switch to the router and back per subscribe in a reconnect storm).
+    /// Never nested.
+    Batch(Vec<RouterCmd>),
 }
 
 pub enum WorkerMsg {

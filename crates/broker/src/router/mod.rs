@@ -275,6 +275,7 @@ impl Router {
                     link.unwatch(gone);
                 }
             }
+            RouterCmd::Batch(cmds) => cmds.into_iter().for_each(|cmd| self.handle_cmd(cmd)),
         }
     }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tickwire_protocol::Selector;
 
+use super::outbound::OutFrame;
 use super::sink::{CatchUpSlice, QuoteSink};
 use super::subscriber::Subscriber;
 use super::{Action, Connection, Effects, Phase};
@@ -141,6 +142,11 @@ impl Connection {
             return;
         };
         let core = &mut open.core;
+        // Acks of taken subscribes go before anything delivered (and in
+        // the same write as their snapshot).
+        for ack in core.gate.delivering() {
+            self.out.push_data(OutFrame::Owned(ack));
+        }
         let config = &self.config;
         // Called once per quote that reaches SSE at all (the event is then
         // shared): the epoch's lock is read there, not per delivery.

@@ -4,9 +4,13 @@
 //! order, so everything after a held ack waits too — but only for the
 //! commands issued before it, not for later ones.
 //!
-//! The ack of a subscribe with `since` (v1.2) says which topics were
+//! An ack whose command is taken goes with the next thing delivered to the
+//! connection — its own activation (the router's answer) at the latest —
+//! so the snapshot follows it in the same write: one `send` per subscribe
+//! rather than two in a reconnect storm, and still before any quote. The
+//! ack of a subscribe with `since` (v1.2) says which topics were
 //! recovered, which only the router knows: it is held as a placeholder
-//! until the router's activation answers, and what follows it waits too.
+//! and made by the activation. What follows an ack waits for it.
 
 use std::collections::VecDeque;
 
@@ -30,6 +34,8 @@ struct Held {
 
 enum Reply {
     Ready(Box<[u8]>),
+    /// An ack: once its command is taken, it goes with the next delivery.
+    Ack(Box<[u8]>),
     /// An ack made once the router answers.
     Awaiting(Box<AwaitedAck>),
 }
@@ -63,6 +69,32 @@ impl ReplyGate {
         held.bytes += frame.len();
         held.replies.push_back((self.issued, Reply::Ready(frame)));
         None
+    }
+
+    /// The ack of the subscribe issued just before: it goes with the next
+    /// delivery once the command is taken ([`ReplyGate::delivering`]).
+    pub fn ack(&mut self, frame: Box<[u8]>) {
+        let held = self.held.get_or_insert_with(Box::default);
+        held.bytes += frame.len();
+        held.replies.push_back((self.issued, Reply::Ack(frame)));
+    }
+
+    /// Something is delivered to the connection (an activation, a slice,
+    /// a quote): the acks of taken commands go first, with what they
+    /// released.
+    pub fn delivering(&mut self) -> Vec<Box<[u8]>> {
+        let Some(held) = self.held.as_mut() else {
+            return Vec::new();
+        };
+        for (needs, reply) in held.replies.iter_mut() {
+            if *needs > self.taken {
+                break;
+            }
+            if let Reply::Ack(frame) = reply {
+                *reply = Reply::Ready(std::mem::take(frame));
+            }
+        }
+        self.release()
     }
 
     /// The ack of a subscribe (issued just before) is made when the router

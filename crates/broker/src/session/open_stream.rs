@@ -82,20 +82,15 @@ impl Connection {
             fx,
             now,
         };
-        let reply = match core.subscribe(None, &topics, ask, since.as_ref(), &mut cx) {
-            Ok(reply) => reply,
-            Err((code, message)) => {
-                cx.fx.actions.push(Action::RequestError(code));
-                let (status, _) = status_of(code);
-                return self.refuse(status, code.as_str(), &message, now);
-            }
-        };
-        // The head first (the control lane goes before anything queued),
-        // then the ack behind the reply gate, then the quotes.
-        cx.out.push_priority(http::event_stream_head());
-        if let Some(reply) = reply {
-            core.reply(&reply, &mut cx);
+        if let Err((code, message)) = core.subscribe(None, &topics, ask, since.as_ref(), &mut cx) {
+            cx.fx.actions.push(Action::RequestError(code));
+            let (status, _) = status_of(code);
+            return self.refuse(status, code.as_str(), &message, now);
         }
+        // The head first (the control lane goes before anything queued);
+        // the ack waits in the reply gate for the activation, then the
+        // quotes.
+        cx.out.push_priority(http::event_stream_head());
         fx.actions.push(Action::OpenedSse);
         self.read_buf.clear();
         self.phase = Phase::Open(Box::new(Open {

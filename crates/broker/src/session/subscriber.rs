@@ -145,8 +145,8 @@ impl Subscriber {
         self.check_reply_budget(cx)
     }
 
-    /// A subscribe: the reply (ack or error) to queue, or None for a
-    /// resume whose ack awaits the router's answer.
+    /// A subscribe: the error to queue, or None (the ack waits in the
+    /// reply gate).
     fn on_subscribe<'a>(
         &mut self,
         id: Option<u64>,
@@ -156,7 +156,7 @@ impl Subscriber {
         cx: &mut Cx<'_>,
     ) -> Option<String> {
         match self.subscribe(id, topics, ask, since, cx) {
-            Ok(reply) => reply,
+            Ok(()) => None,
             Err((code, message)) => {
                 cx.fx.actions.push(Action::RequestError(code));
                 Some(server::json_error(id, code, &message))
@@ -164,10 +164,9 @@ impl Subscriber {
         }
     }
 
-    /// Applies a subscribe, or says why not (nothing applied): the ack to
-    /// queue, or None for a resume whose ack awaits the router's answer.
-    /// An SSE stream's request comes here directly: its refusal is an HTTP
-    /// status.
+    /// Applies a subscribe, or says why not (nothing applied). Its ack
+    /// waits in the reply gate (see `gate.rs`). An SSE
+    /// stream's request comes here directly: its refusal is an HTTP status.
     pub(super) fn subscribe<'a>(
         &mut self,
         id: Option<u64>,
@@ -175,7 +174,7 @@ impl Subscriber {
         mut ask: Ask<'a>,
         since: Option<&'a Since>,
         cx: &mut Cx<'_>,
-    ) -> Result<Option<String>, (ErrorCode, String)> {
+    ) -> Result<(), (ErrorCode, String)> {
         let config = cx.config;
         let epoch = config.epoch.current();
         ask.since = since.map(|s| (s, s.epoch == *epoch));
@@ -203,7 +202,8 @@ impl Subscriber {
         if snapshot {
             self.snapshots.reserve(snapshots, request);
         }
-        // Held until the router has taken the command.
+        // Held until the router has taken the command, then until the
+        // next delivery (see `gate.rs`).
         self.gate.issue();
         if resumes {
             self.gate.await_activation(AwaitedAck {
@@ -211,18 +211,20 @@ impl Subscriber {
                 id,
                 topics: topics.to_vec(),
             });
-            return Ok(None);
+        } else {
+            let ack = match since {
+                None => server::json_subscribed(id, topics, &epoch),
+                // Nothing to resume: every topic of it is recovered.
+                Some(_) => server::json_subscribed_resumed(id, topics, &epoch, &[]),
+            };
+            self.gate.ack(cx.framing.message(&ack));
         }
-        Ok(Some(match since {
-            None => server::json_subscribed(id, topics, &epoch),
-            // Nothing to resume: every topic of it is recovered.
-            Some(_) => server::json_subscribed_resumed(id, topics, &epoch, &[]),
-        }))
+        Ok(())
     }
 
-    /// The router activated subscribe `request`; for a resume, its ack
-    /// (naming the topics not recovered) goes now, before any of its
-    /// quotes, with the replies held behind it.
+    /// The router activated subscribe `request`: its ack goes now (for a
+    /// resume, made now, naming the topics not recovered), before any of
+    /// its quotes, with the replies held behind it.
     pub(super) fn on_activated(
         &mut self,
         request: u32,
@@ -231,11 +233,12 @@ impl Subscriber {
         framing: &dyn Framing,
         out: &mut Outbound,
     ) {
-        let Some(unrecovered) = unrecovered else {
-            return;
-        };
         let epoch = config.epoch.current();
-        let names: Vec<&str> = unrecovered.iter().map(|t| &**t).collect();
+        let names: Vec<&str> = unrecovered
+            .unwrap_or_default()
+            .iter()
+            .map(|t| &**t)
+            .collect();
         let released = self.gate.activated(request, |ack| {
             framing.message(&server::json_subscribed_resumed(
                 ack.id,

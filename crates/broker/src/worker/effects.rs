@@ -45,7 +45,6 @@ impl Worker {
         }
         let mut actions = std::mem::take(&mut self.fx.actions);
         let mut dropped = false;
-        let mut taken = 0;
         for action in actions.drain(..) {
             match action {
                 Action::Subscribe {
@@ -66,12 +65,9 @@ impl Worker {
                         catch_up,
                         interest_add,
                     };
-                    if self.router.send(cmd) {
-                        // After this event's other actions: the release it
-                        // causes (acks, a ResumeRead) must come after them,
-                        // e.g. after the PauseRead the same event asked for.
-                        taken += 1;
-                    }
+                    // Staged: handed over at the turn's `retry_deferred`,
+                    // which then releases the replies held behind it.
+                    self.router.send(cmd);
                 }
                 Action::Route { selector, max_hz } => self.routes.route(&selector, id.slot, max_hz),
                 Action::Unroute(selector) => self.routes.unroute(&selector, id.slot),
@@ -134,16 +130,11 @@ impl Worker {
         }
         // Keep the allocation for the next event.
         self.fx.actions = actions;
-        if !dropped {
-            for _ in 0..taken {
-                self.command_taken(id);
-            }
-        }
         dropped
     }
 
-    /// Sends deferred commands while the router's queue has room; a
-    /// subscribe that goes releases its connection's held replies.
+    /// Hands the turn's staged commands to the router while its queue has
+    /// room; a subscribe that goes releases its connection's held replies.
     pub(super) fn retry_deferred(&mut self) {
         let mut taken = Vec::new();
         let resumed = self.router.retry(|id| taken.push(id));
@@ -168,7 +159,7 @@ impl Worker {
     fn set_reading(&mut self, id: ConnId, reading: bool) {
         if let Some(conn) = conn_of(&mut self.conns, id) {
             conn.reads_paused = !reading;
-            if reading {
+            if reading && conn.maybe_unread {
                 self.schedule.read_again(id.slot);
             }
         }

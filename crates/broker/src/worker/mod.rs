@@ -115,6 +115,11 @@ struct Conn {
     link: Connection,
     /// The connection asked not to be read (`Action::PauseRead`).
     reads_paused: bool,
+    /// The socket may hold input not read yet: false only after a read
+    /// found it drained and no readiness event came since. A resumed read
+    /// that would only say EAGAIN is then skipped (one per subscribe in a
+    /// reconnect storm: reads pause while the router takes the command).
+    maybe_unread: bool,
 }
 
 pub struct Worker {
@@ -278,6 +283,9 @@ impl Worker {
                     Token(t) => {
                         let slot = t - FIRST_CONN;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            if let Some(conn) = self.conns.get_mut(slot) {
+                                conn.maybe_unread = true;
+                            }
                             // Without a FIN or an error in the event, a
                             // short read has taken everything (see `read`).
                             let short_ends = !event.is_read_closed() && !event.is_error();
@@ -306,6 +314,13 @@ impl Worker {
             if self.now >= next_sweep {
                 self.sweep();
                 next_sweep = self.now + SWEEP_INTERVAL;
+            }
+            if self.router.is_backed_up() {
+                // Commands staged after the hand-over (the flush's, the
+                // sweep's) go now, not after a sleep; a full queue keeps
+                // them for the next turn (`DEFERRED_RETRY`).
+                self.retry_deferred();
+                self.flush_corked();
             }
             // The sweep or the shutdown may have resumed paused reads.
             busy |= self.schedule.has_more();

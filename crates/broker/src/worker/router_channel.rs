@@ -1,9 +1,12 @@
 //! A worker's two channels with the router: router messages in (quotes,
 //! activations, snapshot slices) and commands out (subscribe, interest
-//! dropped, snapshots cancelled). A worker never blocks on the router (the
-//! router may be blocked on it): a command the router's queue has no room
-//! for waits in a deferred queue, sent first next turn, and past a bound
-//! the worker reads no requests (which make commands) until it drains.
+//! dropped, snapshots cancelled). Commands are staged during a turn and
+//! sent together, as one message, when the turn hands them over
+//! ([`RouterChannel::retry`]): one wake of the router per turn. A worker
+//! never blocks on the router (the router may be blocked on it): commands
+//! the router's queue has no room for stay staged, sent first next turn,
+//! and past a bound the worker reads no requests (which make commands)
+//! until they drain.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,12 +16,16 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::messages::{ConnId, RouterCmd, WorkerMsg};
 
+/// Commands per message to the router, so one message stays bounded.
+const BATCH_MAX: usize = 1024;
+
 pub(super) struct RouterChannel {
     rx: Receiver<WorkerMsg>,
     tx: Sender<RouterCmd>,
     /// Snapshot slices the router has sent and this worker not yet handled.
     slices_queued: Arc<AtomicUsize>,
-    /// Commands the router's queue had no room for, oldest first.
+    /// Commands not handed to the router yet, oldest first: this turn's,
+    /// and any its queue had no room for.
     deferred: VecDeque<RouterCmd>,
     /// Bound on `deferred`: past it, no connection is read.
     deferred_limit: usize,
@@ -59,25 +66,13 @@ impl RouterChannel {
         self.slices_queued.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Sends a command without blocking; true if the router has it now,
-    /// false if it waits in the deferred queue (behind any older one: the
-    /// order of commands is kept).
-    pub fn send(&mut self, cmd: RouterCmd) -> bool {
-        if !self.deferred.is_empty() {
-            self.deferred.push_back(cmd);
-            return false;
-        }
-        match self.tx.try_send(cmd) {
-            // A router that has gone (shutdown) takes everything.
-            Ok(()) | Err(TrySendError::Disconnected(_)) => true,
-            Err(TrySendError::Full(cmd)) => {
-                self.deferred.push_back(cmd);
-                false
-            }
-        }
+    /// Stages a command; [`RouterChannel::retry`] hands it over (the order
+    /// of commands is kept).
+    pub fn send(&mut self, cmd: RouterCmd) {
+        self.deferred.push_back(cmd);
     }
 
-    /// True while commands wait for room in the router's queue.
+    /// True while commands wait to be handed over.
     pub fn is_backed_up(&self) -> bool {
         !self.deferred.is_empty()
     }
@@ -93,26 +88,34 @@ impl RouterChannel {
         false
     }
 
-    /// Sends deferred commands while the router's queue has room. Calls
-    /// `taken` for each subscribe that went (its connection's held replies
-    /// may go); returns the connections whose reads were held, once the
-    /// queue is below half its bound.
+    /// Hands the staged commands to the router as one message (at most
+    /// [`BATCH_MAX`] per message) while its queue has room. Calls `taken`
+    /// for each subscribe that went (its connection's held replies may go);
+    /// returns the connections whose reads were held, once the staged
+    /// commands are below half their bound.
     pub fn retry(&mut self, mut taken: impl FnMut(ConnId)) -> Vec<usize> {
-        while let Some(cmd) = self.deferred.pop_front() {
-            let conn = match &cmd {
-                RouterCmd::Subscribe { conn, .. } => Some(*conn),
-                RouterCmd::DropInterest { .. }
-                | RouterCmd::CancelSnapshots { .. }
-                | RouterCmd::CatchUpCredit { .. } => None,
+        while !self.deferred.is_empty() {
+            let n = self.deferred.len().min(BATCH_MAX);
+            let mut cmds: Vec<RouterCmd> = self.deferred.drain(..n).collect();
+            let subscribers: Vec<ConnId> = cmds.iter().filter_map(subscriber).collect();
+            let msg = match cmds.len() {
+                1 => cmds.pop().expect("one command"),
+                _ => RouterCmd::Batch(cmds),
             };
-            match self.tx.try_send(cmd) {
+            match self.tx.try_send(msg) {
+                // A router that has gone (shutdown) takes everything.
                 Ok(()) | Err(TrySendError::Disconnected(_)) => {
-                    if let Some(id) = conn {
-                        taken(id);
-                    }
+                    subscribers.into_iter().for_each(&mut taken);
                 }
-                Err(TrySendError::Full(cmd)) => {
-                    self.deferred.push_front(cmd);
+                Err(TrySendError::Full(msg)) => {
+                    // Back to the front, in order, for the next turn.
+                    let cmds = match msg {
+                        RouterCmd::Batch(cmds) => cmds,
+                        cmd => vec![cmd],
+                    };
+                    for cmd in cmds.into_iter().rev() {
+                        self.deferred.push_front(cmd);
+                    }
                     break;
                 }
             }
@@ -122,6 +125,14 @@ impl RouterChannel {
         } else {
             Vec::new()
         }
+    }
+}
+
+/// The connection of a subscribe (whose replies wait for it to go).
+fn subscriber(cmd: &RouterCmd) -> Option<ConnId> {
+    match cmd {
+        RouterCmd::Subscribe { conn, .. } => Some(*conn),
+        _ => None,
     }
 }
 
@@ -141,52 +152,92 @@ mod tests {
         }
     }
 
-    fn slot_of(cmd: RouterCmd) -> usize {
+    /// The subscribers' slots of one message, in order.
+    fn slots_of(cmd: RouterCmd) -> Vec<usize> {
         match cmd {
-            RouterCmd::Subscribe { conn, .. } => conn.slot,
-            _ => usize::MAX,
+            RouterCmd::Batch(cmds) => cmds.into_iter().flat_map(slots_of).collect(),
+            RouterCmd::Subscribe { conn, .. } => vec![conn.slot],
+            _ => vec![usize::MAX],
         }
+    }
+
+    fn channel(
+        room: usize,
+        limit: usize,
+    ) -> (RouterChannel, crossbeam_channel::Receiver<RouterCmd>) {
+        let (tx, router) = crossbeam_channel::bounded(room);
+        let (_to_worker, rx) = crossbeam_channel::bounded(1);
+        let ch = RouterChannel::new(rx, tx, Arc::new(AtomicUsize::new(0)), limit);
+        (ch, router)
+    }
+
+    #[test]
+    fn a_turns_commands_go_as_one_message_in_order() {
+        let (mut ch, router) = channel(1, 4);
+        ch.send(subscribe(0));
+        ch.send(subscribe(1));
+        assert!(ch.is_backed_up(), "staged until the hand-over");
+        let mut went = Vec::new();
+        ch.retry(|id| went.push(id.slot));
+        assert_eq!(went, [0, 1]);
+        assert!(!ch.is_backed_up());
+        assert_eq!(slots_of(router.recv().unwrap()), [0, 1]);
+        assert!(router.try_recv().is_err(), "one message");
+        // A lone command goes as itself.
+        ch.send(subscribe(2));
+        ch.retry(|_| {});
+        assert!(matches!(
+            router.recv().unwrap(),
+            RouterCmd::Subscribe { .. }
+        ));
+    }
+
+    #[test]
+    fn a_message_holds_at_most_batch_max_commands() {
+        let (mut ch, router) = channel(4, 1 << 20);
+        for slot in 0..BATCH_MAX + 6 {
+            ch.send(subscribe(slot));
+        }
+        ch.retry(|_| {});
+        let first = slots_of(router.recv().unwrap());
+        let second = slots_of(router.recv().unwrap());
+        assert_eq!(first, (0..BATCH_MAX).collect::<Vec<_>>());
+        assert_eq!(second, (BATCH_MAX..BATCH_MAX + 6).collect::<Vec<_>>());
     }
 
     #[test]
     fn commands_wait_in_order_while_the_router_is_full_and_reads_stop_at_the_bound() {
-        let (tx, router) = crossbeam_channel::bounded(1);
-        let (_to_worker, rx) = crossbeam_channel::bounded(1);
-        let mut ch = RouterChannel::new(rx, tx, Arc::new(AtomicUsize::new(0)), 4);
-        assert!(ch.send(subscribe(0)), "room: taken now");
+        let (mut ch, router) = channel(1, 4);
+        let mut went = Vec::new();
+        ch.send(subscribe(0));
+        ch.retry(|id| went.push(id.slot));
+        assert_eq!(went, [0], "room: taken");
         for slot in 1..=4 {
-            assert!(!ch.send(subscribe(slot)), "full: deferred");
+            ch.send(subscribe(slot));
         }
+        assert!(ch.retry(|id| went.push(id.slot)).is_empty());
+        assert_eq!(went, [0], "full: all four wait");
         assert!(ch.is_backed_up());
         assert!(!ch.may_read(9), "at the bound: held");
-        // Nothing drained yet: nothing goes, nothing resumes.
-        let mut went = Vec::new();
-        assert!(ch.retry(|id| went.push(id.slot)).is_empty());
-        assert!(went.is_empty());
-        // The router takes one: the oldest deferred goes, in order.
-        assert_eq!(slot_of(router.recv().unwrap()), 0);
-        assert!(
-            ch.retry(|id| went.push(id.slot)).is_empty(),
-            "3 left: over half"
-        );
-        assert_eq!(went, [1]);
-        assert_eq!(slot_of(router.recv().unwrap()), 1);
-        ch.retry(|id| went.push(id.slot));
-        assert_eq!(slot_of(router.recv().unwrap()), 2);
+        // The router takes one message: the four waiting go, in order, as
+        // one; below half the bound, reading resumes.
+        assert_eq!(slots_of(router.recv().unwrap()), [0]);
         let resumed = ch.retry(|id| went.push(id.slot));
-        assert_eq!(went, [1, 2, 3]);
-        assert_eq!(resumed, [9], "below half the bound: reading resumes");
+        assert_eq!(went, [0, 1, 2, 3, 4]);
+        assert_eq!(resumed, [9]);
+        assert_eq!(slots_of(router.recv().unwrap()), [1, 2, 3, 4]);
         assert!(ch.may_read(9));
     }
 
     #[test]
     fn a_router_that_has_gone_takes_everything() {
-        let (tx, router) = crossbeam_channel::bounded(1);
+        let (mut ch, router) = channel(1, 4);
         drop(router);
-        let (_to_worker, rx) = crossbeam_channel::bounded(1);
-        let mut ch = RouterChannel::new(rx, tx, Arc::new(AtomicUsize::new(0)), 4);
-        assert!(ch.send(subscribe(0)));
-        assert!(ch.send(subscribe(1)));
+        ch.send(subscribe(0));
+        ch.send(subscribe(1));
+        let mut went = Vec::new();
+        ch.retry(|id| went.push(id.slot));
+        assert_eq!(went, [0, 1]);
         assert!(!ch.is_backed_up());
     }
 }

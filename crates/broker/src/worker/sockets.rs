@@ -99,6 +99,7 @@ impl Worker {
             transport,
             link,
             reads_paused: false,
+            maybe_unread: true,
         });
         if refused {
             self.schedule.flush_later(slot);
@@ -153,6 +154,7 @@ impl Worker {
                     // connection in a storm). TLS reads go on: rustls may
                     // hold decrypted bytes the socket no longer shows.
                     let drained = short_ends && n < self.scratch.len() && !conn.transport.is_tls();
+                    conn.maybe_unread = !drained;
                     let data = self.scratch.get(..n).unwrap_or_default();
                     conn.link.on_bytes(data, self.now, &mut self.fx);
                     self.after_event(slot);
@@ -161,6 +163,9 @@ impl Worker {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // TLS: rustls holds nothing undecrypted either (its
+                    // read went to the socket, which had nothing).
+                    conn.maybe_unread = false;
                     // A TLS handshake reply the socket had no room for.
                     if conn.transport.wants_flush() {
                         self.schedule.flush_later(slot);

@@ -11,7 +11,7 @@ use tungstenite::Message;
 
 use super::{waker, Worker, WorkerParts, WorkerSettings};
 use crate::config::Config;
-use crate::messages::RouterCmd;
+use crate::messages::{RouterCmd, WorkerMsg};
 use crate::metrics::Metrics;
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -24,8 +24,8 @@ struct BusyRouterWorker {
     wake: Arc<mio::Waker>,
     shutdown: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
-    /// Keeps the worker's message queue open while it runs.
-    _to_worker: crossbeam_channel::Sender<crate::messages::WorkerMsg>,
+    /// The worker's message queue (the router's answers).
+    to_worker: crossbeam_channel::Sender<WorkerMsg>,
 }
 
 impl BusyRouterWorker {
@@ -83,9 +83,38 @@ impl BusyRouterWorker {
             wake,
             shutdown,
             thread,
-            _to_worker: to_worker,
+            to_worker,
         };
         (w, router_rx)
+    }
+
+    /// Answers `cmd`, as the router does, if it is a subscribe (or a
+    /// batch of them): an activation with nothing stored. Returns how many
+    /// subscribes it answered.
+    fn answer(&self, cmd: RouterCmd) -> usize {
+        match cmd {
+            RouterCmd::Batch(cmds) => cmds.into_iter().map(|c| self.answer(c)).sum(),
+            RouterCmd::Subscribe {
+                conn,
+                request,
+                selectors,
+                ..
+            } => {
+                let activate = WorkerMsg::Activate {
+                    conn,
+                    request,
+                    selectors,
+                    snapshots: Vec::new(),
+                    replayed: 0,
+                    more: false,
+                    unrecovered: None,
+                };
+                self.to_worker.send(activate).unwrap();
+                self.wake.wake().unwrap();
+                1
+            }
+            _ => 0,
+        }
     }
 
     fn stop(self) {
@@ -141,10 +170,20 @@ fn a_full_deferred_queue_stops_reading_requests_until_the_router_catches_up() {
     .unwrap();
     std::thread::sleep(Duration::from_millis(300)); // a window for a bug to show
     assert_eq!(entries(), 2, "read past the deferred-queue bound");
-    // ... until the router takes what waits.
-    for _ in 0..3 {
-        router_rx.recv_timeout(PATIENCE).unwrap();
-    }
+    // ... until the router takes what waits: the filler, then both
+    // subscribes as one message.
+    router_rx.recv_timeout(PATIENCE).unwrap();
+    let Ok(RouterCmd::Batch(waited)) = router_rx.recv_timeout(PATIENCE) else {
+        panic!("the two waiting subscribes go together");
+    };
+    let topics: Vec<String> = waited
+        .iter()
+        .map(|cmd| match cmd {
+            RouterCmd::Subscribe { selectors, .. } => selectors[0].as_written().to_owned(),
+            _ => "?".to_owned(),
+        })
+        .collect();
+    assert_eq!(topics, ["A", "B"]);
     assert!(eventually(|| entries() == 3));
     let Ok(RouterCmd::Subscribe { selectors, .. }) = router_rx.recv_timeout(PATIENCE) else {
         panic!("the third subscribe reaches the router");
@@ -193,10 +232,13 @@ fn the_ack_is_not_written_before_the_router_has_taken_the_subscribe() {
         router_rx.recv_timeout(PATIENCE),
         Ok(RouterCmd::DropInterest { .. })
     ));
-    let Ok(RouterCmd::Subscribe { selectors, .. }) = router_rx.recv_timeout(PATIENCE) else {
+    let subscribe = router_rx.recv_timeout(PATIENCE);
+    let Ok(RouterCmd::Subscribe { selectors, .. }) = &subscribe else {
         panic!("the deferred subscribe reaches the router");
     };
     assert_eq!(selectors.len(), 1);
+    // The ack goes with the router's answer.
+    assert_eq!(w.answer(subscribe.unwrap()), 1);
     ws.get_mut().set_read_timeout(Some(PATIENCE)).unwrap();
     let ack = ws.read().unwrap().into_text().unwrap();
     assert!(ack.contains(r#""type":"subscribed""#), "{ack}");
@@ -222,7 +264,7 @@ fn a_connections_slot_stays_small() {
 #[test]
 fn subscribes_taken_at_once_resume_reading_after_a_pause_in_the_same_read() {
     let settings = default_settings();
-    let (w, _router_rx) = BusyRouterWorker::start_with(settings, 1024, false);
+    let (w, router_rx) = BusyRouterWorker::start_with(settings, 1024, false);
     let stream = TcpStream::connect(w.addr).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     let (mut ws, _) = tungstenite::client::client(format!("ws://{}/ws", w.addr), stream).unwrap();
@@ -232,6 +274,10 @@ fn subscribes_taken_at_once_resume_reading_after_a_pause_in_the_same_read() {
         ws.write(Message::Text(request.into())).unwrap();
     }
     ws.flush().unwrap(); // one write: the worker reads them together
+    let mut answered = 0;
+    while answered < 70 {
+        answered += w.answer(router_rx.recv_timeout(PATIENCE).unwrap());
+    }
     let mut acks = 0;
     while acks < 70 {
         if let Message::Text(t) = ws.read().unwrap() {

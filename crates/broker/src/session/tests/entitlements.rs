@@ -42,7 +42,7 @@ fn reply(c: &mut Client) -> serde_json::Value {
 fn before_auth_only_anonymous_topics_and_a_request_is_all_or_nothing() {
     let (c, unix) = authed_client();
     let mut c = with_wall(c, unix);
-    c.request(r#"{"op":"subscribe","topics":["DEMO.A","DEMO.*"],"id":1}"#);
+    c.request_answered(r#"{"op":"subscribe","topics":["DEMO.A","DEMO.*"],"id":1}"#);
     assert_eq!(reply(&mut c)["type"], "subscribed");
     let actions = c.request(r#"{"op":"subscribe","topics":["DEMO.B","AAPL","MSFT"],"id":2}"#);
     assert_eq!(actions, [Action::RequestError(ErrorCode::NotAuthorized)]);
@@ -74,7 +74,7 @@ fn auth_grants_topics_and_patterns_by_the_coverage_rule() {
         r#"["NASDAQ.MSFT","NASDAQ.A*"]"#,
         r#"["DEMO.X"]"#,
     ] {
-        c.request(&format!(r#"{{"op":"subscribe","topics":{ok}}}"#));
+        c.request_answered(&format!(r#"{{"op":"subscribe","topics":{ok}}}"#));
         assert_eq!(reply(&mut c)["type"], "subscribed", "{ok}");
     }
     for denied in [r#"["NASDAQ"]"#, r#"["NAS*"]"#, r#"["*"]"#, r#"["AAPL2"]"#] {
@@ -99,7 +99,7 @@ fn a_bad_token_keeps_what_was_granted_before() {
     let expired = hs256(json!({"exp": unix, "topics": ["*"]}));
     c.request(&format!(r#"{{"op":"auth","token":"{expired}"}}"#));
     assert_eq!(reply(&mut c)["message"], "token expired");
-    c.request(r#"{"op":"subscribe","topics":["AAPL"]}"#);
+    c.request_answered(r#"{"op":"subscribe","topics":["AAPL"]}"#);
     assert_eq!(reply(&mut c)["type"], "subscribed");
 }
 
@@ -172,7 +172,7 @@ fn auth_without_auth_configured_is_a_bad_request() {
     let r = reply(&mut c);
     assert_eq!(r["code"], "bad_request");
     // And subscribe is not gated at all.
-    c.request(r#"{"op":"subscribe","topics":["*"]}"#);
+    c.request_answered(r#"{"op":"subscribe","topics":["*"]}"#);
     assert_eq!(reply(&mut c)["type"], "subscribed");
 }
 

@@ -255,7 +255,7 @@ fn requests_over_the_rate_are_not_executed_and_get_rate_limited() {
     cfg.max_subscriptions = 100;
     let mut c = Client::upgraded(cfg);
     for i in 0..5 {
-        c.request(&format!(
+        c.request_answered(&format!(
             r#"{{"op":"subscribe","topics":["T{i}"],"id":{i}}}"#
         ));
     }
@@ -272,8 +272,8 @@ fn requests_over_the_rate_are_not_executed_and_get_rate_limited() {
     assert_eq!(c.conn.subscription_count(), 3, "not executed");
     // Half a second later: one more (2/s).
     c.at(Duration::from_millis(500));
-    c.request(r#"{"op":"subscribe","topics":["T9"],"id":9}"#);
-    c.request(r#"{"op":"subscribe","topics":["T10"],"id":10}"#);
+    c.request_answered(r#"{"op":"subscribe","topics":["T9"],"id":9}"#);
+    c.request_answered(r#"{"op":"subscribe","topics":["T10"],"id":10}"#);
     assert_eq!(kinds(&c.frames()), ["subscribed", "error"]);
 }
 
@@ -291,6 +291,9 @@ fn too_many_subscribes_waiting_for_the_router_stop_reading() {
     assert!(c.frames().is_empty());
     c.conn.on_command_taken(&mut c.fx);
     assert!(c.conn.wants_read());
+    // Its ack goes with its activation.
+    assert!(c.frames().is_empty());
+    c.activate(0, &["A"], vec![]);
     assert_eq!(kinds(&c.frames()), ["subscribed"]);
 }
 

@@ -219,6 +219,28 @@ impl Client {
         actions
     }
 
+    /// Sends a request and, like the shell and a router with nothing
+    /// stored, takes and activates its subscribe at once (its ack goes
+    /// with the activation).
+    /// Returns the request's actions, then the activation's.
+    pub(super) fn request_answered(&mut self, text: &str) -> Vec<Action> {
+        let mut actions = self.request(text);
+        let subscribes: Vec<(u32, Vec<Selector>)> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Subscribe {
+                    request, selectors, ..
+                } => Some((*request, selectors.clone())),
+                _ => None,
+            })
+            .collect();
+        for (request, selectors) in subscribes {
+            self.answer(request, &selectors, vec![], false, None);
+        }
+        actions.extend(self.take_actions());
+        actions
+    }
+
     /// Writes everything queued to the "socket".
     pub(super) fn write_all(&mut self) -> bool {
         self.conn.flush_to(&mut self.wire, usize::MAX, self.now)

@@ -71,6 +71,7 @@ fn what_a_resume_asks_the_router_for() {
     let mut c = Client::upgraded(config());
     c.send(r#"{"op":"subscribe","topics":["AAPL"],"max_hz":2}"#);
     c.conn.on_command_taken(&mut c.fx);
+    c.answer(0, &[sel("AAPL")], vec![], false, None);
     c.take_actions();
     c.send(r#"{"op":"subscribe","topics":["A*"],"id":2,"rewind":5,"since":{"epoch":"old","seqs":{"AAPL":1,"AMZN":2}}}"#);
     let actions = c.take_actions();
@@ -103,6 +104,7 @@ fn what_a_resume_asks_the_router_for() {
         false,
         Some(&[Arc::from("AAPL"), Arc::from("AMZN")]),
     );
+    c.answer(2, &[sel("B")], vec![], false, None);
     let frames = c.frames();
     assert_eq!(kinds(&frames), ["subscribed", "subscribed"]);
     assert!(frames[0].contains(r#""recovered":false,"unrecovered":["AAPL","AMZN"]"#));

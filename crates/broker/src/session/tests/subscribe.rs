@@ -25,7 +25,7 @@ fn a_request_with_one_bad_topic_changes_nothing() {
 }
 
 #[test]
-fn ack_then_snapshot_then_live_and_the_ack_waits_for_the_router() {
+fn ack_then_snapshot_then_live_and_the_ack_waits_for_the_activation() {
     let mut c = Client::upgraded(config());
     c.send(r#"{"op":"subscribe","topics":["AAPL","MSFT","AAPL"],"id":1}"#);
     let actions = c.take_actions();
@@ -41,12 +41,11 @@ fn ack_then_snapshot_then_live_and_the_ack_waits_for_the_router() {
             }
         ]
     );
-    // The router has not taken the command: the ack is held.
+    // The router has not taken the command: the ack is held; taken, it
+    // still waits for the activation, to go with the snapshot.
     assert!(c.frames().is_empty());
     c.conn.on_command_taken(&mut c.fx);
-    let frames = c.frames();
-    assert_eq!(kinds(&frames), ["subscribed"]);
-    assert!(frames[0].contains(r#""topics":["AAPL","MSFT","AAPL"]"#));
+    assert!(c.frames().is_empty());
 
     c.activate(0, &["AAPL", "MSFT"], vec![quote("AAPL", 7)]);
     assert_eq!(
@@ -63,7 +62,9 @@ fn ack_then_snapshot_then_live_and_the_ack_waits_for_the_router() {
         ]
     );
     c.live(&quote("AAPL", 8), None);
-    assert_eq!(c.frames(), ["Q AAPL 7", "Q AAPL 8"]);
+    let frames = c.frames();
+    assert_eq!(kinds(&frames), ["subscribed", "Q AAPL 7", "Q AAPL 8"]);
+    assert!(frames[0].contains(r#""topics":["AAPL","MSFT","AAPL"]"#));
 }
 
 #[test]
@@ -277,11 +278,11 @@ fn snapshot_requests_over_the_snapshot_rate_are_refused_until_it_recovers() {
         (Some("rate_limited"), Some(2))
     );
     // Without a snapshot it goes through at once.
-    c.request(r#"{"op":"subscribe","topics":["B*"],"snapshot":false,"id":3}"#);
+    c.request_answered(r#"{"op":"subscribe","topics":["B*"],"snapshot":false,"id":3}"#);
     assert_eq!(kinds(&c.frames()), ["subscribed"]);
     // After the debt is paid back (2 of 3/s: just under a second).
     c.at(Duration::from_millis(700));
-    c.request(r#"{"op":"subscribe","topics":["C*"],"id":4}"#);
+    c.request_answered(r#"{"op":"subscribe","topics":["C*"],"id":4}"#);
     assert_eq!(kinds(&c.frames()), ["subscribed"]);
 }
 
