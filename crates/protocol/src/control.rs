@@ -312,8 +312,8 @@ fn first_unmatched<'a>(since: &'a Since, selectors: &[Selector]) -> Option<&'a s
     let mut prefixes = HashSet::new();
     for s in selectors {
         match s {
-            Selector::Exact(t) => exact.insert(t.as_str()),
-            Selector::Prefix(p) => prefixes.insert(p.as_str()),
+            Selector::Exact(t) => exact.insert(&**t),
+            Selector::Prefix(p) => prefixes.insert(&**p),
         };
     }
     since.seqs.iter().map(|(k, _)| k.as_str()).find(|key| {

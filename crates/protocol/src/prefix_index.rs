@@ -89,8 +89,8 @@ fn with_key<R>(selector: &Selector, f: impl FnOnce(&str) -> R) -> Option<R> {
 /// The selector a key denotes.
 pub fn selector_of(key: &str) -> Selector {
     match key.strip_suffix('*') {
-        Some(prefix) => Selector::Prefix(prefix.to_owned()),
-        None => Selector::Exact(key.to_owned()),
+        Some(prefix) => Selector::Prefix(prefix.into()),
+        None => Selector::Exact(key.into()),
     }
 }
 
@@ -166,7 +166,7 @@ impl<V> PrefixIndex<V> {
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, selector: &Selector, value: V) -> Option<V> {
         let key: Arc<str> = match selector {
-            Selector::Exact(t) => Arc::from(t.as_str()),
+            Selector::Exact(t) => t.clone(),
             Selector::Prefix(_) => Arc::from(selector.as_written()),
         };
         self.insert_key(key, value)

@@ -14,8 +14,8 @@ fn name() -> impl Strategy<Value = String> {
 
 fn selector() -> impl Strategy<Value = Selector> {
     prop_oneof![
-        "[AB.]{1,4}".prop_map(Selector::Exact),
-        name().prop_map(Selector::Prefix),
+        "[AB.]{1,4}".prop_map(|t| Selector::Exact(t.into())),
+        name().prop_map(|p| Selector::Prefix(p.into())),
     ]
 }
 
@@ -56,7 +56,7 @@ proptest! {
             let got: Vec<(String, u32)> =
                 index.matching(topic).map(|(k, v)| (k.to_string(), *v)).collect();
             let want: Vec<(String, u32)> =
-                expected.iter().map(|(s, v)| (s.as_written(), *v)).collect();
+                expected.iter().map(|(s, v)| (s.as_written().into_owned(), *v)).collect();
             prop_assert_eq!(&got, &want);
             prop_assert_eq!(index.most_specific(topic), want.first().map(|(_, v)| v));
 
@@ -65,7 +65,7 @@ proptest! {
             let mut want_under: Vec<String> = model
                 .keys()
                 .filter_map(|s| match s {
-                    Selector::Exact(t) if t.starts_with(topic.as_str()) => Some(t.clone()),
+                    Selector::Exact(t) if t.starts_with(topic.as_str()) => Some(t.to_string()),
                     _ => None,
                 })
                 .collect();

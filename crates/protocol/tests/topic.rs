@@ -130,9 +130,9 @@ mod props {
             let expect = if s.is_empty() || s.len() > 64 {
                 None
             } else if let Some(p) = s.strip_suffix('*') {
-                valid_chars(p).then(|| Selector::Prefix(p.to_string()))
+                valid_chars(p).then(|| Selector::Prefix(p.into()))
             } else {
-                valid_chars(&s).then(|| Selector::Exact(s.clone()))
+                valid_chars(&s).then(|| Selector::Exact(s.as_str().into()))
             };
             prop_assert_eq!(Selector::parse(&s), expect);
         }

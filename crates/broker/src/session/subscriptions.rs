@@ -213,7 +213,10 @@ impl Subscriptions {
         sink: &mut QuoteSink<'_>,
     ) {
         if !snapshots.quotes.is_empty() || more {
-            let named: HashSet<String> = selectors.iter().map(Selector::as_written).collect();
+            let named: HashSet<String> = selectors
+                .iter()
+                .map(|s| s.as_written().into_owned())
+                .collect();
             self.push_snapshots(request, &named, snapshots, sink);
             if more {
                 self.sliced

@@ -179,7 +179,7 @@ fn a_full_deferred_queue_stops_reading_requests_until_the_router_catches_up() {
     let topics: Vec<String> = waited
         .iter()
         .map(|cmd| match cmd {
-            RouterCmd::Subscribe { selectors, .. } => selectors[0].as_written().to_owned(),
+            RouterCmd::Subscribe { selectors, .. } => selectors[0].as_written().into_owned(),
             _ => "?".to_owned(),
         })
         .collect();
