@@ -393,6 +393,17 @@ fn bytes(quotes: &[Arc<SharedQuote>]) -> usize {
 /// topics, since two prefixes neither of which starts the other share no
 /// topic.
 fn disjoint_cover(selectors: &[Selector]) -> VecDeque<Selector> {
+    if selectors.len() <= 16 && selectors.iter().all(|s| matches!(s, Selector::Exact(_))) {
+        // The common request (a few exact topics, a storm of them):
+        // nothing can cover another, so only repeats go, without a set.
+        let mut cover = VecDeque::with_capacity(selectors.len());
+        for (i, selector) in selectors.iter().enumerate() {
+            if !selectors[..i].contains(selector) {
+                cover.push_back(selector.clone());
+            }
+        }
+        return cover;
+    }
     let mut prefixes = PrefixIndex::new();
     for selector in selectors {
         if let Selector::Prefix(_) = selector {

@@ -16,6 +16,9 @@ fn the_cover_drops_covered_and_repeated_selectors() {
     assert_eq!(cover, [sel("A*"), sel("MSFT"), sel("B*")]);
     let everything = [sel("AAPL"), sel("*"), sel("Z*")];
     assert_eq!(disjoint_cover(&everything), [sel("*")]);
+    // Exact topics only (the short path): repeats go, order stays.
+    let exact = [sel("B"), sel("A"), sel("B"), sel("C"), sel("A")];
+    assert_eq!(disjoint_cover(&exact), [sel("B"), sel("A"), sel("C")]);
 }
 
 fn names(n: usize) -> Vec<String> {
