@@ -98,9 +98,13 @@ impl RouterChannel {
             let n = self.deferred.len().min(BATCH_MAX);
             let mut cmds: Vec<RouterCmd> = self.deferred.drain(..n).collect();
             let subscribers: Vec<ConnId> = cmds.iter().filter_map(subscriber).collect();
+            // A lone command goes as itself.
             let msg = match cmds.len() {
-                1 => cmds.pop().expect("one command"),
-                _ => RouterCmd::Batch(cmds),
+                1 => cmds.pop(),
+                _ => Some(RouterCmd::Batch(cmds)),
+            };
+            let Some(msg) = msg else {
+                break;
             };
             match self.tx.try_send(msg) {
                 // A router that has gone (shutdown) takes everything.
