@@ -51,6 +51,18 @@ impl Selector {
         }
     }
 
+    /// Whether `s` parses (what [`Selector::parse`] checks, without making
+    /// the selector).
+    pub fn is_valid(s: &str) -> bool {
+        if s.is_empty() || s.len() > MAX_TOPIC_LEN {
+            return false;
+        }
+        match s.strip_suffix('*') {
+            Some(prefix) => prefix.bytes().all(is_topic_byte),
+            None => is_valid_topic(s),
+        }
+    }
+
     /// Case-sensitive match of a concrete topic.
     pub fn matches(&self, topic: &str) -> bool {
         match self {
