@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# User-space instructions of the broker over a reconnect storm: the broker
+# under `valgrind --tool=callgrind` (one worker), peerbench scenario D with
+# 2,000 subscribers (10 topics each, ack and snapshots), the total count
+# from start-up to shutdown. Unlike CPU time on a shared VM, the count
+# repeats to within a fraction of a percent, so two builds compare on
+# small changes. Needs the peerbench copy `scripts/peerbench.sh` makes.
+#
+#   bash scripts/storm-instructions.sh target/release/tickwire new
+#   bash scripts/storm-instructions.sh /tmp/old/tickwire old
+set -euo pipefail
+bin=${1:?usage: storm-instructions.sh BROKER_BINARY [LABEL]}
+label=${2:-$(basename "$bin")}
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+dir=${PEERBENCH_DIR:-/tmp/tickwire-peerbench/peerbench}
+cd "$dir"
+tmp=$(mktemp -d)
+valgrind --tool=callgrind --callgrind-out-file="$tmp/callgrind.out" "$bin" --workers 1 \
+  --ws-addr 127.0.0.1:8080 --ingest-addr 127.0.0.1:7001 --log-level warn >"$tmp/broker.log" 2>&1 &
+broker=$!
+trap 'kill $broker 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 150); do ss -ltn | grep -q ":8080 " && break; sleep 0.2; done
+BROKER_PID=$broker OUT="$tmp/d.json" RUN_TIMEOUT=200 ./run.sh broker D --subscribers 2000 >/dev/null 2>&1
+kill -INT $broker
+wait $broker 2>/dev/null || true
+subscribed=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['storm']['subscribed'])" "$tmp/d.json")
+total=$(awk '/^summary:/ {print $2}' "$tmp/callgrind.out")
+echo "$label subscribed $subscribed instructions $total per-subscriber $((total / 2000))"
