@@ -120,18 +120,25 @@ impl Ingest {
             if self.shutdown.load(Ordering::Acquire) {
                 break;
             }
+            let mut fin_or_error = Vec::new();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
                     WAKER => {}
-                    Token(t) => self.unread.push(t - FIRST_CONN),
+                    Token(t) => {
+                        self.unread.push(t - FIRST_CONN);
+                        if event.is_read_closed() || event.is_error() {
+                            fin_or_error.push(t - FIRST_CONN);
+                        }
+                    }
                 }
             }
             self.expire_handshakes();
             self.unread.sort_unstable();
             self.unread.dedup();
             for slot in std::mem::take(&mut self.unread) {
-                match self.read(slot, READS_PER_TURN) {
+                let short_ends = !fin_or_error.contains(&slot);
+                match self.read(slot, READS_PER_TURN, short_ends) {
                     ReadEnd::MoreLeft => self.unread.push(slot),
                     ReadEnd::Closed => self.remove(slot),
                     ReadEnd::WouldBlock => {}
@@ -149,7 +156,7 @@ impl Ingest {
         }
         let slots: Vec<usize> = self.producers.iter().map(|(s, _)| s).collect();
         for slot in slots {
-            let _ = self.read(slot, 64);
+            let _ = self.read(slot, 64, false);
             self.remove(slot);
         }
     }
@@ -210,7 +217,12 @@ impl Ingest {
         }
     }
 
-    fn read(&mut self, slot: usize, max_reads: usize) -> ReadEnd {
+    /// Reads up to `max_reads` times. With `short_ends` (the readiness
+    /// event carried no FIN or error), a short read of a plain socket has
+    /// taken everything it held: a later arrival raises a new edge, so the
+    /// read that would only say `EAGAIN` is saved (one per quote at a low
+    /// rate). TLS reads go on: rustls may hold decrypted bytes.
+    fn read(&mut self, slot: usize, max_reads: usize, short_ends: bool) -> ReadEnd {
         for _ in 0..max_reads {
             let Some(producer) = self.producers.get_mut(slot) else {
                 return ReadEnd::Closed;
@@ -238,6 +250,7 @@ impl Ingest {
                     return ReadEnd::Closed;
                 }
             };
+            let drained = short_ends && n < self.scratch.len() && !producer.stream.is_tls();
             let decoded_at = Instant::now();
             // `read` returned at most the scratch buffer's length.
             let data = self.scratch.get(..n).unwrap_or_default();
@@ -259,6 +272,9 @@ impl Ingest {
                 producer.log_reject(&reject);
                 self.metrics.reject(reject.reason);
                 return ReadEnd::Closed;
+            }
+            if drained {
+                return ReadEnd::WouldBlock;
             }
         }
         ReadEnd::MoreLeft

@@ -280,3 +280,30 @@ fn producer_grants_limit_what_a_token_may_publish_batch_all_or_nothing() {
         3
     );
 }
+
+/// Quotes and the producer's FIN in one readiness event: the quotes are
+/// delivered and the producer is counted gone (a short read ends the read
+/// loop only when the event carried no FIN).
+#[test]
+fn quotes_followed_at_once_by_fin_arrive_and_the_producer_is_gone() {
+    let broker = start();
+    let mut ws = connect(&broker);
+    subscribe(&mut ws, &["FIN.*"], false);
+    let producers = || {
+        broker
+            .metrics()
+            .producer_connections
+            .load(Ordering::Relaxed)
+    };
+    for round in 0..20 {
+        let p = publisher(&broker);
+        let mut bytes = frame(&IngestFrame::Quote(quote("FIN.A", round as f64)));
+        bytes.extend(frame(&IngestFrame::Quote(quote("FIN.B", round as f64))));
+        let mut stream = p.stream().try_clone().unwrap();
+        std::io::Write::write_all(&mut stream, &bytes).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(next_quote(&mut ws)["topic"], "FIN.A", "round {round}");
+        assert_eq!(next_quote(&mut ws)["topic"], "FIN.B", "round {round}");
+        assert!(wait_until(|| producers() == 0), "round {round}");
+    }
+}
