@@ -41,6 +41,7 @@ mod event_stream;
 pub mod framing;
 mod gate;
 mod lifecycle;
+mod named;
 mod open_stream;
 pub mod outbound;
 #[cfg(test)]

@@ -5,7 +5,6 @@
 //! Entries live in a [`PrefixIndex`], so finding the entries that match a
 //! topic costs O(length of the topic), whatever the number of entries.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use tickwire_protocol::control::ErrorCode;
 use tickwire_protocol::{PrefixIndex, Selector};
 
 use super::catch_up::{ask_router, Ask};
+use super::named::{unique_selectors, Named};
 use super::outbound::Outbound;
 use super::sink::CatchUpSlice;
 use super::sink::QuoteSink;
@@ -55,8 +55,8 @@ pub(super) struct Subscriptions {
 /// A subscribe whose snapshot comes in several router messages.
 struct SlicedSnapshot {
     request: u32,
-    /// The entries it named, as written.
-    named: HashSet<String>,
+    /// The entries it named.
+    named: Named,
 }
 
 /// A rejected request: error code and message.
@@ -213,10 +213,7 @@ impl Subscriptions {
         sink: &mut QuoteSink<'_>,
     ) {
         if !snapshots.quotes.is_empty() || more {
-            let named: HashSet<String> = selectors
-                .iter()
-                .map(|s| s.as_written().into_owned())
-                .collect();
+            let named = Named::new(selectors);
             self.push_snapshots(request, &named, snapshots, sink);
             if more {
                 self.sliced
@@ -288,7 +285,7 @@ impl Subscriptions {
     fn push_snapshots(
         &mut self,
         request: u32,
-        named: &HashSet<String>,
+        named: &Named,
         slice: CatchUpSlice,
         sink: &mut QuoteSink<'_>,
     ) {
@@ -326,12 +323,12 @@ impl Subscriptions {
     /// as delivering elsewhere: a later request's entry that is active while
     /// this request's snapshot still arrives in slices gave up its own
     /// snapshot of the topic because of this request's entry.
-    fn snapshot_wanted(&self, request: u32, named: &HashSet<String>, topic: &str) -> bool {
+    fn snapshot_wanted(&self, request: u32, named: &Named, topic: &str) -> bool {
         let (mut new_match, mut delivered_elsewhere) = (false, false);
         for (key, entry) in self.entries.matching(topic) {
             // Request ids wrap; "older" is within half the range.
             let age = request.wrapping_sub(entry.request) as i32;
-            if named.contains(&**key) {
+            if named.contains(key) {
                 match age {
                     1.. => return true, // existed before: re-subscribed
                     0 => new_match = true,
@@ -399,18 +396,4 @@ impl Subscriptions {
             fx.actions.push(Action::Release(released));
         }
     }
-}
-
-/// Request topics as selectors, a topic repeated in one request counted once.
-/// Linear in the request size: a hash set, not `Vec::contains`.
-fn unique_selectors(topics: &[String]) -> Result<Vec<Selector>, &str> {
-    let mut seen: HashSet<&str> = HashSet::with_capacity(topics.len());
-    let mut out: Vec<Selector> = Vec::with_capacity(topics.len());
-    for topic in topics {
-        let selector = Selector::parse(topic).ok_or(topic.as_str())?;
-        if seen.insert(topic.as_str()) {
-            out.push(selector);
-        }
-    }
-    Ok(out)
 }

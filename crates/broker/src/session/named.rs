@@ -1,0 +1,120 @@
+//! The entries a subscribe request named, for deciding which of its
+//! snapshot quotes go out (`Subscriptions::snapshot_wanted`), and the
+//! request's topics counted once. A request of a few topics (the common
+//! one, a reconnect storm of them) is compared by scanning, with no set,
+//! no hashing and no copy of the text; a long one uses a hash set, so it
+//! stays linear.
+
+use std::collections::HashSet;
+
+use tickwire_protocol::Selector;
+
+/// Up to this many selectors, a scan beats hashing.
+const FEW: usize = 16;
+
+pub(super) enum Named {
+    Few(Vec<Selector>),
+    /// As written (`"AAPL"`, `"FX.*"`): what entry keys are.
+    Many(HashSet<String>),
+}
+
+impl Named {
+    pub fn new(selectors: &[Selector]) -> Named {
+        if selectors.len() <= FEW {
+            Named::Few(selectors.to_vec())
+        } else {
+            Named::Many(
+                selectors
+                    .iter()
+                    .map(|s| s.as_written().into_owned())
+                    .collect(),
+            )
+        }
+    }
+
+    /// Whether an entry whose key (as written) is `key` was named.
+    pub fn contains(&self, key: &str) -> bool {
+        match self {
+            Named::Few(selectors) => selectors.iter().any(|s| is_written_as(s, key)),
+            Named::Many(keys) => keys.contains(key),
+        }
+    }
+}
+
+/// Whether `selector` is written `key`, without writing it out.
+fn is_written_as(selector: &Selector, key: &str) -> bool {
+    match selector {
+        Selector::Exact(topic) => **topic == *key,
+        Selector::Prefix(prefix) => key.strip_suffix('*') == Some(&**prefix),
+    }
+}
+
+/// Request topics as selectors, a topic repeated in one request counted
+/// once; the first topic that does not parse, if any.
+pub(super) fn unique_selectors(topics: &[String]) -> Result<Vec<Selector>, &str> {
+    let mut out: Vec<Selector> = Vec::with_capacity(topics.len());
+    let mut seen: Option<HashSet<&str>> =
+        (topics.len() > FEW).then(|| HashSet::with_capacity(topics.len()));
+    for (i, topic) in topics.iter().enumerate() {
+        let selector = Selector::parse(topic).ok_or(topic.as_str())?;
+        let first = match &mut seen {
+            Some(seen) => seen.insert(topic.as_str()),
+            None => !topics.iter().take(i).any(|t| t == topic),
+        };
+        if first {
+            out.push(selector);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(s: &str) -> Selector {
+        Selector::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_named_entry_is_found_by_its_written_key_few_or_many() {
+        let few = [sel("AAPL"), sel("FX.*"), sel("*")];
+        let many: Vec<Selector> = (0..40)
+            .map(|i| sel(&format!("T{i}")))
+            .chain(few.iter().cloned())
+            .collect();
+        for named in [Named::new(&few), Named::new(&many)] {
+            for key in ["AAPL", "FX.*", "*"] {
+                assert!(named.contains(key), "{key}");
+            }
+            for key in ["AAP", "FX.", "FX", "FX.**", "AAPL*", "**", ""] {
+                assert!(!named.contains(key), "{key}");
+            }
+        }
+        assert!(matches!(Named::new(&few), Named::Few(_)));
+        assert!(matches!(Named::new(&many), Named::Many(_)));
+    }
+
+    #[test]
+    fn repeats_count_once_in_order_and_the_first_bad_topic_is_named() {
+        let topics = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let short = topics(&["B", "A", "B", "A*", "A"]);
+        assert_eq!(
+            unique_selectors(&short).unwrap(),
+            [sel("B"), sel("A"), sel("A*")]
+        );
+        let mut long: Vec<String> = (0..30).map(|i| format!("T{}", i % 20)).collect();
+        long.push("T0".into());
+        let unique = unique_selectors(&long).unwrap();
+        assert_eq!(unique.len(), 20);
+        assert_eq!(unique[0], sel("T0"));
+        for bad in [topics(&["A", "bad topic", "also bad"]), {
+            let mut v = long.clone();
+            v.push("bad topic".into());
+            v.push("also bad".into());
+            v
+        }] {
+            assert_eq!(unique_selectors(&bad), Err("bad topic"));
+        }
+    }
+}
