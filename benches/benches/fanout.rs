@@ -106,7 +106,7 @@ impl Fanout {
                 let quote = LocalQuote::from(quote);
                 let targets = self.index.targets(&quote.topic);
                 for target in targets.iter() {
-                    self.outbound[target.slot].push_quote(
+                    self.outbound[target.slot()].push_quote(
                         quote.clone(),
                         Wire::plain(Format::Json),
                         now,

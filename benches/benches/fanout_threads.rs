@@ -47,7 +47,7 @@ impl WorkerSide {
                 // As the worker does: one local handle per quote.
                 let quote = LocalQuote::from(quote);
                 for target in self.index.targets(&quote.topic).iter() {
-                    self.outbound[target.slot].push_quote(
+                    self.outbound[target.slot()].push_quote(
                         quote.clone(),
                         Wire::plain(Format::Json),
                         now,

@@ -8,10 +8,10 @@
 //! cache is an ordered index too, so a pattern change invalidates only the
 //! cached topics under it.
 //!
-//! This is the one place a topic's `max_hz` spacing is decided: the most
-//! specific entry's `max_hz`, turned into a spacing once per cached route
-//! and carried with every live quote to the connection (the connection's
-//! throttle only remembers when it last delivered and when a hold is due).
+//! This is the one place a topic's `max_hz` is decided: the most specific
+//! entry's, carried with every live quote to the connection as a spacing
+//! (the connection's throttle only remembers when it last delivered and
+//! when a hold is due).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,19 +20,33 @@ use tickwire_protocol::{PrefixIndex, Selector};
 
 use crate::session::throttle::spacing;
 
-/// One connection a topic's quotes go to, and its minimum spacing
-/// (`max_hz`) for that topic, if throttled.
+/// One connection a topic's quotes go to, and its `max_hz` for that
+/// topic. Eight bytes: a cached route holds one per subscriber of the
+/// topic, walked per quote, and one per idle subscriber stays resident.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Target {
-    pub slot: usize,
-    pub min_interval: Option<Duration>,
+    slot: u32,
+    /// 0: not throttled (a `max_hz` is always > 0).
+    max_hz: f32,
 }
 
-/// An entry in the index: which connection, with which `max_hz`.
+impl Target {
+    pub fn slot(&self) -> usize {
+        self.slot as usize
+    }
+
+    /// The minimum spacing of deliveries, if throttled (made per delivery
+    /// to a throttled target only: one division).
+    pub fn min_interval(&self) -> Option<Duration> {
+        (self.max_hz > 0.0).then(|| spacing(self.max_hz))
+    }
+}
+
+/// An entry in the index: which connection, with which `max_hz` (0: none).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Member {
     slot: u32,
-    max_hz: Option<f32>,
+    max_hz: f32,
 }
 
 pub struct RouteIndex {
@@ -86,7 +100,7 @@ impl RouteIndex {
         let (members, _) = self.members.get_or_insert_with(selector, Vec::new);
         let member = Member {
             slot: slot as u32,
-            max_hz,
+            max_hz: max_hz.unwrap_or(0.0),
         };
         match members.binary_search_by_key(&member.slot, |m| m.slot) {
             Ok(i) => members[i] = member,
@@ -115,7 +129,7 @@ impl RouteIndex {
         }
         // (slot, rank, max_hz); `matching` is most specific first, so the
         // lowest rank per slot is its most specific entry.
-        let mut found: Vec<(u32, usize, Option<f32>)> = Vec::new();
+        let mut found: Vec<(u32, usize, f32)> = Vec::new();
         for (rank, (_, members)) in self.members.matching(topic).enumerate() {
             found.extend(members.iter().map(|m| (m.slot, rank, m.max_hz)));
         }
@@ -123,10 +137,7 @@ impl RouteIndex {
         found.dedup_by_key(|f| f.0);
         let route: Arc<[Target]> = found
             .into_iter()
-            .map(|(slot, _, max_hz)| Target {
-                slot: slot as usize,
-                min_interval: max_hz.map(spacing),
-            })
+            .map(|(slot, _, max_hz)| Target { slot, max_hz })
             .collect();
         self.routes.insert_exact(topic.clone(), route.clone());
         route
@@ -153,7 +164,7 @@ mod tests {
         index
             .targets(&topic.into())
             .iter()
-            .map(|t| t.slot)
+            .map(|t| t.slot())
             .collect()
     }
 
@@ -180,7 +191,7 @@ mod tests {
         index.route(&sel("*"), 1, Some(1.0));
         index.route(&sel("AA*"), 1, Some(4.0));
         index.route(&sel("AAPL"), 1, None);
-        let interval = |index: &mut RouteIndex, t: &str| index.targets(&t.into())[0].min_interval;
+        let interval = |index: &mut RouteIndex, t: &str| index.targets(&t.into())[0].min_interval();
         assert_eq!(interval(&mut index, "AAPL"), None, "exact beats patterns");
         assert_eq!(
             interval(&mut index, "AAL"),
@@ -221,5 +232,12 @@ mod tests {
         assert!(!index.remove_ref(&sel("X")));
         assert!(index.remove_ref(&sel("X")));
         assert!(!index.remove_ref(&sel("X")));
+    }
+
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_target_is_eight_bytes() {
+        assert_eq!(std::mem::size_of::<Target>(), 8);
+        assert_eq!(std::mem::size_of::<Member>(), 8);
     }
 }

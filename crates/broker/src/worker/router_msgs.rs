@@ -28,19 +28,19 @@ impl Worker {
                         let targets = self.routes.targets(&quote.topic);
                         budget.charge(targets.len());
                         for target in targets.iter() {
-                            if let Some(conn) = self.conns.get_mut(target.slot) {
+                            if let Some(conn) = self.conns.get_mut(target.slot()) {
                                 conn.link.on_quote(
                                     &quote,
-                                    target.min_interval,
+                                    target.min_interval(),
                                     self.now,
                                     &mut self.fx,
                                 );
                                 // The per-delivery path: a quote asks for
                                 // no action but a timer, rarely.
                                 if self.fx.actions.is_empty() {
-                                    self.schedule.flush_later(target.slot);
+                                    self.schedule.flush_later(target.slot());
                                 } else {
-                                    self.after_event(target.slot);
+                                    self.after_event(target.slot());
                                 }
                             }
                         }
