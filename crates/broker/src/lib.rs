@@ -52,8 +52,10 @@ use metrics::Metrics;
 use router::{HistoryLimits, Router, RouterLink, WorkerLink};
 use worker::{Worker, WorkerParts, WorkerSettings};
 
-/// Bound on queued subscribe/interest commands from workers to the router.
-const ROUTER_CMD_QUEUE: usize = 65_536;
+/// Bound on queued messages of subscribe/interest commands from workers to
+/// the router. A message is one command or a worker turn's batch of at
+/// most `worker::ROUTER_BATCH_MAX` (64): 65,536 commands at most.
+const ROUTER_CMD_QUEUE: usize = 1_024;
 
 /// A running broker. Dropping it shuts the broker down and waits for it.
 pub struct Broker {

@@ -146,8 +146,16 @@ impl LinkHandle {
             return;
         }
         if !self.is_up() {
-            // A probe needs the link too: the link ignores it while down.
             metrics::add(&self.metrics.cluster.publish_dropped, n as u64);
+            // The probes still go: the link may be up again by the time it
+            // handles them (it ignores them if not), and a topic is probed
+            // only at its first quote here.
+            if !probe.is_empty() {
+                (self.send)(LinkCmd::Publish {
+                    probe,
+                    quotes: Vec::new(),
+                });
+            }
             return;
         }
         // What fits goes; the rest of a burst is dropped and counted. The

@@ -61,6 +61,9 @@ pub struct Ingest {
     /// Every read lands here; a session copies only a partial frame out.
     scratch: Vec<u8>,
     unread: Vec<usize>,
+    /// Of `unread`, the slots whose reads ran out last turn (no readiness
+    /// event brings them back).
+    carried: Vec<usize>,
 }
 
 enum ReadEnd {
@@ -96,6 +99,7 @@ impl Ingest {
             shutdown,
             scratch: vec![0; READ_CHUNK],
             unread: Vec::new(),
+            carried: Vec::new(),
         })
     }
 
@@ -136,10 +140,17 @@ impl Ingest {
             self.expire_handshakes();
             self.unread.sort_unstable();
             self.unread.dedup();
+            let carried = std::mem::take(&mut self.carried);
             for slot in std::mem::take(&mut self.unread) {
-                let short_ends = !fin_or_error.contains(&slot);
+                // A slot carried over from the last turn (its reads ran
+                // out) has no event this turn to say whether a FIN waits:
+                // it reads until EAGAIN.
+                let short_ends = !fin_or_error.contains(&slot) && !carried.contains(&slot);
                 match self.read(slot, READS_PER_TURN, short_ends) {
-                    ReadEnd::MoreLeft => self.unread.push(slot),
+                    ReadEnd::MoreLeft => {
+                        self.unread.push(slot);
+                        self.carried.push(slot);
+                    }
                     ReadEnd::Closed => self.remove(slot),
                     ReadEnd::WouldBlock => {}
                 }

@@ -136,7 +136,10 @@ impl Subscriptions {
                 format!("at most {max_entries} subscription entries per connection"),
             ));
         }
-        let max_hz = max_hz.map(|hz| hz as f32);
+        // Kept as f32 (idle connections stay small); a rate too small for
+        // an f32 is the smallest one, never 0 (which the route index reads
+        // as "not throttled").
+        let max_hz = max_hz.map(|hz| (hz as f32).max(f32::MIN_POSITIVE));
         let request = self.next_request;
         self.next_request = self.next_request.wrapping_add(1);
         let mut added = Vec::new();

@@ -338,6 +338,9 @@ impl Worker {
         for slot in slots {
             self.remove(slot);
         }
+        // What the removals staged (interest dropped, snapshots cancelled)
+        // goes to the router, which may outlive this worker.
+        self.retry_deferred();
         self.stats.end_turn(std::mem::take(&mut self.fx.conflated));
         self.stats.publish(self.now, self.router.queued(), true);
     }

@@ -16,8 +16,9 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::messages::{ConnId, RouterCmd, WorkerMsg};
 
-/// Commands per message to the router, so one message stays bounded.
-const BATCH_MAX: usize = 1024;
+/// Commands per message to the router: one message stays small, and the
+/// router's queue (1,024 messages) holds 65,536 commands at most.
+pub const BATCH_MAX: usize = 64;
 
 pub(super) struct RouterChannel {
     rx: Receiver<WorkerMsg>,

@@ -307,3 +307,38 @@ fn quotes_followed_at_once_by_fin_arrive_and_the_producer_is_gone() {
         assert!(wait_until(|| producers() == 0), "round {round}");
     }
 }
+
+/// More than a turn's reads (16 × 64 KiB) and then FIN, written at once:
+/// every quote is counted in and the producer is counted gone. (When the
+/// ingest thread falls behind, the rest is read next turn without a
+/// readiness event and must still find the FIN; how often this test hits
+/// that case depends on timing: the rule is `carried` in `ingest/mod.rs`.)
+#[test]
+fn a_producer_closing_after_more_than_a_turns_reads_is_gone_with_every_quote_in() {
+    let broker = start();
+    let producers = || {
+        broker
+            .metrics()
+            .producer_connections
+            .load(Ordering::Relaxed)
+    };
+    let quotes_in = || broker.metrics().quotes_in.load(Ordering::Relaxed);
+    let one = frame(&IngestFrame::Quote(quote("BULK", 1.0)));
+    let count = 3 * 1024 * 1024 / one.len() + 1;
+    let bytes: Vec<u8> = one
+        .iter()
+        .copied()
+        .cycle()
+        .take(one.len() * count)
+        .collect();
+    let p = publisher(&broker);
+    let mut stream = p.stream().try_clone().unwrap();
+    std::io::Write::write_all(&mut stream, &bytes).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(
+        wait_until(|| quotes_in() == count as u64),
+        "{}",
+        quotes_in()
+    );
+    assert!(wait_until(|| producers() == 0));
+}
