@@ -299,16 +299,9 @@ impl Subscriptions {
             // delta rule (the quote before them went first).
             let full = i >= slice.replayed && previous.as_ref() != Some(&quote.topic);
             previous = Some(quote.topic.clone());
-            if !self.snapshot_wanted(request, named, &quote.topic) {
+            let Some(throttled) = self.snapshot_wanted(request, named, &quote.topic) else {
                 continue;
-            }
-            // Whether the topic is throttled at all (its spacing comes with
-            // its live quotes, from the route): only then does the snapshot
-            // count as a delivery to space the next one from.
-            let throttled = self
-                .entries
-                .most_specific(&quote.topic)
-                .is_some_and(|e| e.max_hz.is_some());
+            };
             sink.fx.conflated += self
                 .throttles
                 .on_snapshot(&quote.topic, throttled, sink.now);
@@ -326,14 +319,22 @@ impl Subscriptions {
     /// as delivering elsewhere: a later request's entry that is active while
     /// this request's snapshot still arrives in slices gave up its own
     /// snapshot of the topic because of this request's entry.
-    fn snapshot_wanted(&self, request: u32, named: &Named, topic: &str) -> bool {
+    ///
+    /// When it goes: whether the topic is throttled at all, by its most
+    /// specific entry (the first matching; its spacing comes with its live
+    /// quotes, from the route): only then does the snapshot count as a
+    /// delivery to space the next one from. One walk of the entries for
+    /// both answers.
+    fn snapshot_wanted(&self, request: u32, named: &Named, topic: &str) -> Option<bool> {
         let (mut new_match, mut delivered_elsewhere) = (false, false);
+        let mut throttled = None;
         for (key, entry) in self.entries.matching(topic) {
+            throttled.get_or_insert(entry.max_hz.is_some());
             // Request ids wrap; "older" is within half the range.
             let age = request.wrapping_sub(entry.request) as i32;
             if named.contains(key) {
                 match age {
-                    1.. => return true, // existed before: re-subscribed
+                    1.. => return throttled, // existed before: re-subscribed
                     0 => new_match = true,
                     _ => {} // re-created after this request
                 }
@@ -341,7 +342,7 @@ impl Subscriptions {
                 delivered_elsewhere = true;
             }
         }
-        new_match && !delivered_elsewhere
+        throttled.filter(|_| new_match && !delivered_elsewhere)
     }
 
     /// A live quote routed to this connection with the spacing of its most
