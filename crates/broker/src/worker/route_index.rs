@@ -145,9 +145,17 @@ impl RouteIndex {
 
     /// Forgets cached routes of the topics `selector` matches.
     fn invalidate(&mut self, selector: &Selector) {
-        let stale: Vec<Arc<str>> = self.routes.keys_matched(selector).cloned().collect();
-        for topic in stale {
-            self.routes.remove_exact(&topic);
+        match selector {
+            // One probe (a subscribe of exact topics does this per topic).
+            Selector::Exact(topic) => {
+                self.routes.remove_exact(topic);
+            }
+            Selector::Prefix(_) => {
+                let stale: Vec<Arc<str>> = self.routes.keys_matched(selector).cloned().collect();
+                for topic in stale {
+                    self.routes.remove_exact(&topic);
+                }
+            }
         }
     }
 }
