@@ -12,7 +12,7 @@ use tickwire_ws::http::{parse_request_head, HeadParse, RequestHead};
 /// The broker's request-head limit.
 const MAX_HEAD: usize = 8 * 1024;
 
-fn parse(buf: &[u8]) -> RequestHead {
+fn parse(buf: &[u8]) -> RequestHead<'_> {
     match parse_request_head(buf, MAX_HEAD) {
         Ok(HeadParse::Complete { head, .. }) => head,
         other => panic!("request does not parse: {other:?}"),

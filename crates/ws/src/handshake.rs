@@ -20,7 +20,7 @@ pub enum UpgradeError {
 
 /// Validates an upgrade request and returns the `Sec-WebSocket-Accept`
 /// value. Method and path are not checked: the caller routes first.
-pub fn validate_upgrade(head: &RequestHead) -> Result<String, UpgradeError> {
+pub fn validate_upgrade(head: &RequestHead<'_>) -> Result<String, UpgradeError> {
     if head.minor_version != 1 {
         return Err(UpgradeError::BadRequest("HTTP/1.1 required"));
     }

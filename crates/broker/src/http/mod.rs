@@ -90,7 +90,7 @@ pub fn route(
             "only GET is allowed",
         );
     }
-    match head.path.as_str() {
+    match head.path {
         "/healthz" => HttpOutcome::Health,
         "/metrics" => HttpOutcome::Metrics,
         "/sse" => {
@@ -100,7 +100,7 @@ pub fn route(
             let Some(delta) = delta_param(head.query_param("delta")) else {
                 return json_error(400, "Bad Request", "bad_request", "delta must be 0 or 1");
             };
-            match sse_query::parse_sse_query(head.query.as_deref().unwrap_or("")) {
+            match sse_query::parse_sse_query(head.query.unwrap_or("")) {
                 Ok(query) => HttpOutcome::EventStream(Box::new(EventStreamRequest {
                     query,
                     bearer: bearer_token(head.header("authorization")),
@@ -129,7 +129,7 @@ pub fn route(
                     .headers
                     .iter()
                     .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
-                    .map(|(_, value)| &value[..])
+                    .map(|(_, value)| *value)
                     .collect();
                 negotiate(&offers)
             } else {

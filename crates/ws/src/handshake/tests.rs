@@ -6,16 +6,18 @@ use crate::http::{parse_request_head, HeadParse};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
-fn head(raw: &str) -> RequestHead {
+fn head(raw: &str) -> RequestHead<'_> {
     match parse_request_head(raw.as_bytes(), 8192) {
         Ok(HeadParse::Complete { head, .. }) => head,
         other => panic!("bad test head: {other:?}"),
     }
 }
 
-/// A valid request with `replace` substituted into the header block.
-fn request_with(headers: &str, version: &str) -> RequestHead {
-    head(&format!("GET /ws {version}\r\nHost: x\r\n{headers}\r\n"))
+/// A valid request with `replace` substituted into the header block (its
+/// text leaked: a head borrows it, and a test's few bytes do not matter).
+fn request_with(headers: &str, version: &str) -> RequestHead<'static> {
+    let raw = format!("GET /ws {version}\r\nHost: x\r\n{headers}\r\n");
+    head(Box::leak(raw.into_boxed_str()))
 }
 
 const UPGRADE: &str = "Upgrade: websocket\r\n";
