@@ -54,7 +54,8 @@ use worker::{Worker, WorkerParts, WorkerSettings};
 
 /// Bound on queued messages of subscribe/interest commands from workers to
 /// the router. A message is one command or a worker turn's batch of at
-/// most `worker::ROUTER_BATCH_MAX` (64): 65,536 commands at most.
+/// most 64 (`BATCH_MAX` in `worker/router_channel.rs`): 65,536 commands
+/// at most.
 const ROUTER_CMD_QUEUE: usize = 1_024;
 
 /// A running broker. Dropping it shuts the broker down and waits for it.

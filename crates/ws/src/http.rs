@@ -7,8 +7,7 @@
 /// Maximum number of headers accepted; more is treated as an oversized head.
 const MAX_HEADERS: usize = 64;
 
-/// A parsed request line plus headers, owning its data so the caller can
-/// drop the read buffer.
+/// A parsed request line plus headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 ///
 /// It borrows the bytes it was parsed from: a head is routed at once, and
