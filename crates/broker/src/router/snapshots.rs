@@ -138,6 +138,24 @@ impl SnapshotJob {
             self.unrecovered.pop_front();
         }
         while let Some(selector) = self.selectors.front() {
+            if let (Selector::Exact(name), None) = (selector, &self.after) {
+                // One topic (most requests are a few of them): looked up
+                // once, with no iterator. Counted as walked whether or not
+                // it exists: a lookup either way.
+                if self.full(walked, &quotes) {
+                    return (quotes, replayed, true);
+                }
+                walked += 1;
+                if !self.resumed.contains(&**name) {
+                    if self.depth <= 1 {
+                        quotes.extend(topics.snapshot(name, self.started));
+                    } else {
+                        quotes.extend(topics.rewind(name, self.depth, self.started));
+                    }
+                }
+                self.selectors.pop_front();
+                continue;
+            }
             let mut last: Option<&Arc<str>> = None;
             for name in topics.names(selector, self.after.as_ref()) {
                 if self.full(walked, &quotes) {

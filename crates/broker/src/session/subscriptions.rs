@@ -126,10 +126,15 @@ impl Subscriptions {
         } = ask;
         let selectors = unique_selectors(topics)
             .map_err(|t| (ErrorCode::BadTopic, format!("invalid topic {t:?}")))?;
-        let adding = selectors
-            .iter()
-            .filter(|s| !self.entries.contains(s))
-            .count();
+        // Counting the new entries costs a lookup each: only near the cap.
+        let adding = if self.entries.len() + selectors.len() <= max_entries {
+            0
+        } else {
+            selectors
+                .iter()
+                .filter(|s| !self.entries.contains(s))
+                .count()
+        };
         if self.entries.len() + adding > max_entries {
             return Err((
                 ErrorCode::TooManySubscriptions,
@@ -142,7 +147,7 @@ impl Subscriptions {
         let max_hz = max_hz.map(|hz| (hz as f32).max(f32::MIN_POSITIVE));
         let request = self.next_request;
         self.next_request = self.next_request.wrapping_add(1);
-        let mut added = Vec::new();
+        let mut added = Vec::with_capacity(selectors.len());
         for selector in &selectors {
             let (entry, inserted) = self.entries.get_or_insert_with(selector, || Entry {
                 request,
