@@ -44,7 +44,11 @@ pub fn json_subscribed_resumed(
 
 /// `{"type":"subscribed","id":1,"topics":[...],"epoch":"..."` (open).
 fn subscribed_head(id: Option<u64>, topics: &[String], epoch: &str) -> String {
-    let mut out = String::from("{\"type\":\"subscribed\"");
+    // Sized once (the text plus the usual tail), not grown a topic at a
+    // time: one ack per subscriber in a reconnect storm.
+    let text: usize = topics.iter().map(|t| t.len() + 3).sum();
+    let mut out = String::with_capacity(96 + text + epoch.len());
+    out.push_str("{\"type\":\"subscribed\"");
     id_field(&mut out, id);
     out.push(',');
     w::key(&mut out, "topics");
