@@ -358,3 +358,20 @@ fn max_hz_4_over_3_seconds_of_1000_quotes_per_second() {
     );
     assert!(timers.is_empty());
 }
+
+/// A `max_hz` too small for an `f32` (1e-50 rounds to 0) is the smallest
+/// rate, never 0, which the route index reads as "not throttled".
+#[test]
+fn a_max_hz_too_small_for_an_f32_still_throttles() {
+    let mut c = Client::upgraded(config());
+    let actions = c.request_answered(r#"{"op":"subscribe","topics":["A"],"max_hz":1e-50}"#);
+    let rates: Vec<Option<f32>> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Route { max_hz, .. } => Some(*max_hz),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rates.len(), 1, "{actions:?}");
+    assert!(rates[0].is_some_and(|hz| hz > 0.0), "{rates:?}");
+}
