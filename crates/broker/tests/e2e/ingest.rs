@@ -23,6 +23,13 @@ fn is_closed(p: &Publisher) -> bool {
     sees_eof(&mut s)
 }
 
+/// Writes `bytes` raw and half-closes: the broker reads them, then FIN.
+fn write_then_fin(p: &Publisher, bytes: &[u8]) {
+    let mut stream = p.stream().try_clone().unwrap();
+    std::io::Write::write_all(&mut stream, bytes).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+}
+
 fn rejected(broker: &Broker, reason: RejectReason) -> u64 {
     broker.metrics().rejected(reason)
 }
@@ -299,9 +306,7 @@ fn quotes_followed_at_once_by_fin_arrive_and_the_producer_is_gone() {
         let p = publisher(&broker);
         let mut bytes = frame(&IngestFrame::Quote(quote("FIN.A", round as f64)));
         bytes.extend(frame(&IngestFrame::Quote(quote("FIN.B", round as f64))));
-        let mut stream = p.stream().try_clone().unwrap();
-        std::io::Write::write_all(&mut stream, &bytes).unwrap();
-        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        write_then_fin(&p, &bytes);
         assert_eq!(next_quote(&mut ws)["topic"], "FIN.A", "round {round}");
         assert_eq!(next_quote(&mut ws)["topic"], "FIN.B", "round {round}");
         assert!(wait_until(|| producers() == 0), "round {round}");
@@ -332,9 +337,7 @@ fn a_producer_closing_after_more_than_a_turns_reads_is_gone_with_every_quote_in(
         .take(one.len() * count)
         .collect();
     let p = publisher(&broker);
-    let mut stream = p.stream().try_clone().unwrap();
-    std::io::Write::write_all(&mut stream, &bytes).unwrap();
-    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    write_then_fin(&p, &bytes);
     assert!(
         wait_until(|| quotes_in() == count as u64),
         "{}",
