@@ -2,19 +2,38 @@
 # Broker RSS per idle subscriber: a release broker (one worker) and
 # tickwire-loadtest's `connections` scenario (N idle subscribers, one topic
 # each), VmRSS before and after. BIN=DIR compares another build (a copy of
-# an older target/release with its tickwire and tickwire-loadtest).
+# an older target/release with its tickwire and tickwire-loadtest). TLS=1:
+# the subscribers connect over wss to the broker's TLS listener (a
+# self-signed certificate made here with openssl).
 #
 #   N=10000 bash scripts/idle-rss.sh
+#   TLS=1 N=2000 bash scripts/idle-rss.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${BIN:-target/release}
 cargo build --release -q -p tickwire-broker -p tickwire-loadtest
 tmp=$(mktemp -d)
 ready=$tmp/ready
-"$bin/tickwire" --ws-addr 127.0.0.1:0 --ingest-addr 127.0.0.1:0 --workers 1 --log-level warn --print-ready >"$ready" &
+tls_args=()
+if [[ ${TLS:-0} == 1 ]]; then
+  # A CA and a leaf it signs (webpki refuses a CA certificate as a leaf).
+  ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -days 1 -subj /CN=idle-rss-ca -keyout "$tmp/ca.key" -out "$tmp/ca.pem" 2>/dev/null
+  openssl req "${ec[@]}" -subj /CN=localhost -keyout "$tmp/key.pem" -out "$tmp/leaf.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$tmp/leaf.ext"
+  openssl x509 -req -in "$tmp/leaf.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial \
+    -days 1 -extfile "$tmp/leaf.ext" -out "$tmp/cert.pem" 2>/dev/null
+  tls_args=(--tls-addr 127.0.0.1:0 --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
+fi
+"$bin/tickwire" --ws-addr 127.0.0.1:0 --ingest-addr 127.0.0.1:0 "${tls_args[@]}" --workers 1 --log-level warn --print-ready >"$ready" &
 broker=$!
 trap 'kill $broker 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do [[ -s $ready ]] && break; sleep 0.1; done
 ws=$(sed -n 's/.*"ws":"\([^"]*\)".*/\1/p' $ready)
 ingest=$(sed -n 's/.*"ingest":"\([^"]*\)".*/\1/p' $ready)
-"$bin/tickwire-loadtest" --ws "$ws" --ingest "$ingest" --duration 2 --json -q connections -n ${N:-10000} --broker-pid $broker "$@" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("rss/conn", r["broker_rss_per_conn_bytes"], "subscribed", r.get("subscribed"), "before", r["broker_rss_before_bytes"], "after", r["broker_rss_after_bytes"])'
+load_args=()
+if [[ ${TLS:-0} == 1 ]]; then
+  ws=$(sed -n 's/.*"wss":"\([^"]*\)".*/\1/p' $ready)
+  load_args=(--tls --ca-file "$tmp/ca.pem")
+fi
+"$bin/tickwire-loadtest" --ws "$ws" "${load_args[@]}" --ingest "$ingest" --duration 2 --json -q connections -n ${N:-10000} --broker-pid $broker "$@" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("rss/conn", r["broker_rss_per_conn_bytes"], "subscribed", r.get("subscribed"), "before", r["broker_rss_before_bytes"], "after", r["broker_rss_after_bytes"])'

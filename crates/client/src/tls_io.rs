@@ -1,8 +1,9 @@
-//! Non-blocking TLS over a socket, for event loops (the broker's workers
-//! and ingest, the load generator's receivers): plaintext in and out of a
-//! rustls connection (client or server side), records to and from the
-//! socket, `WouldBlock` whenever the socket is the bottleneck. One
-//! implementation, so every side drives rustls the same way.
+//! Non-blocking TLS over a socket, for event loops (the load generator's
+//! receivers): plaintext in and out of a rustls buffered
+//! connection, records to and from the socket, `WouldBlock` whenever the
+//! socket is the bottleneck. (The broker's server side uses rustls'
+//! unbuffered API instead, for memory per idle connection:
+//! `tickwire-broker`'s `transport/tls_stream.rs`, docs/decisions.md.)
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice, Read, Write};

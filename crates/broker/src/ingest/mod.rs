@@ -232,7 +232,7 @@ impl Ingest {
     /// event carried no FIN or error), a short read of a plain socket has
     /// taken everything it held: a later arrival raises a new edge, so the
     /// read that would only say `EAGAIN` is saved (one per quote at a low
-    /// rate). TLS reads go on: rustls may hold decrypted bytes.
+    /// rate). TLS reads go on: the stream may hold decrypted bytes.
     fn read(&mut self, slot: usize, max_reads: usize, short_ends: bool) -> ReadEnd {
         for _ in 0..max_reads {
             let Some(producer) = self.producers.get_mut(slot) else {

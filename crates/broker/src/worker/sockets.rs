@@ -151,8 +151,8 @@ impl Worker {
                     // (the event had no RDHUP) no FIN waits behind it:
                     // anything arriving later raises a new edge, so the
                     // read that would only say EAGAIN is saved (two per
-                    // connection in a storm). TLS reads go on: rustls may
-                    // hold decrypted bytes the socket no longer shows.
+                    // connection in a storm). TLS reads go on: the stream
+                    // may hold decrypted bytes the socket no longer shows.
                     let drained = short_ends && n < self.scratch.len() && !conn.transport.is_tls();
                     conn.maybe_unread = !drained;
                     let data = self.scratch.get(..n).unwrap_or_default();
@@ -163,7 +163,7 @@ impl Worker {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // TLS: rustls holds nothing undecrypted either (its
+                    // TLS: the stream holds nothing undecrypted either (its
                     // read went to the socket, which had nothing).
                     conn.maybe_unread = false;
                     // A TLS handshake reply the socket had no room for.

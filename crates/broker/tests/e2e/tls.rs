@@ -141,6 +141,56 @@ fn sessions_resume_over_tls13_and_tls12() {
     assert_eq!(m.tls_handshakes(TlsHandshake::Failed), 0);
 }
 
+/// Writes `conn`'s records to `sock` a byte per write (TCP_NODELAY): the
+/// broker reads records, handshake messages and requests in pieces.
+fn dribble(conn: &mut rustls::ClientConnection, sock: &mut TcpStream) {
+    while conn.wants_write() {
+        let mut records = Vec::new();
+        conn.write_tls(&mut records).unwrap();
+        for byte in records {
+            sock.write_all(&[byte]).unwrap();
+        }
+    }
+}
+
+/// TLS records that arrive a byte at a time, and a key update the client
+/// asks for mid-stream (the broker answers with its own, then seals with
+/// new keys): the request is understood and the answer reads.
+#[test]
+fn records_in_pieces_and_a_key_update_are_understood() {
+    let target = Target::start(Over::Tls);
+    let config = target.pki.as_ref().unwrap().client_config();
+    let mut sock = TcpStream::connect(target.addr()).unwrap();
+    sock.set_nodelay(true).unwrap();
+    sock.set_read_timeout(Some(PATIENCE)).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(config, name).unwrap();
+    while conn.is_handshaking() {
+        dribble(&mut conn, &mut sock);
+        if conn.is_handshaking() {
+            assert!(
+                conn.read_tls(&mut sock).unwrap() > 0,
+                "closed mid-handshake"
+            );
+            conn.process_new_packets().unwrap();
+        }
+    }
+    conn.refresh_traffic_keys().unwrap();
+    conn.writer()
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    dribble(&mut conn, &mut sock);
+    let mut reply = Vec::new();
+    let mut stream = rustls::Stream::new(&mut conn, &mut sock);
+    let _ = stream.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(
+        target.broker.metrics().tls_handshakes(TlsHandshake::Failed),
+        0
+    );
+}
+
 #[test]
 fn plain_http_on_the_tls_port_is_closed_promptly() {
     let mut config = test_config();

@@ -422,7 +422,7 @@ impl Target {
 
     /// A raw stream upgraded to WebSocket by hand whose socket has a 4 KiB
     /// receive buffer: when it stops reading, the broker's side fills after
-    /// kilobytes (over TLS, rustls then holds records too).
+    /// kilobytes (over TLS, the connection then holds sealed records too).
     pub fn raw_upgrade_small_rcvbuf(&self, path: &str) -> Raw {
         let sock = small_rcvbuf_socket(self.addr());
         let stream: Raw = match &self.pki {

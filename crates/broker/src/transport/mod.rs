@@ -1,8 +1,11 @@
 //! The byte stream under a connection: plain TCP, or TLS (a rustls
-//! `ServerConnection` over the same non-blocking socket, driven by the
-//! thread's readiness events). The layers above read and write plaintext
-//! and never see the difference; the one addition is [`Transport::flush`]
-//! for TLS records rustls holds while the socket is full.
+//! connection over the same non-blocking socket, driven by the thread's
+//! readiness events). The layers above read and write plaintext and never
+//! see the difference; the one addition is [`Transport::flush_tls`] for
+//! TLS records the socket had no room for.
+
+mod tls_buffers;
+mod tls_stream;
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
@@ -11,43 +14,25 @@ use std::sync::Arc;
 use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use rustls::{ServerConfig, ServerConnection};
-use tickwire_client::tls_io;
+use rustls::ServerConfig;
 
-/// Encrypted bytes rustls may hold for one connection while the socket is
-/// full; past it, writes report `WouldBlock` like a full socket, so the
-/// outbound queue's budget and conflation still decide what waits.
-const TLS_SEND_BUFFER: usize = 64 * 1024;
+use tls_stream::TlsStream;
 
 pub enum Transport {
     Plain(TcpStream),
     Tls(Box<TlsStream>),
 }
 
-pub struct TlsStream {
-    sock: TcpStream,
-    tls: ServerConnection,
-    /// A close_notify is queued: half-close TCP once it is written (not
-    /// before, or the alert is lost).
-    shut_pending: bool,
-}
-
 impl Transport {
     pub fn tls(sock: TcpStream, config: Arc<ServerConfig>) -> io::Result<Transport> {
-        let mut tls = ServerConnection::new(config).map_err(io::Error::other)?;
-        tls.set_buffer_limit(Some(TLS_SEND_BUFFER));
-        Ok(Transport::Tls(Box::new(TlsStream {
-            sock,
-            tls,
-            shut_pending: false,
-        })))
+        Ok(Transport::Tls(Box::new(TlsStream::new(sock, config)?)))
     }
 
     /// The TCP socket (for socket options and the peer address).
     pub fn socket(&self) -> &TcpStream {
         match self {
             Transport::Plain(s) => s,
-            Transport::Tls(t) => &t.sock,
+            Transport::Tls(t) => t.socket(),
         }
     }
 
@@ -59,7 +44,7 @@ impl Transport {
     pub fn is_handshaking(&self) -> bool {
         match self {
             Transport::Plain(_) => false,
-            Transport::Tls(t) => t.tls.is_handshaking(),
+            Transport::Tls(t) => t.is_handshaking(),
         }
     }
 
@@ -67,7 +52,7 @@ impl Transport {
     pub fn resumed(&self) -> bool {
         match self {
             Transport::Plain(_) => false,
-            Transport::Tls(t) => t.tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            Transport::Tls(t) => t.resumed(),
         }
     }
 
@@ -75,7 +60,7 @@ impl Transport {
     pub fn wants_flush(&self) -> bool {
         match self {
             Transport::Plain(_) => false,
-            Transport::Tls(t) => t.tls.wants_write(),
+            Transport::Tls(t) => t.wants_flush(),
         }
     }
 
@@ -84,13 +69,7 @@ impl Transport {
     pub fn flush_tls(&mut self) -> io::Result<()> {
         match self {
             Transport::Plain(_) => Ok(()),
-            Transport::Tls(t) => {
-                tls_io::flush_records(&mut t.tls, &mut t.sock)?;
-                if std::mem::take(&mut t.shut_pending) {
-                    let _ = t.sock.shutdown(Shutdown::Write);
-                }
-                Ok(())
-            }
+            Transport::Tls(t) => t.flush(),
         }
     }
 
@@ -103,12 +82,8 @@ impl Transport {
             Transport::Plain(s) => {
                 let _ = s.shutdown(Shutdown::Write);
             }
-            Transport::Tls(t) => {
-                t.tls.send_close_notify();
-                t.shut_pending = true;
-            }
+            Transport::Tls(t) => t.shutdown_write(),
         }
-        let _ = self.flush_tls();
     }
 }
 
@@ -116,7 +91,7 @@ impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read(buf),
-            Transport::Tls(t) => tls_io::read_plain(&mut t.tls, &mut t.sock, buf),
+            Transport::Tls(t) => t.read(buf),
         }
     }
 }
@@ -130,14 +105,26 @@ impl Write for Transport {
             Transport::Plain(s) => {
                 socket2::SockRef::from(&*s).send_with_flags(buf, libc::MSG_NOSIGNAL)
             }
-            Transport::Tls(t) => tls_io::write_plain(&mut t.tls, &mut t.sock, &[IoSlice::new(buf)]),
+            Transport::Tls(t) => t.write(buf),
         }
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.write_vectored(bufs),
-            Transport::Tls(t) => tls_io::write_plain(&mut t.tls, &mut t.sock, bufs),
+            // Gathered into one record (the broker lays out a whole
+            // transmit contiguously, so this is rare).
+            Transport::Tls(t) => match bufs {
+                [one] => t.write(one),
+                _ => tls_buffers::with_staging(|staging| {
+                    for buf in bufs {
+                        let room = tls_buffers::CHUNK - staging.len();
+                        staging
+                            .extend_from_slice(buf.get(..room.min(buf.len())).unwrap_or_default());
+                    }
+                    t.write(staging)
+                }),
+            },
         }
     }
 
@@ -155,7 +142,7 @@ impl Source for Transport {
     ) -> io::Result<()> {
         match self {
             Transport::Plain(s) => s.register(registry, token, interests),
-            Transport::Tls(t) => t.sock.register(registry, token, interests),
+            Transport::Tls(t) => t.socket_mut().register(registry, token, interests),
         }
     }
 
@@ -167,14 +154,14 @@ impl Source for Transport {
     ) -> io::Result<()> {
         match self {
             Transport::Plain(s) => s.reregister(registry, token, interests),
-            Transport::Tls(t) => t.sock.reregister(registry, token, interests),
+            Transport::Tls(t) => t.socket_mut().reregister(registry, token, interests),
         }
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         match self {
             Transport::Plain(s) => s.deregister(registry),
-            Transport::Tls(t) => t.sock.deregister(registry),
+            Transport::Tls(t) => t.socket_mut().deregister(registry),
         }
     }
 }
