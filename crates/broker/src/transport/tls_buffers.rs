@@ -9,13 +9,13 @@ pub const CHUNK: usize = 16 * 1024;
 
 thread_local! {
     static RECEIVED: RefCell<Received> = RefCell::new(Received::default());
-    static SEALED: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(CHUNK + 1024));
+    static SEALED: RefCell<Sealed> = RefCell::new(Sealed::default());
     static STAGING: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(CHUNK));
 }
 
 /// Runs `f` with this thread's receive buffer and an empty sealing buffer.
 /// Not re-entrant: `f` must not call `with` again.
-pub fn with<R>(f: impl FnOnce(&mut Received, &mut Vec<u8>) -> R) -> R {
+pub fn with<R>(f: impl FnOnce(&mut Received, &mut Sealed) -> R) -> R {
     RECEIVED.with(|received| {
         SEALED.with(|sealed| {
             let mut received = received.borrow_mut();
@@ -34,6 +34,38 @@ pub fn with_staging<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         staging.clear();
         f(&mut staging)
     })
+}
+
+/// Records made for the socket: `buf[..len]`. The buffer keeps its
+/// initialised length across uses, so making room for a record zeroes
+/// nothing (rustls seals into initialised bytes).
+#[derive(Default)]
+pub struct Sealed {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Sealed {
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+
+    /// `n` bytes of room after the records made so far.
+    pub fn room(&mut self, n: usize) -> &mut [u8] {
+        if self.buf.len() < self.len + n {
+            self.buf.resize(self.len + n, 0);
+        }
+        self.buf.get_mut(self.len..self.len + n).unwrap_or_default()
+    }
+
+    /// `n` bytes were written into [`Self::room`].
+    pub fn commit(&mut self, n: usize) {
+        self.len = (self.len + n).min(self.buf.len());
+    }
 }
 
 /// Ciphertext received and not yet processed: `buf[start..end]`. What is
@@ -55,14 +87,6 @@ impl Received {
             start: 0,
             end,
         }
-    }
-
-    /// Starts over with a connection's leftover.
-    pub fn load(&mut self, leftover: Vec<u8>) {
-        self.start = 0;
-        self.end = 0;
-        self.spare(leftover.len()).copy_from_slice(&leftover);
-        self.end = leftover.len();
     }
 
     pub fn unprocessed(&mut self) -> &mut [u8] {
@@ -95,6 +119,22 @@ impl Received {
         self.end = (self.end + n).min(self.buf.len());
     }
 
+    /// A connection's own buffer given back: what is unprocessed, moved to
+    /// the front, with no more room than a record's worth to spare (a peer
+    /// leaving one byte of a record must not keep a whole read's buffer).
+    pub fn into_kept(self) -> Vec<u8> {
+        let mut kept = self.buf;
+        kept.truncate(self.end);
+        kept.drain(..self.start);
+        if kept.is_empty() {
+            return Vec::new();
+        }
+        if kept.capacity() > 2 * kept.len() + 1024 {
+            kept.shrink_to_fit();
+        }
+        kept
+    }
+
     /// What is unprocessed, for the connection to keep (unallocated when
     /// nothing is); the buffer is then empty.
     pub fn leftover(&mut self) -> Vec<u8> {
@@ -116,7 +156,8 @@ mod tests {
     #[test]
     fn processed_bytes_leave_the_front_and_the_rest_survives_a_read() {
         let mut r = Received::default();
-        r.load(b"abc".to_vec());
+        r.spare(3).copy_from_slice(b"abc");
+        r.filled(3);
         r.discard(1);
         assert_eq!(r.unprocessed(), b"bc");
         r.spare(2).copy_from_slice(b"de");
@@ -128,5 +169,17 @@ mod tests {
         let mut kept = Received::from_leftover(b"xy".to_vec());
         kept.discard(1);
         assert_eq!(kept.leftover(), b"y");
+        let mut own = Received::from_leftover(b"abc".to_vec());
+        own.discard(1);
+        own.spare(40_000)
+            .get_mut(..1)
+            .unwrap()
+            .copy_from_slice(b"d");
+        own.filled(1);
+        own.discard(1);
+        let kept = own.into_kept();
+        assert_eq!(kept, b"cd");
+        assert!(kept.capacity() < 2_000, "{}", kept.capacity());
+        assert!(Received::from_leftover(b"a".to_vec()).into_kept().len() == 1);
     }
 }

@@ -18,7 +18,7 @@ use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
 use rustls::ServerConfig;
 
-use super::tls_buffers::{self, Received};
+use super::tls_buffers::{self, Received, Sealed};
 
 /// Ciphertext read from the socket per read: two full records.
 const READ_SIZE: usize = 34 * 1024;
@@ -67,6 +67,8 @@ pub struct TlsStream {
     /// The connection failed (its alert queued): rustls is not asked
     /// again, every later read or write is the failure.
     failed: bool,
+    /// Our close_notify is queued: the peer's bytes are dropped unread.
+    close_sent: bool,
 }
 
 fn tls_failure(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
@@ -84,6 +86,7 @@ impl TlsStream {
             peer_closed: false,
             shut_pending: false,
             failed: false,
+            close_sent: false,
         })
     }
 
@@ -118,21 +121,55 @@ impl TlsStream {
         if self.peer_closed {
             return Ok(0);
         }
-        tls_buffers::with(|input, sealed| {
-            input.load(std::mem::take(&mut self.received));
-            let read = self.read_records(input, sealed, buf);
-            self.received = input.leftover();
-            let sent = self.send(sealed);
+        if self.close_sent {
+            return self.drain_after_close();
+        }
+        tls_buffers::with(|shared, sealed| {
+            // A record's start kept from before: read on after it in the
+            // connection's own buffer (no copy in and out per read, which
+            // a peer dribbling a large message could make quadratic).
+            // Otherwise the thread's buffer, and only what is left stays.
+            let read = if self.received.is_empty() {
+                let read = self.read_records(shared, sealed, buf);
+                self.received = shared.leftover();
+                read
+            } else {
+                let mut own = Received::from_leftover(std::mem::take(&mut self.received));
+                let read = self.read_records(&mut own, sealed, buf);
+                self.received = own.into_kept();
+                read
+            };
+            let sent = self.send(sealed.bytes());
             let n = read?;
             sent?;
             Ok(n)
         })
     }
 
+    /// After our close_notify, what the peer sends is not given to rustls
+    /// (an error there would make a second fatal alert, which rustls
+    /// refuses): it is read and dropped until EOF.
+    fn drain_after_close(&mut self) -> io::Result<usize> {
+        let mut sink = [0u8; 4096];
+        for _ in 0..16 {
+            match self.sock.read(&mut sink) {
+                Ok(0) => {
+                    self.peer_closed = true;
+                    return Ok(0);
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // More may wait: the caller reads again (next turn at the latest).
+        Err(io::ErrorKind::Interrupted.into())
+    }
+
     fn read_records(
         &mut self,
         input: &mut Received,
-        sealed: &mut Vec<u8>,
+        sealed: &mut Sealed,
         buf: &mut [u8],
     ) -> io::Result<usize> {
         let mut filled = 0;
@@ -190,6 +227,7 @@ impl TlsStream {
     /// TCP once it is written.
     pub fn shutdown_write(&mut self) {
         let _ = self.seal(Seal::CloseNotify);
+        self.close_sent = true;
         self.shut_pending = true;
         let _ = self.flush();
     }
@@ -222,8 +260,8 @@ impl TlsStream {
             let mut filled = 0;
             let mut todo = seal;
             let driven = self.drive(&mut input, sealed, &mut none, &mut filled, &mut todo);
-            self.received = input.leftover();
-            let sent = self.send(sealed);
+            self.received = input.into_kept();
+            let sent = self.send(sealed.bytes());
             driven?;
             sent?;
             // Sealed when the drive took it (the handshake was done).
@@ -242,7 +280,7 @@ impl TlsStream {
     fn drive(
         &mut self,
         input: &mut Received,
-        sealed: &mut Vec<u8>,
+        sealed: &mut Sealed,
         buf: &mut [u8],
         filled: &mut usize,
         seal: &mut Seal<'_>,
@@ -252,7 +290,7 @@ impl TlsStream {
         }
         loop {
             let status = self.tls.process_tls_records(input.unprocessed());
-            let discard = status.discard;
+            let mut discard = status.discard;
             let state = match status.state {
                 Ok(state) => state,
                 Err(e) => {
@@ -265,6 +303,9 @@ impl TlsStream {
                 ConnectionState::ReadTraffic(mut records) => {
                     while let Some(record) = records.next_record() {
                         let record = record.map_err(tls_failure)?;
+                        // rustls asks for a record's own discard on top of
+                        // the status's (0 until it decrypts in place).
+                        discard += record.discard;
                         take_into(record.payload, buf, filled, &mut self.plaintext);
                     }
                     None
@@ -275,15 +316,12 @@ impl TlsStream {
                     None
                 }
                 ConnectionState::EncodeTlsData(mut encode) => {
-                    let at = sealed.len();
-                    sealed.resize(at + 2048, 0);
+                    let mut room = 2048;
                     loop {
-                        match encode.encode(sealed.get_mut(at..).unwrap_or_default()) {
-                            Ok(n) => break sealed.truncate(at + n),
-                            Err(EncodeError::InsufficientSize(e)) => {
-                                sealed.resize(at + e.required_size, 0)
-                            }
-                            Err(EncodeError::AlreadyEncoded) => break sealed.truncate(at),
+                        match encode.encode(sealed.room(room)) {
+                            Ok(n) => break sealed.commit(n),
+                            Err(EncodeError::InsufficientSize(e)) => room = e.required_size,
+                            Err(EncodeError::AlreadyEncoded) => break,
                         }
                     }
                     None
@@ -304,32 +342,26 @@ impl TlsStream {
                     Seal::Nothing => Some(Stop::NeedInput),
                     Seal::Data(plain) => {
                         *seal = Seal::Nothing;
-                        let at = sealed.len();
                         let records = plain.len() / tls_buffers::CHUNK + 1;
-                        sealed.resize(at + plain.len() + records * RECORD_OVERHEAD, 0);
+                        let mut room = plain.len() + records * RECORD_OVERHEAD;
                         let n = loop {
-                            match traffic.encrypt(plain, sealed.get_mut(at..).unwrap_or_default()) {
+                            match traffic.encrypt(plain, sealed.room(room)) {
                                 Ok(n) => break n,
-                                Err(EncryptError::InsufficientSize(e)) => {
-                                    sealed.resize(at + e.required_size, 0)
-                                }
-                                Err(e) => {
-                                    sealed.truncate(at);
-                                    return Err(io::Error::other(e.to_string()));
-                                }
+                                Err(EncryptError::InsufficientSize(e)) => room = e.required_size,
+                                Err(e) => return Err(io::Error::other(e.to_string())),
                             }
                         };
-                        sealed.truncate(at + n);
-                        None
+                        sealed.commit(n);
+                        // A key update rustls wanted went out ahead of the
+                        // data, inside `encrypt`: nothing else to do.
+                        Some(Stop::NeedInput)
                     }
                     Seal::CloseNotify => {
                         *seal = Seal::Nothing;
-                        let at = sealed.len();
-                        sealed.resize(at + RECORD_OVERHEAD, 0);
                         let n = traffic
-                            .queue_close_notify(sealed.get_mut(at..).unwrap_or_default())
+                            .queue_close_notify(sealed.room(RECORD_OVERHEAD))
                             .unwrap_or(0);
-                        sealed.truncate(at + n);
+                        sealed.commit(n);
                         None
                     }
                 },
@@ -342,18 +374,16 @@ impl TlsStream {
         }
     }
 
-    /// After a TLS failure: the alert rustls queued for the peer, its one
-    /// record. (Processing the input again would make a second alert.)
-    fn queue_alert(&mut self, input: &mut Received, sealed: &mut Vec<u8>) {
+    /// After a TLS failure: the first record rustls queued, its alert (or,
+    /// if a key update reply was still pending, that reply: the alert is
+    /// then lost). Asking again would process the input again and make a
+    /// second fatal alert, which rustls refuses.
+    fn queue_alert(&mut self, input: &mut Received, sealed: &mut Sealed) {
         self.failed = true;
         let status = self.tls.process_tls_records(input.unprocessed());
         if let Ok(ConnectionState::EncodeTlsData(mut encode)) = status.state {
-            let at = sealed.len();
-            sealed.resize(at + RECORD_OVERHEAD, 0);
-            let n = encode
-                .encode(sealed.get_mut(at..).unwrap_or_default())
-                .unwrap_or(0);
-            sealed.truncate(at + n);
+            let n = encode.encode(sealed.room(RECORD_OVERHEAD)).unwrap_or(0);
+            sealed.commit(n);
         }
     }
 

@@ -136,6 +136,9 @@ impl Worker {
                     } else {
                         TlsHandshake::Full
                     });
+                // Output queued during the handshake (a refusal at accept)
+                // could not be sealed then: it goes now.
+                self.schedule.flush_later(slot);
             }
             match result {
                 Ok(0) => {

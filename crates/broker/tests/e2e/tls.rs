@@ -191,6 +191,95 @@ fn records_in_pieces_and_a_key_update_are_understood() {
     );
 }
 
+/// A record that fails to decrypt after the handshake: the broker sends a
+/// `bad_record_mac` alert (sealed, TLS 1.3) and closes; others are served.
+#[test]
+fn a_forged_record_after_the_handshake_gets_an_alert_and_a_close() {
+    let target = Target::start(Over::Tls);
+    let config = target.pki.as_ref().unwrap().client_config();
+    let mut tls = tls_connect(target.addr(), &config);
+    // An application-data record header and 32 bytes no key sealed.
+    let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+    forged.extend_from_slice(&[0x5a; 32]);
+    tls.sock.write_all(&forged).unwrap();
+    let failure = loop {
+        match tls.conn.read_tls(&mut tls.sock) {
+            Ok(0) => break None,
+            Ok(_) => {
+                if let Err(e) = tls.conn.process_new_packets() {
+                    break Some(e);
+                }
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+    };
+    assert_eq!(
+        failure,
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::BadRecordMac
+        ))
+    );
+    let ok = https(
+        target.addr(),
+        &config,
+        "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}
+
+/// A refusal made at accept (the per-IP cap), before the TLS handshake:
+/// it is sealed and sent once the handshake completes.
+#[test]
+fn a_refusal_made_before_the_handshake_is_sent_after_it() {
+    let mut config = test_config();
+    config.server.max_connections_per_ip = 2;
+    let target = Target::start_with(Over::Tls, config);
+    let client = target.pki.as_ref().unwrap().client_config();
+    let _a = tls_connect(target.addr(), &client);
+    let _b = tls_connect(target.addr(), &client);
+    let refused = https(
+        target.addr(),
+        &client,
+        "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert!(refused.starts_with("HTTP/1.1 503 "), "{refused}");
+}
+
+/// After the broker's close_notify, whatever the peer sends is dropped
+/// unread: a forged record then is no second alert (which rustls refuses
+/// with a panic in debug builds) and the broker serves on.
+#[test]
+fn bytes_after_the_brokers_close_notify_are_dropped() {
+    let target = Target::start(Over::Tls);
+    let config = target.pki.as_ref().unwrap().client_config();
+    let mut tls = tls_connect(target.addr(), &config);
+    tls.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    // A masked close frame (1000) right behind the upgrade.
+    let mask = [1u8, 2, 3, 4];
+    let code = 1000u16.to_be_bytes();
+    tls.write_all(&[0x88, 0x82, 1, 2, 3, 4, code[0] ^ mask[0], code[1] ^ mask[1]])
+        .unwrap();
+    tls.flush().unwrap();
+    // The 101, the broker's close frame, then its close_notify: EOF.
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 101"));
+    let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+    forged.extend_from_slice(&[0x5a; 32]);
+    // The broker may have closed already: a refused write is fine too.
+    let _ = tls.sock.write_all(&forged);
+    let ok = https(
+        target.addr(),
+        &config,
+        "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}
+
 #[test]
 fn plain_http_on_the_tls_port_is_closed_promptly() {
     let mut config = test_config();
