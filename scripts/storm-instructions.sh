@@ -8,6 +8,8 @@
 #
 #   bash scripts/storm-instructions.sh target/release/tickwire new
 #   bash scripts/storm-instructions.sh /tmp/old/tickwire old
+#   KEEP=/tmp/storm.callgrind bash scripts/storm-instructions.sh ...   # keep the profile
+#     (then: callgrind_annotate /tmp/storm.callgrind | head -40)
 set -euo pipefail
 bin=${1:?usage: storm-instructions.sh BROKER_BINARY [LABEL]}
 label=${2:-$(basename "$bin")}
@@ -25,4 +27,5 @@ kill -INT $broker
 wait $broker 2>/dev/null || true
 subscribed=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['storm']['subscribed'])" "$tmp/d.json")
 total=$(awk '/^summary:/ {print $2}' "$tmp/callgrind.out")
+[[ -z ${KEEP:-} ]] || cp "$tmp/callgrind.out" "$KEEP"
 echo "$label subscribed $subscribed instructions $total per-subscriber $((total / 2000))"

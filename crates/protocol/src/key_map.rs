@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::topic::same_text;
+
 /// Keys kept in the vector before moving to a hash map.
 const SMALL: usize = 16;
 
@@ -46,9 +48,12 @@ impl<V> KeyMap<V> {
         match self {
             KeyMap::One(one) => one
                 .as_ref()
-                .filter(|(k, _)| **k == *key)
+                .filter(|(k, _)| same_text(k, key))
                 .map(|(k, v)| (k, v)),
-            KeyMap::Small(v) => v.iter().find(|(k, _)| **k == *key).map(|(k, v)| (k, v)),
+            KeyMap::Small(v) => v
+                .iter()
+                .find(|(k, _)| same_text(k, key))
+                .map(|(k, v)| (k, v)),
             KeyMap::Large(m) => m.get_key_value(key),
         }
     }
@@ -59,8 +64,14 @@ impl<V> KeyMap<V> {
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
         match self {
-            KeyMap::One(one) => one.as_mut().filter(|(k, _)| **k == *key).map(|(_, v)| v),
-            KeyMap::Small(v) => v.iter_mut().find(|(k, _)| **k == *key).map(|(_, v)| v),
+            KeyMap::One(one) => one
+                .as_mut()
+                .filter(|(k, _)| same_text(k, key))
+                .map(|(_, v)| v),
+            KeyMap::Small(v) => v
+                .iter_mut()
+                .find(|(k, _)| same_text(k, key))
+                .map(|(_, v)| v),
             KeyMap::Large(m) => m.get_mut(key),
         }
     }
@@ -94,14 +105,14 @@ impl<V> KeyMap<V> {
     pub fn remove_entry(&mut self, key: &str) -> Option<(Arc<str>, V)> {
         match self {
             KeyMap::One(one) => {
-                if one.as_ref().is_some_and(|(k, _)| **k == *key) {
+                if one.as_ref().is_some_and(|(k, _)| same_text(k, key)) {
                     one.take()
                 } else {
                     None
                 }
             }
             KeyMap::Small(v) => {
-                let i = v.iter().position(|(k, _)| **k == *key)?;
+                let i = v.iter().position(|(k, _)| same_text(k, key))?;
                 let entry = v.swap_remove(i);
                 if v.is_empty() {
                     *v = Vec::new();

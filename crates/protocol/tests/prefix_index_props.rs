@@ -74,3 +74,24 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The scans' cheap equality is plain equality, and a selector's is
+    /// its kind's and text's.
+    #[test]
+    fn same_text_and_selector_equality_are_plain_equality(a in selector(), b in selector()) {
+        let text = |s: &Selector| match s {
+            Selector::Exact(t) | Selector::Prefix(t) => t.to_string(),
+        };
+        let same_kind = matches!(
+            (&a, &b),
+            (Selector::Exact(_), Selector::Exact(_)) | (Selector::Prefix(_), Selector::Prefix(_))
+        );
+        prop_assert_eq!(
+            tickwire_protocol::topic::same_text(&text(&a), &text(&b)),
+            text(&a) == text(&b)
+        );
+        prop_assert_eq!(a == b, same_kind && text(&a) == text(&b));
+        prop_assert_eq!(a == b, a.cmp(&b) == std::cmp::Ordering::Equal);
+    }
+}

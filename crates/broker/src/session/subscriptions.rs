@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tickwire_protocol::control::ErrorCode;
+use tickwire_protocol::topic::same_text;
 use tickwire_protocol::{PrefixIndex, Selector};
 
 use super::catch_up::{ask_router, Ask};
@@ -302,7 +303,10 @@ impl Subscriptions {
             // Field deltas: a snapshot, and the first quote of a topic's
             // rewind, go full; a replay and the rest of a rewind follow the
             // delta rule (the quote before them went first).
-            let full = i >= slice.replayed && previous.as_ref() != Some(&quote.topic);
+            let full = i >= slice.replayed
+                && !previous
+                    .as_ref()
+                    .is_some_and(|p| same_text(p, &quote.topic));
             previous = Some(quote.topic.clone());
             let Some(throttled) = self.snapshot_wanted(request, named, &quote.topic) else {
                 continue;
