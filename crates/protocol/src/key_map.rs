@@ -76,6 +76,37 @@ impl<V> KeyMap<V> {
         }
     }
 
+    /// The value under `key`, inserted with `make` when absent, in one
+    /// probe (a hash map's entry; the key an `Arc` the caller holds, so
+    /// the owned key is a count). True when inserted.
+    pub fn get_or_insert_with(
+        &mut self,
+        key: &Arc<str>,
+        make: impl FnOnce() -> V,
+    ) -> (&mut V, bool) {
+        if let KeyMap::Large(m) = self {
+            let mut inserted = false;
+            let value = m.entry(key.clone()).or_insert_with(|| {
+                inserted = true;
+                make()
+            });
+            return (value, inserted);
+        }
+        let found = match self {
+            KeyMap::One(one) => one.as_ref().is_some_and(|(k, _)| same_text(k, key)),
+            KeyMap::Small(v) => v.iter().any(|(k, _)| same_text(k, key)),
+            KeyMap::Large(_) => false,
+        };
+        if !found {
+            self.insert_new(key.clone(), make());
+        }
+        match self.get_mut(key) {
+            Some(value) => (value, !found),
+            // Present or just inserted: unreachable, but never a panic.
+            None => unreachable!("a key just found or inserted is present"),
+        }
+    }
+
     /// Inserts a key that is not present (the caller checked).
     pub fn insert_new(&mut self, key: Arc<str>, value: V) {
         match self {
@@ -200,6 +231,24 @@ mod tests {
         all.sort();
         assert_eq!(all.len(), 19);
         assert_eq!(map.len(), 0);
+    }
+
+    #[test]
+    fn get_or_insert_with_finds_or_inserts_in_every_form() {
+        let mut map = KeyMap::default();
+        for i in 0..20u32 {
+            let key: Arc<str> = Arc::from(format!("K{i}").as_str());
+            let (value, inserted) = map.get_or_insert_with(&key, || i);
+            assert_eq!((*value, inserted), (i, true));
+            *value += 100;
+            for j in 0..=i {
+                let key: Arc<str> = Arc::from(format!("K{j}").as_str());
+                let (value, inserted) = map.get_or_insert_with(&key, || 999);
+                assert_eq!((*value, inserted), (j + 100, false));
+            }
+        }
+        assert!(matches!(map, KeyMap::Large(_)));
+        assert_eq!(map.len(), 20);
     }
 
     #[test]

@@ -23,19 +23,22 @@ fn selector() -> impl Strategy<Value = Selector> {
 enum Op {
     Insert(Selector, u32),
     Remove(Selector),
+    /// `get_or_insert_with`, then the value bumped through the reference.
+    GetOrInsert(Selector, u32),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (selector(), any::<u32>()).prop_map(|(s, v)| Op::Insert(s, v)),
         selector().prop_map(Op::Remove),
+        (selector(), 0..1000u32).prop_map(|(s, v)| Op::GetOrInsert(s, v)),
     ]
 }
 
 proptest! {
     #[test]
     fn agrees_with_a_linear_scan(
-        ops in prop::collection::vec(op(), 0..60),
+        ops in prop::collection::vec(op(), 0..80),
         topics in prop::collection::vec("[AB.]{1,5}", 1..10),
         ordered in any::<bool>(),
     ) {
@@ -45,6 +48,14 @@ proptest! {
             match op {
                 Op::Insert(s, v) => prop_assert_eq!(index.insert(&s, v), model.insert(s, v)),
                 Op::Remove(s) => prop_assert_eq!(index.remove(&s), model.remove(&s)),
+                Op::GetOrInsert(s, v) => {
+                    let absent = !model.contains_key(&s);
+                    let want = model.entry(s.clone()).or_insert(v);
+                    let (got, inserted) = index.get_or_insert_with(&s, || v);
+                    prop_assert_eq!((*got, inserted), (*want, absent));
+                    *got += 1;
+                    *want += 1;
+                }
             }
         }
         prop_assert_eq!(index.len(), model.len());
