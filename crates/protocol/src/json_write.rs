@@ -33,6 +33,14 @@ impl<O: JsonOut + ?Sized> fmt::Write for Fmt<'_, O> {
 /// Writes `s` as a quoted JSON string.
 pub(crate) fn string<O: JsonOut + ?Sized>(out: &mut O, s: &str) {
     out.push_text("\"");
+    // The common case (topics, epochs): nothing to escape, so one tight
+    // scan and one copy rather than a byte-by-byte walk (an ack of ten
+    // topics cost ~3,300 instructions that way).
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_text(s);
+        out.push_text("\"");
+        return;
+    }
     let mut plain_from = 0;
     for (i, b) in s.bytes().enumerate() {
         // Only '"', '\\' and control bytes need escaping; multi-byte UTF-8
@@ -114,6 +122,15 @@ mod tests {
         for s in ["", "\u{0}\u{1f}\u{7f}", "x\"", "日本\t語"] {
             let back: String = serde_json::from_str(&esc(s)).unwrap();
             assert_eq!(back, s);
+        }
+    }
+
+    proptest::proptest! {
+        /// Both paths (nothing to escape, something to escape) round-trip.
+        #[test]
+        fn any_string_round_trips(s in "(?s).{0,40}") {
+            let back: String = serde_json::from_str(&esc(&s)).unwrap();
+            proptest::prop_assert_eq!(back, s);
         }
     }
 
