@@ -100,7 +100,10 @@ impl SnapshotJob {
     /// [`SNAPSHOT_SLICE`] topics in all, and whether any are left.
     /// (The replays lead: the second number says how many quotes they are.)
     fn slice(&mut self, topics: &TopicTable) -> (Vec<Arc<SharedQuote>>, usize, bool) {
-        let mut quotes = Vec::new();
+        // Sized for the common request, a few exact topics (one snapshot
+        // each), rather than grown a quote at a time.
+        let few = self.replays.len() + self.unrecovered.len() + self.selectors.len();
+        let mut quotes = Vec::with_capacity(few.min(SNAPSHOT_SLICE));
         let mut walked = 0;
         while let Some(r) = self.replays.front() {
             if self.full(walked, &quotes) {

@@ -145,6 +145,12 @@ impl RouteIndex {
 
     /// Forgets cached routes of the topics `selector` matches.
     fn invalidate(&mut self, selector: &Selector) {
+        // Nothing cached (no quote has reached this worker since the last
+        // change, as in a storm after a restart): nothing to forget, and
+        // no probe.
+        if self.routes.is_empty() {
+            return;
+        }
         match selector {
             // One probe (a subscribe of exact topics does this per topic).
             Selector::Exact(topic) => {
