@@ -75,6 +75,19 @@ impl Selector {
         }
     }
 
+    /// [`Selector::parse`] with the text (the prefix's, for a pattern) made
+    /// by `text`: a caller sharing texts among many selectors passes its
+    /// interner.
+    pub fn parse_with(s: &str, text: impl FnOnce(&str) -> Arc<str>) -> Option<Selector> {
+        if !Selector::is_valid(s) {
+            return None;
+        }
+        Some(match s.strip_suffix('*') {
+            Some(prefix) => Selector::Prefix(text(prefix)),
+            None => Selector::Exact(text(s)),
+        })
+    }
+
     /// Whether `s` parses (what [`Selector::parse`] checks, without making
     /// the selector).
     pub fn is_valid(s: &str) -> bool {

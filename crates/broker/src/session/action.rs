@@ -7,6 +7,7 @@ use std::time::Instant;
 use tickwire_protocol::control::ErrorCode;
 use tickwire_protocol::Selector;
 
+use super::topic_names::TopicNames;
 use crate::messages::CatchUp;
 
 /// What the shell must do on a connection's behalf.
@@ -77,4 +78,8 @@ pub enum Action {
 pub struct Effects {
     pub actions: Vec<Action>,
     pub conflated: u64,
+    /// The worker's shared topic texts, for the selectors of requests
+    /// (not an effect: the one piece of worker state a connection uses,
+    /// carried with the effects every call already takes).
+    pub names: TopicNames,
 }

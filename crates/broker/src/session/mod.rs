@@ -54,6 +54,7 @@ mod subscriptions;
 #[cfg(test)]
 mod tests;
 pub mod throttle;
+pub mod topic_names;
 mod transmit;
 mod websocket;
 

@@ -9,6 +9,8 @@ use std::collections::HashSet;
 
 use tickwire_protocol::Selector;
 
+use super::topic_names::TopicNames;
+
 /// Up to this many selectors, a scan beats hashing.
 const FEW: usize = 16;
 
@@ -51,12 +53,15 @@ fn is_written_as(selector: &Selector, key: &str) -> bool {
 
 /// Request topics as selectors, a topic repeated in one request counted
 /// once; the first topic that does not parse, if any.
-pub(super) fn unique_selectors(topics: &[String]) -> Result<Vec<Selector>, &str> {
+pub(super) fn unique_selectors<'t>(
+    topics: &'t [String],
+    names: &mut TopicNames,
+) -> Result<Vec<Selector>, &'t str> {
     let mut out: Vec<Selector> = Vec::with_capacity(topics.len());
     let mut seen: Option<HashSet<&str>> =
         (topics.len() > FEW).then(|| HashSet::with_capacity(topics.len()));
     for (i, topic) in topics.iter().enumerate() {
-        let selector = Selector::parse(topic).ok_or(topic.as_str())?;
+        let selector = names.selector(topic).ok_or(topic.as_str())?;
         let first = match &mut seen {
             Some(seen) => seen.insert(topic.as_str()),
             None => !topics.iter().take(i).any(|t| t == topic),
@@ -100,12 +105,12 @@ mod tests {
         let topics = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let short = topics(&["B", "A", "B", "A*", "A"]);
         assert_eq!(
-            unique_selectors(&short).unwrap(),
+            unique_selectors(&short, &mut TopicNames::default()).unwrap(),
             [sel("B"), sel("A"), sel("A*")]
         );
         let mut long: Vec<String> = (0..30).map(|i| format!("T{}", i % 20)).collect();
         long.push("T0".into());
-        let unique = unique_selectors(&long).unwrap();
+        let unique = unique_selectors(&long, &mut TopicNames::default()).unwrap();
         assert_eq!(unique.len(), 20);
         assert_eq!(unique[0], sel("T0"));
         for bad in [topics(&["A", "bad topic", "also bad"]), {
@@ -114,7 +119,10 @@ mod tests {
             v.push("also bad".into());
             v
         }] {
-            assert_eq!(unique_selectors(&bad), Err("bad topic"));
+            assert_eq!(
+                unique_selectors(&bad, &mut TopicNames::default()),
+                Err("bad topic")
+            );
         }
     }
 }

@@ -125,7 +125,7 @@ impl Subscriptions {
             window,
             resume_from,
         } = ask;
-        let selectors = unique_selectors(topics)
+        let selectors = unique_selectors(topics, &mut fx.names)
             .map_err(|t| (ErrorCode::BadTopic, format!("invalid topic {t:?}")))?;
         // Counting the new entries costs a lookup each: only near the cap.
         let adding = if self.entries.len() + selectors.len() <= max_entries {

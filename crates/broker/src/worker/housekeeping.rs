@@ -41,6 +41,8 @@ impl Worker {
             }
         }
         self.flush_corked();
+        // Texts no entry holds any more (unsubscribed, closed) go.
+        self.fx.names.sweep();
     }
 
     pub(super) fn begin_shutdown(&mut self) {
