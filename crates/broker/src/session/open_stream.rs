@@ -93,10 +93,10 @@ impl Connection {
         cx.out.push_priority(http::event_stream_head());
         fx.actions.push(Action::OpenedSse);
         self.read_buf.clear();
-        self.phase = Phase::Open(Box::new(Open {
+        self.phase = Phase::Open(Open {
             transport: Transport::Sse(sse),
             core,
-        }));
+        });
     }
 
     /// A refused `/sse` request: its status and JSON error, then close.
