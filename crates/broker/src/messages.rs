@@ -42,15 +42,35 @@ pub struct SharedQuote {
 /// quote per worker): cloning the `Arc` per delivery would be an atomic
 /// write to a cache line every worker writes, and that alone held two
 /// workers to less than one worker's deliveries/s (`benches/fanout_threads`).
-// The extra allocation is the point: one per quote per worker buys a count
-// no other thread touches.
+///
+/// A snapshot is the exception: the router clones the `Arc` for the one
+/// connection that asked, which delivers it once. Its handle is that `Arc`
+/// itself ([`LocalQuote::single`]): an `Rc` around it would be an
+/// allocation per snapshot (ten per subscriber in a reconnect storm)
+/// bought for counts nobody makes.
+#[derive(Clone)]
+pub struct LocalQuote(Handle);
+
+// The extra allocation of `Fanned` is the point: one per quote per worker
+// buys a count no other thread touches.
 #[allow(clippy::redundant_allocation)]
 #[derive(Clone)]
-pub struct LocalQuote(Rc<Arc<SharedQuote>>);
+enum Handle {
+    Fanned(Rc<Arc<SharedQuote>>),
+    Single(Arc<SharedQuote>),
+}
+
+impl LocalQuote {
+    /// A handle for one connection's single delivery (a snapshot, a
+    /// replay): no worker-local count.
+    pub fn single(quote: Arc<SharedQuote>) -> LocalQuote {
+        LocalQuote(Handle::Single(quote))
+    }
+}
 
 impl From<Arc<SharedQuote>> for LocalQuote {
     fn from(quote: Arc<SharedQuote>) -> Self {
-        LocalQuote(Rc::new(quote))
+        LocalQuote(Handle::Fanned(Rc::new(quote)))
     }
 }
 
@@ -64,7 +84,10 @@ impl Deref for LocalQuote {
     type Target = SharedQuote;
 
     fn deref(&self) -> &SharedQuote {
-        &self.0
+        match &self.0 {
+            Handle::Fanned(quote) => quote,
+            Handle::Single(quote) => quote,
+        }
     }
 }
 

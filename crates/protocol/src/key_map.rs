@@ -107,6 +107,23 @@ impl<V> KeyMap<V> {
         }
     }
 
+    /// Room for `additional` more keys: exactly, up to the vector's
+    /// [`SMALL`] (an inline entry becomes a vector only if it will hold
+    /// two or more).
+    pub fn reserve(&mut self, additional: usize) {
+        let wanted = self.len() + additional;
+        match self {
+            KeyMap::One(_) if wanted <= 1 => {}
+            KeyMap::One(one) => {
+                let mut v = Vec::with_capacity(wanted.min(SMALL));
+                v.extend(one.take());
+                *self = KeyMap::Small(v);
+            }
+            KeyMap::Small(v) => v.reserve_exact(wanted.min(SMALL).saturating_sub(v.len())),
+            KeyMap::Large(m) => m.reserve(additional),
+        }
+    }
+
     /// Inserts a key that is not present (the caller checked).
     pub fn insert_new(&mut self, key: Arc<str>, value: V) {
         match self {
@@ -249,6 +266,32 @@ mod tests {
         }
         assert!(matches!(map, KeyMap::Large(_)));
         assert_eq!(map.len(), 20);
+    }
+
+    #[test]
+    fn reserve_makes_room_once_and_keeps_the_forms() {
+        let mut map: KeyMap<u32> = KeyMap::default();
+        map.reserve(1);
+        assert!(matches!(map, KeyMap::One(None)));
+        map.reserve(10);
+        let KeyMap::Small(v) = &map else {
+            panic!("a vector for ten");
+        };
+        assert_eq!((v.len(), v.capacity()), (0, 10));
+        for i in 0..10u32 {
+            map.insert_new(Arc::from(format!("K{i}").as_str()), i);
+        }
+        let KeyMap::Small(v) = &map else {
+            panic!("still a vector");
+        };
+        assert_eq!(v.capacity(), 10, "no growth after the reserve");
+        map.reserve(100);
+        for i in 10..40u32 {
+            map.insert_new(Arc::from(format!("K{i}").as_str()), i);
+        }
+        assert!(matches!(map, KeyMap::Large(_)));
+        assert_eq!(map.get("K39"), Some(&39));
+        assert_eq!(map.get("K0"), Some(&0));
     }
 
     #[test]

@@ -86,6 +86,16 @@ fn with_key<R>(selector: &Selector, f: impl FnOnce(&str) -> R) -> Option<R> {
     }
 }
 
+/// The selector a stored key denotes; an exact key's text is moved, not
+/// copied (a closing subscriber's entries, ten per dashboard).
+fn selector_of_key(key: Arc<str>) -> Selector {
+    if key.ends_with('*') {
+        selector_of(&key)
+    } else {
+        Selector::Exact(key)
+    }
+}
+
 /// The selector a key denotes.
 pub fn selector_of(key: &str) -> Selector {
     match key.strip_suffix('*') {
@@ -121,6 +131,11 @@ impl<V> PrefixIndex<V> {
 
     fn ordered_mut(&mut self) -> Option<&mut BTreeSet<Arc<str>>> {
         self.extras.as_deref_mut().and_then(|e| e.ordered.as_mut())
+    }
+
+    /// Room for `additional` more keys (exactly, below the hash map's size).
+    pub fn reserve(&mut self, additional: usize) {
+        self.map.reserve(additional);
     }
 
     /// Entries, exact and prefix together.
@@ -379,7 +394,7 @@ impl<V> PrefixIndex<V> {
         self.map
             .take_all()
             .into_iter()
-            .map(|(k, v)| (selector_of(&k), v))
+            .map(|(k, v)| (selector_of_key(k), v))
     }
 }
 

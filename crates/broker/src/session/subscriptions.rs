@@ -148,6 +148,11 @@ impl Subscriptions {
         let max_hz = max_hz.map(|hz| (hz as f32).max(f32::MIN_POSITIVE));
         let request = self.next_request;
         self.next_request = self.next_request.wrapping_add(1);
+        if self.entries.is_empty() {
+            // Every selector is new (they are unique): room for all at
+            // once, not a slot at a time.
+            self.entries.reserve(selectors.len());
+        }
         let mut added = Vec::with_capacity(selectors.len());
         for selector in &selectors {
             let (entry, inserted) = self.entries.get_or_insert_with(selector, || Entry {

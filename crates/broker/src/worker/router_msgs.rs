@@ -60,7 +60,7 @@ impl Worker {
                         self.slice_handled(&mut budget);
                     }
                     let snapshots = CatchUpSlice {
-                        quotes: snapshots.into_iter().map(LocalQuote::from).collect(),
+                        quotes: snapshots.into_iter().map(LocalQuote::single).collect(),
                         replayed,
                     };
                     self.on_answer(conn, |link, now, fx| {
@@ -82,7 +82,7 @@ impl Worker {
                 } => {
                     self.slice_handled(&mut budget);
                     let quotes = CatchUpSlice {
-                        quotes: quotes.into_iter().map(LocalQuote::from).collect(),
+                        quotes: quotes.into_iter().map(LocalQuote::single).collect(),
                         replayed,
                     };
                     self.on_answer(conn, |link, now, fx| {
