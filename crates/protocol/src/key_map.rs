@@ -84,25 +84,39 @@ impl<V> KeyMap<V> {
         key: &Arc<str>,
         make: impl FnOnce() -> V,
     ) -> (&mut V, bool) {
-        if let KeyMap::Large(m) = self {
-            let mut inserted = false;
-            let value = m.entry(key.clone()).or_insert_with(|| {
-                inserted = true;
-                make()
-            });
-            return (value, inserted);
-        }
+        // One scan of the short forms for the key's position.
         let found = match self {
-            KeyMap::One(one) => one.as_ref().is_some_and(|(k, _)| same_text(k, key)),
-            KeyMap::Small(v) => v.iter().any(|(k, _)| same_text(k, key)),
-            KeyMap::Large(_) => false,
+            KeyMap::One(one) => one
+                .as_ref()
+                .and_then(|(k, _)| same_text(k, key).then_some(0)),
+            KeyMap::Small(v) => v.iter().position(|(k, _)| same_text(k, key)),
+            KeyMap::Large(_) => None,
         };
-        if !found {
+        if found.is_none() {
+            if let KeyMap::Large(m) = self {
+                let mut inserted = false;
+                let value = m.entry(key.clone()).or_insert_with(|| {
+                    inserted = true;
+                    make()
+                });
+                return (value, inserted);
+            }
             self.insert_new(key.clone(), make());
         }
-        match self.get_mut(key) {
-            Some(value) => (value, !found),
-            // Present or just inserted: unreachable, but never a panic.
+        let inserted = found.is_none();
+        let value = match self {
+            KeyMap::One(one) => one.as_mut().map(|(_, v)| v),
+            // Found at its position, or just pushed at the end.
+            KeyMap::Small(v) => match found {
+                Some(i) => v.get_mut(i).map(|(_, v)| v),
+                None => v.last_mut().map(|(_, v)| v),
+            },
+            // Just moved from the vector past `SMALL`.
+            KeyMap::Large(m) => m.get_mut(&**key),
+        };
+        match value {
+            Some(value) => (value, inserted),
+            // Found or just inserted: a bug here if not, never input's doing.
             None => unreachable!("a key just found or inserted is present"),
         }
     }

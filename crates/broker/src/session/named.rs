@@ -52,16 +52,29 @@ fn is_written_as(selector: &Selector, key: &str) -> bool {
 }
 
 /// Request topics as selectors, a topic repeated in one request counted
-/// once; the first topic that does not parse, if any.
+/// once; the first topic that does not parse, if any. The texts come from
+/// `names` (shared with the worker's other subscriptions) only when
+/// `share`: a request that may yet be refused (near the subscription cap)
+/// makes its own, and a request with a bad topic shares nothing, so
+/// refused requests never fill the table.
 pub(super) fn unique_selectors<'t>(
     topics: &'t [String],
     names: &mut TopicNames,
+    share: bool,
 ) -> Result<Vec<Selector>, &'t str> {
+    if let Some(bad) = topics.iter().find(|t| !Selector::is_valid(t)) {
+        return Err(bad.as_str());
+    }
     let mut out: Vec<Selector> = Vec::with_capacity(topics.len());
     let mut seen: Option<HashSet<&str>> =
         (topics.len() > FEW).then(|| HashSet::with_capacity(topics.len()));
     for (i, topic) in topics.iter().enumerate() {
-        let selector = names.selector(topic).ok_or(topic.as_str())?;
+        let selector = if share {
+            names.selector(topic)
+        } else {
+            Selector::parse(topic)
+        }
+        .ok_or(topic.as_str())?;
         let first = match &mut seen {
             Some(seen) => seen.insert(topic.as_str()),
             None => !topics.iter().take(i).any(|t| t == topic),
@@ -105,12 +118,12 @@ mod tests {
         let topics = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let short = topics(&["B", "A", "B", "A*", "A"]);
         assert_eq!(
-            unique_selectors(&short, &mut TopicNames::default()).unwrap(),
+            unique_selectors(&short, &mut TopicNames::default(), true).unwrap(),
             [sel("B"), sel("A"), sel("A*")]
         );
         let mut long: Vec<String> = (0..30).map(|i| format!("T{}", i % 20)).collect();
         long.push("T0".into());
-        let unique = unique_selectors(&long, &mut TopicNames::default()).unwrap();
+        let unique = unique_selectors(&long, &mut TopicNames::default(), true).unwrap();
         assert_eq!(unique.len(), 20);
         assert_eq!(unique[0], sel("T0"));
         for bad in [topics(&["A", "bad topic", "also bad"]), {
@@ -120,9 +133,31 @@ mod tests {
             v
         }] {
             assert_eq!(
-                unique_selectors(&bad, &mut TopicNames::default()),
+                unique_selectors(&bad, &mut TopicNames::default(), true),
                 Err("bad topic")
             );
         }
+    }
+
+    #[test]
+    fn texts_are_shared_only_by_requests_that_can_pass() {
+        let topics = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut names = TopicNames::default();
+        // A bad topic anywhere: nothing enters the table.
+        let with_bad = topics(&["A", "B", "bad topic"]);
+        let refused = unique_selectors(&with_bad, &mut names, true);
+        assert_eq!(refused, Err("bad topic"));
+        assert_eq!(names.len(), 0);
+        // Not shared (near the cap): its own texts.
+        let own = unique_selectors(&topics(&["A"]), &mut names, false).unwrap();
+        assert_eq!(names.len(), 0);
+        let shared = unique_selectors(&topics(&["A"]), &mut names, true).unwrap();
+        let again = unique_selectors(&topics(&["A"]), &mut names, true).unwrap();
+        let text = |s: &Selector| match s {
+            Selector::Exact(t) | Selector::Prefix(t) => t.clone(),
+        };
+        assert!(std::sync::Arc::ptr_eq(&text(&shared[0]), &text(&again[0])));
+        assert!(!std::sync::Arc::ptr_eq(&text(&own[0]), &text(&shared[0])));
+        assert_eq!(names.len(), 1);
     }
 }

@@ -125,7 +125,10 @@ impl Subscriptions {
             window,
             resume_from,
         } = ask;
-        let selectors = unique_selectors(topics, &mut fx.names)
+        // Shared texts only for a request the cap cannot refuse (it counts
+        // at most its topics as new entries).
+        let share = self.entries.len() + topics.len() <= max_entries;
+        let selectors = unique_selectors(topics, &mut fx.names, share)
             .map_err(|t| (ErrorCode::BadTopic, format!("invalid topic {t:?}")))?;
         // Counting the new entries costs a lookup each: only near the cap.
         let adding = if self.entries.len() + selectors.len() <= max_entries {

@@ -15,9 +15,25 @@ use tickwire_protocol::Selector;
 /// (a client naming endless distinct topics grows nothing here).
 const MAX_NAMES: usize = 1 << 16;
 
-#[derive(Debug, Default)]
+/// The table is walked for texts no one holds only once it has grown to
+/// this many, or twice what the last walk kept: the walk's cost is then
+/// paid by the growth since, never every tick (a full table is 65,536
+/// reads scattered over the heap).
+const FIRST_SWEEP: usize = 1024;
+
+#[derive(Debug)]
 pub struct TopicNames {
     names: HashSet<Arc<str>>,
+    sweep_at: usize,
+}
+
+impl Default for TopicNames {
+    fn default() -> Self {
+        TopicNames {
+            names: HashSet::new(),
+            sweep_at: FIRST_SWEEP,
+        }
+    }
 }
 
 impl TopicNames {
@@ -37,9 +53,23 @@ impl TopicNames {
         made
     }
 
-    /// Forgets the texts only this table still holds.
+    /// Forgets the texts only this table still holds, once it has grown
+    /// enough since the last time (see [`FIRST_SWEEP`]); called by the
+    /// worker's periodic sweep. A text no entry holds stays until then:
+    /// the table keeps at most about twice what is held, plus 1,024.
     pub fn sweep(&mut self) {
+        if self.names.len() < self.sweep_at {
+            return;
+        }
+        self.sweep_now();
+    }
+
+    fn sweep_now(&mut self) {
         self.names.retain(|name| Arc::strong_count(name) > 1);
+        if self.names.capacity() > 4 * self.names.len().max(FIRST_SWEEP) {
+            self.names.shrink_to(2 * self.names.len());
+        }
+        self.sweep_at = (2 * self.names.len()).clamp(FIRST_SWEEP, MAX_NAMES);
     }
 
     #[cfg(test)]
@@ -64,10 +94,35 @@ mod tests {
         assert_eq!(names.selector("FX.*"), Selector::parse("FX.*"));
         assert_eq!(names.selector("bad topic"), None);
         names.sweep();
+        assert_eq!(names.len(), 2, "below the first sweep's size: kept");
+        names.sweep_now();
         assert_eq!(names.len(), 1, "FX. was held by nothing");
         drop((a, b));
-        names.sweep();
+        names.sweep_now();
         assert_eq!(names.len(), 0);
+    }
+
+    #[test]
+    fn the_sweep_runs_once_the_table_has_doubled() {
+        let mut names = TopicNames::default();
+        let held: Vec<Selector> = (0..600)
+            .filter_map(|i| names.selector(&format!("H{i}")))
+            .collect();
+        for i in 0..423 {
+            names.selector(&format!("GONE{i}"));
+        }
+        names.sweep();
+        assert_eq!(names.len(), 1023, "not yet 1,024");
+        names.selector("ONE.MORE.GONE");
+        names.sweep();
+        assert_eq!(names.len(), 600, "the unheld went");
+        // Next walk at 1,200: 600 held texts are not walked each tick.
+        for i in 0..599 {
+            names.selector(&format!("LATER{i}"));
+        }
+        names.sweep();
+        assert_eq!(names.len(), 1199);
+        drop(held);
     }
 
     #[test]

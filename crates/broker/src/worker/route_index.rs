@@ -238,6 +238,18 @@ mod tests {
         assert_eq!(slots(&mut index, "BTC"), [1]);
     }
 
+    /// A change while nothing is cached probes nothing, and is still seen.
+    #[test]
+    fn routes_added_while_nothing_is_cached_are_seen() {
+        let mut index = RouteIndex::default();
+        index.route(&sel("AAPL"), 1, None);
+        assert_eq!(slots(&mut index, "AAPL"), [1]);
+        index.unroute(&sel("AAPL"), 1);
+        index.route(&sel("AAPL"), 2, None);
+        index.route(&sel("AA*"), 3, None);
+        assert_eq!(slots(&mut index, "AAPL"), [2, 3]);
+    }
+
     #[test]
     fn refs_report_first_and_last() {
         let mut index = RouteIndex::default();
