@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 
+use tickwire_protocol::topic::same_text;
 use tickwire_protocol::Selector;
 
 use super::topic_names::TopicNames;
@@ -46,7 +47,7 @@ impl Named {
 /// Whether `selector` is written `key`, without writing it out.
 fn is_written_as(selector: &Selector, key: &str) -> bool {
     match selector {
-        Selector::Exact(topic) => **topic == *key,
+        Selector::Exact(topic) => same_text(topic, key),
         Selector::Prefix(prefix) => key.strip_suffix('*') == Some(&**prefix),
     }
 }
@@ -77,7 +78,7 @@ pub(super) fn unique_selectors<'t>(
         .ok_or(topic.as_str())?;
         let first = match &mut seen {
             Some(seen) => seen.insert(topic.as_str()),
-            None => !topics.iter().take(i).any(|t| t == topic),
+            None => !topics.iter().take(i).any(|t| same_text(t, topic)),
         };
         if first {
             out.push(selector);
