@@ -15,23 +15,30 @@ use tickwire_protocol::Selector;
 /// (a client naming endless distinct topics grows nothing here).
 const MAX_NAMES: usize = 1 << 16;
 
-/// The table is walked for texts no one holds only once it has grown to
-/// this many, or twice what the last walk kept: the walk's cost is then
-/// paid by the growth since, never every tick (a full table is 65,536
-/// reads scattered over the heap).
+/// The table is walked for texts no one holds only once as many texts
+/// were made since the last walk as that walk kept (at least this many):
+/// each walk is paid for by the texts made before it, never by a tick (a
+/// full table is 65,536 reads scattered over the heap).
 const FIRST_SWEEP: usize = 1024;
 
 #[derive(Debug)]
 pub struct TopicNames {
     names: HashSet<Arc<str>>,
-    sweep_at: usize,
+    /// Texts made (shared or, past the cap, alone) since the last walk.
+    made: usize,
+    /// The walk comes once `made` reaches this.
+    walk_after: usize,
+    /// Walks so far (for the tests of when they happen).
+    walks: u64,
 }
 
 impl Default for TopicNames {
     fn default() -> Self {
         TopicNames {
             names: HashSet::new(),
-            sweep_at: FIRST_SWEEP,
+            made: 0,
+            walk_after: FIRST_SWEEP,
+            walks: 0,
         }
     }
 }
@@ -47,29 +54,32 @@ impl TopicNames {
             return shared.clone();
         }
         let made: Arc<str> = Arc::from(text);
+        self.made += 1;
         if self.names.len() < MAX_NAMES {
             self.names.insert(made.clone());
         }
         made
     }
 
-    /// Forgets the texts only this table still holds, once it has grown
-    /// enough since the last time (see [`FIRST_SWEEP`]); called by the
+    /// Forgets the texts only this table still holds, once enough texts
+    /// were made since the last time (see [`FIRST_SWEEP`]); called by the
     /// worker's periodic sweep. A text no entry holds stays until then:
     /// the table keeps at most about twice what is held, plus 1,024.
     pub fn sweep(&mut self) {
-        if self.names.len() < self.sweep_at {
+        if self.made < self.walk_after {
             return;
         }
         self.sweep_now();
     }
 
     fn sweep_now(&mut self) {
+        self.walks += 1;
         self.names.retain(|name| Arc::strong_count(name) > 1);
         if self.names.capacity() > 4 * self.names.len().max(FIRST_SWEEP) {
             self.names.shrink_to(2 * self.names.len());
         }
-        self.sweep_at = (2 * self.names.len()).clamp(FIRST_SWEEP, MAX_NAMES);
+        self.made = 0;
+        self.walk_after = self.names.len().max(FIRST_SWEEP);
     }
 
     #[cfg(test)]
@@ -103,7 +113,7 @@ mod tests {
     }
 
     #[test]
-    fn the_sweep_runs_once_the_table_has_doubled() {
+    fn the_sweep_walks_once_as_many_texts_were_made_as_it_kept() {
         let mut names = TopicNames::default();
         let held: Vec<Selector> = (0..600)
             .filter_map(|i| names.selector(&format!("H{i}")))
@@ -123,6 +133,30 @@ mod tests {
         names.sweep();
         assert_eq!(names.len(), 1199);
         drop(held);
+    }
+
+    /// A full table of texts all still held is not walked again until as
+    /// many texts were made (alone, past the cap) as it holds.
+    #[test]
+    fn a_full_held_table_is_not_walked_every_tick() {
+        let mut names = TopicNames::default();
+        let held: Vec<Selector> = (0..MAX_NAMES)
+            .filter_map(|i| names.selector(&format!("T{i}")))
+            .collect();
+        names.sweep();
+        let walks = names.walks;
+        assert_eq!(walks, 1);
+        for _ in 0..100 {
+            names.sweep();
+        }
+        assert_eq!(names.walks, walks, "no walk without new texts");
+        let alone: Vec<Selector> = (0..MAX_NAMES)
+            .filter_map(|i| names.selector(&format!("NEW{i}")))
+            .collect();
+        names.sweep();
+        assert_eq!(names.walks, walks + 1);
+        assert_eq!(names.len(), MAX_NAMES);
+        drop((held, alone));
     }
 
     #[test]
