@@ -22,7 +22,9 @@ use crate::key_map::KeyMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use crate::topic::{Selector, MAX_TOPIC_LEN};
+use crate::topic::Selector;
+pub use keys::selector_of;
+use keys::{selector_of_key, with_key};
 
 /// The length counts of an index without prefixes.
 static NO_PREFIXES: BTreeMap<u8, u32> = BTreeMap::new();
@@ -53,54 +55,6 @@ impl<V: std::fmt::Debug> std::fmt::Debug for PrefixIndex<V> {
 impl<V> Default for PrefixIndex<V> {
     fn default() -> Self {
         PrefixIndex::new()
-    }
-}
-
-/// The key of `selector` as written, on the stack (no allocation).
-struct KeyBuf {
-    buf: [u8; MAX_TOPIC_LEN + 1],
-    len: usize,
-}
-
-impl KeyBuf {
-    fn prefix(prefix: &str) -> Option<KeyBuf> {
-        let mut buf = [0u8; MAX_TOPIC_LEN + 1];
-        let len = prefix.len() + 1;
-        buf.get_mut(..prefix.len())?
-            .copy_from_slice(prefix.as_bytes());
-        *buf.get_mut(prefix.len())? = b'*';
-        Some(KeyBuf { buf, len })
-    }
-
-    fn as_str(&self) -> &str {
-        // A str prefix plus '*' is valid UTF-8; the fallback is unreachable.
-        std::str::from_utf8(self.buf.get(..self.len).unwrap_or_default()).unwrap_or_default()
-    }
-}
-
-/// Calls `f` with the key of `selector` as written.
-fn with_key<R>(selector: &Selector, f: impl FnOnce(&str) -> R) -> Option<R> {
-    match selector {
-        Selector::Exact(topic) => Some(f(topic)),
-        Selector::Prefix(prefix) => KeyBuf::prefix(prefix).map(|k| f(k.as_str())),
-    }
-}
-
-/// The selector a stored key denotes; an exact key's text is moved, not
-/// copied (a closing subscriber's entries, ten per dashboard).
-fn selector_of_key(key: Arc<str>) -> Selector {
-    if key.ends_with('*') {
-        selector_of(&key)
-    } else {
-        Selector::Exact(key)
-    }
-}
-
-/// The selector a key denotes.
-pub fn selector_of(key: &str) -> Selector {
-    match key.strip_suffix('*') {
-        Some(prefix) => Selector::Prefix(prefix.into()),
-        None => Selector::Exact(key.into()),
     }
 }
 
@@ -405,35 +359,10 @@ fn unreachable_entry<T>() -> T {
     unreachable!("prefix index entry vanished between insert and lookup")
 }
 
-/// Iterator of [`PrefixIndex::matching`].
-pub struct Matching<'a, 't, V> {
-    index: &'a PrefixIndex<V>,
-    topic: &'t str,
-    exact_done: bool,
-    lens: std::iter::Rev<std::collections::btree_map::Range<'a, u8, u32>>,
-}
+mod keys;
+mod matching;
 
-impl<'a, V> Iterator for Matching<'a, '_, V> {
-    type Item = (&'a Arc<str>, &'a V);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if !self.exact_done {
-            self.exact_done = true;
-            if let Some(hit) = self.index.map.get_key_value(self.topic) {
-                return Some(hit);
-            }
-        }
-        for (&len, _) in self.lens.by_ref() {
-            let Some(key) = self.topic.get(..len as usize).and_then(KeyBuf::prefix) else {
-                continue;
-            };
-            if let Some(hit) = self.index.map.get_key_value(key.as_str()) {
-                return Some(hit);
-            }
-        }
-        None
-    }
-}
+pub use matching::Matching;
 
 #[cfg(test)]
 mod tests;

@@ -27,5 +27,6 @@ mod subscribe;
 mod tail_resume;
 mod tail_sse;
 mod tls;
+mod tls_records;
 mod tools;
 mod websocket_rules;
