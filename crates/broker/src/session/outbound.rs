@@ -210,6 +210,12 @@ impl Outbound {
         }
     }
 
+    /// Room in the ordered lane for `frames` more (a snapshot slice's
+    /// quotes), made at once rather than by doubling as they come.
+    pub fn reserve_data(&mut self, frames: usize) {
+        self.data.reserve(frames);
+    }
+
     pub fn push_data(&mut self, frame: OutFrame) {
         debug_assert!(
             !matches!(frame, OutFrame::Control(_)),

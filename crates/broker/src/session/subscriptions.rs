@@ -307,6 +307,7 @@ impl Subscriptions {
         sink: &mut QuoteSink<'_>,
     ) {
         let mut previous: Option<Arc<str>> = None;
+        sink.out.reserve_data(slice.quotes.len());
         for (i, quote) in slice.quotes.into_iter().enumerate() {
             // Field deltas: a snapshot, and the first quote of a topic's
             // rewind, go full; a replay and the rest of a rewind follow the
