@@ -19,6 +19,28 @@ thread_local! {
     static STAGING: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(CHUNK));
 }
 
+/// Calls `seal` with up to [`CHUNK`] bytes of `bufs` as one contiguous
+/// run: the one buffer itself when there is one (a broker lays out a whole
+/// transmit so: no copy), else gathered in a per-thread staging buffer.
+/// Not re-entrant: `seal` must not call `gather`.
+pub fn gather<R>(bufs: &[IoSlice<'_>], seal: impl FnOnce(&[u8]) -> R) -> R {
+    if let [one] = bufs {
+        return seal(one.get(..CHUNK).unwrap_or(one));
+    }
+    STAGING.with(|staging| {
+        let mut staging = staging.borrow_mut();
+        staging.clear();
+        for buf in bufs {
+            let room = CHUNK - staging.len();
+            if room == 0 {
+                break;
+            }
+            staging.extend_from_slice(buf.get(..room.min(buf.len())).unwrap_or_default());
+        }
+        seal(&staging)
+    })
+}
+
 /// Writes the TLS records waiting for the socket: `Ok` once none is left,
 /// `WouldBlock` while some are.
 pub fn flush_records<D>(conn: &mut ConnectionCommon<D>, sock: &mut impl Write) -> io::Result<()> {
@@ -84,23 +106,7 @@ pub fn write_plain<D>(
 ) -> io::Result<usize> {
     // Records already made go first: they carry earlier bytes.
     flush_some(conn, sock)?;
-    let accepted = match bufs {
-        // One run already contiguous (the broker lays out a whole transmit
-        // so): no staging copy.
-        [one] => conn.writer().write(one.get(..CHUNK).unwrap_or(one)),
-        _ => STAGING.with(|staging| {
-            let mut staging = staging.borrow_mut();
-            staging.clear();
-            for buf in bufs {
-                let room = CHUNK - staging.len();
-                if room == 0 {
-                    break;
-                }
-                staging.extend_from_slice(buf.get(..room.min(buf.len())).unwrap_or_default());
-            }
-            conn.writer().write(&staging)
-        }),
-    }?;
+    let accepted = gather(bufs, |plain| conn.writer().write(plain))?;
     if accepted == 0 && bufs.iter().any(|b| !b.is_empty()) {
         return Err(io::ErrorKind::WouldBlock.into());
     }

@@ -92,14 +92,25 @@ impl TopicNames {
 mod tests {
     use super::*;
 
+    /// The texts of two selectors of exact topic `topic`.
+    fn twice(names: &mut TopicNames, topic: &str) -> (Arc<str>, Arc<str>) {
+        match (names.selector(topic), names.selector(topic)) {
+            (Some(Selector::Exact(a)), Some(Selector::Exact(b))) => (a, b),
+            other => panic!("exact selectors: {other:?}"),
+        }
+    }
+
+    /// A full table, every text held by the selectors returned.
+    fn fill(names: &mut TopicNames) -> Vec<Selector> {
+        (0..MAX_NAMES)
+            .filter_map(|i| names.selector(&format!("T{i}")))
+            .collect()
+    }
+
     #[test]
     fn selectors_of_one_text_share_it_until_none_holds_it() {
         let mut names = TopicNames::default();
-        let (Some(Selector::Exact(a)), Some(Selector::Exact(b))) =
-            (names.selector("AAPL"), names.selector("AAPL"))
-        else {
-            panic!("exact selectors");
-        };
+        let (a, b) = twice(&mut names, "AAPL");
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(names.selector("FX.*"), Selector::parse("FX.*"));
         assert_eq!(names.selector("bad topic"), None);
@@ -140,9 +151,7 @@ mod tests {
     #[test]
     fn a_full_held_table_is_not_walked_every_tick() {
         let mut names = TopicNames::default();
-        let held: Vec<Selector> = (0..MAX_NAMES)
-            .filter_map(|i| names.selector(&format!("T{i}")))
-            .collect();
+        let held = fill(&mut names);
         names.sweep();
         let walks = names.walks;
         assert_eq!(walks, 1);
@@ -162,15 +171,9 @@ mod tests {
     #[test]
     fn past_the_cap_texts_are_made_alone() {
         let mut names = TopicNames::default();
-        let held: Vec<Selector> = (0..MAX_NAMES)
-            .filter_map(|i| names.selector(&format!("T{i}")))
-            .collect();
+        let held = fill(&mut names);
         assert_eq!(names.len(), MAX_NAMES);
-        let (Some(Selector::Exact(a)), Some(Selector::Exact(b))) =
-            (names.selector("ONE.MORE"), names.selector("ONE.MORE"))
-        else {
-            panic!("exact selectors");
-        };
+        let (a, b) = twice(&mut names, "ONE.MORE");
         assert!(!Arc::ptr_eq(&a, &b));
         assert_eq!(names.len(), MAX_NAMES);
         drop(held);

@@ -16,6 +16,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use rustls::ServerConfig;
 
+use tickwire_client::tls_io;
 use tls_stream::TlsStream;
 
 pub enum Transport {
@@ -112,19 +113,8 @@ impl Write for Transport {
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.write_vectored(bufs),
-            // Gathered into one record (the broker lays out a whole
-            // transmit contiguously, so this is rare).
-            Transport::Tls(t) => match bufs {
-                [one] => t.write(one),
-                _ => tls_buffers::with_staging(|staging| {
-                    for buf in bufs {
-                        let room = tls_buffers::CHUNK - staging.len();
-                        staging
-                            .extend_from_slice(buf.get(..room.min(buf.len())).unwrap_or_default());
-                    }
-                    t.write(staging)
-                }),
-            },
+            // Sealed as one record.
+            Transport::Tls(t) => tls_io::gather(bufs, |plain| t.write(plain)),
         }
     }
 

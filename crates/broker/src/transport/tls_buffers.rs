@@ -4,13 +4,12 @@
 use std::cell::RefCell;
 
 /// Plaintext sealed per write: one 16 KiB record, the coalesced frames of
-/// a connection's turn rather than a record per frame.
-pub const CHUNK: usize = 16 * 1024;
+/// a connection's turn rather than a record per frame (the clients' too).
+pub use tickwire_client::tls_io::CHUNK;
 
 thread_local! {
     static RECEIVED: RefCell<Received> = RefCell::new(Received::default());
     static SEALED: RefCell<Sealed> = RefCell::new(Sealed::default());
-    static STAGING: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(CHUNK));
 }
 
 /// Runs `f` with this thread's receive buffer and an empty sealing buffer.
@@ -23,16 +22,6 @@ pub fn with<R>(f: impl FnOnce(&mut Received, &mut Sealed) -> R) -> R {
             sealed.clear();
             f(&mut received, &mut sealed)
         })
-    })
-}
-
-/// Runs `f` with this thread's (cleared) plaintext staging buffer, for
-/// gathering a vectored write into one record.
-pub fn with_staging<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    STAGING.with(|staging| {
-        let mut staging = staging.borrow_mut();
-        staging.clear();
-        f(&mut staging)
     })
 }
 

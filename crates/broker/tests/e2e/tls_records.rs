@@ -24,6 +24,13 @@ fn dribble(conn: &mut rustls::ClientConnection, sock: &mut TcpStream) {
     }
 }
 
+/// An application-data record header and 32 bytes no key sealed.
+fn forged_record() -> Vec<u8> {
+    let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+    forged.extend_from_slice(&[0x5a; 32]);
+    forged
+}
+
 /// TLS records that arrive a byte at a time, and a key update the client
 /// asks for mid-stream (the broker answers with its own, then seals with
 /// new keys): the request is understood and the answer reads.
@@ -69,10 +76,7 @@ fn a_forged_record_after_the_handshake_gets_an_alert_and_a_close() {
     let target = Target::start(Over::Tls);
     let config = target.pki.as_ref().unwrap().client_config();
     let mut tls = tls_connect(target.addr(), &config);
-    // An application-data record header and 32 bytes no key sealed.
-    let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x20];
-    forged.extend_from_slice(&[0x5a; 32]);
-    tls.sock.write_all(&forged).unwrap();
+    tls.sock.write_all(&forged_record()).unwrap();
     let failure = loop {
         match tls.conn.read_tls(&mut tls.sock) {
             Ok(0) => break None,
@@ -139,10 +143,8 @@ fn bytes_after_the_brokers_close_notify_are_dropped() {
     let mut answer = Vec::new();
     tls.read_to_end(&mut answer).unwrap();
     assert!(answer.starts_with(b"HTTP/1.1 101"));
-    let mut forged = vec![0x17, 0x03, 0x03, 0x00, 0x20];
-    forged.extend_from_slice(&[0x5a; 32]);
     // The broker may have closed already: a refused write is fine too.
-    let _ = tls.sock.write_all(&forged);
+    let _ = tls.sock.write_all(&forged_record());
     let ok = https(
         target.addr(),
         &config,
