@@ -3,7 +3,8 @@
 //! connection, records to and from the socket, `WouldBlock` whenever the
 //! socket is the bottleneck. (The broker's server side uses rustls'
 //! unbuffered API instead, for memory per idle connection:
-//! `tickwire-broker`'s `transport/tls_stream/`, docs/decisions.md.)
+//! `tickwire-broker`'s `transport/tls_stream/`, docs/decisions.md; it
+//! shares [`gather`] and [`CHUNK`], so both sides seal alike.)
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice, Read, Write};
