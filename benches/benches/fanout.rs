@@ -14,7 +14,7 @@ use crossbeam_channel::Receiver;
 use mio::{Poll, Token, Waker};
 use tickwire_benches::typical_quote;
 use tickwire_broker::internals::{
-    CatchUp, ConnId, Format, HistoryLimits, IngestBatch, LocalQuote, OutFrame, Outbound,
+    CatchUp, ConnId, Following, Format, HistoryLimits, IngestBatch, LocalQuote, OutFrame, Outbound,
     RouteIndex, Router, RouterCmd, Wire, WorkerLink, WorkerMsg,
 };
 use tickwire_broker::metrics::Metrics;
@@ -55,8 +55,9 @@ impl Fanout {
         // when the router answers.
         let selector = Selector::parse(TOPIC).expect("valid topic");
         let mut index = RouteIndex::default();
-        let first = index.add_ref(&selector);
-        assert!(first);
+        let mut following = Following::default();
+        let stamp = following.stamp();
+        assert!(following.add_ref(&selector, stamp));
         router.handle_cmd(RouterCmd::Subscribe {
             worker: 0,
             conn: ConnId { slot: 0, serial: 1 },
@@ -64,6 +65,7 @@ impl Fanout {
             selectors: vec![selector.clone()],
             catch_up: CatchUp::snapshot(false),
             interest_add: vec![selector.clone()],
+            seed: None,
         });
         match rx.try_recv() {
             Ok(WorkerMsg::Activate { snapshots, .. }) => assert!(snapshots.is_empty()),
@@ -71,7 +73,7 @@ impl Fanout {
         }
         index.route(&selector, 0, None);
         for slot in 1..subscribers {
-            assert!(!index.add_ref(&selector));
+            assert!(!following.add_ref(&selector, stamp));
             index.route(&selector, slot, None);
         }
 

@@ -117,6 +117,7 @@ impl Pool {
                 selectors: vec![selector.clone()],
                 catch_up: CatchUp::snapshot(false),
                 interest_add: vec![selector.clone()],
+                seed: None,
             });
             match rx.try_recv() {
                 Ok(WorkerMsg::Activate { .. }) => {}
@@ -124,7 +125,6 @@ impl Pool {
             }
             let mut index = RouteIndex::default();
             for slot in 0..SUBSCRIBERS {
-                index.add_ref(&selector);
                 index.route(&selector, slot, None);
             }
             let done_tx = done_tx.clone();

@@ -148,6 +148,7 @@ fn resume_1000_topics(c: &mut Criterion) {
                     window: 0,
                 },
                 interest_add: vec![],
+                seed: None,
             });
             let mut quotes = 0;
             loop {

@@ -35,7 +35,7 @@ pub mod internals {
     };
     pub use crate::router::encode::{changed, encode};
     pub use crate::router::{HistoryLimits, Router, WorkerLink};
-    pub use crate::worker::internals::{OutFrame, Outbound, Pushed, RouteIndex};
+    pub use crate::worker::internals::{Following, OutFrame, Outbound, Pushed, RouteIndex};
 }
 
 use std::io;

@@ -190,6 +190,11 @@ impl CatchUp {
     pub fn resumes(&self) -> bool {
         !self.resume.is_empty() || self.resume_from.is_some()
     }
+
+    /// The v1 catch-up, snapshot or not: no resume, no rewind.
+    pub fn is_plain(&self) -> bool {
+        self.rewind == 0 && !self.resumes()
+    }
 }
 
 pub enum RouterCmd {
@@ -202,6 +207,11 @@ pub enum RouterCmd {
         selectors: Vec<Selector>,
         catch_up: CatchUp,
         interest_add: Vec<Selector>,
+        /// Set for a plain snapshot (see [`CatchUp::is_plain`]), whose
+        /// activation the worker keeps as its newest values of the topics
+        /// it follows: the worker's number of this subscribe, handed back
+        /// in `Activate` (see `worker::following`).
+        seed: Option<u64>,
     },
     /// Connection `conn` went away while its snapshot was being sent in
     /// slices: stop collecting it.
@@ -244,6 +254,8 @@ pub enum WorkerMsg {
         /// For a request whose `since` reached the router: the topics of
         /// its `seqs` that were not recovered (they got the snapshot).
         unrecovered: Option<Vec<Arc<str>>>,
+        /// The subscribe's `seed`, handed back.
+        seed: Option<u64>,
     },
     /// The next slice of an activation's snapshot, collected later and
     /// interleaved with live quotes. It leaves out every topic that had a

@@ -183,6 +183,23 @@ pub fn render(m: &Metrics) -> String {
 
     family(
         o,
+        "tickwire_subscribes_total",
+        "counter",
+        "Subscribes accepted, by who answered them: the router, or the worker from the newest quotes it follows.",
+    );
+    for (answered, value) in [
+        ("router", &m.subscribes_routed),
+        ("worker", &m.subscribes_answered_by_worker),
+    ] {
+        sample(
+            o,
+            "tickwire_subscribes_total",
+            &[("answered", answered)],
+            value.load(Relaxed),
+        );
+    }
+    family(
+        o,
         "tickwire_resume_topics_total",
         "counter",
         "Topics of subscribes with since: resumed from history, or given the snapshot.",

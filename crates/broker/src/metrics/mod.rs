@@ -119,6 +119,10 @@ pub struct Metrics {
     pub ip_limit_refused: AtomicU64,
     pub slow_consumer_closes: AtomicU64,
     pub conflated: AtomicU64,
+    /// Subscribes answered by the router, and by their worker from the
+    /// newest quotes it holds (`worker::following`).
+    pub subscribes_routed: AtomicU64,
+    pub subscribes_answered_by_worker: AtomicU64,
     /// Topics of `since` requests, recovered and not (v1.2 resume).
     pub resume_recovered: AtomicU64,
     pub resume_unrecovered: AtomicU64,
@@ -174,6 +178,8 @@ impl Metrics {
             ip_limit_refused: AtomicU64::new(0),
             slow_consumer_closes: AtomicU64::new(0),
             conflated: AtomicU64::new(0),
+            subscribes_routed: AtomicU64::new(0),
+            subscribes_answered_by_worker: AtomicU64::new(0),
             ingest_rejected: Default::default(),
             closes: Default::default(),
             closes_other: AtomicU64::new(0),

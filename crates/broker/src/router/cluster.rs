@@ -41,6 +41,8 @@ pub struct Activation {
     pub request: u32,
     pub selectors: Vec<Selector>,
     pub catch_up: CatchUp,
+    /// Handed back in `Activate` (see `RouterCmd::Subscribe`).
+    pub seed: Option<u64>,
 }
 
 struct Parked {

@@ -32,6 +32,7 @@ use encode::{changed, encode};
 pub use history::HistoryLimits;
 use interest::Interest;
 use snapshots::SnapshotJobs;
+pub use snapshots::SNAPSHOT_SLICE;
 use stats::{Stats, PUBLISH_INTERVAL};
 use to_workers::FanOut;
 pub use to_workers::WorkerLink;
@@ -242,6 +243,7 @@ impl Router {
                 selectors,
                 catch_up,
                 interest_add,
+                seed,
             } => {
                 let mut fresh = Vec::new();
                 for selector in interest_add {
@@ -256,6 +258,7 @@ impl Router {
                     request,
                     selectors,
                     catch_up,
+                    seed,
                 };
                 if let Some(activation) = self.cluster_gate(fresh, activation) {
                     self.activate(activation);
@@ -288,6 +291,7 @@ impl Router {
             request,
             selectors,
             catch_up,
+            seed,
         } = a;
         let resumed = catch_up.resume.len();
         let started = self
@@ -311,6 +315,7 @@ impl Router {
                 replayed: started.replayed,
                 more: started.more,
                 unrecovered: started.unrecovered,
+                seed,
             },
         );
     }

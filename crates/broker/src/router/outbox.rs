@@ -154,6 +154,7 @@ mod tests {
                 replayed: 0,
                 more: false,
                 unrecovered: None,
+                seed: None,
             },
             &metrics,
         );

@@ -53,6 +53,7 @@ pub(super) fn subscribe(router: &mut Router, conn: ConnId, selectors: &[&str], c
         interest_add: selectors.clone(),
         selectors,
         catch_up,
+        seed: None,
     });
 }
 

@@ -27,6 +27,7 @@ fn subscribe(router: &mut Router, worker: usize, selector: &str, snapshot: bool)
         selectors: vec![selector.clone()],
         catch_up: CatchUp::snapshot(snapshot),
         interest_add: vec![selector],
+        seed: None,
     });
 }
 
@@ -287,6 +288,7 @@ fn a_cancelled_snapshot_stops_and_patterns_are_not_walked_twice() {
             .collect(),
         catch_up: CatchUp::snapshot(true),
         interest_add: vec![],
+        seed: None,
     });
     // The worker has not handled the first slice yet: no second one.
     router.advance_snapshots();

@@ -168,6 +168,14 @@ impl Connection {
         matches!(self.phase, Phase::Open(_))
     }
 
+    /// Whether the subscribe this connection just made is all it awaits
+    /// from the router, so the worker may answer it itself
+    /// ([`Subscriber::awaits_only_the_last`]).
+    pub fn awaits_only_the_last(&self) -> bool {
+        self.subscriber()
+            .is_some_and(Subscriber::awaits_only_the_last)
+    }
+
     fn subscriber(&self) -> Option<&Subscriber> {
         match &self.phase {
             Phase::Open(open) => Some(&open.core),

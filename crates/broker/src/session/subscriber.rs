@@ -17,7 +17,7 @@ use super::framing::{Ending, Framing};
 use super::gate::{AwaitedAck, ReplyGate};
 use super::outbound::{OutFrame, Outbound};
 use super::rate::{RequestBucket, SnapshotBucket};
-use super::subscriptions::Subscriptions;
+use super::subscriptions::{Subscriptions, MAX_AWAITING};
 use super::{entitlements, Action, Effects, SessionConfig};
 use crate::auth::GrantSet;
 use crate::config::SlowConsumerPolicy;
@@ -68,17 +68,26 @@ impl Subscriber {
         }
     }
 
-    /// False while too many of its subscribes wait for the router, or a
-    /// snapshot request waits for its answer: its input is not read until
+    /// False while too many of its subscribes wait for the router, or its
+    /// input is held ([`Subscriber::input_held`]): its input is not read until
     /// then (bounded memory per connection, one snapshot request at a time).
     pub(super) fn wants_input(&self) -> bool {
-        self.gate.pending() < MAX_PENDING_COMMANDS && !self.snapshots.outstanding()
+        self.gate.pending() < MAX_PENDING_COMMANDS && !self.input_held()
     }
 
     /// True while a snapshot request waits for its answer: requests after
-    /// it wait (buffered) — see `SnapshotBucket`.
+    /// it wait (buffered) — see `SnapshotBucket`; and while
+    /// [`MAX_AWAITING`] subscribes wait for theirs.
     pub(super) fn input_held(&self) -> bool {
-        self.snapshots.outstanding()
+        self.snapshots.outstanding() || self.subs.awaiting() == MAX_AWAITING
+    }
+
+    /// Whether the subscribe just made is all this connection awaits from
+    /// the router: no other answer, no catch-up slices to come. Only then
+    /// may the worker answer it itself (see `worker::following`) without
+    /// overtaking an answer the router still owes.
+    pub(super) fn awaits_only_the_last(&self) -> bool {
+        self.subs.awaiting() == 1 && !self.subs.catching_up()
     }
 
     /// One request (a JSON text). Returns why the stream must end, if it

@@ -51,7 +51,14 @@ pub(super) struct Subscriptions {
     /// word that the queue has room (see `CatchUp::window`). Here, beside
     /// the other flags, where it fits in padding.
     credit_owed: bool,
+    /// Subscribes not answered yet (their activation has not come); at
+    /// [`MAX_AWAITING`] the connection's input waits. In padding too.
+    awaiting: u8,
 }
+
+/// Subscribes of one connection awaiting their answer before its input
+/// waits: the bound that keeps `awaiting` exact in a byte.
+pub(super) const MAX_AWAITING: u8 = u8::MAX;
 
 /// A subscribe whose snapshot comes in several router messages.
 struct SlicedSnapshot {
@@ -73,6 +80,7 @@ impl Subscriptions {
             sliced: None,
             asked_snapshots: false,
             credit_owed: false,
+            awaiting: 0,
         }
     }
 
@@ -182,6 +190,8 @@ impl Subscriptions {
         }
         let catch_up = ask_router(&self.entries, snapshot, rewind, since, window, resume_from);
         self.asked_snapshots |= catch_up.sends_quotes();
+        // Never past the bound: input waits at it (`Subscriber::input_held`).
+        self.awaiting = self.awaiting.saturating_add(1);
         fx.actions.push(Action::Subscribe {
             request,
             selectors,
@@ -229,6 +239,7 @@ impl Subscriptions {
         more: bool,
         sink: &mut QuoteSink<'_>,
     ) {
+        self.awaiting = self.awaiting.saturating_sub(1);
         if !snapshots.quotes.is_empty() || more {
             let named = Named::new(selectors);
             self.push_snapshots(request, &named, snapshots, sink);
@@ -291,6 +302,11 @@ impl Subscriptions {
     /// Whether a catch-up still comes in slices.
     pub fn catching_up(&self) -> bool {
         self.sliced.is_some()
+    }
+
+    /// Subscribes not answered yet.
+    pub fn awaiting(&self) -> u8 {
+        self.awaiting
     }
 
     /// Whether a subscribe asked for a snapshot the router may still be

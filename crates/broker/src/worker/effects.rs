@@ -5,9 +5,10 @@
 use tickwire_protocol::Selector;
 
 use super::{conn_of, Worker};
-use crate::messages::{ConnId, RouterCmd};
+use crate::messages::{CatchUp, ConnId, LocalQuote, RouterCmd};
 use crate::metrics;
-use crate::session::Action;
+use crate::router::SNAPSHOT_SLICE;
+use crate::session::{Action, Activation, CatchUpSlice};
 
 impl Worker {
     /// After any event handed to connection `slot`: carry out its actions
@@ -45,6 +46,9 @@ impl Worker {
         }
         let mut actions = std::mem::take(&mut self.fx.actions);
         let mut dropped = false;
+        // A subscribe this worker answers itself, once these actions are
+        // done (its answer makes actions of its own).
+        let mut answered = None;
         for action in actions.drain(..) {
             match action {
                 Action::Subscribe {
@@ -53,17 +57,26 @@ impl Worker {
                     added,
                     catch_up,
                 } => {
-                    let interest_add = added
+                    let stamp = self.following.stamp();
+                    let interest_add: Vec<Selector> = added
                         .into_iter()
-                        .filter(|s| self.routes.add_ref(s))
+                        .filter(|s| self.following.add_ref(s, stamp))
                         .collect();
+                    if interest_add.is_empty() && catch_up.is_plain() {
+                        if let Some(snapshots) = self.answerable_here(id, &selectors, &catch_up) {
+                            answered = Some((request, selectors, snapshots));
+                            continue;
+                        }
+                    }
+                    metrics::add(&self.stats.metrics().subscribes_routed, 1);
                     let cmd = RouterCmd::Subscribe {
                         worker: self.id,
                         conn: id,
                         request,
                         selectors,
-                        catch_up,
                         interest_add,
+                        seed: (catch_up.snapshot && catch_up.is_plain()).then_some(stamp),
+                        catch_up,
                     };
                     // Staged: handed over at the turn's `retry_deferred`,
                     // which then releases the replies held behind it.
@@ -74,7 +87,7 @@ impl Worker {
                 Action::Release(selectors) => {
                     let dropped: Vec<Selector> = selectors
                         .into_iter()
-                        .filter(|s| self.routes.remove_ref(s))
+                        .filter(|s| self.following.remove_ref(s))
                         .collect();
                     if !dropped.is_empty() {
                         self.router.send(RouterCmd::DropInterest {
@@ -130,7 +143,66 @@ impl Worker {
         }
         // Keep the allocation for the next event.
         self.fx.actions = actions;
-        dropped
+        match answered {
+            Some((request, selectors, snapshots)) if !dropped => {
+                self.answer_here(id, request, &selectors, snapshots)
+            }
+            _ => dropped,
+        }
+    }
+
+    /// The snapshot of a plain subscribe (no interest to add) as this
+    /// worker can answer it, if it can: the connection awaits nothing else
+    /// from the router (its answer would overtake one still owed), and —
+    /// when it asks for a snapshot — every topic is exact, known here, and
+    /// few enough for the router's one slice.
+    fn answerable_here(
+        &mut self,
+        id: ConnId,
+        selectors: &[Selector],
+        catch_up: &CatchUp,
+    ) -> Option<Vec<LocalQuote>> {
+        let conn = conn_of(&mut self.conns, id)?;
+        if !conn.link.awaits_only_the_last() {
+            return None;
+        }
+        if !catch_up.snapshot {
+            return Some(Vec::new());
+        }
+        if selectors.len() > SNAPSHOT_SLICE {
+            return None;
+        }
+        self.following.snapshots(selectors)
+    }
+
+    /// Answers subscribe `request` here, as the router would have: the
+    /// command counts as taken (its ack may go), then the activation with
+    /// its snapshots. Returns whether the connection was dropped.
+    fn answer_here(
+        &mut self,
+        id: ConnId,
+        request: u32,
+        selectors: &[Selector],
+        snapshots: Vec<LocalQuote>,
+    ) -> bool {
+        metrics::add(&self.stats.metrics().subscribes_answered_by_worker, 1);
+        let Some(conn) = conn_of(&mut self.conns, id) else {
+            return false;
+        };
+        conn.link.on_command_taken(&mut self.fx);
+        let answer = Activation {
+            selectors,
+            snapshots: CatchUpSlice {
+                quotes: snapshots,
+                replayed: 0,
+            },
+            more: false,
+            unrecovered: None,
+        };
+        conn.link
+            .on_activate(request, answer, self.now, &mut self.fx);
+        // Its actions hold no subscribe: this goes no deeper.
+        self.apply_effects(id)
     }
 
     /// Hands the turn's staged commands to the router while its queue has

@@ -17,6 +17,7 @@
 mod admission;
 mod cork;
 mod effects;
+mod following;
 mod housekeeping;
 mod route_index;
 mod router_channel;
@@ -26,6 +27,7 @@ mod sockets;
 mod stats;
 
 pub mod internals {
+    pub use super::following::Following;
     pub use super::route_index::RouteIndex;
     pub use crate::session::outbound::{OutFrame, Outbound, Pushed};
 }
@@ -48,6 +50,7 @@ use crate::session::{BrokerStatus, Connection, Effects, SessionConfig};
 use crate::transport::Transport;
 use admission::Admission;
 pub use admission::IpCounts;
+use following::Following;
 use route_index::RouteIndex;
 use router_channel::RouterChannel;
 use schedule::Schedule;
@@ -135,6 +138,8 @@ pub struct Worker {
     schedule: Schedule,
     router: RouterChannel,
     routes: RouteIndex,
+    /// What this worker follows, and the newest quotes of its topics.
+    following: Following,
     stats: WorkerStats,
     /// What the connections asked for while handling the current event.
     fx: Effects,
@@ -237,6 +242,7 @@ impl Worker {
                 settings.deferred_limit,
             ),
             routes: RouteIndex::default(),
+            following: Following::default(),
             stats: WorkerStats::new(parts.id, parts.metrics, now),
             settings,
             fx: Effects::default(),

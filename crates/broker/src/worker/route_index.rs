@@ -51,9 +51,6 @@ struct Member {
 
 pub struct RouteIndex {
     members: PrefixIndex<Vec<Member>>,
-    /// Entries (pending or active) per selector on this worker, so the
-    /// router hears only about the first and the last.
-    refs: PrefixIndex<u32>,
     routes: PrefixIndex<Arc<[Target]>>,
 }
 
@@ -61,35 +58,12 @@ impl Default for RouteIndex {
     fn default() -> Self {
         RouteIndex {
             members: PrefixIndex::new(),
-            refs: PrefixIndex::new(),
             routes: PrefixIndex::ordered(),
         }
     }
 }
 
 impl RouteIndex {
-    /// Counts one more entry for `selector`; true if it is this worker's first.
-    pub fn add_ref(&mut self, selector: &Selector) -> bool {
-        let (count, _) = self.refs.get_or_insert_with(selector, || 0);
-        *count += 1;
-        *count == 1
-    }
-
-    /// Counts one entry less; true if it was this worker's last.
-    pub fn remove_ref(&mut self, selector: &Selector) -> bool {
-        match self.refs.get_mut(selector) {
-            Some(count) if *count > 1 => {
-                *count -= 1;
-                false
-            }
-            Some(_) => {
-                self.refs.remove(selector);
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Connection `slot` receives live quotes matching `selector`, at most
     /// `max_hz` per second per topic (replacing its earlier rate, if any).
     ///
@@ -248,16 +222,6 @@ mod tests {
         index.route(&sel("AAPL"), 2, None);
         index.route(&sel("AA*"), 3, None);
         assert_eq!(slots(&mut index, "AAPL"), [2, 3]);
-    }
-
-    #[test]
-    fn refs_report_first_and_last() {
-        let mut index = RouteIndex::default();
-        assert!(index.add_ref(&sel("X")));
-        assert!(!index.add_ref(&sel("X")));
-        assert!(!index.remove_ref(&sel("X")));
-        assert!(index.remove_ref(&sel("X")));
-        assert!(!index.remove_ref(&sel("X")));
     }
 
     #[cfg(target_pointer_width = "64")]

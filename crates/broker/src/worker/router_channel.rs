@@ -154,6 +154,7 @@ mod tests {
             selectors: vec![],
             catch_up: CatchUp::snapshot(false),
             interest_add: vec![],
+            seed: None,
         }
     }
 

@@ -25,6 +25,7 @@ impl Worker {
                         // One worker-local handle per quote: deliveries
                         // clone it without touching the shared count.
                         let quote = LocalQuote::from(quote);
+                        self.following.on_quote(&quote);
                         let targets = self.routes.targets(&quote.topic);
                         budget.charge(targets.len());
                         for target in targets.iter() {
@@ -54,8 +55,12 @@ impl Worker {
                     replayed,
                     more,
                     unrecovered,
+                    seed,
                 } => {
                     budget.charge(snapshots.len());
+                    if let (Some(stamp), false) = (seed, more) {
+                        self.following.seed(stamp, &selectors, &snapshots);
+                    }
                     if more {
                         self.slice_handled(&mut budget);
                     }

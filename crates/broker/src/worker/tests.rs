@@ -98,6 +98,7 @@ impl BusyRouterWorker {
                 conn,
                 request,
                 selectors,
+                seed,
                 ..
             } => {
                 let activate = WorkerMsg::Activate {
@@ -108,6 +109,7 @@ impl BusyRouterWorker {
                     replayed: 0,
                     more: false,
                     unrecovered: None,
+                    seed,
                 };
                 self.to_worker.send(activate).unwrap();
                 self.wake.wake().unwrap();

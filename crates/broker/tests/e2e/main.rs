@@ -24,6 +24,7 @@ mod ready;
 mod resume;
 mod sse;
 mod subscribe;
+mod subscribe_answers;
 mod tail_resume;
 mod tail_sse;
 mod tls;

@@ -49,6 +49,7 @@ fn subscribe(router: &mut Router, request: u32, selector: &str, snapshot: bool) 
         selectors: vec![selector.clone()],
         catch_up: CatchUp::snapshot(snapshot),
         interest_add: vec![selector],
+        seed: None,
     });
 }
 
@@ -388,6 +389,7 @@ fn a_quote_from_the_cluster_waits_behind_the_replay_owed_to_its_topic() {
             ..CatchUp::snapshot(false)
         },
         interest_add: vec![selector],
+        seed: None,
     });
     // The last topic's replay is in a later slice: its live quote first
     // flushes that replay.

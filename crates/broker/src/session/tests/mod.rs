@@ -10,6 +10,7 @@ mod lifecycle;
 mod resume;
 mod sse;
 mod subscribe;
+mod worker_answers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
