@@ -10,6 +10,13 @@ use crate::metrics;
 use crate::router::SNAPSHOT_SLICE;
 use crate::session::{Action, Activation, CatchUpSlice};
 
+/// A subscribe this worker answers itself (see `worker::following`).
+struct AnsweredHere {
+    request: u32,
+    selectors: Vec<Selector>,
+    snapshots: Vec<LocalQuote>,
+}
+
 impl Worker {
     /// After any event handed to connection `slot`: carry out its actions
     /// and cork it (the flush at the end of the turn writes whatever it
@@ -39,15 +46,29 @@ impl Worker {
     }
 
     /// Applies and clears `self.fx.actions` for connection `id`; true if
-    /// one of them was [`Action::Drop`].
+    /// one of them was [`Action::Drop`]. A subscribe answered here makes
+    /// actions of its own, and input held behind it may make another
+    /// subscribe: a loop, not a recursion (a pipelined burst of them
+    /// would otherwise nest a frame per request).
     pub(super) fn apply_effects(&mut self, id: ConnId) -> bool {
+        loop {
+            match self.apply_actions(id) {
+                (true, _) => return true,
+                (false, None) => return false,
+                (false, Some(answer)) => self.answer_here(id, answer),
+            }
+        }
+    }
+
+    /// One pass over `self.fx.actions`: whether one dropped the
+    /// connection, and the subscribe (at most one) this worker answers
+    /// itself once the others are done.
+    fn apply_actions(&mut self, id: ConnId) -> (bool, Option<AnsweredHere>) {
         if self.fx.actions.is_empty() {
-            return false;
+            return (false, None);
         }
         let mut actions = std::mem::take(&mut self.fx.actions);
         let mut dropped = false;
-        // A subscribe this worker answers itself, once these actions are
-        // done (its answer makes actions of its own).
         let mut answered = None;
         for action in actions.drain(..) {
             match action {
@@ -62,9 +83,13 @@ impl Worker {
                         .into_iter()
                         .filter(|s| self.following.add_ref(s, stamp))
                         .collect();
-                    if interest_add.is_empty() && catch_up.is_plain() {
+                    if answered.is_none() && interest_add.is_empty() && catch_up.is_plain() {
                         if let Some(snapshots) = self.answerable_here(id, &selectors, &catch_up) {
-                            answered = Some((request, selectors, snapshots));
+                            answered = Some(AnsweredHere {
+                                request,
+                                selectors,
+                                snapshots,
+                            });
                             continue;
                         }
                     }
@@ -143,19 +168,19 @@ impl Worker {
         }
         // Keep the allocation for the next event.
         self.fx.actions = actions;
-        match answered {
-            Some((request, selectors, snapshots)) if !dropped => {
-                self.answer_here(id, request, &selectors, snapshots)
-            }
-            _ => dropped,
-        }
+        (dropped, answered)
     }
 
     /// The snapshot of a plain subscribe (no interest to add) as this
     /// worker can answer it, if it can: the connection awaits nothing else
-    /// from the router (its answer would overtake one still owed), and —
-    /// when it asks for a snapshot — every topic is exact, known here, and
-    /// few enough for the router's one slice.
+    /// from the router (its answer would overtake one still owed), and
+    /// every topic is exact, its newest known here, and few enough for the
+    /// router's one slice. Known means the router has activated a
+    /// subscribe of the topic, so it has this worker's interest: a client
+    /// that sees the ack gets every quote numbered after it. That holds
+    /// for a subscribe without a snapshot too (its snapshot is then not
+    /// sent): the interest of another connection's entry may still wait
+    /// in the deferred queue, unknown to the router.
     fn answerable_here(
         &mut self,
         id: ConnId,
@@ -163,35 +188,33 @@ impl Worker {
         catch_up: &CatchUp,
     ) -> Option<Vec<LocalQuote>> {
         let conn = conn_of(&mut self.conns, id)?;
-        if !conn.link.awaits_only_the_last() {
+        if !conn.link.awaits_only_the_last() || selectors.len() > SNAPSHOT_SLICE {
             return None;
         }
-        if !catch_up.snapshot {
-            return Some(Vec::new());
-        }
-        if selectors.len() > SNAPSHOT_SLICE {
-            return None;
-        }
-        self.following.snapshots(selectors)
+        let snapshots = self.following.snapshots(selectors)?;
+        Some(if catch_up.snapshot {
+            snapshots
+        } else {
+            Vec::new()
+        })
     }
 
-    /// Answers subscribe `request` here, as the router would have: the
-    /// command counts as taken (its ack may go), then the activation with
-    /// its snapshots. Returns whether the connection was dropped.
-    fn answer_here(
-        &mut self,
-        id: ConnId,
-        request: u32,
-        selectors: &[Selector],
-        snapshots: Vec<LocalQuote>,
-    ) -> bool {
+    /// Answers a subscribe here, as the router would have: the command
+    /// counts as taken (its ack may go), then the activation with its
+    /// snapshots. What that does is left in `self.fx.actions`.
+    fn answer_here(&mut self, id: ConnId, answer: AnsweredHere) {
         metrics::add(&self.stats.metrics().subscribes_answered_by_worker, 1);
         let Some(conn) = conn_of(&mut self.conns, id) else {
-            return false;
+            return;
         };
         conn.link.on_command_taken(&mut self.fx);
-        let answer = Activation {
+        let AnsweredHere {
+            request,
             selectors,
+            snapshots,
+        } = answer;
+        let activation = Activation {
+            selectors: &selectors,
             snapshots: CatchUpSlice {
                 quotes: snapshots,
                 replayed: 0,
@@ -200,9 +223,7 @@ impl Worker {
             unrecovered: None,
         };
         conn.link
-            .on_activate(request, answer, self.now, &mut self.fx);
-        // Its actions hold no subscribe: this goes no deeper.
-        self.apply_effects(id)
+            .on_activate(request, activation, self.now, &mut self.fx);
     }
 
     /// Hands the turn's staged commands to the router while its queue has

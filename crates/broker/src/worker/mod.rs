@@ -10,9 +10,11 @@
 //! `Schedule` (what to flush, read or write again this turn, and the
 //! `max_hz` timers; the flush policy itself is `cork`), `RouterChannel`
 //! (router messages in, commands out, never blocking), `WorkerStats`
-//! (counts batched into the shared metrics) and the `RouteIndex` (which
-//! connections a topic reaches). The rest — the poller, the listeners and
-//! the connections — is the I/O this file and `sockets` do.
+//! (counts batched into the shared metrics), the `RouteIndex` (which
+//! connections a topic reaches) and `Following` (what the worker follows,
+//! and the newest quotes with which it answers subscribes itself). The
+//! rest — the poller, the listeners and the connections — is the I/O this
+//! file and `sockets` do.
 
 mod admission;
 mod cork;

@@ -302,3 +302,63 @@ fn subscribes_taken_at_once_resume_reading_after_a_pause_in_the_same_read() {
     );
     w.stop();
 }
+
+/// A topic another connection just subscribed is not yet followed as far
+/// as the router knows while that subscribe waits in the deferred queue:
+/// a subscribe of it — even without a snapshot — goes to the router too,
+/// and its ack waits for it (answered on the worker, the ack could come
+/// before the router numbers quotes for this worker).
+#[test]
+fn a_subscribe_behind_an_interest_the_router_has_not_taken_goes_to_the_router() {
+    let (w, router_rx) = BusyRouterWorker::start(default_settings());
+    let (addr, metrics) = (w.addr, w.metrics.clone());
+    let connect = || {
+        let stream = TcpStream::connect(addr).unwrap();
+        tungstenite::client::client(format!("ws://{addr}/ws"), stream)
+            .unwrap()
+            .0
+    };
+    let (mut first, mut second) = (connect(), connect());
+    let request = r#"{"op":"subscribe","topics":["A"],"snapshot":false}"#;
+    first.send(Message::Text(request.into())).unwrap();
+    assert!(eventually(
+        || metrics.subscriptions.load(Ordering::Relaxed) == 1
+    ));
+    second.send(Message::Text(request.into())).unwrap();
+    assert!(eventually(
+        || metrics.subscriptions.load(Ordering::Relaxed) == 2
+    ));
+    assert_eq!(
+        metrics
+            .subscribes_answered_by_worker
+            .load(Ordering::Relaxed),
+        0
+    );
+    // The filler, then both subscribes: the first with the interest.
+    assert!(matches!(
+        router_rx.recv_timeout(PATIENCE),
+        Ok(RouterCmd::DropInterest { .. })
+    ));
+    let mut interest = Vec::new();
+    while interest.len() < 2 {
+        let Ok(cmd) = router_rx.recv_timeout(PATIENCE) else {
+            panic!("both subscribes reach the router: {interest:?}");
+        };
+        let cmds = match cmd {
+            RouterCmd::Batch(cmds) => cmds,
+            cmd => vec![cmd],
+        };
+        for cmd in cmds {
+            if let RouterCmd::Subscribe { interest_add, .. } = &cmd {
+                interest.push(interest_add.len());
+            }
+            w.answer(cmd);
+        }
+    }
+    assert_eq!(interest, [1, 0]);
+    for ws in [&mut first, &mut second] {
+        let ack = ws.read().unwrap().into_text().unwrap();
+        assert!(ack.contains(r#""type":"subscribed""#), "{ack}");
+    }
+    w.stop();
+}

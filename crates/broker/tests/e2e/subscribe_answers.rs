@@ -125,3 +125,40 @@ fn a_topic_followed_again_is_answered_by_the_router_first() {
     assert_eq!(quotes(&mut next, 1), [pair("A", 3)]);
     assert_eq!(metric(&broker, BY_WORKER), 1.0);
 }
+
+/// A burst of pipelined subscribes of a followed topic, each answered by
+/// the worker in turn (each snapshot request holds the input behind it
+/// until answered): every one is acked, with its snapshot, in order.
+#[test]
+fn a_pipelined_burst_of_subscribes_is_answered_in_order() {
+    let mut config = test_config();
+    config.server.workers = 1;
+    config.subscriber.requests_per_second = 0;
+    // Room for every answer while the client is still writing: nothing
+    // conflated.
+    config.subscriber.outbound_budget_bytes = 4 << 20;
+    let broker = start_with(config);
+    let mut p = publisher(&broker);
+    let mut ws = connect(&broker);
+    subscribe(&mut ws, &["A"], true);
+    publish(&mut p, quote("A", 1.0));
+    assert_eq!(quotes(&mut ws, 1), [pair("A", 1)]);
+
+    const BURST: u64 = 2_000;
+    let burst: String = (0..BURST)
+        .map(|id| format!(r#"{{"op":"subscribe","topics":["A"],"id":{id}}}"#))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for request in burst.lines() {
+        ws.write(tungstenite::Message::Text(request.into()))
+            .unwrap();
+    }
+    ws.flush().unwrap();
+    for id in 0..BURST {
+        let ack = recv_json(&mut ws);
+        assert_eq!(ack["type"], "subscribed", "{ack}");
+        assert_eq!(ack["id"], id);
+        assert_eq!(quotes(&mut ws, 1), [pair("A", 1)], "re-subscribe snapshot");
+    }
+    assert_eq!(metric(&broker, BY_WORKER), BURST as f64);
+}
