@@ -355,3 +355,39 @@ fn a_large_feed_moving_continues_every_topics_seq() {
         "seq continued past B's 1 and A's held 1: {seen:?}"
     );
 }
+
+/// On a broker that follows a topic fed by another, a second subscriber
+/// on the same worker is answered by that worker, with the newest quote it
+/// had through the cluster, and live quotes follow with no gap.
+#[test]
+fn a_worker_answers_a_subscribe_of_a_topic_fed_through_the_cluster() {
+    let nats = NatsServer::start();
+    let feed = start_member(&nats);
+    let mut config = cluster_config(&nats);
+    config.server.workers = 1;
+    let b = start_with(config);
+    assert!(wait_until(|| b.cluster_up()), "cluster link comes up");
+    let mut first = connect(&b);
+    subscribe(&mut first, &["W.A"], true);
+    let mut producer = publisher(&feed);
+    let (sent, seen) = publish_until_seen(&mut producer, "W.A", &mut [&mut first]);
+    if seen[0] < sent {
+        let _ = seqs_between(&mut first, "W.A", seen[0], sent);
+    }
+
+    let mut second = connect(&b);
+    subscribe(&mut second, &["W.A"], true);
+    assert_eq!(
+        next_quote(&mut second)["seq"],
+        sent,
+        "the newest as snapshot"
+    );
+    assert_eq!(
+        metric(&b, "tickwire_subscribes_total{answered=\"worker\"}"),
+        1.0
+    );
+    publish(&mut producer, quote("W.A", 1.0));
+    for ws in [&mut first, &mut second] {
+        assert_eq!(next_quote(ws)["seq"], sent + 1);
+    }
+}

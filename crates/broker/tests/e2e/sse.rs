@@ -352,3 +352,32 @@ fn limits_refuse_a_stream_with_their_status_and_a_json_error() {
         (503, Some("too_many_connections"))
     );
 }
+
+/// A stream of topics its worker already follows is answered by the
+/// worker (no router round trip), with the same events: the ack, each
+/// topic's newest quote (no `id:`, as any catch-up), then live quotes.
+#[test]
+fn a_stream_of_followed_topics_is_answered_by_the_worker() {
+    let mut config = test_config();
+    config.server.workers = 1;
+    let target = Target::start_with(Over::Plain, config);
+    let mut ws = target.connect();
+    subscribe(&mut ws, &["E.A"], true);
+    let mut p = publisher(&target.broker);
+    publish(&mut p, quote("E.A", 10.0));
+    publish(&mut p, quote("E.A", 11.0));
+    for seq in [1, 2] {
+        assert_eq!(next_quote(&mut ws)["seq"], seq);
+    }
+    let mut stream = Stream::open(&target, "topics=E.A", "");
+    assert_eq!(stream.next().expect("the ack").data["type"], "subscribed");
+    let snapshot = stream.quote();
+    assert_eq!(snapshot.data["seq"], 2, "{snapshot:?}");
+    assert!(snapshot.id.is_none(), "{snapshot:?}");
+    publish(&mut p, quote("E.A", 12.0));
+    let live = stream.quote();
+    assert_eq!(live.data["seq"], 3);
+    assert!(live.id.is_some());
+    let by_worker = "tickwire_subscribes_total{answered=\"worker\"}";
+    assert_eq!(metric(&target.broker, by_worker), 1.0);
+}
