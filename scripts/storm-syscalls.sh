@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The syscalls a server makes over peerbench scenario D (10,000
+# subscribers), tickwire or uWebSockets alike: the server pinned to core 0,
+# the generator to core 1, `perf stat` counting the server's epoll, socket
+# and futex calls, context switches and task-clock (start-up excluded; the
+# clients' close at the end included). Needs the peerbench copy and the
+# uWS peer that `scripts/peerbench.sh` makes.
+#
+#   bash scripts/storm-syscalls.sh broker [BROKER_BINARY]
+#   bash scripts/storm-syscalls.sh uws
+set -euo pipefail
+server=${1:?usage: storm-syscalls.sh broker|uws [BROKER_BINARY]}
+bin=${2:-target/release/tickwire}
+[[ $server != broker ]] || bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+dir=${PEERBENCH_DIR:-/tmp/tickwire-peerbench/peerbench}
+peers=${PEERS:-$dir/../../peers}/uws-pubsub
+cd "$dir"
+tmp=$(mktemp -d)
+case $server in
+  broker)
+    taskset -c 0 "$bin" --workers 1 --ws-addr 127.0.0.1:8080 --ingest-addr 127.0.0.1:7001 \
+      --log-level warn >"$tmp/server.log" 2>&1 &
+    port=8080 pub=7001 ;;
+  uws)
+    taskset -c 0 "$peers/uws_pubsub" 9001 127.0.0.1 >"$tmp/server.log" 2>&1 &
+    port=9001 pub=9001 ;;
+  *) echo "storm-syscalls.sh: broker or uws" >&2; exit 2 ;;
+esac
+sp=$!
+trap 'kill $sp 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 50); do ss -ltn | grep -q ":$port " && break; sleep 0.2; done
+sleep 0.5
+events=task-clock,context-switches
+for call in epoll_wait accept4 epoll_ctl recvfrom sendto futex; do
+  events+=",syscalls:sys_enter_$call"
+done
+perf stat -e "$events" -p $sp -o "$tmp/stat.txt" &
+stat=$!
+sleep 0.3
+taskset -c 1 ./loadgen/target/release/peerbench --server "$server" --scenario D --server-pid $sp \
+  --ws-port $port --pub-port $pub --json-out "$tmp/d.json" --subscribers 10000 >/dev/null 2>&1
+kill -INT $stat
+wait $stat 2>/dev/null || true
+python3 - "$tmp/d.json" "$tmp/stat.txt" "$server" <<'PY'
+import json, sys
+storm = json.load(open(sys.argv[1]))["storm"]
+n = storm["subscribed"]
+print(f"{sys.argv[3]}: {n} subscribed, {storm['subscribed_per_s']:,.0f}/s")
+for line in open(sys.argv[2]):
+    parts = line.split()
+    if len(parts) >= 2 and not line.startswith("#"):
+        try:
+            value = float(parts[0].replace(",", ""))
+        except ValueError:
+            continue
+        name = parts[2] if parts[1] == "msec" else parts[1]
+        name = name.replace("syscalls:sys_enter_", "")
+        unit = " µs" if parts[1] == "msec" else ""
+        scale = 1000.0 if parts[1] == "msec" else 1.0
+        print(f"  {name:16} {value * scale / n:8.2f}{unit} per connection")
+PY
