@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# User-space instructions of the broker over a reconnect storm: the broker
-# under `valgrind --tool=callgrind` (one worker), peerbench scenario D with
-# 2,000 subscribers (10 topics each, ack and snapshots), the total count
+# User-space instructions of the broker over a peerbench scenario: the
+# broker under `valgrind --tool=callgrind` (one worker), the total count
 # from start-up to shutdown. Unlike CPU time on a shared VM, the count
 # repeats to within a fraction of a percent, so two builds compare on
 # small changes. Needs the peerbench copy `scripts/peerbench.sh` makes.
+#
+# By default a reconnect storm: D with 2,000 subscribers (10 topics each,
+# ack and snapshots), counted per subscriber. `SCENARIO=B` counts a paced
+# fan-out instead (`scripts/fanout-instructions.sh`), per delivery.
 #
 #   bash scripts/storm-instructions.sh target/release/tickwire new
 #   bash scripts/storm-instructions.sh /tmp/old/tickwire old
@@ -22,10 +25,21 @@ valgrind --tool=callgrind --callgrind-out-file="$tmp/callgrind.out" "$bin" --wor
 broker=$!
 trap 'kill $broker 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 150); do ss -ltn | grep -q ":8080 " && break; sleep 0.2; done
-BROKER_PID=$broker OUT="$tmp/d.json" RUN_TIMEOUT=200 ./run.sh broker D --subscribers 2000 >/dev/null 2>&1
+scenario=${SCENARIO:-D}
+case $scenario in
+  D) args=(--subscribers 2000) ;;
+  B) args=(--rate 100 --duration 5) ;;
+  *) echo "storm-instructions.sh: SCENARIO is D or B" >&2; exit 2 ;;
+esac
+BROKER_PID=$broker OUT="$tmp/run.json" RUN_TIMEOUT=200 ./run.sh broker "$scenario" "${args[@]}" >/dev/null 2>&1
 kill -INT $broker
 wait $broker 2>/dev/null || true
-subscribed=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['storm']['subscribed'])" "$tmp/d.json")
 total=$(awk '/^summary:/ {print $2}' "$tmp/callgrind.out")
 [[ -z ${KEEP:-} ]] || cp "$tmp/callgrind.out" "$KEEP"
-echo "$label subscribed $subscribed instructions $total per-subscriber $((total / 2000))"
+if [[ $scenario == D ]]; then
+  subscribed=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['storm']['subscribed'])" "$tmp/run.json")
+  echo "$label subscribed $subscribed instructions $total per-subscriber $((total / 2000))"
+else
+  delivered=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['total_delivered'])" "$tmp/run.json")
+  echo "$label delivered $delivered instructions $total per-delivery $((total / delivered))"
+fi

@@ -37,6 +37,24 @@ pub struct SharedQuote {
     pub decoded_at: Instant,
 }
 
+#[cfg(test)]
+impl SharedQuote {
+    /// A stand-in with empty frames, for tests that look at its topic and
+    /// numbers only.
+    pub(crate) fn for_test(topic: &str, seq: u64) -> SharedQuote {
+        SharedQuote {
+            topic: topic.into(),
+            seq,
+            accepted: seq,
+            json_frame: Box::default(),
+            binary_frame: Box::default(),
+            changed: None,
+            lazy: LazyEncodings::default(),
+            decoded_at: Instant::now(),
+        }
+    }
+}
+
 /// A worker's handle on a shared quote, cloned once per delivery. Its count
 /// is the worker's own (an `Rc` around the router's `Arc`, made once per
 /// quote per worker): cloning the `Arc` per delivery would be an atomic

@@ -6,6 +6,7 @@
 //! written whether or not it has samples yet.
 
 use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
@@ -181,40 +182,26 @@ pub fn render(m: &Metrics) -> String {
         m.slow_consumer_closes.load(Relaxed),
     );
 
-    family(
+    counter_by_label(
         o,
         "tickwire_subscribes_total",
-        "counter",
         "Subscribes accepted, by who answered them: the router, or the worker from the newest quotes it follows.",
+        "answered",
+        [
+            ("router", &m.subscribes_routed),
+            ("worker", &m.subscribes_answered_by_worker),
+        ],
     );
-    for (answered, value) in [
-        ("router", &m.subscribes_routed),
-        ("worker", &m.subscribes_answered_by_worker),
-    ] {
-        sample(
-            o,
-            "tickwire_subscribes_total",
-            &[("answered", answered)],
-            value.load(Relaxed),
-        );
-    }
-    family(
+    counter_by_label(
         o,
         "tickwire_resume_topics_total",
-        "counter",
         "Topics of subscribes with since: resumed from history, or given the snapshot.",
+        "result",
+        [
+            ("recovered", &m.resume_recovered),
+            ("unrecovered", &m.resume_unrecovered),
+        ],
     );
-    for (result, value) in [
-        ("recovered", &m.resume_recovered),
-        ("unrecovered", &m.resume_unrecovered),
-    ] {
-        sample(
-            o,
-            "tickwire_resume_topics_total",
-            &[("result", result)],
-            value.load(Relaxed),
-        );
-    }
     gauge(
         o,
         "tickwire_history_quotes",
@@ -279,6 +266,20 @@ pub fn render(m: &Metrics) -> String {
         m.started.elapsed().as_secs_f64(),
     );
     out
+}
+
+/// A counter family with one label, one sample per value.
+fn counter_by_label<const N: usize>(
+    o: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: [(&str, &AtomicU64); N],
+) {
+    family(o, name, "counter", help);
+    for (value, count) in values {
+        sample(o, name, &[(label, value)], count.load(Relaxed));
+    }
 }
 
 fn family(o: &mut String, name: &str, kind: &str, help: &str) {

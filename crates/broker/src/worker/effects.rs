@@ -5,7 +5,7 @@
 use tickwire_protocol::Selector;
 
 use super::{conn_of, Worker};
-use crate::messages::{CatchUp, ConnId, LocalQuote, RouterCmd};
+use crate::messages::{ConnId, LocalQuote, RouterCmd};
 use crate::metrics;
 use crate::router::SNAPSHOT_SLICE;
 use crate::session::{Action, Activation, CatchUpSlice};
@@ -83,8 +83,11 @@ impl Worker {
                         .into_iter()
                         .filter(|s| self.following.add_ref(s, stamp))
                         .collect();
-                    if answered.is_none() && interest_add.is_empty() && catch_up.is_plain() {
-                        if let Some(snapshots) = self.answerable_here(id, &selectors, &catch_up) {
+                    let plain = catch_up.is_plain();
+                    if answered.is_none() && interest_add.is_empty() && plain {
+                        if let Some(snapshots) =
+                            self.answerable_here(id, &selectors, catch_up.snapshot)
+                        {
                             answered = Some(AnsweredHere {
                                 request,
                                 selectors,
@@ -100,7 +103,7 @@ impl Worker {
                         request,
                         selectors,
                         interest_add,
-                        seed: (catch_up.snapshot && catch_up.is_plain()).then_some(stamp),
+                        seed: (plain && catch_up.snapshot).then_some(stamp),
                         catch_up,
                     };
                     // Staged: handed over at the turn's `retry_deferred`,
@@ -185,18 +188,14 @@ impl Worker {
         &mut self,
         id: ConnId,
         selectors: &[Selector],
-        catch_up: &CatchUp,
+        snapshot: bool,
     ) -> Option<Vec<LocalQuote>> {
         let conn = conn_of(&mut self.conns, id)?;
         if !conn.link.awaits_only_the_last() || selectors.len() > SNAPSHOT_SLICE {
             return None;
         }
         let snapshots = self.following.snapshots(selectors)?;
-        Some(if catch_up.snapshot {
-            snapshots
-        } else {
-            Vec::new()
-        })
+        Some(if snapshot { snapshots } else { Vec::new() })
     }
 
     /// Answers a subscribe here, as the router would have: the command

@@ -1,8 +1,8 @@
 //! What a worker follows: how many entries of its connections name each
 //! selector (the router hears only about the first and the last) and, per
 //! exact topic, the newest quote the worker has had of it — so a subscribe
-//! of topics the worker already follows is answered here, with its
-//! snapshot, and no round trip to the router (a reconnect storm's common
+//! of topics the worker already follows, each with its newest known, is
+//! answered here, with its snapshot, and no round trip to the router (a reconnect storm's common
 //! case: thousands of dashboards asking for the same topics).
 //!
 //! Why the worker's newest quote is the router's snapshot. While the
@@ -37,7 +37,7 @@ struct Followed {
 enum Newest {
     Unknown,
     /// Known: the topic has no quote yet.
-    Nothing,
+    NoQuoteYet,
     Quote(LocalQuote),
 }
 
@@ -100,7 +100,7 @@ impl Following {
         for selector in selectors {
             if let Selector::Exact(topic) = selector {
                 if let Some(followed) = self.followed_since(topic, stamp) {
-                    followed.newest = Newest::Nothing;
+                    followed.newest = Newest::NoQuoteYet;
                 }
             }
         }
@@ -129,7 +129,7 @@ impl Following {
             };
             match &self.followed.exact(topic)?.newest {
                 Newest::Unknown => return None,
-                Newest::Nothing => {}
+                Newest::NoQuoteYet => {}
                 Newest::Quote(quote) => quotes.push(quote.clone()),
             }
         }

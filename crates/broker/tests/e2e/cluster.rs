@@ -363,9 +363,7 @@ fn a_large_feed_moving_continues_every_topics_seq() {
 fn a_worker_answers_a_subscribe_of_a_topic_fed_through_the_cluster() {
     let nats = NatsServer::start();
     let feed = start_member(&nats);
-    let mut config = cluster_config(&nats);
-    config.server.workers = 1;
-    let b = start_with(config);
+    let b = start_with(one_worker(cluster_config(&nats)));
     assert!(wait_until(|| b.cluster_up()), "cluster link comes up");
     let mut first = connect(&b);
     subscribe(&mut first, &["W.A"], true);

@@ -358,9 +358,7 @@ fn limits_refuse_a_stream_with_their_status_and_a_json_error() {
 /// topic's newest quote (no `id:`, as any catch-up), then live quotes.
 #[test]
 fn a_stream_of_followed_topics_is_answered_by_the_worker() {
-    let mut config = test_config();
-    config.server.workers = 1;
-    let target = Target::start_with(Over::Plain, config);
+    let target = Target::start_with(Over::Plain, one_worker(test_config()));
     let mut ws = target.connect();
     subscribe(&mut ws, &["E.A"], true);
     let mut p = publisher(&target.broker);

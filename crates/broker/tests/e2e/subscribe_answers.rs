@@ -11,23 +11,8 @@ use serde_json::json;
 const BY_WORKER: &str = "tickwire_subscribes_total{answered=\"worker\"}";
 const BY_ROUTER: &str = "tickwire_subscribes_total{answered=\"router\"}";
 
-fn one_worker() -> tickwire_broker::Broker {
-    let mut config = test_config();
-    config.server.workers = 1;
-    start_with(config)
-}
-
-/// (topic, seq) of the next `n` quotes.
-fn quotes(ws: &mut Ws, n: usize) -> Vec<(String, u64)> {
-    (0..n)
-        .map(|_| {
-            let q = next_quote(ws);
-            (
-                q["topic"].as_str().unwrap().to_string(),
-                q["seq"].as_u64().unwrap(),
-            )
-        })
-        .collect()
+fn one_worker_broker() -> tickwire_broker::Broker {
+    start_with(one_worker(test_config()))
 }
 
 fn pair(topic: &str, seq: u64) -> (String, u64) {
@@ -36,7 +21,7 @@ fn pair(topic: &str, seq: u64) -> (String, u64) {
 
 #[test]
 fn a_subscribe_of_followed_topics_is_answered_by_the_worker_with_their_newest_quotes() {
-    let broker = one_worker();
+    let broker = one_worker_broker();
     let mut p = publisher(&broker);
     let mut first = connect(&broker);
     subscribe(&mut first, &["A", "B", "C"], true);
@@ -45,7 +30,7 @@ fn a_subscribe_of_followed_topics_is_answered_by_the_worker_with_their_newest_qu
     }
     // The worker has had them: `first` got them through it.
     assert_eq!(
-        quotes(&mut first, 3),
+        topic_seqs(&mut first, 3),
         [pair("A", 1), pair("B", 1), pair("A", 2)]
     );
     assert_eq!(metric(&broker, BY_ROUTER), 1.0);
@@ -53,7 +38,7 @@ fn a_subscribe_of_followed_topics_is_answered_by_the_worker_with_their_newest_qu
     let mut second = connect(&broker);
     let ack = subscribe(&mut second, &["C", "B", "A"], true);
     assert_eq!(ack["topics"], json!(["C", "B", "A"]));
-    let mut snapshots = quotes(&mut second, 2);
+    let mut snapshots = topic_seqs(&mut second, 2);
     snapshots.sort();
     assert_eq!(snapshots, [pair("A", 2), pair("B", 1)], "C has none");
     assert_eq!(metric(&broker, BY_WORKER), 1.0);
@@ -63,25 +48,25 @@ fn a_subscribe_of_followed_topics_is_answered_by_the_worker_with_their_newest_qu
     publish(&mut p, quote("C", 1.0));
     publish(&mut p, quote("A", 1.0));
     for ws in [&mut first, &mut second] {
-        assert_eq!(quotes(ws, 2), [pair("C", 1), pair("A", 3)]);
+        assert_eq!(topic_seqs(ws, 2), [pair("C", 1), pair("A", 3)]);
     }
 }
 
 #[test]
-fn patterns_resumes_and_new_topics_go_to_the_router() {
-    let broker = one_worker();
+fn patterns_rewinds_and_new_topics_go_to_the_router() {
+    let broker = one_worker_broker();
     let mut p = publisher(&broker);
     let mut first = connect(&broker);
     subscribe(&mut first, &["A"], true);
     publish(&mut p, quote("A", 1.0));
-    assert_eq!(quotes(&mut first, 1), [pair("A", 1)]);
+    assert_eq!(topic_seqs(&mut first, 1), [pair("A", 1)]);
 
     let mut ws = connect(&broker);
     subscribe(&mut ws, &["A*"], true);
-    assert_eq!(quotes(&mut ws, 1), [pair("A", 1)]);
+    assert_eq!(topic_seqs(&mut ws, 1), [pair("A", 1)]);
     let mut ws = connect(&broker);
     subscribe(&mut ws, &["A", "NEW"], true);
-    assert_eq!(quotes(&mut ws, 1), [pair("A", 1)]);
+    assert_eq!(topic_seqs(&mut ws, 1), [pair("A", 1)]);
     let mut ws = connect(&broker);
     send_json(
         &mut ws,
@@ -89,7 +74,7 @@ fn patterns_resumes_and_new_topics_go_to_the_router() {
     );
     let (_, before) = recv_type(&mut ws, "subscribed");
     assert!(before.is_empty(), "{before:?}");
-    assert_eq!(quotes(&mut ws, 1), [pair("A", 1)]);
+    assert_eq!(topic_seqs(&mut ws, 1), [pair("A", 1)]);
     assert_eq!(metric(&broker, BY_WORKER), 0.0);
     assert_eq!(metric(&broker, BY_ROUTER), 4.0);
 }
@@ -99,30 +84,30 @@ fn patterns_resumes_and_new_topics_go_to_the_router() {
 /// subscribe (with the quotes in between), the worker the next ones.
 #[test]
 fn a_topic_followed_again_is_answered_by_the_router_first() {
-    let broker = one_worker();
+    let broker = one_worker_broker();
     let mut p = publisher(&broker);
     let mut first = connect(&broker);
     subscribe(&mut first, &["A"], true);
     let mut barrier = connect(&broker);
     subscribe(&mut barrier, &["Z"], false);
     publish(&mut p, quote("A", 1.0));
-    assert_eq!(quotes(&mut first, 1), [pair("A", 1)]);
+    assert_eq!(topic_seqs(&mut first, 1), [pair("A", 1)]);
     send_json(&mut first, json!({"op": "unsubscribe", "topics": ["A"]}));
     assert_eq!(recv_json(&mut first)["type"], "unsubscribed");
     // Once `barrier` has Z, the router has numbered the A before it.
     for topic in ["A", "A", "Z"] {
         publish(&mut p, quote(topic, 1.0));
     }
-    assert_eq!(quotes(&mut barrier, 1), [pair("Z", 1)]);
+    assert_eq!(topic_seqs(&mut barrier, 1), [pair("Z", 1)]);
 
     let by_router = metric(&broker, BY_ROUTER);
     let mut again = connect(&broker);
     subscribe(&mut again, &["A"], true);
-    assert_eq!(quotes(&mut again, 1), [pair("A", 3)]);
+    assert_eq!(topic_seqs(&mut again, 1), [pair("A", 3)]);
     assert_eq!(metric(&broker, BY_ROUTER), by_router + 1.0);
     let mut next = connect(&broker);
     subscribe(&mut next, &["A"], true);
-    assert_eq!(quotes(&mut next, 1), [pair("A", 3)]);
+    assert_eq!(topic_seqs(&mut next, 1), [pair("A", 3)]);
     assert_eq!(metric(&broker, BY_WORKER), 1.0);
 }
 
@@ -131,8 +116,7 @@ fn a_topic_followed_again_is_answered_by_the_router_first() {
 /// until answered): every one is acked, with its snapshot, in order.
 #[test]
 fn a_pipelined_burst_of_subscribes_is_answered_in_order() {
-    let mut config = test_config();
-    config.server.workers = 1;
+    let mut config = one_worker(test_config());
     config.subscriber.requests_per_second = 0;
     // Room for every answer while the client is still writing: nothing
     // conflated.
@@ -142,7 +126,7 @@ fn a_pipelined_burst_of_subscribes_is_answered_in_order() {
     let mut ws = connect(&broker);
     subscribe(&mut ws, &["A"], true);
     publish(&mut p, quote("A", 1.0));
-    assert_eq!(quotes(&mut ws, 1), [pair("A", 1)]);
+    assert_eq!(topic_seqs(&mut ws, 1), [pair("A", 1)]);
 
     const BURST: u64 = 2_000;
     let burst: String = (0..BURST)
@@ -158,7 +142,11 @@ fn a_pipelined_burst_of_subscribes_is_answered_in_order() {
         let ack = recv_json(&mut ws);
         assert_eq!(ack["type"], "subscribed", "{ack}");
         assert_eq!(ack["id"], id);
-        assert_eq!(quotes(&mut ws, 1), [pair("A", 1)], "re-subscribe snapshot");
+        assert_eq!(
+            topic_seqs(&mut ws, 1),
+            [pair("A", 1)],
+            "re-subscribe snapshot"
+        );
     }
     assert_eq!(metric(&broker, BY_WORKER), BURST as f64);
 }

@@ -1,10 +1,8 @@
 use std::sync::Arc;
-use std::time::Instant;
 
 use tickwire_protocol::Selector;
 
 use super::Following;
-use crate::encodings::LazyEncodings;
 use crate::messages::{LocalQuote, SharedQuote};
 
 fn sel(s: &str) -> Selector {
@@ -12,20 +10,11 @@ fn sel(s: &str) -> Selector {
 }
 
 fn quote(topic: &str, seq: u64) -> Arc<SharedQuote> {
-    Arc::new(SharedQuote {
-        topic: topic.into(),
-        seq,
-        accepted: seq,
-        json_frame: Box::default(),
-        binary_frame: Box::default(),
-        changed: None,
-        lazy: LazyEncodings::default(),
-        decoded_at: Instant::now(),
-    })
+    Arc::new(SharedQuote::for_test(topic, seq))
 }
 
-/// The seqs of the snapshot answered here, or None (the router answers).
-fn seqs(following: &Following, selectors: &[&str]) -> Option<Vec<(String, u64)>> {
+/// (topic, seq) of the snapshot answered here, or None (the router answers).
+fn snapshot_of(following: &Following, selectors: &[&str]) -> Option<Vec<(String, u64)>> {
     let selectors: Vec<Selector> = selectors.iter().map(|s| sel(s)).collect();
     let quotes = following.snapshots(&selectors)?;
     Some(
@@ -54,23 +43,23 @@ fn a_plain_activation_makes_the_newest_known_and_quotes_keep_it_current() {
     following.add_ref(&sel("A"), first);
     following.add_ref(&sel("B"), first);
     assert_eq!(
-        seqs(&following, &["A"]),
+        snapshot_of(&following, &["A"]),
         None,
         "unknown before an activation"
     );
     // A quote before the activation is older than its snapshot: no seed.
     following.on_quote(&LocalQuote::from(quote("A", 1)));
-    assert_eq!(seqs(&following, &["A"]), None);
+    assert_eq!(snapshot_of(&following, &["A"]), None);
     following.seed(first, &[sel("A"), sel("B")], &[quote("A", 2)]);
     assert_eq!(
-        seqs(&following, &["A", "B"]),
+        snapshot_of(&following, &["A", "B"]),
         Some(vec![("A".into(), 2)]),
         "B known to have no quote"
     );
     following.on_quote(&LocalQuote::from(quote("B", 1)));
     following.on_quote(&LocalQuote::from(quote("A", 3)));
     assert_eq!(
-        seqs(&following, &["B", "A"]),
+        snapshot_of(&following, &["B", "A"]),
         Some(vec![("B".into(), 1), ("A".into(), 3)])
     );
 }
@@ -86,18 +75,18 @@ fn only_exact_topics_all_known_are_answered_here() {
         &[sel("A"), sel("A*")],
         &[quote("A", 1), quote("AB", 1)],
     );
-    assert!(seqs(&following, &["A"]).is_some());
+    assert!(snapshot_of(&following, &["A"]).is_some());
     assert_eq!(
-        seqs(&following, &["A*"]),
+        snapshot_of(&following, &["A*"]),
         None,
         "a pattern goes to the router"
     );
     assert_eq!(
-        seqs(&following, &["A", "AB"]),
+        snapshot_of(&following, &["A", "AB"]),
         None,
         "AB is not followed exactly"
     );
-    assert_eq!(seqs(&following, &["A", "C"]), None);
+    assert_eq!(snapshot_of(&following, &["A", "C"]), None);
 }
 
 /// Given up and followed again, a topic's newest is unknown until an
@@ -114,14 +103,14 @@ fn a_topic_followed_again_waits_for_a_newer_activation() {
     assert!(following.add_ref(&sel("A"), again));
     // A second subscribe of the old interest answered late: ignored.
     following.seed(old, &[sel("A")], &[quote("A", 1)]);
-    assert_eq!(seqs(&following, &["A"]), None);
+    assert_eq!(snapshot_of(&following, &["A"]), None);
     following.on_quote(&LocalQuote::from(quote("A", 5)));
     assert_eq!(
-        seqs(&following, &["A"]),
+        snapshot_of(&following, &["A"]),
         None,
         "a quote alone does not seed"
     );
     let later = following.stamp();
     following.seed(later, &[sel("A")], &[quote("A", 5)]);
-    assert_eq!(seqs(&following, &["A"]), Some(vec![("A".into(), 5)]));
+    assert_eq!(snapshot_of(&following, &["A"]), Some(vec![("A".into(), 5)]));
 }

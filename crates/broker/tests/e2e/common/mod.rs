@@ -116,6 +116,23 @@ pub fn subscribe<S: Duplex>(ws: &mut WebSocket<S>, topics: &[&str], snapshot: bo
     ack
 }
 
+/// (topic, seq) of the next `n` messages, each a quote.
+pub fn topic_seqs<S: Duplex>(ws: &mut WebSocket<S>, n: usize) -> Vec<(String, u64)> {
+    (0..n)
+        .map(|_| {
+            let q = next_quote(ws);
+            let topic = q["topic"].as_str().expect("a topic").to_string();
+            (topic, q["seq"].as_u64().expect("a seq"))
+        })
+        .collect()
+}
+
+/// `config` with one worker: every connection lands on the same one.
+pub fn one_worker(mut config: Config) -> Config {
+    config.server.workers = 1;
+    config
+}
+
 /// Reads quotes until one of `topic`; panics on any other message type.
 pub fn next_quote<S: Duplex>(ws: &mut WebSocket<S>) -> Value {
     let msg = recv_json(ws);
