@@ -1,9 +1,9 @@
 //! tickwire broker: listeners, worker threads, router, ingest.
 //!
 //! Threads and what each owns (see docs/architecture.md):
-//! - `ingest`: producer connections; decodes frames → router.
 //! - `router`: topic state (seq, last value, worker interest); encodes each
-//!   quote once per format → the interested workers.
+//!   quote once per format → the interested workers. Its thread also reads
+//!   the producer connections and decodes their frames (`ingest`).
 //! - `worker-N`: its listener and its connections; queues shared frames on
 //!   subscribers and writes them.
 
@@ -11,6 +11,7 @@ pub mod auth;
 mod cluster;
 pub mod config;
 pub mod demo;
+mod doorbell;
 pub mod encodings;
 mod epoch;
 mod http;
@@ -20,6 +21,7 @@ mod messages;
 pub mod metrics;
 mod moment;
 mod router;
+mod router_thread;
 mod sched;
 mod session;
 pub mod tls;
@@ -44,7 +46,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use doorbell::{BellSender, Doorbell};
 use mio::{Poll, Waker};
+use router_thread::RouterThread;
 
 pub use config::Config;
 use config::{ms, ClusterConfig};
@@ -129,8 +133,12 @@ impl Broker {
         let ingest_listener = listener::bind_one("ingest", config.ingest_addr())?;
         let ingest_addr = ingest_listener.local_addr()?;
 
-        let (ingest_tx, ingest_rx) = crossbeam_channel::bounded(config.ingest.queue_batches);
+        // The router's thread sleeps in this poll (it reads the producers
+        // too); its channels' senders ring its doorbell.
+        let router_poll = Poll::new()?;
+        let bell = Doorbell::new(router_poll.registry(), ingest::WAKER)?;
         let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(ROUTER_CMD_QUEUE);
+        let cmd_tx = BellSender::new(cmd_tx, bell.clone());
         let entitlements = match &config.auth {
             Some(a) => Some(Arc::new(auth::Entitlements::load(a).map_err(|e| {
                 io::Error::new(io::ErrorKind::InvalidInput, format!("[auth] {e}"))
@@ -192,7 +200,7 @@ impl Broker {
                 history_size: config.history.size,
                 ..c.clone()
             };
-            let started = cluster::start(c, metrics.clone(), epoch.clone())?;
+            let started = cluster::start(c, metrics.clone(), epoch.clone(), bell.clone())?;
             let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
             router = router.with_cluster(RouterLink::new(
                 started.handle,
@@ -203,9 +211,27 @@ impl Broker {
             link_ready = Some((ready_rx, ms(c.startup_wait_ms)));
             threads.push(started.thread);
         }
+        let (ingest, producer_gate) = ingest::Ingest::new(
+            router_poll.registry().try_clone()?,
+            ingest_listener,
+            config.ingest.clone(),
+            ingest_tls,
+            ms(config.server.handshake_timeout_ms),
+            metrics.clone(),
+        )?;
+        wakers.push(bell.waker());
+        let router_thread = RouterThread {
+            poll: router_poll,
+            bell,
+            router,
+            ingest,
+            cmd_rx,
+            link_rx,
+            shutdown: shutdown.clone(),
+        };
         threads.push(spawn("router".into(), move || {
             sched::yield_to_workers();
-            router.run(ingest_rx, cmd_rx, link_rx)
+            router_thread.run()
         })?);
         // Subscribers and producers are taken once the cluster's epoch and
         // the stored seq of every topic are known (or the wait is over): an
@@ -223,23 +249,8 @@ impl Broker {
         for parts in worker_parts {
             threads.push(Worker::spawn(format!("worker-{}", parts.id), parts)?);
         }
+        producer_gate.open()?;
 
-        let poll = Poll::new()?;
-        wakers.push(Arc::new(Waker::new(poll.registry(), ingest::WAKER)?));
-        let ingest = ingest::Ingest::new(
-            poll,
-            ingest_listener,
-            ingest_tx,
-            config.ingest.clone(),
-            ingest_tls,
-            ms(config.server.handshake_timeout_ms),
-            metrics.clone(),
-            shutdown.clone(),
-        )?;
-        threads.push(spawn("ingest".into(), move || {
-            sched::yield_to_workers();
-            ingest.run()
-        })?);
         if config.log.summary_interval_ms > 0 {
             let (metrics, stop) = (metrics.clone(), shutdown.clone());
             let every = config::ms(config.log.summary_interval_ms);

@@ -1,6 +1,7 @@
-//! The feed threads' scheduling policy (Linux): ingest and router run as
-//! `SCHED_BATCH`, so waking they do not preempt a busy worker (docs/decisions.md);
-//! workers keep the default policy.
+//! The feed thread's scheduling policy (Linux): the router (which reads the
+//! producers too) runs as `SCHED_BATCH`, so waking it does not preempt a
+//! busy worker (docs/decisions.md); workers keep the default policy. There
+//! is no ingest thread of its own.
 
 #![cfg(target_os = "linux")]
 
@@ -47,24 +48,23 @@ fn policies_of(threads: &[(String, u32)], name: &str) -> Vec<u32> {
 }
 
 #[test]
-fn feed_threads_yield_to_workers_and_workers_keep_the_default_policy() {
+fn the_feed_thread_yields_to_workers_and_workers_keep_the_default_policy() {
     let _broker = common::start();
     // Each thread names itself and sets its own policy once it runs, which
     // may be after the broker already answers: wait for both.
-    let feed_threads_batch = |threads: &[(String, u32)]| {
-        ["router", "ingest"].iter().all(|feed| {
-            let policies = policies_of(threads, feed);
-            !policies.is_empty() && policies.iter().all(|&p| p == SCHED_BATCH)
-        })
+    let router_batch = |threads: &[(String, u32)]| {
+        let policies = policies_of(threads, "router");
+        policies.len() == 1 && policies.iter().all(|&p| p == SCHED_BATCH)
     };
     let mut threads = Vec::new();
     let settled = common::wait_until(|| {
         threads = thread_policies();
-        feed_threads_batch(&threads)
+        router_batch(&threads)
     });
+    assert!(settled, "one router thread, run SCHED_BATCH: {threads:?}");
     assert!(
-        settled,
-        "router and ingest threads run SCHED_BATCH: {threads:?}"
+        policies_of(&threads, "ingest").is_empty(),
+        "no ingest thread: {threads:?}"
     );
     let workers = policies_of(&threads, "worker-0");
     assert!(!workers.is_empty(), "a worker runs: {threads:?}");

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use async_nats::connection::State;
 use async_nats::{Client, Event};
-use crossbeam_channel::Sender;
 use tickwire_protocol::cluster;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
@@ -20,6 +19,7 @@ use super::store::Store;
 use super::watch::{fetch, Watches};
 use super::{to_router, LinkCmd, LinkEvent, Publish};
 use crate::config::{ms, ClusterConfig};
+use crate::doorbell::BellSender;
 use crate::epoch::Epoch;
 use crate::metrics::{self, Metrics};
 
@@ -37,7 +37,7 @@ pub struct Shared {
     pub epoch: Arc<Epoch>,
     pub queued: Arc<AtomicUsize>,
     pub origin: u64,
-    pub events: Sender<LinkEvent>,
+    pub events: BellSender<LinkEvent>,
 }
 
 pub fn run(shared: Shared, rx: mpsc::UnboundedReceiver<LinkCmd>) {

@@ -4,8 +4,8 @@
 //! client; nothing else in the broker sees tokio. The router talks to it
 //! through [`LinkHandle`] (an unbounded tokio channel whose quote load is
 //! bounded by a counter, so the router never blocks) and hears back through
-//! a bounded crossbeam channel of [`LinkEvent`]s it selects on beside its
-//! other inputs.
+//! a bounded crossbeam channel of [`LinkEvent`]s whose sender rings the
+//! router thread's doorbell (it sleeps in a mio poll: `doorbell.rs`).
 //!
 //! What travels: each quote a broker ingests, numbered by that broker and
 //! encoded once (`tickwire_protocol::cluster`), on the subject of its topic.
@@ -20,12 +20,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Receiver;
-#[cfg(feature = "cluster")]
-use crossbeam_channel::Sender;
 use tickwire_protocol::cluster::ClusterQuote;
 use tickwire_protocol::Selector;
 
 use crate::config::ClusterConfig;
+#[cfg(feature = "cluster")]
+use crate::doorbell::BellSender;
+use crate::doorbell::Doorbell;
 use crate::epoch::Epoch;
 use crate::metrics::{self, Metrics};
 
@@ -218,10 +219,12 @@ pub fn start(
     config: &ClusterConfig,
     metrics: Arc<Metrics>,
     epoch: Arc<Epoch>,
+    router_bell: Arc<Doorbell>,
 ) -> io::Result<Started> {
     metrics.cluster.enabled.store(true, Relaxed);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (event_tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
+    let event_tx = BellSender::new(event_tx, router_bell);
     let queued = Arc::new(AtomicUsize::new(0));
     let origin = crate::epoch::random_u64();
     let handle = LinkHandle {
@@ -252,7 +255,7 @@ pub fn start(
 /// Sends to the router without blocking the link's runtime; a full queue
 /// means the router is saturated: the event is dropped and counted.
 #[cfg(feature = "cluster")]
-fn to_router(events: &Sender<LinkEvent>, metrics: &Metrics, event: LinkEvent) {
+fn to_router(events: &BellSender<LinkEvent>, metrics: &Metrics, event: LinkEvent) {
     if let Err(crossbeam_channel::TrySendError::Full(LinkEvent::Quotes { quotes, .. })) =
         events.try_send(event)
     {
@@ -266,6 +269,7 @@ pub fn start(
     _config: &ClusterConfig,
     _metrics: Arc<Metrics>,
     _epoch: Arc<Epoch>,
+    _router_bell: Arc<Doorbell>,
 ) -> io::Result<Started> {
     Err(io::Error::new(
         io::ErrorKind::InvalidInput,

@@ -134,9 +134,6 @@ pub struct IngestConfig {
     pub max_producers: usize,
     /// Distinct topics the broker will track; quotes for new topics past it are dropped.
     pub max_topics: usize,
-    /// Bounded queue of decoded batches from ingest to the router. When it is
-    /// full, ingest stops reading and producers feel TCP back-pressure.
-    pub queue_batches: usize,
     /// Producers connect over TLS (mutual TLS with a client CA); absent = plain TCP.
     pub tls: Option<IngestTlsConfig>,
     /// Tokens with their own topic grants (`[[ingest.producers]]`).
@@ -233,7 +230,6 @@ impl Default for IngestConfig {
             tokens: Vec::new(),
             max_producers: 1024,
             max_topics: 100_000,
-            queue_batches: 1024,
             tls: None,
             producers: Vec::new(),
             allow_unauthenticated_remote: false,

@@ -23,7 +23,7 @@ impl Config {
                 format!("must be at most {MAX_WORKERS} (0 = one per core)"),
             ));
         }
-        let positive: [(&'static str, u64); 12] = [
+        let positive: [(&'static str, u64); 11] = [
             ("server.max_connections", self.server.max_connections as u64),
             (
                 "server.handshake_timeout_ms",
@@ -45,7 +45,6 @@ impl Config {
             ),
             ("ingest.max_producers", self.ingest.max_producers as u64),
             ("ingest.max_topics", self.ingest.max_topics as u64),
-            ("ingest.queue_batches", self.ingest.queue_batches as u64),
             ("ingest.max_frame_bytes", self.ingest.max_frame_bytes as u64),
             ("demo.rate", self.demo.rate as u64),
         ];

@@ -1,30 +1,36 @@
-//! The ingest thread: accepts feed producers, decodes their frames and hands
-//! quotes to the router in batches (one per read). A bad frame closes only
-//! the producer that sent it; quotes it sent before that frame stand.
+//! The producers' side of the router's thread: accepts feed producers,
+//! decodes their frames and hands quotes to the router in batches (one per
+//! read). A bad frame closes only the producer that sent it; quotes it sent
+//! before that frame stand.
 //!
-//! The queue to the router is bounded. When it is full this thread blocks in
-//! `send`, stops reading, and producers feel TCP back-pressure: that happens
-//! only when the router as a whole cannot keep up.
+//! It runs on the router's thread (`router_thread.rs`), in its poll: a
+//! quote costs no thread wake-up between decoding and numbering. A turn
+//! reads at most a budget of batches; producers with more to read wait for
+//! the next turn, after the router has handed the last one to the workers,
+//! and feel TCP back-pressure while the router as a whole cannot keep up.
 //!
 //! This file is the I/O shell: the listener, the sockets and their
-//! `Transport`, the poll loop and the channel to the router. The producer
-//! protocol — admission deadline, `Hello` and tokens, grants, framing,
-//! decoding — is `session::ProducerSession`, a state machine without I/O
-//! that this loop feeds bytes and the time and whose outcomes it carries out.
+//! `Transport`, and the reads. The producer protocol — admission deadline,
+//! `Hello` and tokens, grants, framing, decoding — is
+//! `session::ProducerSession`, a state machine without I/O that this shell
+//! feeds bytes and the time and whose outcomes it carries out.
 //!
 //! With `[ingest.tls]` producers speak TLS (mutual TLS with a client CA): the
 //! same `Transport` as the WebSocket listener; a handshake that fails or is
 //! not done within the handshake timeout closes the producer
 //! (`reason="tls"`).
 
+use std::cell::Cell;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use std::os::fd::{AsRawFd, RawFd};
+
+use mio::event::Event;
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
 use slab::Slab;
 
 use crate::config::IngestConfig;
@@ -37,6 +43,7 @@ mod access;
 mod session;
 
 const LISTENER: Token = Token(0);
+/// The router thread's doorbell, in the same poll.
 pub const WAKER: Token = Token(1);
 const FIRST_CONN: usize = 2;
 const READ_CHUNK: usize = 64 * 1024;
@@ -49,21 +56,37 @@ struct Producer {
 }
 
 pub struct Ingest {
-    poll: Poll,
+    registry: Registry,
     listener: Option<TcpListener>,
     producers: Slab<Producer>,
-    tx: Sender<IngestBatch>,
     max_producers: usize,
     rules: Arc<Rules>,
     tls: Option<Arc<rustls::ServerConfig>>,
     metrics: Arc<Metrics>,
-    shutdown: Arc<AtomicBool>,
     /// Every read lands here; a session copies only a partial frame out.
     scratch: Vec<u8>,
     unread: Vec<usize>,
     /// Of `unread`, the slots whose reads ran out last turn (no readiness
     /// event brings them back).
     carried: Vec<usize>,
+    /// Of this turn's events, the slots whose event carried a FIN or error.
+    fin_or_error: Vec<usize>,
+}
+
+/// Opens the producer listener from the thread that starts the broker,
+/// while the router's thread, which owns it, already runs (the poll's
+/// registry may be used from any thread).
+pub struct ProducerGate {
+    registry: Registry,
+    listener: RawFd,
+}
+
+impl ProducerGate {
+    pub fn open(self) -> io::Result<()> {
+        // Connections already in the backlog are reported at once.
+        self.registry
+            .register(&mut SourceFd(&self.listener), LISTENER, Interest::READABLE)
+    }
 }
 
 enum ReadEnd {
@@ -73,101 +96,112 @@ enum ReadEnd {
 }
 
 impl Ingest {
-    #[allow(clippy::too_many_arguments)]
+    /// `registry` is the router thread's poll's: producers register there.
+    /// No producer is taken until the returned gate opens: the broker opens
+    /// it once the router is ready to number quotes (with a cluster, once
+    /// the stored `seq`s are known); until then they wait in the backlog.
     pub fn new(
-        poll: Poll,
+        registry: Registry,
         listener: std::net::TcpListener,
-        tx: Sender<IngestBatch>,
         config: IngestConfig,
         tls: Option<Arc<rustls::ServerConfig>>,
         handshake_timeout: Duration,
         metrics: Arc<Metrics>,
-        shutdown: Arc<AtomicBool>,
-    ) -> io::Result<Ingest> {
-        let mut listener = TcpListener::from_std(listener);
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        Ok(Ingest {
-            poll,
+    ) -> io::Result<(Ingest, ProducerGate)> {
+        let listener = TcpListener::from_std(listener);
+        let gate = ProducerGate {
+            registry: registry.try_clone()?,
+            listener: listener.as_raw_fd(),
+        };
+        let ingest = Ingest {
+            registry,
             listener: Some(listener),
             producers: Slab::new(),
-            tx,
             max_producers: config.max_producers,
             rules: Arc::new(Rules::from_config(&config, handshake_timeout)),
             tls,
             metrics,
-            shutdown,
             scratch: vec![0; READ_CHUNK],
             unread: Vec::new(),
             carried: Vec::new(),
-        })
+            fin_or_error: Vec::new(),
+        };
+        Ok((ingest, gate))
     }
 
-    pub fn run(mut self) {
-        let mut events = Events::with_capacity(256);
-        loop {
-            // Sleep until the earliest admission deadline (mio rounds the
-            // timeout up to whole milliseconds, so it is never early).
-            let timeout = if !self.unread.is_empty() {
-                Some(Duration::ZERO)
-            } else {
-                let now = Instant::now();
-                self.next_deadline()
-                    .map(|d| d.saturating_duration_since(now))
-            };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    tracing::error!(error = %e, "ingest poll failed; ingest stops");
-                    break;
-                }
-            }
-            if self.shutdown.load(Ordering::Acquire) {
-                break;
-            }
-            let mut fin_or_error = Vec::new();
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept(),
-                    WAKER => {}
-                    Token(t) => {
-                        self.unread.push(t - FIRST_CONN);
-                        if event.is_read_closed() || event.is_error() {
-                            fin_or_error.push(t - FIRST_CONN);
-                        }
-                    }
-                }
-            }
-            self.expire_handshakes();
-            self.unread.sort_unstable();
-            self.unread.dedup();
-            let carried = std::mem::take(&mut self.carried);
-            for slot in std::mem::take(&mut self.unread) {
-                // A slot carried over from the last turn (its reads ran
-                // out) has no event this turn to say whether a FIN waits:
-                // it reads until EAGAIN.
-                let short_ends = !fin_or_error.contains(&slot) && !carried.contains(&slot);
-                match self.read(slot, READS_PER_TURN, short_ends) {
-                    ReadEnd::MoreLeft => {
-                        self.unread.push(slot);
-                        self.carried.push(slot);
-                    }
-                    ReadEnd::Closed => self.remove(slot),
-                    ReadEnd::WouldBlock => {}
+    /// How long the poll may sleep as far as producers go: not at all
+    /// while reads are carried over, else until the earliest admission
+    /// deadline (mio rounds a timeout up to whole milliseconds, so it is
+    /// never early).
+    pub fn wait_limit(&self, now: Instant) -> Option<Duration> {
+        if !self.unread.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        self.next_deadline()
+            .map(|d| d.saturating_duration_since(now))
+    }
+
+    /// One of the poll's events (the listener or a producer; the doorbell's
+    /// are the router thread's).
+    pub fn on_event(&mut self, event: &Event) {
+        match event.token() {
+            LISTENER => self.accept(),
+            WAKER => {}
+            Token(t) => {
+                self.unread.push(t - FIRST_CONN);
+                if event.is_read_closed() || event.is_error() {
+                    self.fin_or_error.push(t - FIRST_CONN);
                 }
             }
         }
-        self.drain_and_close();
+    }
+
+    /// Closes producers past their admission deadline, then reads those
+    /// with bytes waiting, handing each read's quotes to `batch`, until
+    /// `budget` batches have gone; the rest are read next turn.
+    pub fn read_turn(&mut self, budget: usize, batch: &mut dyn FnMut(IngestBatch)) {
+        self.expire_handshakes();
+        self.unread.sort_unstable();
+        self.unread.dedup();
+        let carried = std::mem::take(&mut self.carried);
+        let fin_or_error = std::mem::take(&mut self.fin_or_error);
+        let handed = Cell::new(0);
+        let mut counting = |b: IngestBatch| {
+            handed.set(handed.get() + 1);
+            batch(b)
+        };
+        for slot in std::mem::take(&mut self.unread) {
+            if handed.get() >= budget {
+                // Its event is spent: read it next turn without one.
+                self.unread.push(slot);
+                self.carried.push(slot);
+                continue;
+            }
+            // A slot carried over from the last turn (its reads ran
+            // out) has no event this turn to say whether a FIN waits:
+            // it reads until EAGAIN.
+            let short_ends = !fin_or_error.contains(&slot) && !carried.contains(&slot);
+            let reads = READS_PER_TURN.min(budget - handed.get());
+            match self.read(slot, reads, short_ends, &mut counting) {
+                ReadEnd::MoreLeft => {
+                    self.unread.push(slot);
+                    self.carried.push(slot);
+                }
+                ReadEnd::Closed => self.remove(slot),
+                ReadEnd::WouldBlock => {}
+            }
+        }
     }
 
     /// Shutdown: handle what producers already sent (bounded: what is in
     /// their socket buffers now), then close them.
-    fn drain_and_close(&mut self) {
+    pub fn drain_and_close(&mut self, batch: &mut dyn FnMut(IngestBatch)) {
         if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
+            let _ = self.registry.deregister(&mut listener);
         }
         let slots: Vec<usize> = self.producers.iter().map(|(s, _)| s).collect();
         for slot in slots {
-            let _ = self.read(slot, 64, false);
+            let _ = self.read(slot, 64, false, batch);
             self.remove(slot);
         }
     }
@@ -201,7 +235,7 @@ impl Ingest {
                         Interest::READABLE
                     };
                     let entry = self.producers.vacant_entry();
-                    if let Err(e) = self.poll.registry().register(
+                    if let Err(e) = self.registry.register(
                         &mut stream,
                         Token(entry.key() + FIRST_CONN),
                         interest,
@@ -233,7 +267,13 @@ impl Ingest {
     /// taken everything it held: a later arrival raises a new edge, so the
     /// read that would only say `EAGAIN` is saved (one per quote at a low
     /// rate). TLS reads go on: the stream may hold decrypted bytes.
-    fn read(&mut self, slot: usize, max_reads: usize, short_ends: bool) -> ReadEnd {
+    fn read(
+        &mut self,
+        slot: usize,
+        max_reads: usize,
+        short_ends: bool,
+        batch: &mut dyn FnMut(IngestBatch),
+    ) -> ReadEnd {
         for _ in 0..max_reads {
             let Some(producer) = self.producers.get_mut(slot) else {
                 return ReadEnd::Closed;
@@ -270,14 +310,10 @@ impl Ingest {
                 producer.log_admitted();
             }
             if !outcome.quotes.is_empty() {
-                let batch = IngestBatch {
+                batch(IngestBatch {
                     quotes: outcome.quotes,
                     decoded_at,
-                };
-                // Blocks while the router is saturated: TCP back-pressure.
-                if self.tx.send(batch).is_err() {
-                    return ReadEnd::Closed;
-                }
+                });
             }
             if let Some(reject) = outcome.close {
                 producer.log_reject(&reject);
@@ -323,7 +359,7 @@ impl Ingest {
 
     fn remove(&mut self, slot: usize) {
         if let Some(mut producer) = self.producers.try_remove(slot) {
-            let _ = self.poll.registry().deregister(&mut producer.stream);
+            let _ = self.registry.deregister(&mut producer.stream);
             metrics::gauge_add(&self.metrics.producer_connections, -1);
             if let Ok(addr) = producer.stream.socket().peer_addr() {
                 tracing::info!(%addr, "producer disconnected");
@@ -355,3 +391,6 @@ impl Producer {
         tracing::warn!(addr = ?addr, reason = reject.reason.label(), why = %reject.why, "producer closed");
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -219,13 +219,7 @@ pub fn render(m: &Metrics) -> String {
         o,
         "tickwire_queue_depth",
         "gauge",
-        "Batches waiting in internal queues (sampled).",
-    );
-    sample(
-        o,
-        "tickwire_queue_depth",
-        &[("queue", "ingest")],
-        m.ingest_queue_depth.load(Relaxed),
+        "Batches waiting in each router-to-worker queue (sampled).",
     );
     for (i, depth) in m.worker_queue_depth.iter().enumerate() {
         sample(
@@ -247,7 +241,7 @@ pub fn render(m: &Metrics) -> String {
     summary(
         o,
         "tickwire_ingest_router_latency_seconds",
-        "Ingest decode to the router picking the batch up; quantiles over the last 60 s.",
+        "Ingest decode to the router numbering the batch; quantiles over the last 60 s.",
         &m.ingest_router_latency,
         now,
     );

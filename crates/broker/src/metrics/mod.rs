@@ -138,11 +138,10 @@ pub struct Metrics {
     pub socket_writes: AtomicU64,
     /// Batches waiting in each router → worker queue, sampled by the worker.
     pub worker_queue_depth: Vec<AtomicU64>,
-    /// Batches waiting in the ingest → router queue, sampled by the router.
-    pub ingest_queue_depth: AtomicU64,
     /// Ingest decode → bytes handed to the subscriber's socket.
     pub delivery_latency: Mutex<LatencyWindow>,
-    /// Ingest decode → router picks the batch up.
+    /// Ingest decode → the router numbers the batch (on the same thread:
+    /// the commands it handles first).
     pub ingest_router_latency: Mutex<LatencyWindow>,
     /// Router sends a batch → the worker picks it up.
     pub router_worker_latency: Mutex<LatencyWindow>,
@@ -188,7 +187,6 @@ impl Metrics {
             frames_out: AtomicU64::new(0),
             socket_writes: AtomicU64::new(0),
             worker_queue_depth: (0..workers).map(|_| AtomicU64::new(0)).collect(),
-            ingest_queue_depth: AtomicU64::new(0),
             delivery_latency: window(),
             ingest_router_latency: window(),
             router_worker_latency: window(),

@@ -15,12 +15,14 @@
 //!
 //! What holds them together is order, kept here: commands before every
 //! ingest batch, a worker's pending quotes before its activation or slice,
-//! one flush and one wake per worker per round.
+//! one flush and one wake per worker per round. The loop that drives the
+//! rounds, on the thread that also reads the producers, is
+//! `router_thread.rs`: this module does no I/O.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, TryRecvError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use tickwire_protocol::Quote;
 
 use crate::cluster::LinkEvent;
@@ -48,9 +50,9 @@ mod stats;
 mod to_workers;
 mod topics;
 
-/// Ingest batches handled before the router flushes to workers, so a deep
-/// backlog still reaches subscribers in steady slices.
-const INGEST_BATCHES_PER_ROUND: usize = 64;
+/// Ingest batches (and cluster events) handled before the router flushes to
+/// workers, so a deep backlog still reaches subscribers in steady slices.
+pub const INGEST_BATCHES_PER_ROUND: usize = 64;
 /// How soon to retry handing a backed-up worker its outbox when no input
 /// arrives meanwhile.
 const BACKLOG_RETRY: Duration = Duration::from_millis(1);
@@ -90,85 +92,42 @@ impl Router {
         }
     }
 
-    /// Runs until ingest has gone away (shutdown) or every worker has.
-    ///
-    /// Commands are drained before every ingest batch: a client that saw its
-    /// `subscribed` ack (sent after the command was queued) must receive any
-    /// quote published after that, so no batch may overtake an earlier
-    /// command.
-    pub fn run(
-        mut self,
-        ingest_rx: Receiver<IngestBatch>,
-        cmd_rx: Receiver<RouterCmd>,
-        link_rx: Receiver<LinkEvent>,
-    ) {
-        loop {
-            self.drain_cmds(&cmd_rx);
-            // Quotes from other brokers, bounded per round like ingest.
-            for _ in 0..INGEST_BATCHES_PER_ROUND {
-                match link_rx.try_recv() {
-                    Ok(event) => self.on_link_event(event),
-                    Err(_) => break,
-                }
+    /// Start of a round: quotes from other brokers (at most a round's
+    /// worth) and subscribes whose wait for them is over. The thread's
+    /// loop (`router_thread.rs`) calls it after handling commands.
+    pub fn start_round(&mut self, link_rx: &Receiver<LinkEvent>) {
+        for _ in 0..INGEST_BATCHES_PER_ROUND {
+            match link_rx.try_recv() {
+                Ok(event) => self.on_link_event(event),
+                Err(_) => break,
             }
-            if self.cluster.is_some() {
-                self.release_parked(Instant::now());
-            }
-            let mut handled = 0;
-            let mut ingest_open = true;
-            while handled < INGEST_BATCHES_PER_ROUND {
-                match ingest_rx.try_recv() {
-                    Ok(batch) => {
-                        self.drain_cmds(&cmd_rx);
-                        self.ingest(batch);
-                        handled += 1;
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        ingest_open = false;
-                        break;
-                    }
-                }
-            }
-            self.advance_snapshots();
-            self.flush();
-            self.publish_stats(&ingest_rx);
-            if !ingest_open {
-                return;
-            }
-            if handled == 0 && !self.snapshots_ready() {
-                select! {
-                    recv(cmd_rx) -> cmd => match cmd {
-                        Ok(cmd) => self.handle_cmd(cmd),
-                        Err(_) => return,
-                    },
-                    recv(ingest_rx) -> batch => match batch {
-                        Ok(batch) => {
-                            self.drain_cmds(&cmd_rx);
-                            self.ingest(batch);
-                        }
-                        Err(_) => return,
-                    },
-                    recv(link_rx) -> event => {
-                        if let Ok(event) = event {
-                            self.on_link_event(event);
-                        }
-                    },
-                    // Wake now and then to publish stats even when idle.
-                    default(self.idle_wait()) => {}
-                }
-            }
+        }
+        if self.cluster.is_some() {
+            self.release_parked(Instant::now());
         }
     }
 
-    fn publish_stats(&mut self, ingest_rx: &Receiver<IngestBatch>) {
+    /// End of a round: one snapshot slice, then each worker's quotes and
+    /// one wake per worker; the stats at most once a second.
+    pub fn end_round(&mut self) {
+        self.advance_snapshots();
+        self.flush();
         let held = self.topics.history_held();
-        self.stats.publish(Instant::now(), || ingest_rx.len(), held);
+        self.stats.publish(Instant::now(), held);
     }
 
-    fn drain_cmds(&mut self, cmd_rx: &Receiver<RouterCmd>) {
-        while let Ok(cmd) = cmd_rx.try_recv() {
-            self.handle_cmd(cmd);
+    /// Handles every command waiting. Commands are handled before every
+    /// ingest batch: a client that saw its `subscribed` ack (sent after the
+    /// command was queued) must receive any quote published after that,
+    /// so no batch may overtake an earlier command. False once every worker
+    /// has gone.
+    pub fn drain_cmds(&mut self, cmd_rx: &Receiver<RouterCmd>) -> bool {
+        loop {
+            match cmd_rx.try_recv() {
+                Ok(cmd) => self.handle_cmd(cmd),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
         }
     }
 
@@ -333,8 +292,9 @@ impl Router {
         self.send(worker, slice);
     }
 
-    /// Whether some snapshot job can go on now.
-    fn snapshots_ready(&self) -> bool {
+    /// Whether some snapshot job can go on now (the round after this one
+    /// must not wait for input).
+    pub fn snapshots_ready(&self) -> bool {
         self.jobs.ready(|w| self.fanout.keeps_up(w))
     }
 
@@ -365,7 +325,7 @@ impl Router {
 
     /// How long to wait for input when idle: short while an outbox holds
     /// quotes for a worker that is catching up.
-    fn idle_wait(&self) -> Duration {
+    pub fn idle_wait(&self) -> Duration {
         if self.fanout.backed_up() || !self.jobs.is_empty() {
             return BACKLOG_RETRY;
         }

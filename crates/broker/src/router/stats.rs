@@ -1,5 +1,5 @@
 //! The router's own numbers: quotes in, the ingest → router latency and the
-//! ingest queue's depth. Latency samples stay in a thread-local recorder
+//! history's size. Latency samples stay in a thread-local recorder
 //! and are merged into the shared window once per [`PUBLISH_INTERVAL`], so
 //! the window's lock is taken once a second, never per batch.
 
@@ -56,13 +56,11 @@ impl Stats {
         );
     }
 
-    /// At most once per interval: the ingest queue's depth (asked only
-    /// then) and the latency samples go to the shared metrics. Returns
-    /// whether it published.
+    /// At most once per interval: the history's size and the latency
+    /// samples go to the shared metrics. Returns whether it published.
     pub fn publish(
         &mut self,
         now: Instant,
-        ingest_depth: impl FnOnce() -> usize,
         (history_quotes, history_bytes): (usize, usize),
     ) -> bool {
         if now.duration_since(self.last_publish) < PUBLISH_INTERVAL {
@@ -74,9 +72,6 @@ impl Stats {
             .store(history_quotes as u64, Ordering::Relaxed);
         m.history_bytes
             .store(history_bytes as u64, Ordering::Relaxed);
-        self.metrics
-            .ingest_queue_depth
-            .store(ingest_depth() as u64, Ordering::Relaxed);
         self.metrics
             .ingest_router_latency
             .lock()
@@ -111,16 +106,16 @@ mod tests {
         };
 
         let soon = start + PUBLISH_INTERVAL / 2;
-        assert!(!stats.publish(soon, || panic!("not asked between publishes"), (0, 0)));
+        assert!(!stats.publish(soon, (3, 300)));
         assert_eq!(latency(&stats, soon), 0, "samples stay local until then");
+        assert_eq!(stats.metrics.history_quotes.load(Relaxed), 0);
 
         let later = start + PUBLISH_INTERVAL;
-        assert!(stats.publish(later, || 7, (3, 300)));
-        assert_eq!(stats.metrics.ingest_queue_depth.load(Relaxed), 7);
+        assert!(stats.publish(later, (3, 300)));
         assert_eq!(stats.metrics.history_quotes.load(Relaxed), 3);
         assert_eq!(stats.metrics.history_bytes.load(Relaxed), 300);
         assert_eq!(latency(&stats, later), 2);
-        assert!(!stats.publish(later + PUBLISH_INTERVAL / 2, || 0, (0, 0)));
-        assert_eq!(stats.metrics.ingest_queue_depth.load(Relaxed), 7);
+        assert!(!stats.publish(later + PUBLISH_INTERVAL / 2, (0, 0)));
+        assert_eq!(stats.metrics.history_quotes.load(Relaxed), 3);
     }
 }

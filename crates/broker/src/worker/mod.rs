@@ -40,12 +40,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::config::{ms, Config};
+use crate::doorbell::BellSender;
 use crate::messages::{ConnId, RouterCmd, WorkerMsg};
 use crate::metrics::Metrics;
 use crate::session::{BrokerStatus, Connection, Effects, SessionConfig};
@@ -165,7 +166,7 @@ pub struct WorkerParts {
     pub rx: Receiver<WorkerMsg>,
     /// Snapshot slices the router has sent and this worker not yet handled.
     pub slices_queued: Arc<AtomicUsize>,
-    pub router_tx: Sender<RouterCmd>,
+    pub router_tx: BellSender<RouterCmd>,
     pub settings: Arc<WorkerSettings>,
     pub metrics: Arc<Metrics>,
     pub open_connections: Arc<AtomicUsize>,

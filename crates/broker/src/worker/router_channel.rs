@@ -12,8 +12,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, TrySendError};
 
+use crate::doorbell::BellSender;
 use crate::messages::{ConnId, RouterCmd, WorkerMsg};
 
 /// Commands per message to the router: one message stays small, and the
@@ -22,7 +23,7 @@ pub const BATCH_MAX: usize = 64;
 
 pub(super) struct RouterChannel {
     rx: Receiver<WorkerMsg>,
-    tx: Sender<RouterCmd>,
+    tx: BellSender<RouterCmd>,
     /// Snapshot slices the router has sent and this worker not yet handled.
     slices_queued: Arc<AtomicUsize>,
     /// Commands not handed to the router yet, oldest first: this turn's,
@@ -37,7 +38,7 @@ pub(super) struct RouterChannel {
 impl RouterChannel {
     pub fn new(
         rx: Receiver<WorkerMsg>,
-        tx: Sender<RouterCmd>,
+        tx: BellSender<RouterCmd>,
         slices_queued: Arc<AtomicUsize>,
         deferred_limit: usize,
     ) -> RouterChannel {
@@ -173,7 +174,12 @@ mod tests {
     ) -> (RouterChannel, crossbeam_channel::Receiver<RouterCmd>) {
         let (tx, router) = crossbeam_channel::bounded(room);
         let (_to_worker, rx) = crossbeam_channel::bounded(1);
-        let ch = RouterChannel::new(rx, tx, Arc::new(AtomicUsize::new(0)), limit);
+        let ch = RouterChannel::new(
+            rx,
+            BellSender::unheard(tx),
+            Arc::new(AtomicUsize::new(0)),
+            limit,
+        );
         (ch, router)
     }
 

@@ -11,6 +11,7 @@ use tungstenite::Message;
 
 use super::{waker, Worker, WorkerParts, WorkerSettings};
 use crate::config::Config;
+use crate::doorbell::BellSender;
 use crate::messages::{RouterCmd, WorkerMsg};
 use crate::metrics::Metrics;
 
@@ -68,7 +69,7 @@ impl BusyRouterWorker {
                 tls_listener: None,
                 rx,
                 slices_queued: Arc::new(AtomicUsize::new(0)),
-                router_tx,
+                router_tx: BellSender::unheard(router_tx),
                 settings: Arc::new(settings),
                 metrics: metrics.clone(),
                 open_connections: Arc::new(AtomicUsize::new(0)),

@@ -315,7 +315,7 @@ fn quotes_followed_at_once_by_fin_arrive_and_the_producer_is_gone() {
 
 /// More than a turn's reads (16 × 64 KiB) and then FIN, written at once:
 /// every quote is counted in and the producer is counted gone. (When the
-/// ingest thread falls behind, the rest is read next turn without a
+/// router's thread falls behind, the rest is read next turn without a
 /// readiness event and must still find the FIN; how often this test hits
 /// that case depends on timing: the rule is `carried` in `ingest/mod.rs`.)
 #[test]

@@ -129,7 +129,9 @@ fn config(nats: &NatsServer, history_size: usize, fetch_timeout_ms: u64) -> Clus
 /// returned too.
 fn link_up(config: &ClusterConfig) -> (Started, Arc<Metrics>, Vec<LinkEvent>) {
     let metrics = Arc::new(Metrics::new(1));
-    let started = start(config, metrics.clone(), Arc::new(Epoch::new_local())).expect("link");
+    let poll = mio::Poll::new().expect("a poll");
+    let bell = crate::doorbell::Doorbell::new(poll.registry(), mio::Token(0)).expect("a waker");
+    let started = start(config, metrics.clone(), Arc::new(Epoch::new_local()), bell).expect("link");
     let mut before = Vec::new();
     let deadline = Instant::now() + PATIENCE;
     loop {
