@@ -6,12 +6,13 @@
 # excluded; the clients' close at the end included), per connection.
 # SCENARIO=B: the same over scenario B at RATE quotes/s (default 500, as
 # in `scripts/peerbench.sh`), per quote published (connect and warm-up
-# included). PEERBENCH_ARGS: more generator flags. Needs the peerbench copy and the uWS peer that
+# included). SCENARIO=A: per delivery (saturated fan-out). PEERBENCH_ARGS: more generator flags. Needs the peerbench copy and the uWS peer that
 # `scripts/peerbench.sh` makes.
 #
 #   bash scripts/storm-syscalls.sh broker [BROKER_BINARY]
 #   bash scripts/storm-syscalls.sh uws
 #   SCENARIO=B bash scripts/storm-syscalls.sh broker|uws [BROKER_BINARY]
+#   SCENARIO=A bash scripts/storm-syscalls.sh broker|uws [BROKER_BINARY]
 set -euo pipefail
 server=${1:?usage: storm-syscalls.sh broker|uws [BROKER_BINARY]}
 bin=${2:-target/release/tickwire}
@@ -45,7 +46,8 @@ scenario=${SCENARIO:-D}
 case $scenario in
   D) load=(--subscribers 10000) ;;
   B) load=(--rate "${RATE:-500}") ;;
-  *) echo "storm-syscalls.sh: SCENARIO is D or B" >&2; exit 2 ;;
+  A) load=() ;;
+  *) echo "storm-syscalls.sh: SCENARIO is D, B or A" >&2; exit 2 ;;
 esac
 read -r -a more <<<"${PEERBENCH_ARGS:-}"
 load+=("${more[@]}")
@@ -60,6 +62,9 @@ if sys.argv[4] == "D":
     storm = report["storm"]
     n, per = storm["subscribed"], "connection"
     print(f"{sys.argv[3]}: {n} subscribed, {storm['subscribed_per_s']:,.0f}/s")
+elif sys.argv[4] == "A":
+    n, per = report["total_delivered"], "delivery"
+    print(f"{sys.argv[3]}: {n} delivered, {report['deliveries_per_s'] / 1e6:.2f}M/s in the window")
 else:
     n, per = report["total_published"], "quote"
     lat = report["latency"]

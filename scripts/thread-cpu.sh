@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU per thread of a running process over a few seconds, from
 # /proc/PID/task/*/stat (utime + stime, clock ticks): which of a broker's
-# threads (worker-N, router, ingest, ...) the time goes to.
+# threads (worker-N, router, ...) the time goes to.
 #   scripts/thread-cpu.sh PID [SECONDS]   → "name percent-of-one-core" lines
 set -euo pipefail
 pid=${1:?usage: thread-cpu.sh PID [SECONDS]}

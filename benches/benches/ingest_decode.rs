@@ -1,5 +1,6 @@
 //! Decoding producer ingest frames (length prefix + bincode legacy + topic
-//! validation), as the ingest thread does for every frame it reads.
+//! validation), as ingest (on the router's thread) does for every frame it
+//! reads.
 
 use std::hint::black_box;
 

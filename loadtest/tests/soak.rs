@@ -161,7 +161,7 @@ fn a_short_soak_with_every_churn_passes_and_churns() {
         assert!(soak[series]["slope_per_min"].is_number(), "{soak:#}");
     }
     let queues = soak["queue_depth"].as_object().expect("queue depths");
-    assert!(queues.contains_key("ingest"), "{soak:#}");
+    assert!(queues.contains_key("worker-0"), "{soak:#}");
     assert!(soak["broker_after"]["fds"].is_number(), "{soak:#}");
     let text = std::fs::read_to_string(&csv).expect("samples written");
     assert!(text.starts_with("t_s,rss_kib,fds,"), "{text}");

@@ -246,10 +246,25 @@ impl Broker {
                 );
             }
         }
-        for parts in worker_parts {
-            threads.push(Worker::spawn(format!("worker-{}", parts.id), parts)?);
+        let started = worker_parts
+            .into_iter()
+            .try_for_each(|parts| {
+                threads.push(Worker::spawn(format!("worker-{}", parts.id), parts)?);
+                Ok(())
+            })
+            .and_then(|()| producer_gate.open());
+        if let Err(e) = started {
+            // The threads already running hold the listeners: stop them,
+            // so a failed start leaves no port bound.
+            shutdown.store(true, Ordering::Release);
+            for waker in &wakers {
+                let _ = waker.wake();
+            }
+            for thread in threads {
+                let _ = thread.join();
+            }
+            return Err(e);
         }
-        producer_gate.open()?;
 
         if config.log.summary_interval_ms > 0 {
             let (metrics, stop) = (metrics.clone(), shutdown.clone());

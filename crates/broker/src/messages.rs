@@ -1,5 +1,5 @@
-//! What the threads send each other. Ingest → router: decoded quotes.
-//! Worker → router: interest and subscribe commands. Router → worker: shared
+//! What the threads send each other, and what ingest hands the router on
+//! its own thread (decoded quotes, `IngestBatch`). Worker → router: interest and subscribe commands. Router → worker: shared
 //! encoded quotes and subscription activations (on one channel, so a worker
 //! sees them in the router's order).
 

@@ -56,7 +56,9 @@ impl RouterThread {
                 break;
             }
             if !self.router.drain_cmds(&self.cmd_rx) {
-                return;
+                // Every worker has gone (shutdown): still number what the
+                // producers sent.
+                break;
             }
             self.router.start_round(&self.link_rx);
             for event in events.iter() {

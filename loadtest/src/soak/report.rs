@@ -23,7 +23,7 @@
 //!                              (null with fewer than two such samples)
 //! soak.broker_fds              the same for its open file descriptors (/proc/PID/fd)
 //! soak.queue_depth             {QUEUE: {start, end, max, slope_per_min}} of
-//!                              tickwire_queue_depth (ingest, worker-N), from GET /metrics
+//!                              tickwire_queue_depth (worker-N), from GET /metrics
 //!                              on the first --ws address
 //! soak.broker_subscribers      the same of tickwire_connections{kind="subscriber"} (or null)
 //! soak.broker_slow_consumer_closes  growth of tickwire_slow_consumer_closes_total (or null)

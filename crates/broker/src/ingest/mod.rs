@@ -37,9 +37,11 @@ use crate::config::IngestConfig;
 use crate::messages::IngestBatch;
 use crate::metrics::{self, Metrics};
 use crate::transport::Transport;
+use read_queue::ReadQueue;
 use session::{ProducerSession, Reject, Rules};
 
 mod access;
+mod read_queue;
 mod session;
 
 const LISTENER: Token = Token(0);
@@ -65,12 +67,8 @@ pub struct Ingest {
     metrics: Arc<Metrics>,
     /// Every read lands here; a session copies only a partial frame out.
     scratch: Vec<u8>,
-    unread: Vec<usize>,
-    /// Of `unread`, the slots whose reads ran out last turn (no readiness
-    /// event brings them back).
-    carried: Vec<usize>,
-    /// Of this turn's events, the slots whose event carried a FIN or error.
-    fin_or_error: Vec<usize>,
+    /// Producers with bytes to read, in the order they are served.
+    unread: ReadQueue,
 }
 
 /// Opens the producer listener from the thread that starts the broker,
@@ -122,9 +120,7 @@ impl Ingest {
             tls,
             metrics,
             scratch: vec![0; READ_CHUNK],
-            unread: Vec::new(),
-            carried: Vec::new(),
-            fin_or_error: Vec::new(),
+            unread: ReadQueue::default(),
         };
         Ok((ingest, gate))
     }
@@ -147,57 +143,51 @@ impl Ingest {
         match event.token() {
             LISTENER => self.accept(),
             WAKER => {}
-            Token(t) => {
-                self.unread.push(t - FIRST_CONN);
-                if event.is_read_closed() || event.is_error() {
-                    self.fin_or_error.push(t - FIRST_CONN);
-                }
-            }
+            Token(t) => self
+                .unread
+                .ready(t - FIRST_CONN, event.is_read_closed() || event.is_error()),
         }
     }
 
     /// Closes producers past their admission deadline, then reads those
     /// with bytes waiting, handing each read's quotes to `batch`, until
-    /// `budget` batches have gone; the rest are read next turn.
+    /// `budget` batches have gone; the rest are read next turn, first in,
+    /// first out (`read_queue.rs`).
     pub fn read_turn(&mut self, budget: usize, batch: &mut dyn FnMut(IngestBatch)) {
         self.expire_handshakes();
-        self.unread.sort_unstable();
-        self.unread.dedup();
-        let carried = std::mem::take(&mut self.carried);
-        let fin_or_error = std::mem::take(&mut self.fin_or_error);
         let handed = Cell::new(0);
         let mut counting = |b: IngestBatch| {
             handed.set(handed.get() + 1);
             batch(b)
         };
-        for slot in std::mem::take(&mut self.unread) {
+        // Read and with more to read: behind those the budget skipped.
+        let mut more = Vec::new();
+        for ready in self.unread.take() {
             if handed.get() >= budget {
                 // Its event is spent: read it next turn without one.
-                self.unread.push(slot);
-                self.carried.push(slot);
+                self.unread.carry(ready.slot);
                 continue;
             }
-            // A slot carried over from the last turn (its reads ran
-            // out) has no event this turn to say whether a FIN waits:
-            // it reads until EAGAIN.
-            let short_ends = !fin_or_error.contains(&slot) && !carried.contains(&slot);
             let reads = READS_PER_TURN.min(budget - handed.get());
-            match self.read(slot, reads, short_ends, &mut counting) {
-                ReadEnd::MoreLeft => {
-                    self.unread.push(slot);
-                    self.carried.push(slot);
-                }
-                ReadEnd::Closed => self.remove(slot),
+            match self.read(ready.slot, reads, ready.short_ends, &mut counting) {
+                ReadEnd::MoreLeft => more.push(ready.slot),
+                ReadEnd::Closed => self.remove(ready.slot),
                 ReadEnd::WouldBlock => {}
             }
+        }
+        for slot in more {
+            self.unread.carry(slot);
         }
     }
 
     /// Shutdown: handle what producers already sent (bounded: what is in
     /// their socket buffers now), then close them.
     pub fn drain_and_close(&mut self, batch: &mut dyn FnMut(IngestBatch)) {
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.registry.deregister(&mut listener);
+        if let Some(listener) = self.listener.take() {
+            // Registered by its gate, by fd: taken out the same way.
+            let _ = self
+                .registry
+                .deregister(&mut SourceFd(&listener.as_raw_fd()));
         }
         let slots: Vec<usize> = self.producers.iter().map(|(s, _)| s).collect();
         for slot in slots {
@@ -358,6 +348,7 @@ impl Ingest {
     }
 
     fn remove(&mut self, slot: usize) {
+        self.unread.forget(slot);
         if let Some(mut producer) = self.producers.try_remove(slot) {
             let _ = self.registry.deregister(&mut producer.stream);
             metrics::gauge_add(&self.metrics.producer_connections, -1);

@@ -1,6 +1,6 @@
 //! One producer connection as a state machine without I/O, in the manner of
 //! quinn-proto's `Connection` and the subscriber side's `session::Connection`:
-//! the ingest thread (the I/O shell) feeds it the bytes it read and the time,
+//! the ingest shell on the router's thread feeds it the bytes it read and the time,
 //! and it answers with an [`Outcome`] — the quotes to forward as one batch,
 //! whether the producer just got admitted, and the reason to close it — plus
 //! its admission deadline ([`ProducerSession::poll_timeout`]).

@@ -1,6 +1,7 @@
 //! The shell's read budget, over real loopback sockets: a turn hands the
 //! router at most its budget of batches and carries the other producers to
-//! the next turn, which needs no readiness event to read them.
+//! the next turn, which needs no readiness event to read them, and a
+//! producer with more than a turn's reads waiting cannot starve the others.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -46,15 +47,20 @@ fn pump(poll: &mut Poll, ingest: &mut Ingest, done: impl Fn(&Ingest) -> bool) ->
     done(ingest)
 }
 
-#[test]
-fn a_turn_hands_at_most_its_budget_and_the_rest_comes_next_turn() {
-    const PRODUCERS: usize = 5;
-    const BUDGET: usize = 2;
-    let mut poll = Poll::new().expect("poll");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
+/// An ingest shell on a loopback listener whose accepted sockets take 1 MiB
+/// unread (so a test's writes are all buffered before the first read).
+fn ingest_on_loopback() -> (Poll, Ingest, ProducerGate, std::net::SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let poll = Poll::new().expect("poll");
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(1 << 20).expect("rcvbuf");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    socket.bind(&any.into()).expect("bind");
+    socket.listen(16).expect("listen");
+    socket.set_nonblocking(true).expect("nonblocking");
+    let listener: std::net::TcpListener = socket.into();
     let addr = listener.local_addr().expect("addr");
-    let (mut ingest, gate) = Ingest::new(
+    let (ingest, gate) = Ingest::new(
         poll.registry().try_clone().expect("registry"),
         listener,
         IngestConfig::default(),
@@ -63,6 +69,14 @@ fn a_turn_hands_at_most_its_budget_and_the_rest_comes_next_turn() {
         Arc::new(Metrics::default()),
     )
     .expect("ingest");
+    (poll, ingest, gate, addr)
+}
+
+#[test]
+fn a_turn_hands_at_most_its_budget_and_the_rest_comes_next_turn() {
+    const PRODUCERS: usize = 5;
+    const BUDGET: usize = 2;
+    let (mut poll, mut ingest, gate, addr) = ingest_on_loopback();
     // Every producer has connected and written before the gate opens: all
     // of them are readable at once.
     let producers: Vec<TcpStream> = (0..PRODUCERS)
@@ -99,5 +113,47 @@ fn a_turn_hands_at_most_its_budget_and_the_rest_comes_next_turn() {
         None,
         "nothing left to read"
     );
+    drop(producers);
+}
+
+#[test]
+fn producers_with_more_than_a_turns_reads_do_not_starve_a_later_one() {
+    const BUDGET: usize = 2;
+    let (mut poll, mut ingest, gate, addr) = ingest_on_loopback();
+    // Two busy producers, each with five turns' reads (64 KiB a read) in
+    // the socket, accepted first (lower slots); then one with one quote.
+    let bulk: Vec<u8> = quote_frame("BULK")
+        .iter()
+        .copied()
+        .cycle()
+        .take(5 * BUDGET * READ_CHUNK)
+        .collect();
+    let mut producers = Vec::new();
+    for _ in 0..2 {
+        let mut p = TcpStream::connect(addr).expect("connect");
+        socket2::SockRef::from(&p)
+            .set_send_buffer_size(1 << 20)
+            .expect("sndbuf");
+        p.write_all(&bulk).expect("write");
+        producers.push(p);
+    }
+    let mut late = TcpStream::connect(addr).expect("connect");
+    late.write_all(&quote_frame("LATE")).expect("write");
+    producers.push(late);
+    gate.open().expect("gate");
+    assert!(pump(&mut poll, &mut ingest, |i| i.unread.len() == 3));
+
+    // Each busy producer takes a turn's budget and goes to the back: the
+    // late one is read by the third turn (in slot order, it would wait
+    // until both had nothing left, ten turns).
+    let mut late_in = None;
+    for turn in 1..=3 {
+        ingest.read_turn(BUDGET, &mut |batch| {
+            if batch.quotes.iter().any(|q| q.topic.as_str() == "LATE") {
+                late_in = Some(turn);
+            }
+        });
+    }
+    assert_eq!(late_in, Some(3));
     drop(producers);
 }

@@ -10,7 +10,7 @@
 //! | `Interest` | `interest.rs` | worker masks per selector, the generation that keeps topic masks fresh |
 //! | `FanOut` | `to_workers.rs` | worker links, the round's pending quotes, outboxes, wakes |
 //! | `SnapshotJobs` | `snapshots.rs` | catch-ups (snapshots, resumes, rewinds) still being walked, one slice per round |
-//! | `Stats` | `stats.rs` | quotes in, ingest → router latency, queue depth |
+//! | `Stats` | `stats.rs` | quotes in, ingest → router latency, history size |
 //! | `RouterLink` | `cluster.rs` | the NATS side (publishing, remote quotes, parked subscribes) |
 //!
 //! What holds them together is order, kept here: commands before every
