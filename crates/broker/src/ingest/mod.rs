@@ -175,6 +175,10 @@ impl Ingest {
                 ReadEnd::WouldBlock => {}
             }
         }
+        if !more.is_empty() || !self.unread.is_empty() {
+            // Bytes left for the next round: the feed outruns the router.
+            metrics::add(&self.metrics.ingest_backlog_rounds, 1);
+        }
         for slot in more {
             self.unread.carry(slot);
         }

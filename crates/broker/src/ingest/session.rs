@@ -347,4 +347,4 @@ fn frame_error(e: IngestError) -> Reject {
 #[cfg(test)]
 mod props;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -5,27 +5,20 @@
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
 use tickwire_protocol::ingest::{encode_frame, IngestFrame};
-use tickwire_protocol::Quote;
 
 use super::*;
 
 fn quote_frame(topic: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    let quote = Quote {
-        topic: topic.into(),
-        bid: 1.0,
-        ask: 2.0,
-        bid_size: 3.0,
-        ask_size: 4.0,
-        last: 1.5,
-        volume: 5.0,
-        ts: 6,
-    };
-    encode_frame(&IngestFrame::Quote(quote), &mut out);
+    encode_frame(
+        &IngestFrame::Quote(session::tests::quote(topic, 1.0)),
+        &mut out,
+    );
     out
 }
 
@@ -98,11 +91,16 @@ fn a_turn_hands_at_most_its_budget_and_the_rest_comes_next_turn() {
             topics.extend(batch.quotes.into_iter().map(|q| q.topic.to_string()));
         });
         assert!(handed <= BUDGET, "turn {turns} handed {handed}");
-        if topics.len() < PRODUCERS {
-            // Producers left unread keep the next poll from sleeping.
-            assert_eq!(ingest.wait_limit(Instant::now()), Some(Duration::ZERO));
-        }
         turns += 1;
+        let backlog_rounds = ingest.metrics.ingest_backlog_rounds.load(Ordering::Relaxed);
+        if topics.len() < PRODUCERS {
+            // Producers left unread keep the next poll from sleeping, and
+            // the round is counted as one that left a backlog.
+            assert_eq!(ingest.wait_limit(Instant::now()), Some(Duration::ZERO));
+            assert_eq!(backlog_rounds, turns as u64);
+        } else {
+            assert_eq!(backlog_rounds, turns as u64 - 1, "the last round read all");
+        }
     }
     topics.sort();
     let all: Vec<String> = (0..PRODUCERS).map(|i| format!("P{i}")).collect();

@@ -171,6 +171,12 @@ pub fn render(m: &Metrics) -> String {
     );
     counter(
         o,
+        "tickwire_ingest_backlog_rounds_total",
+        "Router rounds that left producers' bytes unread for the next (read budget spent): the router is saturated by the feed.",
+        m.ingest_backlog_rounds.load(Relaxed),
+    );
+    counter(
+        o,
         "tickwire_conflated_total",
         "Quotes replaced by a newer one before a slow subscriber got them.",
         m.conflated.load(Relaxed),

@@ -114,6 +114,9 @@ pub struct Metrics {
     /// By `encodings::Encoding` (its discriminant is the index).
     pub bytes_out: [AtomicU64; Encoding::ALL.len()],
     pub topics_dropped: AtomicU64,
+    /// Router rounds that left producers' bytes unread (its read budget
+    /// spent): the router is saturated by the feed.
+    pub ingest_backlog_rounds: AtomicU64,
     pub connections_refused: AtomicU64,
     /// Connections answered 503: over `max_connections_per_ip`.
     pub ip_limit_refused: AtomicU64,
@@ -169,6 +172,7 @@ impl Metrics {
             deliveries: AtomicU64::new(0),
             bytes_out: Default::default(),
             topics_dropped: AtomicU64::new(0),
+            ingest_backlog_rounds: AtomicU64::new(0),
             resume_recovered: AtomicU64::new(0),
             resume_unrecovered: AtomicU64::new(0),
             history_quotes: AtomicU64::new(0),

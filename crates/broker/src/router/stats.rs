@@ -15,7 +15,8 @@ pub(super) const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(super) struct Stats {
     metrics: Arc<Metrics>,
-    /// Ingest decode → router pickup, merged into `metrics` periodically.
+    /// Ingest decode → the router numbering it, merged into `metrics`
+    /// periodically.
     hop_latency: LatencyRecorder,
     last_publish: Instant,
 }
@@ -33,7 +34,7 @@ impl Stats {
         &self.metrics
     }
 
-    /// Counts a batch picked up from ingest (one latency sample per quote,
+    /// Counts a batch handed over by ingest (one latency sample per quote,
     /// all stamped with the batch's decode time).
     pub fn batch_in(&mut self, batch: &IngestBatch) {
         let quotes = batch.quotes.len() as u64;

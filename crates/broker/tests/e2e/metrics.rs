@@ -69,6 +69,7 @@ fn every_contract_family_is_typed_from_start_up() {
         ("tickwire_request_errors_total", "counter"),
         ("tickwire_queue_depth", "gauge"),
         ("tickwire_ingest_router_latency_seconds", "summary"),
+        ("tickwire_ingest_backlog_rounds_total", "counter"),
         ("tickwire_router_worker_latency_seconds", "summary"),
     ];
     for (name, kind) in expected {

@@ -41,7 +41,7 @@ pub(super) fn open() -> (ProducerSession, Instant) {
     )
 }
 
-pub(super) fn quote(topic: &str, price: f64) -> Quote {
+pub(in crate::ingest) fn quote(topic: &str, price: f64) -> Quote {
     Quote {
         topic: topic.into(),
         bid: price - 0.01,
