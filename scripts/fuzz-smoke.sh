@@ -5,6 +5,10 @@
 #   cd fuzz && cargo +nightly fuzz run ws_frames corpus/ws_frames -- -max_total_time=600
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
+# The targets must compile whatever the toolchain: a stable check fails on
+# our own breakage (once, a broker feature only the main workspace enabled),
+# which the skips below for a nightly's tooling problems would hide.
+cargo check --bins --quiet
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   echo "fuzz-smoke: no nightly toolchain; skipped"
   exit 0
