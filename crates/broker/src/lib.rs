@@ -14,6 +14,7 @@ pub mod demo;
 mod doorbell;
 pub mod encodings;
 mod epoch;
+mod fd_table;
 mod http;
 mod ingest;
 mod listener;
@@ -94,6 +95,14 @@ impl Broker {
             send_buffer: config.subscriber.socket_send_buffer_bytes,
         };
         let ws_listeners = listener::bind_group("websocket", config.ws_addr(), workers, accepted)?;
+        // Room for every fd it may hold, made once (`fd_table.rs`).
+        let fds = config.server.max_connections + config.ingest.max_producers + 256;
+        if let Err(e) = ws_listeners
+            .first()
+            .map_or(Ok(0), |l| fd_table::reserve(fds, l))
+        {
+            tracing::warn!(error = %e, "fd table not reserved; it grows as connections come");
+        }
         let ws_addr = ws_listeners
             .first()
             .ok_or_else(|| io::Error::other("no worker listener"))?
