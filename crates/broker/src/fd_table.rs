@@ -5,7 +5,7 @@
 //! with more than one thread each growth waits for an RCU grace period
 //! (`synchronize_rcu`) with the caller asleep: 20–30 ms on the VMs measured.
 //! A reconnect storm of 10,000 clients on a fresh broker crossed six such
-//! growths (from 64 to 16,384 fds), a worker asleep in `accept4` for about
+//! growths (from 256 to 16,384 fds), a worker asleep in `accept4` for about
 //! 150 ms of a 0.45 s storm while its core sat idle (docs/performance.md).
 //! uWebSockets, one thread, never waits there. Growing the table at start,
 //! once, to the fds the broker may hold lets every later accept find room.
