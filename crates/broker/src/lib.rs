@@ -97,7 +97,11 @@ impl Broker {
         };
         let ws_listeners = listener::bind_group("websocket", config.ws_addr(), workers, accepted)?;
         // Room for every fd it may hold, made once (`fd_table.rs`).
-        let fds = config.server.max_connections + config.ingest.max_producers + 256;
+        let fds = config
+            .server
+            .max_connections
+            .saturating_add(config.ingest.max_producers)
+            .saturating_add(256);
         if let Err(e) = ws_listeners
             .first()
             .map_or(Ok(0), |l| fd_table::reserve(fds, l))
