@@ -106,43 +106,62 @@ mod tests {
 
     const BELL: Token = Token(7);
 
-    fn woken(poll: &mut Poll, events: &mut Events) -> bool {
-        poll.poll(events, Some(Duration::ZERO)).unwrap();
-        events.iter().any(|e| e.token() == BELL)
+    /// A router's poll with its bell, and a sender over a channel of
+    /// `room` messages.
+    struct Setup {
+        poll: Poll,
+        events: Events,
+        bell: Arc<Doorbell>,
+        sender: BellSender<u32>,
+        rx: crossbeam_channel::Receiver<u32>,
+    }
+
+    impl Setup {
+        fn new(room: usize) -> Setup {
+            let poll = Poll::new().unwrap();
+            let bell = Doorbell::new(poll.registry(), BELL).unwrap();
+            let (tx, rx) = crossbeam_channel::bounded(room);
+            Setup {
+                events: Events::with_capacity(8),
+                sender: BellSender::new(tx, bell.clone()),
+                poll,
+                bell,
+                rx,
+            }
+        }
+
+        fn woken(&mut self) -> bool {
+            self.poll
+                .poll(&mut self.events, Some(Duration::ZERO))
+                .unwrap();
+            self.events.iter().any(|e| e.token() == BELL)
+        }
     }
 
     #[test]
     fn rings_only_a_sleeping_router_and_once() {
-        let mut poll = Poll::new().unwrap();
-        let mut events = Events::with_capacity(8);
-        let bell = Doorbell::new(poll.registry(), BELL).unwrap();
-        let (tx, rx) = crossbeam_channel::bounded(4);
-        let sender = BellSender::new(tx, bell.clone());
+        let mut s = Setup::new(4);
 
         // Awake: the message is sent, the waker is not rung.
-        sender.try_send(1).unwrap();
-        assert!(!woken(&mut poll, &mut events));
+        s.sender.try_send(1).unwrap();
+        assert!(!s.woken());
 
         // Asleep: the first sender wakes it, the second finds it awake.
-        bell.going_to_sleep();
-        sender.try_send(2).unwrap();
-        assert!(!bell.asleep.load(Ordering::Relaxed));
-        sender.try_send(3).unwrap();
-        assert!(woken(&mut poll, &mut events));
-        assert!(!woken(&mut poll, &mut events));
-        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2, 3]);
+        s.bell.going_to_sleep();
+        s.sender.try_send(2).unwrap();
+        assert!(!s.bell.asleep.load(Ordering::Relaxed));
+        s.sender.try_send(3).unwrap();
+        assert!(s.woken());
+        assert!(!s.woken());
+        assert_eq!(s.rx.try_iter().collect::<Vec<_>>(), [1, 2, 3]);
     }
 
     #[test]
     fn a_full_channel_is_refused_and_rings_nothing() {
-        let mut poll = Poll::new().unwrap();
-        let mut events = Events::with_capacity(8);
-        let bell = Doorbell::new(poll.registry(), BELL).unwrap();
-        let (tx, _rx) = crossbeam_channel::bounded(1);
-        let sender = BellSender::new(tx, bell.clone());
-        sender.try_send(1).unwrap();
-        bell.going_to_sleep();
-        assert!(matches!(sender.try_send(2), Err(TrySendError::Full(2))));
-        assert!(!woken(&mut poll, &mut events));
+        let mut s = Setup::new(1);
+        s.sender.try_send(1).unwrap();
+        s.bell.going_to_sleep();
+        assert!(matches!(s.sender.try_send(2), Err(TrySendError::Full(2))));
+        assert!(!s.woken());
     }
 }
