@@ -10,23 +10,34 @@
 //! a hash table: measured, −3% of a reconnect storm's instructions
 //! against eight.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use hashbrown::hash_table::{Entry, HashTable};
+
 use crate::topic::same_text;
+use crate::topic_name::{text_hash, KeyText, TopicName};
 
 /// Keys kept in the vector before moving to a hash map.
 const SMALL: usize = 16;
 
+/// An entry of the hash map form: the hash is not stored; the table asks
+/// for it only when it grows (as `std`'s map does).
+type Pair<V> = (Arc<str>, V);
+
 pub(crate) enum KeyMap<V> {
     /// Empty or one entry, inline.
-    One(Option<(Arc<str>, V)>),
-    Small(Vec<(Arc<str>, V)>),
+    One(Option<Pair<V>>),
+    Small(Vec<Pair<V>>),
     // Boxed for the enum's size, not the heap: the small variant is what
     // nearly every per-connection index is, and it should not carry a hash
-    // map's 48 bytes inline.
-    #[allow(clippy::box_collection)]
-    Large(Box<HashMap<Arc<str>, V>>),
+    // table inline. A table, not a map: a lookup takes the hash its key
+    // carries (`KeyText`), so a topic is hashed once, not per map.
+    Large(Box<HashTable<Pair<V>>>),
+}
+
+/// The hash of a stored entry, for the table's growth.
+fn rehash<V>(pair: &Pair<V>) -> u64 {
+    text_hash(&pair.0)
 }
 
 impl<V> Default for KeyMap<V> {
@@ -44,44 +55,36 @@ impl<V> KeyMap<V> {
         }
     }
 
-    pub fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &V)> {
-        match self {
-            KeyMap::One(one) => one
-                .as_ref()
-                .filter(|(k, _)| same_text(k, key))
-                .map(|(k, v)| (k, v)),
-            KeyMap::Small(v) => v
-                .iter()
-                .find(|(k, _)| same_text(k, key))
-                .map(|(k, v)| (k, v)),
-            KeyMap::Large(m) => m.get_key_value(key),
-        }
+    pub fn get_key_value<K: KeyText + ?Sized>(&self, key: &K) -> Option<(&Arc<str>, &V)> {
+        let text = key.text();
+        let pair = match self {
+            KeyMap::One(one) => one.as_ref().filter(|(k, _)| same_text(k, text)),
+            KeyMap::Small(v) => v.iter().find(|(k, _)| same_text(k, text)),
+            KeyMap::Large(m) => m.find(key.text_hash(), |(k, _)| same_text(k, text)),
+        };
+        pair.map(|(k, v)| (k, v))
     }
 
-    pub fn get(&self, key: &str) -> Option<&V> {
+    pub fn get<K: KeyText + ?Sized>(&self, key: &K) -> Option<&V> {
         self.get_key_value(key).map(|(_, v)| v)
     }
 
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        match self {
-            KeyMap::One(one) => one
-                .as_mut()
-                .filter(|(k, _)| same_text(k, key))
-                .map(|(_, v)| v),
-            KeyMap::Small(v) => v
-                .iter_mut()
-                .find(|(k, _)| same_text(k, key))
-                .map(|(_, v)| v),
-            KeyMap::Large(m) => m.get_mut(key),
-        }
+    pub fn get_mut<K: KeyText + ?Sized>(&mut self, key: &K) -> Option<&mut V> {
+        let text = key.text();
+        let pair = match self {
+            KeyMap::One(one) => one.as_mut().filter(|(k, _)| same_text(k, text)),
+            KeyMap::Small(v) => v.iter_mut().find(|(k, _)| same_text(k, text)),
+            KeyMap::Large(m) => m.find_mut(key.text_hash(), |(k, _)| same_text(k, text)),
+        };
+        pair.map(|(_, v)| v)
     }
 
     /// The value under `key`, inserted with `make` when absent, in one
-    /// probe (a hash map's entry; the key an `Arc` the caller holds, so
-    /// the owned key is a count). True when inserted.
+    /// probe (the key's text an `Arc` the caller holds, so the owned key
+    /// is a count). True when inserted.
     pub fn get_or_insert_with(
         &mut self,
-        key: &Arc<str>,
+        key: &TopicName,
         make: impl FnOnce() -> V,
     ) -> (&mut V, bool) {
         // One scan of the short forms for the key's position.
@@ -94,12 +97,14 @@ impl<V> KeyMap<V> {
         };
         if found.is_none() {
             if let KeyMap::Large(m) = self {
-                let mut inserted = false;
-                let value = m.entry(key.clone()).or_insert_with(|| {
-                    inserted = true;
-                    make()
-                });
-                return (value, inserted);
+                let entry = m.entry(key.hash_value(), |(k, _)| same_text(k, key), rehash);
+                return match entry {
+                    Entry::Occupied(entry) => (&mut entry.into_mut().1, false),
+                    Entry::Vacant(entry) => {
+                        let entry = entry.insert((key.text().clone(), make()));
+                        (&mut entry.into_mut().1, true)
+                    }
+                };
             }
             self.insert_new(key.clone(), make());
         }
@@ -112,7 +117,7 @@ impl<V> KeyMap<V> {
                 None => v.last_mut().map(|(_, v)| v),
             },
             // Just moved from the vector past `SMALL`.
-            KeyMap::Large(m) => m.get_mut(&**key),
+            KeyMap::Large(_) => self.get_mut(key),
         };
         match value {
             Some(value) => (value, inserted),
@@ -134,54 +139,61 @@ impl<V> KeyMap<V> {
                 *self = KeyMap::Small(v);
             }
             KeyMap::Small(v) => v.reserve_exact(wanted.min(SMALL).saturating_sub(v.len())),
-            KeyMap::Large(m) => m.reserve(additional),
+            KeyMap::Large(m) => m.reserve(additional, rehash),
         }
     }
 
     /// Inserts a key that is not present (the caller checked).
-    pub fn insert_new(&mut self, key: Arc<str>, value: V) {
+    pub fn insert_new(&mut self, key: TopicName, value: V) {
         match self {
-            KeyMap::One(one @ None) => *one = Some((key, value)),
+            KeyMap::One(one @ None) => *one = Some((key.into_text(), value)),
             KeyMap::One(one) => {
                 let mut v = Vec::with_capacity(2);
                 v.extend(one.take());
-                v.push((key, value));
+                v.push((key.into_text(), value));
                 *self = KeyMap::Small(v);
             }
             KeyMap::Small(v) if v.len() < SMALL => {
                 // Grow one slot at a time: the point is not to over-allocate.
                 v.reserve_exact(1);
-                v.push((key, value));
+                v.push((key.into_text(), value));
             }
             KeyMap::Small(v) => {
-                let mut m: HashMap<Arc<str>, V> = std::mem::take(v).into_iter().collect();
-                m.insert(key, value);
+                let mut m = HashTable::with_capacity(v.len() + 1);
+                for pair in std::mem::take(v) {
+                    m.insert_unique(rehash(&pair), pair, rehash);
+                }
+                m.insert_unique(key.hash_value(), (key.into_text(), value), rehash);
                 *self = KeyMap::Large(Box::new(m));
             }
             KeyMap::Large(m) => {
-                m.insert(key, value);
+                m.insert_unique(key.hash_value(), (key.into_text(), value), rehash);
             }
         }
     }
 
-    pub fn remove_entry(&mut self, key: &str) -> Option<(Arc<str>, V)> {
+    pub fn remove_entry<K: KeyText + ?Sized>(&mut self, key: &K) -> Option<Pair<V>> {
+        let text = key.text();
         match self {
             KeyMap::One(one) => {
-                if one.as_ref().is_some_and(|(k, _)| same_text(k, key)) {
+                if one.as_ref().is_some_and(|(k, _)| same_text(k, text)) {
                     one.take()
                 } else {
                     None
                 }
             }
             KeyMap::Small(v) => {
-                let i = v.iter().position(|(k, _)| same_text(k, key))?;
+                let i = v.iter().position(|(k, _)| same_text(k, text))?;
                 let entry = v.swap_remove(i);
                 if v.is_empty() {
                     *v = Vec::new();
                 }
                 Some(entry)
             }
-            KeyMap::Large(m) => m.remove_entry(key),
+            KeyMap::Large(m) => m
+                .find_entry(key.text_hash(), |(k, _)| same_text(k, text))
+                .ok()
+                .map(|entry| entry.remove().0),
         }
     }
 
@@ -194,7 +206,7 @@ impl<V> KeyMap<V> {
     }
 
     /// Empties the map, returning every entry.
-    pub fn take_all(&mut self) -> Vec<(Arc<str>, V)> {
+    pub fn take_all(&mut self) -> Vec<Pair<V>> {
         match std::mem::take(self) {
             KeyMap::One(one) => one.into_iter().collect(),
             KeyMap::Small(v) => v,
@@ -204,20 +216,21 @@ impl<V> KeyMap<V> {
 }
 
 pub(crate) enum Iter<'a, V> {
-    One(std::option::Iter<'a, (Arc<str>, V)>),
-    Small(std::slice::Iter<'a, (Arc<str>, V)>),
-    Large(std::collections::hash_map::Iter<'a, Arc<str>, V>),
+    One(std::option::Iter<'a, Pair<V>>),
+    Small(std::slice::Iter<'a, Pair<V>>),
+    Large(hashbrown::hash_table::Iter<'a, Pair<V>>),
 }
 
 impl<'a, V> Iterator for Iter<'a, V> {
     type Item = (&'a Arc<str>, &'a V);
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            Iter::One(i) => i.next().map(|(k, v)| (k, v)),
-            Iter::Small(i) => i.next().map(|(k, v)| (k, v)),
+        let pair = match self {
+            Iter::One(i) => i.next(),
+            Iter::Small(i) => i.next(),
             Iter::Large(i) => i.next(),
-        }
+        };
+        pair.map(|(k, v)| (k, v))
     }
 }
 
@@ -229,7 +242,7 @@ mod tests {
     fn behaves_alike_below_and_past_the_small_size() {
         let mut map = KeyMap::default();
         for i in 0..20u32 {
-            map.insert_new(Arc::from(format!("K{i}").as_str()), i);
+            map.insert_new(TopicName::from(format!("K{i}").as_str()), i);
             assert_eq!(map.len(), i as usize + 1);
             let kind = match map {
                 KeyMap::One(_) => 1,
@@ -268,12 +281,12 @@ mod tests {
     fn get_or_insert_with_finds_or_inserts_in_every_form() {
         let mut map = KeyMap::default();
         for i in 0..20u32 {
-            let key: Arc<str> = Arc::from(format!("K{i}").as_str());
+            let key = TopicName::from(format!("K{i}").as_str());
             let (value, inserted) = map.get_or_insert_with(&key, || i);
             assert_eq!((*value, inserted), (i, true));
             *value += 100;
             for j in 0..=i {
-                let key: Arc<str> = Arc::from(format!("K{j}").as_str());
+                let key = TopicName::from(format!("K{j}").as_str());
                 let (value, inserted) = map.get_or_insert_with(&key, || 999);
                 assert_eq!((*value, inserted), (j + 100, false));
             }
@@ -293,7 +306,7 @@ mod tests {
         };
         assert_eq!((v.len(), v.capacity()), (0, 10));
         for i in 0..10u32 {
-            map.insert_new(Arc::from(format!("K{i}").as_str()), i);
+            map.insert_new(TopicName::from(format!("K{i}").as_str()), i);
         }
         let KeyMap::Small(v) = &map else {
             panic!("still a vector");
@@ -301,7 +314,7 @@ mod tests {
         assert_eq!(v.capacity(), 10, "no growth after the reserve");
         map.reserve(100);
         for i in 10..40u32 {
-            map.insert_new(Arc::from(format!("K{i}").as_str()), i);
+            map.insert_new(TopicName::from(format!("K{i}").as_str()), i);
         }
         assert!(matches!(map, KeyMap::Large(_)));
         assert_eq!(map.get("K39"), Some(&39));
@@ -311,15 +324,15 @@ mod tests {
     #[test]
     fn the_one_inline_entry_comes_and_goes() {
         let mut map = KeyMap::default();
-        map.insert_new(Arc::from("A"), 1);
+        map.insert_new(TopicName::from("A"), 1);
         assert!(matches!(map, KeyMap::One(Some(_))));
         assert_eq!(map.get("A"), Some(&1));
         assert_eq!(map.get("B"), None);
         assert_eq!(map.remove_entry("B"), None);
         assert_eq!(map.remove_entry("A").map(|(_, v)| v), Some(1));
         assert_eq!((map.len(), map.iter().count()), (0, 0));
-        map.insert_new(Arc::from("A"), 2);
-        map.insert_new(Arc::from("B"), 3);
+        map.insert_new(TopicName::from("A"), 2);
+        map.insert_new(TopicName::from("B"), 3);
         assert_eq!(map.len(), 2);
         assert_eq!((map.get("A"), map.get("B")), (Some(&2), Some(&3)));
     }

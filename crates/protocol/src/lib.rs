@@ -24,6 +24,7 @@ pub mod prefix_index;
 pub mod quote;
 pub mod server;
 pub mod topic;
+pub mod topic_name;
 
 mod bincode_legacy;
 mod json_write;
@@ -39,3 +40,4 @@ pub const MAX_SEQ: u64 = (1 << 53) - 1;
 pub use prefix_index::PrefixIndex;
 pub use quote::Quote;
 pub use topic::Selector;
+pub use topic_name::{HashedText, KeyText, TopicName};

@@ -23,8 +23,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::topic::Selector;
+use crate::topic_name::{KeyText, TopicName};
 pub use keys::selector_of;
-use keys::{selector_of_key, with_key};
+use keys::{selector_of_key, SelectorKey};
 
 /// The length counts of an index without prefixes.
 static NO_PREFIXES: BTreeMap<u8, u32> = BTreeMap::new();
@@ -102,52 +103,53 @@ impl<V> PrefixIndex<V> {
     }
 
     pub fn get(&self, selector: &Selector) -> Option<&V> {
-        with_key(selector, |k| self.map.get(k)).flatten()
+        self.map.get(&SelectorKey::of(selector)?)
     }
 
     pub fn get_mut(&mut self, selector: &Selector) -> Option<&mut V> {
-        with_key(selector, |k| self.map.get_mut(k)).flatten()
+        self.map.get_mut(&SelectorKey::of(selector)?)
     }
 
     pub fn contains(&self, selector: &Selector) -> bool {
         self.get(selector).is_some()
     }
 
-    /// The value of exact key `topic` (one hash probe).
-    pub fn exact(&self, topic: &str) -> Option<&V> {
-        self.map.get(topic).filter(|_| !topic.ends_with('*'))
+    /// The value of exact key `topic` (one hash probe, with the hash
+    /// `topic` carries if it is a [`TopicName`]).
+    pub fn exact<K: KeyText + ?Sized>(&self, topic: &K) -> Option<&V> {
+        self.map.get(topic).filter(|_| !topic.text().ends_with('*'))
     }
 
-    pub fn exact_mut(&mut self, topic: &str) -> Option<&mut V> {
-        if topic.ends_with('*') {
+    pub fn exact_mut<K: KeyText + ?Sized>(&mut self, topic: &K) -> Option<&mut V> {
+        if topic.text().ends_with('*') {
             return None;
         }
         self.map.get_mut(topic)
     }
 
     /// The stored key and value of exact key `topic`.
-    pub fn exact_key_value(&self, topic: &str) -> Option<(&Arc<str>, &V)> {
+    pub fn exact_key_value<K: KeyText + ?Sized>(&self, topic: &K) -> Option<(&Arc<str>, &V)> {
         self.map
             .get_key_value(topic)
-            .filter(|_| !topic.ends_with('*'))
+            .filter(|_| !topic.text().ends_with('*'))
     }
 
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, selector: &Selector, value: V) -> Option<V> {
-        let key: Arc<str> = match selector {
+        let key = match selector {
             Selector::Exact(t) => t.clone(),
-            Selector::Prefix(_) => Arc::from(selector.as_written()),
+            Selector::Prefix(_) => TopicName::new(Arc::from(selector.as_written())),
         };
         self.insert_key(key, value)
     }
 
-    /// Inserts under exact key `topic`, keeping this very `Arc` as the key.
-    pub fn insert_exact(&mut self, topic: Arc<str>, value: V) -> Option<V> {
+    /// Inserts under exact key `topic`, keeping its very `Arc` as the key.
+    pub fn insert_exact(&mut self, topic: TopicName, value: V) -> Option<V> {
         debug_assert!(!topic.ends_with('*'));
         self.insert_key(topic, value)
     }
 
-    fn insert_key(&mut self, key: Arc<str>, value: V) -> Option<V> {
+    fn insert_key(&mut self, key: TopicName, value: V) -> Option<V> {
         if let Some(old) = self.map.get_mut(&key) {
             return Some(std::mem::replace(old, value));
         }
@@ -162,7 +164,7 @@ impl<V> PrefixIndex<V> {
             }
             None => {
                 if let Some(ordered) = self.ordered_mut() {
-                    ordered.insert(key.clone());
+                    ordered.insert(key.text().clone());
                 }
             }
         }
@@ -182,7 +184,7 @@ impl<V> PrefixIndex<V> {
             let (value, inserted) = self.map.get_or_insert_with(topic, make);
             if inserted {
                 if let Some(ordered) = self.extras.as_deref_mut().and_then(|e| e.ordered.as_mut()) {
-                    ordered.insert(topic.clone());
+                    ordered.insert(topic.text().clone());
                 }
             }
             return (value, inserted);
@@ -193,7 +195,7 @@ impl<V> PrefixIndex<V> {
             self.insert(selector, make());
             true
         };
-        let value = with_key(selector, |k| self.map.get_mut(k)).flatten();
+        let value = SelectorKey::of(selector).and_then(|k| self.map.get_mut(&k));
         match value {
             Some(v) => (v, inserted),
             // Just inserted or present: unreachable, but never a panic.
@@ -202,14 +204,14 @@ impl<V> PrefixIndex<V> {
     }
 
     pub fn remove(&mut self, selector: &Selector) -> Option<V> {
-        let (key, value) = with_key(selector, |k| self.map.remove_entry(k)).flatten()?;
+        let (key, value) = self.map.remove_entry(&SelectorKey::of(selector)?)?;
         self.forget_key(&key);
         Some(value)
     }
 
     /// Removes exact key `topic`.
-    pub fn remove_exact(&mut self, topic: &str) -> Option<V> {
-        if topic.ends_with('*') {
+    pub fn remove_exact<K: KeyText + ?Sized>(&mut self, topic: &K) -> Option<V> {
+        if topic.text().ends_with('*') {
             return None;
         }
         let (key, value) = self.map.remove_entry(topic)?;
@@ -245,27 +247,27 @@ impl<V> PrefixIndex<V> {
     /// Every entry matching `topic`, most specific first: the exact entry,
     /// then prefixes from the longest to the shortest. Each item is the key
     /// as written and its value.
-    pub fn matching<'a, 't>(&'a self, topic: &'t str) -> Matching<'a, 't, V> {
+    pub fn matching<'a, 't, K: KeyText + ?Sized>(&'a self, topic: &'t K) -> Matching<'a, 't, V, K> {
         Matching {
             index: self,
             topic,
-            exact_done: topic.ends_with('*'),
+            exact_done: topic.text().ends_with('*'),
             lens: self
                 .extras
                 .as_deref()
                 .map_or(&NO_PREFIXES, |e| &e.prefix_lens)
-                .range(..=(topic.len().min(255) as u8))
+                .range(..=(topic.text().len().min(255) as u8))
                 .rev(),
         }
     }
 
     /// The value of the most specific entry matching `topic`.
-    pub fn most_specific(&self, topic: &str) -> Option<&V> {
+    pub fn most_specific<K: KeyText + ?Sized>(&self, topic: &K) -> Option<&V> {
         self.matching(topic).next().map(|(_, v)| v)
     }
 
     /// True when some entry matches `topic`.
-    pub fn matches(&self, topic: &str) -> bool {
+    pub fn matches<K: KeyText + ?Sized>(&self, topic: &K) -> bool {
         self.matching(topic).next().is_some()
     }
 

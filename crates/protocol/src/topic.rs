@@ -7,6 +7,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+pub use crate::topic_name::TopicName;
+
 /// Longest topic or pattern, in bytes.
 pub const MAX_TOPIC_LEN: usize = 64;
 
@@ -31,7 +33,8 @@ pub fn is_valid_topic(s: &str) -> bool {
 #[allow(clippy::derived_hash_with_manual_eq)]
 #[derive(Clone, Debug, Eq, Hash, PartialOrd, Ord)]
 pub enum Selector {
-    Exact(Arc<str>),
+    /// The topic, with its hash made once (see `topic_name.rs`).
+    Exact(TopicName),
     /// The text before the trailing `*`; empty for `"*"`.
     Prefix(Arc<str>),
 }
@@ -39,8 +42,8 @@ pub enum Selector {
 impl PartialEq for Selector {
     fn eq(&self, other: &Selector) -> bool {
         match (self, other) {
-            (Selector::Exact(a), Selector::Exact(b))
-            | (Selector::Prefix(a), Selector::Prefix(b)) => same_text(a, b),
+            (Selector::Exact(a), Selector::Exact(b)) => a == b,
+            (Selector::Prefix(a), Selector::Prefix(b)) => same_text(a, b),
             _ => false,
         }
     }
@@ -71,21 +74,21 @@ impl Selector {
                 Some(Selector::Prefix(prefix.into()))
             }
             Some(_) => None,
-            None if is_valid_topic(s) => Some(Selector::Exact(s.into())),
+            None if is_valid_topic(s) => Some(Selector::Exact(TopicName::from(s))),
             None => None,
         }
     }
 
     /// [`Selector::parse`] with the text (the prefix's, for a pattern) made
-    /// by `text`: a caller sharing texts among many selectors passes its
+    /// by `name`: a caller sharing texts among many selectors passes its
     /// interner.
-    pub fn parse_with(s: &str, text: impl FnOnce(&str) -> Arc<str>) -> Option<Selector> {
+    pub fn parse_with(s: &str, name: impl FnOnce(&str) -> TopicName) -> Option<Selector> {
         if !Selector::is_valid(s) {
             return None;
         }
         Some(match s.strip_suffix('*') {
-            Some(prefix) => Selector::Prefix(text(prefix)),
-            None => Selector::Exact(text(s)),
+            Some(prefix) => Selector::Prefix(name(prefix).into_text()),
+            None => Selector::Exact(name(s)),
         })
     }
 

@@ -14,7 +14,7 @@ fn name() -> impl Strategy<Value = String> {
 
 fn selector() -> impl Strategy<Value = Selector> {
     prop_oneof![
-        "[AB.]{1,4}".prop_map(|t| Selector::Exact(t.into())),
+        "[AB.]{1,4}".prop_map(|t| Selector::Exact(t.as_str().into())),
         name().prop_map(|p| Selector::Prefix(p.into())),
     ]
 }
@@ -92,7 +92,8 @@ proptest! {
     #[test]
     fn same_text_and_selector_equality_are_plain_equality(a in selector(), b in selector()) {
         let text = |s: &Selector| match s {
-            Selector::Exact(t) | Selector::Prefix(t) => t.to_string(),
+            Selector::Exact(t) => t.to_string(),
+            Selector::Prefix(t) => t.to_string(),
         };
         let same_kind = matches!(
             (&a, &b),

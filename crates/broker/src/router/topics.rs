@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tickwire_protocol::{PrefixIndex, Selector, MAX_SEQ};
+use tickwire_protocol::{HashedText, PrefixIndex, Selector, MAX_SEQ};
 
 use super::cluster::Origin;
 use super::history::{Eviction, HistoryLimits, Ring};
@@ -78,11 +78,13 @@ impl TopicTable {
     /// shared name (one `Arc` for every copy of every quote) and its state.
     /// None past `max_topics`: that quote is dropped, counted.
     pub fn quote(&mut self, topic: &str) -> Option<(Arc<str>, Quoting<'_>)> {
-        let name = match self.topics.exact_key_value(topic) {
+        // Hashed once for both probes.
+        let key = HashedText::new(topic);
+        let name = match self.topics.exact_key_value(&key) {
             Some((name, _)) => name.clone(),
-            None => self.create(topic)?,
+            None => self.create(key)?,
         };
-        let topic = self.topics.exact_mut(&name)?;
+        let topic = self.topics.exact_mut(&key)?;
         let quoting = Quoting {
             topic,
             accepted: &mut self.accepted,
@@ -91,14 +93,18 @@ impl TopicTable {
         Some((name, quoting))
     }
 
-    fn create(&mut self, topic: &str) -> Option<Arc<str>> {
+    fn create(&mut self, topic: HashedText<'_>) -> Option<Arc<str>> {
         if self.topics.len() >= self.max_topics {
             if self.metrics.topics_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                tracing::warn!(max_topics = self.max_topics, %topic, "topic limit reached; quotes for new topics are dropped");
+                tracing::warn!(
+                    max_topics = self.max_topics,
+                    topic = topic.as_str(),
+                    "topic limit reached; quotes for new topics are dropped"
+                );
             }
             return None;
         }
-        let name: Arc<str> = Arc::from(topic);
+        let name = topic.to_name();
         let fresh = Topic {
             seq: 0,
             last: None,
@@ -108,9 +114,10 @@ impl TopicTable {
             origin: Origin::default(),
             ring: Ring::default(),
         };
-        self.topics.insert_exact(name.clone(), fresh);
+        let text = name.text().clone();
+        self.topics.insert_exact(name, fresh);
         metrics::gauge_add(&self.metrics.topics, 1);
-        Some(name)
+        Some(text)
     }
 
     /// The cached workers of the one topic an exact selector names (a

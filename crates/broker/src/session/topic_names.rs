@@ -5,11 +5,13 @@
 //! (32 bytes each with the allocator's header, per topic per connection);
 //! taken from here they hold 100, and an idle subscriber's key is a count.
 //! A text is dropped by the worker's sweep once no entry holds it.
+//!
+//! A text is kept with its hash ([`TopicName`]): the one hash made of a
+//! subscribe's topic, here, is the one every later map uses.
 
-use std::collections::HashSet;
-use std::sync::Arc;
-
-use tickwire_protocol::Selector;
+use hashbrown::HashTable;
+use tickwire_protocol::topic::same_text;
+use tickwire_protocol::{HashedText, KeyText, Selector, TopicName};
 
 /// Texts kept at most: past it a new text is made for its selector alone
 /// (a client naming endless distinct topics grows nothing here).
@@ -23,7 +25,7 @@ const FIRST_SWEEP: usize = 1024;
 
 #[derive(Debug)]
 pub struct TopicNames {
-    names: HashSet<Arc<str>>,
+    names: HashTable<TopicName>,
     /// Texts made (shared or, past the cap, alone) since the last walk.
     made: usize,
     /// The walk comes once `made` reaches this.
@@ -35,7 +37,7 @@ pub struct TopicNames {
 impl Default for TopicNames {
     fn default() -> Self {
         TopicNames {
-            names: HashSet::new(),
+            names: HashTable::new(),
             made: 0,
             walk_after: FIRST_SWEEP,
             walks: 0,
@@ -49,14 +51,19 @@ impl TopicNames {
         Selector::parse_with(s, |text| self.text(text))
     }
 
-    fn text(&mut self, text: &str) -> Arc<str> {
-        if let Some(shared) = self.names.get(text) {
+    fn text(&mut self, text: &str) -> TopicName {
+        let key = HashedText::new(text);
+        if let Some(shared) = self
+            .names
+            .find(key.text_hash(), |name| same_text(name, text))
+        {
             return shared.clone();
         }
-        let made: Arc<str> = Arc::from(text);
+        let made = key.to_name();
         self.made += 1;
         if self.names.len() < MAX_NAMES {
-            self.names.insert(made.clone());
+            self.names
+                .insert_unique(key.text_hash(), made.clone(), TopicName::hash_value);
         }
         made
     }
@@ -74,9 +81,11 @@ impl TopicNames {
 
     fn sweep_now(&mut self) {
         self.walks += 1;
-        self.names.retain(|name| Arc::strong_count(name) > 1);
+        self.names
+            .retain(|name| std::sync::Arc::strong_count(name.text()) > 1);
         if self.names.capacity() > 4 * self.names.len().max(FIRST_SWEEP) {
-            self.names.shrink_to(2 * self.names.len());
+            self.names
+                .shrink_to(2 * self.names.len(), TopicName::hash_value);
         }
         self.made = 0;
         self.walk_after = self.names.len().max(FIRST_SWEEP);
@@ -93,7 +102,7 @@ mod tests {
     use super::*;
 
     /// The texts of two selectors of exact topic `topic`.
-    fn twice(names: &mut TopicNames, topic: &str) -> (Arc<str>, Arc<str>) {
+    fn twice(names: &mut TopicNames, topic: &str) -> (TopicName, TopicName) {
         match (names.selector(topic), names.selector(topic)) {
             (Some(Selector::Exact(a)), Some(Selector::Exact(b))) => (a, b),
             other => panic!("exact selectors: {other:?}"),
@@ -111,7 +120,7 @@ mod tests {
     fn selectors_of_one_text_share_it_until_none_holds_it() {
         let mut names = TopicNames::default();
         let (a, b) = twice(&mut names, "AAPL");
-        assert!(Arc::ptr_eq(&a, &b));
+        assert!(std::sync::Arc::ptr_eq(a.text(), b.text()));
         assert_eq!(names.selector("FX.*"), Selector::parse("FX.*"));
         assert_eq!(names.selector("bad topic"), None);
         names.sweep();
@@ -174,7 +183,7 @@ mod tests {
         let held = fill(&mut names);
         assert_eq!(names.len(), MAX_NAMES);
         let (a, b) = twice(&mut names, "ONE.MORE");
-        assert!(!Arc::ptr_eq(&a, &b));
+        assert!(!std::sync::Arc::ptr_eq(a.text(), b.text()));
         assert_eq!(names.len(), MAX_NAMES);
         drop(held);
     }

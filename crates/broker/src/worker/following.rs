@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use tickwire_protocol::{PrefixIndex, Selector};
+use tickwire_protocol::{KeyText, PrefixIndex, Selector};
 
 use crate::messages::{LocalQuote, SharedQuote};
 
@@ -113,7 +113,11 @@ impl Following {
         }
     }
 
-    fn followed_since(&mut self, topic: &str, stamp: u64) -> Option<&mut Followed> {
+    fn followed_since<K: KeyText + ?Sized>(
+        &mut self,
+        topic: &K,
+        stamp: u64,
+    ) -> Option<&mut Followed> {
         self.followed
             .exact_mut(topic)
             .filter(|followed| followed.since <= stamp)

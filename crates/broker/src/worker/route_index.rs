@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tickwire_protocol::{PrefixIndex, Selector};
+use tickwire_protocol::{PrefixIndex, Selector, TopicName};
 
 use crate::session::throttle::spacing;
 
@@ -113,7 +113,8 @@ impl RouteIndex {
             .into_iter()
             .map(|(slot, _, max_hz)| Target { slot, max_hz })
             .collect();
-        self.routes.insert_exact(topic.clone(), route.clone());
+        self.routes
+            .insert_exact(TopicName::new(topic.clone()), route.clone());
         route
     }
 

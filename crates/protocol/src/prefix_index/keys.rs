@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::topic::{Selector, MAX_TOPIC_LEN};
+use crate::topic_name::{text_hash, KeyText, TopicName};
 
 /// The key of `selector` as written, on the stack (no allocation).
 pub(super) struct KeyBuf {
@@ -27,11 +28,35 @@ impl KeyBuf {
     }
 }
 
-/// Calls `f` with the key of `selector` as written.
-pub(super) fn with_key<R>(selector: &Selector, f: impl FnOnce(&str) -> R) -> Option<R> {
-    match selector {
-        Selector::Exact(topic) => Some(f(topic)),
-        Selector::Prefix(prefix) => KeyBuf::prefix(prefix).map(|k| f(k.as_str())),
+/// The key of a selector as written: an exact topic's name (its hash
+/// made), or a pattern's text on the stack (hashed if a hash map asks).
+pub(super) enum SelectorKey<'a> {
+    Topic(&'a TopicName),
+    Pattern(KeyBuf),
+}
+
+impl<'a> SelectorKey<'a> {
+    pub(super) fn of(selector: &'a Selector) -> Option<SelectorKey<'a>> {
+        match selector {
+            Selector::Exact(topic) => Some(SelectorKey::Topic(topic)),
+            Selector::Prefix(prefix) => KeyBuf::prefix(prefix).map(SelectorKey::Pattern),
+        }
+    }
+}
+
+impl KeyText for SelectorKey<'_> {
+    fn text(&self) -> &str {
+        match self {
+            SelectorKey::Topic(topic) => topic,
+            SelectorKey::Pattern(key) => key.as_str(),
+        }
+    }
+
+    fn text_hash(&self) -> u64 {
+        match self {
+            SelectorKey::Topic(topic) => topic.hash_value(),
+            SelectorKey::Pattern(key) => text_hash(key.as_str()),
+        }
     }
 }
 
@@ -41,7 +66,7 @@ pub(super) fn selector_of_key(key: Arc<str>) -> Selector {
     if key.ends_with('*') {
         selector_of(&key)
     } else {
-        Selector::Exact(key)
+        Selector::Exact(TopicName::new(key))
     }
 }
 
@@ -49,6 +74,6 @@ pub(super) fn selector_of_key(key: Arc<str>) -> Selector {
 pub fn selector_of(key: &str) -> Selector {
     match key.strip_suffix('*') {
         Some(prefix) => Selector::Prefix(prefix.into()),
-        None => Selector::Exact(key.into()),
+        None => Selector::Exact(TopicName::from(key)),
     }
 }
