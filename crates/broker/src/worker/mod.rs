@@ -291,13 +291,23 @@ impl Worker {
                     WAKER => {}
                     Token(t) => {
                         let slot = t - FIRST_CONN;
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        if event.is_error() {
+                            // A hard error (for TCP, without `IP_RECVERR`:
+                            // a reset, or retransmits timed out): nothing
+                            // more can be answered, so nothing is read (a
+                            // read would only fetch the error: one syscall
+                            // per connection in a storm whose clients
+                            // leave by RST, as peerbench's do).
+                            self.remove(slot);
+                            continue;
+                        }
+                        if event.is_readable() || event.is_read_closed() {
                             if let Some(conn) = self.conns.get_mut(slot) {
                                 conn.maybe_unread = true;
                             }
-                            // Without a FIN or an error in the event, a
-                            // short read has taken everything (see `read`).
-                            let short_ends = !event.is_read_closed() && !event.is_error();
+                            // Without a FIN in the event, a short read has
+                            // taken everything (see `read`).
+                            let short_ends = !event.is_read_closed();
                             self.read(slot, short_ends);
                         }
                         if event.is_writable() {

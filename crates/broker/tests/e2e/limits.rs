@@ -87,3 +87,32 @@ fn connections_per_ip_past_the_cap_get_503() {
             .starts_with("HTTP/1.1 200")
     }));
 }
+
+/// A peer that resets its connection (an abortive close: RST, no FIN) is
+/// let go at once, its place and its subscriptions with it; the broker
+/// reads nothing more from it.
+#[test]
+fn a_connection_reset_by_its_peer_is_let_go() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut config = test_config();
+    config.server.max_connections_per_ip = 1;
+    let broker = start_with(config);
+    let mut ws = connect(&broker);
+    subscribe(&mut ws, &["RST.A", "RST.B"], false);
+    assert_eq!(broker.metrics().subscriptions.load(Relaxed), 2);
+    socket2::SockRef::from(ws.get_ref())
+        .set_linger(Some(std::time::Duration::ZERO))
+        .expect("SO_LINGER");
+    drop(ws);
+    // Its entries are gone and its place (one connection per IP) is free.
+    assert!(wait_until(
+        || broker.metrics().subscriptions.load(Relaxed) == 0
+    ));
+    assert!(wait_until(|| broker
+        .metrics()
+        .subscriber_connections
+        .load(Relaxed)
+        == 0));
+    let mut again = connect(&broker);
+    subscribe(&mut again, &["RST.A"], false);
+}
