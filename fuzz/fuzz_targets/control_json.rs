@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(!since.seqs[..i].iter().any(|(k, _)| k == key), "duplicate");
         }
     }
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let refs: Vec<&str> = topics.iter().map(|t| &**t).collect();
     let again = encode_subscribe_resume(&refs, id, Some(snapshot), max_hz, since.as_ref(), rewind);
     assert_eq!(parse_request(&again), parsed, "{again}");
 });

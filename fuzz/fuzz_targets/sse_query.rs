@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
                 panic!("not a subscribe: {:?}", q.request);
             };
             assert_eq!(id, None);
-            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+            let topics: Vec<&str> = topics.iter().map(|t| &**t).collect();
             let json = encode_subscribe_resume(
                 &topics,
                 None,

@@ -1,6 +1,7 @@
 //! Client → server control requests (one JSON object per WebSocket text
 //! frame): parsing and validation for the broker, encoding for clients.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde_json::{Map, Value};
@@ -14,12 +15,14 @@ pub const MAX_ID: u64 = (1 << 53) - 1;
 pub const MAX_HZ: f64 = 1000.0;
 
 /// A validated request. Topics are kept exactly as sent (duplicates too) so
-/// acks can echo them.
+/// acks can echo them; borrowed from the request's text where the common
+/// request's fast path read them (no allocation per topic), owned where
+/// the general path did.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Request {
+pub enum Request<'a> {
     Subscribe {
         id: Option<u64>,
-        topics: Vec<String>,
+        topics: Vec<Cow<'a, str>>,
         snapshot: bool,
         max_hz: Option<f64>,
         /// The client's position (v1.2 resume): every key is an exact topic
@@ -32,10 +35,44 @@ pub enum Request {
     },
     Unsubscribe {
         id: Option<u64>,
-        topics: Vec<String>,
+        topics: Vec<Cow<'a, str>>,
     },
     /// `{"op":"auth","token":"<JWT>","id":7}` (v1.1 entitlements).
     Auth { id: Option<u64>, token: String },
+}
+
+impl Request<'_> {
+    /// The request with its topics owned: to keep it past its text.
+    pub fn into_owned(self) -> Request<'static> {
+        let own = |topics: Vec<Cow<'_, str>>| -> Vec<Cow<'static, str>> {
+            topics
+                .into_iter()
+                .map(|t| Cow::Owned(t.into_owned()))
+                .collect()
+        };
+        match self {
+            Request::Subscribe {
+                id,
+                topics,
+                snapshot,
+                max_hz,
+                since,
+                rewind,
+            } => Request::Subscribe {
+                id,
+                topics: own(topics),
+                snapshot,
+                max_hz,
+                since,
+                rewind,
+            },
+            Request::Unsubscribe { id, topics } => Request::Unsubscribe {
+                id,
+                topics: own(topics),
+            },
+            Request::Auth { id, token } => Request::Auth { id, token },
+        }
+    }
 }
 
 /// A client's position (v1.2 resume): `"since":{"epoch":..,"seqs":{..}}`.
@@ -104,7 +141,7 @@ const MAX_QUOTED_TOPIC: usize = 80;
 
 /// Parses and validates one request. Atomic: either the whole request is
 /// good or one error describes a problem with it.
-pub fn parse_request(text: &str) -> Result<Request, RequestError> {
+pub fn parse_request(text: &str) -> Result<Request<'_>, RequestError> {
     match fast::parse(text) {
         Some(request) => Ok(request),
         None => parse_any_request(text),
@@ -115,7 +152,7 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
 /// `control/fast.rs`). Public for the fuzz target that holds the fast path
 /// to it; the broker calls [`parse_request`].
 #[doc(hidden)]
-pub fn parse_any_request(text: &str) -> Result<Request, RequestError> {
+pub fn parse_any_request(text: &str) -> Result<Request<'_>, RequestError> {
     let bad = |id, message: String| RequestError {
         id,
         code: ErrorCode::BadRequest,
@@ -222,7 +259,7 @@ fn parse_id(obj: &Map<String, Value>) -> Result<Option<u64>, String> {
     }
 }
 
-fn parse_topics(obj: &Map<String, Value>) -> Result<Vec<String>, String> {
+fn parse_topics(obj: &Map<String, Value>) -> Result<Vec<Cow<'static, str>>, String> {
     const MSG: &str = "\"topics\" must be a non-empty array of strings";
     let Some(Value::Array(items)) = obj.get("topics") else {
         return Err(MSG.into());
@@ -232,7 +269,11 @@ fn parse_topics(obj: &Map<String, Value>) -> Result<Vec<String>, String> {
     }
     items
         .iter()
-        .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| MSG.to_owned()))
+        .map(|v| {
+            v.as_str()
+                .map(|t| Cow::Owned(t.to_owned()))
+                .ok_or_else(|| MSG.to_owned())
+        })
         .collect()
 }
 

@@ -15,10 +15,10 @@ fn bad_request(text: &str, id: Option<u64>) {
     assert_eq!(e.id, id, "{text}: {e:?}");
 }
 
-fn sub(id: Option<u64>, topics: &[&str], snapshot: bool, max_hz: Option<f64>) -> Request {
+fn sub(id: Option<u64>, topics: &[&str], snapshot: bool, max_hz: Option<f64>) -> Request<'static> {
     Request::Subscribe {
         id,
-        topics: topics.iter().map(|s| s.to_string()).collect(),
+        topics: topics.iter().map(|s| s.to_string().into()).collect(),
         snapshot,
         max_hz,
         since: None,

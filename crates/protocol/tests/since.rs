@@ -512,7 +512,7 @@ mod props {
                 parse_request(&text),
                 Ok(Request::Subscribe {
                     id,
-                    topics: topics.clone(),
+                    topics: topics.iter().map(|t| t.clone().into()).collect(),
                     snapshot: snapshot.unwrap_or(true),
                     max_hz,
                     since,

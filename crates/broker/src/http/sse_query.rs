@@ -61,7 +61,7 @@ use tickwire_protocol::control::{parse_request, ErrorCode, Request, MAX_TOKEN_LE
 /// not verify, as an empty `auth` token).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SseQuery {
-    pub request: Request,
+    pub request: Request<'static>,
     pub token: Option<String>,
 }
 
@@ -187,7 +187,10 @@ pub fn parse_sse_query(query: &str) -> Result<SseQuery, SseQueryError> {
         text.push('}');
     }
     match parse_request(&text) {
-        Ok(request @ Request::Subscribe { .. }) => Ok(SseQuery { request, token }),
+        Ok(request @ Request::Subscribe { .. }) => Ok(SseQuery {
+            request: request.into_owned(),
+            token,
+        }),
         Ok(_) => Err(bad("internal: not a subscribe")),
         Err(e) => Err(SseQueryError {
             code: e.code,

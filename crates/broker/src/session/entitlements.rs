@@ -1,6 +1,7 @@
 //! Entitlements in the subscriber core: the `auth` request, the coverage
 //! check on subscribe, narrowing on refresh, and expiry.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use tickwire_protocol::control::ErrorCode;
@@ -16,10 +17,10 @@ use crate::auth::covers;
 pub(super) fn first_uncovered<'t>(
     config: &SessionConfig,
     session: &Subscriber,
-    topics: &'t [String],
+    topics: &'t [Cow<'_, str>],
 ) -> Option<&'t str> {
     let auth = config.auth.as_ref()?;
-    topics.iter().map(String::as_str).find(|topic| {
+    topics.iter().map(|t| &**t).find(|topic| {
         // Syntax was checked by the parser; an unparsable one is not ours
         // to judge here.
         Selector::parse(topic).is_some_and(|s| {
@@ -94,7 +95,7 @@ impl Subscriber {
         // Narrowing: entries the new grants (and the anonymous ones) no
         // longer cover are removed, and the client is told.
         let grants = self.token.as_ref().map(|t| &t.grants);
-        let revoked: Vec<String> = self
+        let revoked: Vec<Cow<'_, str>> = self
             .subs
             .entries_written()
             .into_iter()
@@ -103,6 +104,7 @@ impl Subscriber {
                     !covers(&auth.anonymous, &s) && !grants.is_some_and(|g| covers(g, &s))
                 })
             })
+            .map(Cow::Owned)
             .collect();
         if !revoked.is_empty() {
             self.subs.unsubscribe(&revoked, cx.out, cx.fx);

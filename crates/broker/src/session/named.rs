@@ -5,6 +5,7 @@
 //! no hashing and no copy of the text; a long one uses a hash set, so it
 //! stays linear.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use tickwire_protocol::topic::same_text;
@@ -59,12 +60,12 @@ fn is_written_as(selector: &Selector, key: &str) -> bool {
 /// makes its own, and a request with a bad topic shares nothing, so
 /// refused requests never fill the table.
 pub(super) fn unique_selectors<'t>(
-    topics: &'t [String],
+    topics: &'t [Cow<'_, str>],
     names: &mut TopicNames,
     share: bool,
 ) -> Result<Vec<Selector>, &'t str> {
     if let Some(bad) = topics.iter().find(|t| !Selector::is_valid(t)) {
-        return Err(bad.as_str());
+        return Err(&**bad);
     }
     let mut out: Vec<Selector> = Vec::with_capacity(topics.len());
     let mut seen: Option<HashSet<&str>> =
@@ -75,9 +76,9 @@ pub(super) fn unique_selectors<'t>(
         } else {
             Selector::parse(topic)
         }
-        .ok_or(topic.as_str())?;
+        .ok_or(&**topic)?;
         let first = match &mut seen {
-            Some(seen) => seen.insert(topic.as_str()),
+            Some(seen) => seen.insert(&**topic),
             None => !topics.iter().take(i).any(|t| same_text(t, topic)),
         };
         if first {
@@ -116,13 +117,17 @@ mod tests {
 
     #[test]
     fn repeats_count_once_in_order_and_the_first_bad_topic_is_named() {
-        let topics = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let topics = |v: &[&str]| {
+            v.iter()
+                .map(|s| Cow::Owned(s.to_string()))
+                .collect::<Vec<_>>()
+        };
         let short = topics(&["B", "A", "B", "A*", "A"]);
         assert_eq!(
             unique_selectors(&short, &mut TopicNames::default(), true).unwrap(),
             [sel("B"), sel("A"), sel("A*")]
         );
-        let mut long: Vec<String> = (0..30).map(|i| format!("T{}", i % 20)).collect();
+        let mut long: Vec<Cow<'_, str>> = (0..30).map(|i| format!("T{}", i % 20).into()).collect();
         long.push("T0".into());
         let unique = unique_selectors(&long, &mut TopicNames::default(), true).unwrap();
         assert_eq!(unique.len(), 20);
@@ -142,7 +147,11 @@ mod tests {
 
     #[test]
     fn texts_are_shared_only_by_requests_that_can_pass() {
-        let topics = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let topics = |v: &[&str]| {
+            v.iter()
+                .map(|s| Cow::Owned(s.to_string()))
+                .collect::<Vec<_>>()
+        };
         let mut names = TopicNames::default();
         // A bad topic anywhere: nothing enters the table.
         let with_bad = topics(&["A", "B", "bad topic"]);

@@ -6,6 +6,7 @@
 //! frames its replies, and the actions for the shell. It never sees a
 //! frame, a header or a socket.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -159,7 +160,7 @@ impl Subscriber {
     fn on_subscribe<'a>(
         &mut self,
         id: Option<u64>,
-        topics: &[String],
+        topics: &[Cow<'_, str>],
         ask: Ask<'a>,
         since: Option<&'a Since>,
         cx: &mut Cx<'_>,
@@ -179,7 +180,7 @@ impl Subscriber {
     pub(super) fn subscribe<'a>(
         &mut self,
         id: Option<u64>,
-        topics: &[String],
+        topics: &[Cow<'_, str>],
         mut ask: Ask<'a>,
         since: Option<&'a Since>,
         cx: &mut Cx<'_>,
@@ -218,7 +219,7 @@ impl Subscriber {
             self.gate.await_activation(AwaitedAck {
                 request,
                 id,
-                topics: topics.to_vec(),
+                topics: topics.iter().map(|t| t.to_string()).collect(),
             });
         } else {
             let ack = match since {

@@ -5,6 +5,7 @@
 //! Entries live in a [`PrefixIndex`], so finding the entries that match a
 //! topic costs O(length of the topic), whatever the number of entries.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,7 +121,7 @@ impl Subscriptions {
     /// pending until the router activates the request.
     pub fn subscribe(
         &mut self,
-        topics: &[String],
+        topics: &[Cow<'_, str>],
         ask: Ask<'_>,
         max_entries: usize,
         fx: &mut Effects,
@@ -203,7 +204,7 @@ impl Subscriptions {
 
     /// Removes exactly the entries named (idempotent), and whatever is
     /// queued or held for topics no longer matched.
-    pub fn unsubscribe(&mut self, topics: &[String], out: &mut Outbound, fx: &mut Effects) {
+    pub fn unsubscribe(&mut self, topics: &[Cow<'_, str>], out: &mut Outbound, fx: &mut Effects) {
         let mut released = Vec::new();
         // Topics were validated by the parser; invalid ones cannot be entries.
         for selector in topics.iter().filter_map(|t| Selector::parse(t)) {

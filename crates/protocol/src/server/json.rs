@@ -14,7 +14,7 @@ fn id_field(out: &mut String, id: Option<u64>) {
 }
 
 /// `{"type":"subscribed","id":1,"topics":[...],"epoch":"..."}`
-pub fn json_subscribed(id: Option<u64>, topics: &[String], epoch: &str) -> String {
+pub fn json_subscribed<T: AsRef<str>>(id: Option<u64>, topics: &[T], epoch: &str) -> String {
     let mut out = subscribed_head(id, topics, epoch);
     out.push('}');
     out
@@ -24,9 +24,9 @@ pub fn json_subscribed(id: Option<u64>, topics: &[String], epoch: &str) -> Strin
 /// `{"type":"subscribed","id":5,"topics":[...],"epoch":"...","recovered":true}`
 /// when `unrecovered` is empty, else
 /// `...,"recovered":false,"unrecovered":["FX.EURUSD"]}` (in the order given).
-pub fn json_subscribed_resumed(
+pub fn json_subscribed_resumed<T: AsRef<str>>(
     id: Option<u64>,
-    topics: &[String],
+    topics: &[T],
     epoch: &str,
     unrecovered: &[&str],
 ) -> String {
@@ -43,10 +43,10 @@ pub fn json_subscribed_resumed(
 }
 
 /// `{"type":"subscribed","id":1,"topics":[...],"epoch":"..."` (open).
-fn subscribed_head(id: Option<u64>, topics: &[String], epoch: &str) -> String {
+fn subscribed_head<T: AsRef<str>>(id: Option<u64>, topics: &[T], epoch: &str) -> String {
     // Sized once (the text plus the usual tail), not grown a topic at a
     // time: one ack per subscriber in a reconnect storm.
-    let text: usize = topics.iter().map(|t| t.len() + 3).sum();
+    let text: usize = topics.iter().map(|t| t.as_ref().len() + 3).sum();
     let mut out = String::with_capacity(96 + text + epoch.len());
     out.push_str("{\"type\":\"subscribed\"");
     id_field(&mut out, id);
@@ -60,7 +60,7 @@ fn subscribed_head(id: Option<u64>, topics: &[String], epoch: &str) -> String {
 }
 
 /// `{"type":"unsubscribed","id":3,"topics":[...]}`
-pub fn json_unsubscribed(id: Option<u64>, topics: &[String]) -> String {
+pub fn json_unsubscribed<T: AsRef<str>>(id: Option<u64>, topics: &[T]) -> String {
     let mut out = String::from("{\"type\":\"unsubscribed\"");
     id_field(&mut out, id);
     out.push(',');
@@ -72,7 +72,7 @@ pub fn json_unsubscribed(id: Option<u64>, topics: &[String]) -> String {
 
 /// `{"type":"unsubscribed","topics":[...],"reason":"not_authorized"}`: entries
 /// removed by the broker (a refreshed token no longer covers them).
-pub fn json_revoked(topics: &[String], reason: &str) -> String {
+pub fn json_revoked<T: AsRef<str>>(topics: &[T], reason: &str) -> String {
     let mut out = String::from("{\"type\":\"unsubscribed\",");
     w::key(&mut out, "topics");
     w::string_array(&mut out, topics);

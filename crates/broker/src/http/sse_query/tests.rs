@@ -2,7 +2,7 @@ use super::*;
 use proptest::prelude::*;
 use tickwire_protocol::control::{RequestError, Since};
 
-fn ok(query: &str) -> Request {
+fn ok(query: &str) -> Request<'_> {
     match parse_sse_query(query) {
         Ok(q) => q.request,
         Err(e) => panic!("{query:?}: {e:?}"),
@@ -26,10 +26,10 @@ fn subscribe(
     max_hz: Option<f64>,
     since: Option<Since>,
     rewind: Option<u16>,
-) -> Request {
+) -> Request<'static> {
     Request::Subscribe {
         id: None,
-        topics: topics.iter().map(|t| t.to_string()).collect(),
+        topics: topics.iter().map(|t| t.to_string().into()).collect(),
         snapshot,
         max_hz,
         since,
