@@ -1,9 +1,10 @@
 //! The fast path of [`super::parse_request`]: the common, well-formed
 //! subscribe or unsubscribe (`op`, `topics`, and `id`, `snapshot`,
 //! `max_hz`) deserialized straight into borrowed fields, with no JSON tree
-//! and no allocation but the topic list (the topics borrow the text). Anything else — another field, a
-//! duplicate key, an escaped string, a `null`, a value out of range, an
-//! invalid topic — is `None`, and the general path decides, with its
+//! and no allocation but the topic list (the topics borrow the text).
+//! Anything else — another field, a duplicate key, an escaped string, a
+//! `null`, a value out of range, an invalid topic — is `None`, and the
+//! general path decides, with its
 //! errors. So the fast path only ever answers what the general one would
 //! (a property test and the `control_json` fuzz target hold it to that).
 //!
