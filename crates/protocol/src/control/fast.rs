@@ -5,7 +5,8 @@
 //! Anything else — another field, a duplicate key, an escaped string, a
 //! `null`, a value out of range, an invalid topic — is `None`, and the
 //! general path decides, with its errors. So the fast path only ever
-//! answers what the general one would (a property test and the `control_json` fuzz target hold it to that).
+//! answers what the general one would (a property test and the
+//! `control_json` fuzz target hold it to that).
 //!
 //! Why: a reconnect storm parses one subscribe per connection, and the JSON
 //! tree (a map, its keys, a value per topic) was ~7% of the broker's CPU.
