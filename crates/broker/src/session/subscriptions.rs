@@ -109,12 +109,17 @@ impl Subscriptions {
         self.next_request.wrapping_sub(1)
     }
 
-    /// Every entry, as the client wrote it.
+    /// Every entry, as the client wrote it, in order: a map's own order
+    /// (a hash table's, past sixteen entries) is never shown to a client,
+    /// since it would tell of the process's hash key (`topic_name.rs`).
     pub fn entries_written(&self) -> Vec<String> {
-        self.entries
+        let mut written: Vec<String> = self
+            .entries
             .iter()
             .map(|(key, _)| key.to_string())
-            .collect()
+            .collect();
+        written.sort_unstable();
+        written
     }
 
     /// Validates and applies a subscribe, all or nothing. New entries are

@@ -103,6 +103,37 @@ fn a_bad_token_keeps_what_was_granted_before() {
     assert_eq!(reply(&mut c)["type"], "subscribed");
 }
 
+/// The revoked entries are listed in order, whatever the map's own order
+/// (a hash table's past sixteen entries, which follows the process's hash
+/// key and is never shown).
+#[test]
+fn revoked_entries_are_reported_in_order() {
+    let (c, unix) = authed_client();
+    let mut c = with_wall(c, unix);
+    let mut cfg = (*c.conn.config).clone();
+    cfg.max_subscriptions = 32;
+    c.conn.config = Arc::new(cfg);
+    let wide = hs256(json!({"exp": unix + 600, "topics": ["T*"]}));
+    c.request(&format!(r#"{{"op":"auth","token":"{wide}"}}"#));
+    let topics: Vec<String> = (0..24).map(|i| format!("T{i:02}")).collect();
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    c.request(&format!(
+        r#"{{"op":"subscribe","topics":{},"snapshot":false}}"#,
+        serde_json::to_string(&names).unwrap()
+    ));
+    c.activate(0, &names, vec![]);
+    c.frames();
+    c.take_actions();
+    let narrow = hs256(json!({"exp": unix + 600, "topics": ["T0*"]}));
+    c.request(&format!(r#"{{"op":"auth","token":"{narrow}"}}"#));
+    let frames = c.frames();
+    assert_eq!(kinds(&frames), ["authed", "unsubscribed"]);
+    let gone: serde_json::Value = serde_json::from_str(&frames[1]).unwrap();
+    let want: Vec<String> = (10..24).map(|i| format!("T{i}")).collect();
+    assert_eq!(gone["topics"], json!(want));
+    assert_eq!(c.conn.subscription_count(), 10);
+}
+
 #[test]
 fn a_refresh_that_narrows_removes_and_reports_the_entries_it_no_longer_covers() {
     let (c, unix) = authed_client();
