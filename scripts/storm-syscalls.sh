@@ -32,7 +32,7 @@ case $server in
   *) echo "storm-syscalls.sh: broker or uws" >&2; exit 2 ;;
 esac
 sp=$!
-trap 'kill $sp 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $sp 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 50); do ss -ltn | grep -q ":$port " && break; sleep 0.2; done
 sleep 0.5
 events=task-clock,context-switches
@@ -55,6 +55,10 @@ taskset -c 1 ./loadgen/target/release/peerbench --server "$server" --scenario "$
   --ws-port $port --pub-port $pub --json-out "$tmp/d.json" "${load[@]}" >/dev/null 2>&1
 kill -INT $stat
 wait $stat 2>/dev/null || true
+# Stopped before anything is printed: a reader that closes the pipe early
+# (`| head`) must not leave the server running.
+kill $sp 2>/dev/null || true
+wait $sp 2>/dev/null || true
 python3 - "$tmp/d.json" "$tmp/stat.txt" "$server" "$scenario" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))

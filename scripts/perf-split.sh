@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Where a server's CPU goes over one peerbench run: `perf record` (cpu-clock,
+# 4 kHz) on the server pinned to core 0, the generator on core 1, then the
+# samples by binary (kernel, the server, libc) and the top symbols. For D
+# the whole run is recorded (start-up is a few samples); for A five seconds
+# in the middle of a ten-second run. Needs the peerbench copy and the uWS
+# peer that `scripts/peerbench.sh` makes.
+#
+#   bash scripts/perf-split.sh D broker [BROKER_BINARY]
+#   bash scripts/perf-split.sh A uws
+#   KEEP=/tmp/d.perf bash scripts/perf-split.sh D broker ...   # keep the samples
+#     (then: perf annotate -i /tmp/d.perf --stdio SYMBOL)
+set -euo pipefail
+scenario=${1:?usage: perf-split.sh A|D broker|uws [BROKER_BINARY]}
+server=${2:?usage: perf-split.sh A|D broker|uws [BROKER_BINARY]}
+bin=${3:-target/release/tickwire}
+[[ $server != broker ]] || bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+dir=${PEERBENCH_DIR:-/tmp/tickwire-peerbench/peerbench}
+peers=${PEERS:-$dir/../../peers}/uws-pubsub
+cd "$dir"
+tmp=$(mktemp -d)
+case $server in
+  broker) taskset -c 0 "$bin" --workers 1 --ws-addr 127.0.0.1:8080 --ingest-addr 127.0.0.1:7001 \
+            --log-level warn >"$tmp/server.log" 2>&1 &
+          port=8080 pub=7001 ;;
+  uws)    taskset -c 0 "$peers/uws_pubsub" 9001 127.0.0.1 >"$tmp/server.log" 2>&1 &
+          port=9001 pub=9001 ;;
+  *) echo "perf-split.sh: broker or uws" >&2; exit 2 ;;
+esac
+sp=$!
+trap 'kill $sp 2>/dev/null || true; rm -rf "$tmp"' EXIT
+for _ in $(seq 150); do ss -ltn | grep -q ":$port " && break; sleep 0.2; done
+case $scenario in
+  D) perf record -F 4000 -g -p $sp -o "$tmp/perf.data" >/dev/null 2>&1 &
+     args=(--subscribers 10000) ;;
+  A) (sleep 3; perf record -F 4000 -g -p $sp -o "$tmp/perf.data" -- sleep 5 >/dev/null 2>&1) &
+     args=(--duration 10) ;;
+  *) echo "perf-split.sh: A or D" >&2; exit 2 ;;
+esac
+pp=$!
+sleep 0.3
+taskset -c 1 ./loadgen/target/release/peerbench --server "$server" --scenario "$scenario" \
+  --server-pid $sp --ws-port $port --pub-port $pub --json-out "$tmp/run.json" "${args[@]}" >/dev/null 2>&1
+[[ $scenario == A ]] || kill -INT $pp
+wait $pp 2>/dev/null || true
+# Stopped before anything is printed: a reader that closes the pipe early
+# (`| head`) must not leave the server running.
+kill $sp 2>/dev/null || true
+wait $sp 2>/dev/null || true
+python3 - "$scenario" "$tmp/run.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[2]))
+if sys.argv[1] == "D":
+    s = d["storm"]
+    print(f"subscribed/s {s['subscribed_per_s']:,.0f}  cpu/conn {s['server_cpu_us_per_conn']} us")
+else:
+    print(f"deliveries/s {d['deliveries_per_s'] / 1e6:.2f}M")
+PY
+[[ -z ${KEEP:-} ]] || cp "$tmp/perf.data" "$KEEP"
+# `head` closes the pipe early: not a failure.
+perf report -i "$tmp/perf.data" --no-children -g none -n --sort dso 2>/dev/null | grep "%" | head -6 || true
+perf report -i "$tmp/perf.data" --no-children -g none --sort dso,sym 2>/dev/null | grep "%" | head -25 || true
