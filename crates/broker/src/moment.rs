@@ -37,6 +37,22 @@ impl From<Instant> for Moment {
     }
 }
 
+impl std::ops::Add<Duration> for Moment {
+    type Output = Moment;
+
+    /// Later by `d`, saturating ~292 years after start: deadlines compared
+    /// as 8-byte numbers, with no `Instant` made (a worker's sweep asks
+    /// every connection for its next deadline four times a second).
+    fn add(self, d: Duration) -> Moment {
+        let offset = (self.0.get() ^ BIAS) as i64;
+        let nanos = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let later = offset.saturating_add(nanos);
+        // Never i64::MIN (the zero pattern): a sum of a valid offset and a
+        // non-negative count is at least the offset.
+        Moment(NonZeroU64::new((later as u64) ^ BIAS).unwrap_or(NonZeroU64::MIN))
+    }
+}
+
 impl Moment {
     pub fn instant(self) -> Instant {
         let base = base();
@@ -76,5 +92,22 @@ mod tests {
             sorted
         );
         assert_eq!(std::mem::size_of::<Option<Moment>>(), 8);
+    }
+
+    #[test]
+    fn a_moment_plus_a_duration_is_the_instant_plus_it() {
+        let now = Instant::now();
+        let early = now.checked_sub(Duration::from_secs(5)).unwrap_or(now);
+        for t in [now, early, base()] {
+            for d in [
+                Duration::ZERO,
+                Duration::from_nanos(1),
+                Duration::from_secs(30),
+            ] {
+                assert_eq!((Moment::from(t) + d).instant(), t + d);
+            }
+        }
+        let far = Moment::from(now) + Duration::MAX;
+        assert!(far > Moment::from(now + Duration::from_secs(86_400 * 365 * 200)));
     }
 }

@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use crate::moment::Moment;
+
 use super::framing::Ending;
 use super::outbound::OutFrame;
 use super::websocket::Liveness;
@@ -21,33 +23,40 @@ impl Connection {
         }
     }
 
+    /// [`Connection::poll_deadline`] as an `Instant` (for the tests).
+    #[cfg(test)]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.poll_deadline().map(Moment::instant)
+    }
+
     /// When [`Connection::on_tick`] next has something to do: the earliest
     /// deadline (handshake, idle ping, dead peer, stall, `disconnect`
     /// policy, token expiry, close), or now while drained queues still hold
     /// memory to give back. The shell's sweep ticks only connections whose
-    /// time has come: an idle subscriber costs a comparison per sweep.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// time has come: an idle subscriber costs a comparison per sweep. In
+    /// `Moment`s, 8-byte numbers: no `Instant` is made for an idle
+    /// connection (made, they were ~1% of a reconnect storm's
+    /// instructions, the sweep asking every connection four times a second).
+    pub fn poll_deadline(&self) -> Option<Moment> {
         let c = &self.config;
         let deadline = match &self.phase {
-            Phase::Http { opened_at } => opened_at.instant() + c.handshake_timeout,
+            Phase::Http { opened_at } => *opened_at + c.handshake_timeout,
             Phase::Open(open) => {
-                let core = open
-                    .core
-                    .poll_timeout(c, &self.out, self.progress_at.instant());
+                let core = open.core.poll_timeout(c, &self.out, self.progress_at);
                 let liveness = match &open.transport {
                     Transport::Ws(ws) => ws.poll_timeout(c.idle_ping, c.dead_peer),
-                    Transport::Sse(sse) => sse.poll_timeout(),
+                    Transport::Sse(sse) => Moment::from(sse.poll_timeout()),
                 };
                 core.map_or(liveness, |at| at.min(liveness))
             }
             Phase::Closing { drained_at, .. } => match drained_at {
-                Some(at) => at.instant() + c.close_timeout,
-                None => self.progress_at.instant() + c.stall_timeout,
+                Some(at) => *at + c.close_timeout,
+                None => self.progress_at + c.stall_timeout,
             },
         };
         // Memory to give back is due at once (the last progress is past).
         if self.out.buffers_to_free() {
-            return Some(self.progress_at.instant().min(deadline));
+            return Some(self.progress_at.min(deadline));
         }
         Some(deadline)
     }

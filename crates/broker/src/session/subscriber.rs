@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::moment::Moment;
+
 use tickwire_protocol::control::{parse_request, ErrorCode, Request, Since};
 use tickwire_protocol::server;
 
@@ -314,16 +316,20 @@ impl Subscriber {
         &self,
         config: &SessionConfig,
         out: &Outbound,
-        progress_at: Instant,
-    ) -> Option<Instant> {
+        progress_at: Moment,
+    ) -> Option<Moment> {
         let stall = (!out.is_empty()).then(|| progress_at + config.stall_timeout);
         let disconnect = match config.slow_consumer_policy {
             SlowConsumerPolicy::Disconnect => out
                 .conflating_since()
-                .map(|since| since + config.disconnect_after),
+                .map(|since| Moment::from(since) + config.disconnect_after),
             _ => None,
         };
-        let expiry = self.token.as_ref().and_then(|t| t.expires);
+        let expiry = self
+            .token
+            .as_ref()
+            .and_then(|t| t.expires)
+            .map(Moment::from);
         [stall, disconnect, expiry].into_iter().flatten().min()
     }
 

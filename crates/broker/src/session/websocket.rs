@@ -86,8 +86,8 @@ impl WebSocket {
     }
 
     /// When the idle ping goes, or (once it went) the peer counts as dead.
-    pub(super) fn poll_timeout(&self, idle_ping: Duration, dead_peer: Duration) -> Instant {
-        self.liveness_at.instant() + if self.ping_sent { dead_peer } else { idle_ping }
+    pub(super) fn poll_timeout(&self, idle_ping: Duration, dead_peer: Duration) -> Moment {
+        self.liveness_at + if self.ping_sent { dead_peer } else { idle_ping }
     }
 
     /// The idle ping and the dead-peer deadline.

@@ -2,6 +2,7 @@
 //! start of shutdown.
 
 use super::{conn_of, Worker};
+use crate::moment::Moment;
 
 impl Worker {
     /// Sends the held quotes whose `max_hz` spacing has passed.
@@ -28,10 +29,11 @@ impl Worker {
             conns.get(id.slot).is_some_and(|c| c.serial == id.serial)
         });
         let now = self.now;
+        let now_moment = Moment::from(now);
         let due: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.link.poll_timeout().is_some_and(|at| at <= now))
+            .filter(|(_, c)| c.link.poll_deadline().is_some_and(|at| at <= now_moment))
             .map(|(slot, _)| slot)
             .collect();
         for slot in due {

@@ -134,6 +134,12 @@ fn accept_response_shape() {
     assert!(text.contains("\r\nUpgrade: websocket\r\n"));
     assert!(text.contains("\r\nConnection: Upgrade\r\n"));
     assert!(text.ends_with("\r\nSec-WebSocket-Accept: abc\r\n\r\n"));
+    let with = accept_response("abc", Some("permessage-deflate"));
+    assert_eq!(
+        String::from_utf8(with).unwrap(),
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: abc\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+    );
 }
 
 #[test]
