@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use tickwire_protocol::topic::same_text;
-use tickwire_protocol::Selector;
+use tickwire_protocol::{Selector, TopicName};
 
 use super::topic_names::TopicNames;
 
@@ -71,19 +71,19 @@ pub(super) fn unique_selectors<'t>(
     let mut seen: Option<HashSet<&str>> =
         (topics.len() > FEW).then(|| HashSet::with_capacity(topics.len()));
     for (i, topic) in topics.iter().enumerate() {
-        let selector = if share {
-            names.selector(topic)
-        } else {
-            Selector::parse(topic)
-        }
-        .ok_or(&**topic)?;
         let first = match &mut seen {
             Some(seen) => seen.insert(&**topic),
             None => !topics.iter().take(i).any(|t| same_text(t, topic)),
         };
-        if first {
-            out.push(selector);
+        if !first {
+            continue;
         }
+        // Every topic was checked above: not again.
+        out.push(if share {
+            names.valid_selector(topic)
+        } else {
+            Selector::of_valid_with(topic, |text| TopicName::from(text))
+        });
     }
     Ok(out)
 }

@@ -47,8 +47,15 @@ impl Default for TopicNames {
 
 impl TopicNames {
     /// Parses `s` (see [`Selector::parse`]) with its text shared.
+    #[cfg(test)]
     pub fn selector(&mut self, s: &str) -> Option<Selector> {
         Selector::parse_with(s, |text| self.text(text))
+    }
+
+    /// The selector of `s`, already checked by [`Selector::is_valid`]
+    /// (see [`Selector::of_valid_with`]), with its text shared.
+    pub fn valid_selector(&mut self, s: &str) -> Selector {
+        Selector::of_valid_with(s, |text| self.text(text))
     }
 
     fn text(&mut self, text: &str) -> TopicName {
