@@ -237,7 +237,9 @@ impl Worker {
                 }
             }
             let buf = &mut self.write_buf;
-            let n = conn.link.poll_transmit(buf, WRITE_CHUNK, turn, &mut self.fx);
+            let n = conn
+                .link
+                .poll_transmit(buf, WRITE_CHUNK, turn, &mut self.fx);
             if n == 0 {
                 break;
             }
