@@ -25,11 +25,18 @@ trap 'rm -rf "$tmp"' EXIT
 for i in $(seq 1 "${PAIRS:-3}"); do
   for r in "${runners[@]}"; do
     out=$tmp/run.json
+    rm -f "$out"
+    rc=0
     if [[ $r == uws ]]; then
-      OUT=$out ./run.sh uws "$scenario" ${EXTRA:-} >/dev/null 2>&1
+      OUT=$out ./run.sh uws "$scenario" ${EXTRA:-} >"$tmp/run.log" 2>&1 || rc=$?
     else
       BROKER_CMD="$r --workers 1 --ws-addr 127.0.0.1:8080 --ingest-addr 127.0.0.1:7001 --log-level warn" \
-        OUT=$out ./run.sh broker "$scenario" ${EXTRA:-} >/dev/null 2>&1
+        OUT=$out ./run.sh broker "$scenario" ${EXTRA:-} >"$tmp/run.log" 2>&1 || rc=$?
+    fi
+    if [[ $rc -ne 0 || ! -s $out ]]; then
+      echo "$r  run $i  failed (run.sh exit $rc):" >&2
+      tail -5 "$tmp/run.log" >&2
+      continue
     fi
     python3 - "$r" "$i" "$scenario" "$out" <<'PY'
 import json, sys

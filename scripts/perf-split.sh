@@ -14,6 +14,8 @@ set -euo pipefail
 scenario=${1:?usage: perf-split.sh A|D broker|uws [BROKER_BINARY]}
 server=${2:?usage: perf-split.sh A|D broker|uws [BROKER_BINARY]}
 bin=${3:-target/release/tickwire}
+case $scenario in A|D) ;; *) echo "perf-split.sh: A or D" >&2; exit 2 ;; esac
+case $server in broker|uws) ;; *) echo "perf-split.sh: broker or uws" >&2; exit 2 ;; esac
 [[ $server != broker ]] || bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 dir=${PEERBENCH_DIR:-/tmp/tickwire-peerbench/peerbench}
 peers=${PEERS:-$dir/../../peers}/uws-pubsub
@@ -25,28 +27,28 @@ case $server in
           port=8080 pub=7001 ;;
   uws)    taskset -c 0 "$peers/uws_pubsub" 9001 127.0.0.1 >"$tmp/server.log" 2>&1 &
           port=9001 pub=9001 ;;
-  *) echo "perf-split.sh: broker or uws" >&2; exit 2 ;;
 esac
 sp=$!
-trap 'kill $sp 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap '[[ -z $sp ]] || kill $sp 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 150); do ss -ltn | grep -q ":$port " && break; sleep 0.2; done
 case $scenario in
   D) perf record -F 4000 -g -p $sp -o "$tmp/perf.data" >/dev/null 2>&1 &
      args=(--subscribers 10000) ;;
   A) (sleep 3; perf record -F 4000 -g -p $sp -o "$tmp/perf.data" -- sleep 5 >/dev/null 2>&1) &
      args=(--duration 10) ;;
-  *) echo "perf-split.sh: A or D" >&2; exit 2 ;;
 esac
 pp=$!
 sleep 0.3
 taskset -c 1 ./loadgen/target/release/peerbench --server "$server" --scenario "$scenario" \
   --server-pid $sp --ws-port $port --pub-port $pub --json-out "$tmp/run.json" "${args[@]}" >/dev/null 2>&1
-[[ $scenario == A ]] || kill -INT $pp
+[[ $scenario == A ]] || kill -INT $pp 2>/dev/null || true
 wait $pp 2>/dev/null || true
 # Stopped before anything is printed: a reader that closes the pipe early
-# (`| head`) must not leave the server running.
+# (`| head`) must not leave the server running. Its PID is then forgotten,
+# so the exit trap cannot signal a process that took the number since.
 kill $sp 2>/dev/null || true
 wait $sp 2>/dev/null || true
+sp=
 python3 - "$scenario" "$tmp/run.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[2]))

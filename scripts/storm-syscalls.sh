@@ -32,7 +32,7 @@ case $server in
   *) echo "storm-syscalls.sh: broker or uws" >&2; exit 2 ;;
 esac
 sp=$!
-trap 'kill $sp 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap '[[ -z $sp ]] || kill $sp 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 50); do ss -ltn | grep -q ":$port " && break; sleep 0.2; done
 sleep 0.5
 events=task-clock,context-switches
@@ -59,6 +59,7 @@ wait $stat 2>/dev/null || true
 # (`| head`) must not leave the server running.
 kill $sp 2>/dev/null || true
 wait $sp 2>/dev/null || true
+sp=
 python3 - "$tmp/d.json" "$tmp/stat.txt" "$server" "$scenario" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))

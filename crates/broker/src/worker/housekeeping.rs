@@ -17,8 +17,11 @@ impl Worker {
 
     /// Deadlines. O(connections) every SWEEP_INTERVAL: cheap next to the
     /// per-quote work, and no timer state per connection. Only connections
-    /// whose `poll_timeout` has come are ticked (and then flushed): an idle
-    /// one costs a comparison.
+    /// whose `poll_deadline` has passed are ticked (and then flushed): an
+    /// idle one costs a comparison. Passed, strictly: a connection that
+    /// wrote this very turn has its progress stamped with this turn's
+    /// instant, and is not idle (its buffers, due "at once" once drained,
+    /// stay for its next delivery).
     pub(super) fn sweep(&mut self) {
         if std::mem::take(&mut self.accept_retry) {
             self.accept(false);
@@ -33,7 +36,7 @@ impl Worker {
         let due: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.link.poll_deadline().is_some_and(|at| at <= now_moment))
+            .filter(|(_, c)| c.link.poll_deadline().is_some_and(|at| at < now_moment))
             .map(|(slot, _)| slot)
             .collect();
         for slot in due {
