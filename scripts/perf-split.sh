@@ -16,21 +16,8 @@ server=${2:?usage: perf-split.sh A|D broker|uws [BROKER_BINARY]}
 bin=${3:-target/release/tickwire}
 case $scenario in A|D) ;; *) echo "perf-split.sh: A or D" >&2; exit 2 ;; esac
 case $server in broker|uws) ;; *) echo "perf-split.sh: broker or uws" >&2; exit 2 ;; esac
-[[ $server != broker ]] || bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
-dir=${PEERBENCH_DIR:-/tmp/tickwire-peerbench/peerbench}
-peers=${PEERS:-$dir/../../peers}/uws-pubsub
-cd "$dir"
-tmp=$(mktemp -d)
-case $server in
-  broker) taskset -c 0 "$bin" --workers 1 --ws-addr 127.0.0.1:8080 --ingest-addr 127.0.0.1:7001 \
-            --log-level warn >"$tmp/server.log" 2>&1 &
-          port=8080 pub=7001 ;;
-  uws)    taskset -c 0 "$peers/uws_pubsub" 9001 127.0.0.1 >"$tmp/server.log" 2>&1 &
-          port=9001 pub=9001 ;;
-esac
-sp=$!
-trap '[[ -z $sp ]] || kill $sp 2>/dev/null || true; rm -rf "$tmp"' EXIT
-for _ in $(seq 150); do ss -ltn | grep -q ":$port " && break; sleep 0.2; done
+source "$(dirname "$0")/lib/pinned-server.sh"
+start_pinned_server "$server" "$bin"
 case $scenario in
   D) perf record -F 4000 -g -p $sp -o "$tmp/perf.data" >/dev/null 2>&1 &
      args=(--subscribers 10000) ;;
@@ -44,11 +31,8 @@ taskset -c 1 ./loadgen/target/release/peerbench --server "$server" --scenario "$
 [[ $scenario == A ]] || kill -INT $pp 2>/dev/null || true
 wait $pp 2>/dev/null || true
 # Stopped before anything is printed: a reader that closes the pipe early
-# (`| head`) must not leave the server running. Its PID is then forgotten,
-# so the exit trap cannot signal a process that took the number since.
-kill $sp 2>/dev/null || true
-wait $sp 2>/dev/null || true
-sp=
+# (`| head`) must not leave the server running.
+stop_pinned_server
 python3 - "$scenario" "$tmp/run.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[2]))

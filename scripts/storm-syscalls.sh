@@ -16,24 +16,9 @@
 set -euo pipefail
 server=${1:?usage: storm-syscalls.sh broker|uws [BROKER_BINARY]}
 bin=${2:-target/release/tickwire}
-[[ $server != broker ]] || bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
-dir=${PEERBENCH_DIR:-/tmp/tickwire-peerbench/peerbench}
-peers=${PEERS:-$dir/../../peers}/uws-pubsub
-cd "$dir"
-tmp=$(mktemp -d)
-case $server in
-  broker)
-    taskset -c 0 "$bin" --workers 1 --ws-addr 127.0.0.1:8080 --ingest-addr 127.0.0.1:7001 \
-      --log-level warn >"$tmp/server.log" 2>&1 &
-    port=8080 pub=7001 ;;
-  uws)
-    taskset -c 0 "$peers/uws_pubsub" 9001 127.0.0.1 >"$tmp/server.log" 2>&1 &
-    port=9001 pub=9001 ;;
-  *) echo "storm-syscalls.sh: broker or uws" >&2; exit 2 ;;
-esac
-sp=$!
-trap '[[ -z $sp ]] || kill $sp 2>/dev/null || true; rm -rf "$tmp"' EXIT
-for _ in $(seq 50); do ss -ltn | grep -q ":$port " && break; sleep 0.2; done
+case $server in broker|uws) ;; *) echo "storm-syscalls.sh: broker or uws" >&2; exit 2 ;; esac
+source "$(dirname "$0")/lib/pinned-server.sh"
+start_pinned_server "$server" "$bin"
 sleep 0.5
 events=task-clock,context-switches
 for call in epoll_wait accept4 epoll_ctl recvfrom sendto read write futex; do
@@ -57,9 +42,7 @@ kill -INT $stat
 wait $stat 2>/dev/null || true
 # Stopped before anything is printed: a reader that closes the pipe early
 # (`| head`) must not leave the server running.
-kill $sp 2>/dev/null || true
-wait $sp 2>/dev/null || true
-sp=
+stop_pinned_server
 python3 - "$tmp/d.json" "$tmp/stat.txt" "$server" "$scenario" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
