@@ -27,7 +27,8 @@ thread_local! {
     /// The last instant converted on this thread, and its moment. A worker
     /// converts one `now` per turn for every connection it touches (the
     /// last progress of each write, a new connection's clocks); the
-    /// subtraction behind a conversion was ~1% of a reconnect storm.
+    /// subtraction behind a conversion was 7% of a delivery's instructions
+    /// and 1% of a reconnect storm's.
     static LAST: std::cell::Cell<Option<(Instant, Moment)>> = const { std::cell::Cell::new(None) };
 }
 
