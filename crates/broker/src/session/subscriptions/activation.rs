@@ -2,8 +2,6 @@
 //! entries on with their snapshots, the slices of a large catch-up, the
 //! credit that paces them, and which snapshot goes to whom.
 
-use std::sync::Arc;
-
 use tickwire_protocol::topic::same_text;
 use tickwire_protocol::Selector;
 
@@ -108,17 +106,20 @@ impl Subscriptions {
         slice: CatchUpSlice,
         sink: &mut QuoteSink<'_>,
     ) {
-        let mut previous: Option<Arc<str>> = None;
         sink.out.reserve_data(slice.quotes.len());
-        for (i, quote) in slice.quotes.into_iter().enumerate() {
+        let mut quotes = slice.quotes.into_iter().enumerate().peekable();
+        // Whether the quote before was of the same topic. Looked ahead,
+        // not remembered: keeping the previous topic cloned its `Arc`, an
+        // atomic write per snapshot to a count every worker writes.
+        let mut after_same_topic = false;
+        while let Some((i, quote)) = quotes.next() {
             // Field deltas: a snapshot, and the first quote of a topic's
             // rewind, go full; a replay and the rest of a rewind follow the
             // delta rule (the quote before them went first).
-            let full = i >= slice.replayed
-                && !previous
-                    .as_ref()
-                    .is_some_and(|p| same_text(p, &quote.topic));
-            previous = Some(quote.topic.clone());
+            let full = i >= slice.replayed && !after_same_topic;
+            after_same_topic = quotes
+                .peek()
+                .is_some_and(|(_, next)| same_text(&next.topic, &quote.topic));
             let Some(throttled) = self.snapshot_wanted(request, named, &quote.topic) else {
                 continue;
             };
