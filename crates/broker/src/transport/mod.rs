@@ -5,6 +5,7 @@
 //! TLS records the socket had no room for.
 
 mod tls_buffers;
+mod tls_records;
 mod tls_stream;
 
 use std::io::{self, IoSlice, Read, Write};
@@ -62,6 +63,14 @@ impl Transport {
         match self {
             Transport::Plain(_) => false,
             Transport::Tls(t) => t.wants_flush(),
+        }
+    }
+
+    /// Gives back TLS keys expanded for use and not used since the last
+    /// call (the worker's sweep calls it; nothing for plain TCP).
+    pub fn rest(&mut self) {
+        if let Transport::Tls(t) = self {
+            t.rest();
         }
     }
 

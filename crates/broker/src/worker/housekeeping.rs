@@ -33,11 +33,15 @@ impl Worker {
         });
         let now = self.now;
         let now_moment = Moment::from(now);
+        // The same pass gives back TLS keys idle since the last sweep.
         let due: Vec<usize> = self
             .conns
-            .iter()
-            .filter(|(_, c)| c.link.poll_deadline().is_some_and(|at| at < now_moment))
-            .map(|(slot, _)| slot)
+            .iter_mut()
+            .filter_map(|(slot, c)| {
+                c.transport.rest();
+                let due = c.link.poll_deadline().is_some_and(|at| at < now_moment);
+                due.then_some(slot)
+            })
             .collect();
         for slot in due {
             if let Some(conn) = self.conns.get_mut(slot) {

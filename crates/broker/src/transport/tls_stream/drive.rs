@@ -5,7 +5,7 @@ use std::io;
 
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
 
-use super::{tls_failure, TlsStream};
+use super::{tls_failure, Session, TlsStream};
 use crate::transport::tls_buffers::{self, Received, Sealed};
 
 /// Ciphertext of one record beyond its plaintext, with room to spare
@@ -47,7 +47,19 @@ impl TlsStream {
             return Err(tls_failure("the TLS connection failed"));
         }
         loop {
-            let status = self.tls.process_tls_records(input.unprocessed());
+            let handing_over = self.ready_to_hand_over();
+            let Session::Rustls(tls) = &mut self.session else {
+                return Err(tls_failure("the TLS session was handed over"));
+            };
+            // A finished TLS 1.3 handshake: rustls is asked only for what
+            // it has left to send, and given no record (one it processed,
+            // a key update, would change keys the hand-over then misses).
+            let mut no_input = [0u8; 0];
+            let status = if handing_over {
+                tls.process_tls_records(&mut no_input)
+            } else {
+                tls.process_tls_records(input.unprocessed())
+            };
             let mut discard = status.discard;
             let state = match status.state {
                 Ok(state) => state,
@@ -96,6 +108,7 @@ impl TlsStream {
                 }
                 ConnectionState::Closed => Some(Stop::Closed),
                 ConnectionState::BlockedHandshake => Some(Stop::NeedInput),
+                ConnectionState::WriteTraffic(_) if handing_over => Some(Stop::NeedInput),
                 ConnectionState::WriteTraffic(mut traffic) => match *seal {
                     Seal::Nothing => Some(Stop::NeedInput),
                     Seal::Data(plain) => {
@@ -138,7 +151,10 @@ impl TlsStream {
     /// second fatal alert, which rustls refuses.
     fn queue_alert(&mut self, input: &mut Received, sealed: &mut Sealed) {
         self.failed = true;
-        let status = self.tls.process_tls_records(input.unprocessed());
+        let Session::Rustls(tls) = &mut self.session else {
+            return;
+        };
+        let status = tls.process_tls_records(input.unprocessed());
         if let Ok(ConnectionState::EncodeTlsData(mut encode)) = status.state {
             let n = encode.encode(sealed.room(RECORD_OVERHEAD)).unwrap_or(0);
             sealed.commit(n);
@@ -148,7 +164,7 @@ impl TlsStream {
 
 /// Copies a decrypted record into `buf` from `filled`; what does not fit
 /// (or would overtake bytes already waiting) goes to `rest`.
-fn take_into(payload: &[u8], buf: &mut [u8], filled: &mut usize, rest: &mut Vec<u8>) {
+pub(super) fn take_into(payload: &[u8], buf: &mut [u8], filled: &mut usize, rest: &mut Vec<u8>) {
     let mut payload = payload;
     if rest.is_empty() {
         let room = buf.len().saturating_sub(*filled);

@@ -1,5 +1,7 @@
-//! A TLS server connection over a non-blocking socket, on rustls'
-//! unbuffered API, holding no buffer while idle.
+//! A TLS server connection over a non-blocking socket, holding no buffer
+//! while idle: rustls' unbuffered API for the handshake (and for TLS 1.2
+//! to the end), then, on TLS 1.3, this broker's own record layer
+//! ([`super::tls_records`]) with the keys rustls hands over.
 //!
 //! rustls' buffered `ServerConnection` keeps a 4 KiB receive buffer per
 //! connection for life (half of an idle wss subscriber's memory). Here the
@@ -14,12 +16,14 @@ use std::net::Shutdown;
 use std::sync::Arc;
 
 mod drive;
+mod records;
 
 use mio::net::TcpStream;
 use rustls::server::UnbufferedServerConnection;
 use rustls::ServerConfig;
 
 use super::tls_buffers::{self, Received, Sealed};
+use super::tls_records::RecordLayer;
 use drive::{Seal, Stop};
 
 /// Ciphertext read from the socket per read: two full records.
@@ -30,9 +34,22 @@ const READ_SIZE: usize = 34 * 1024;
 /// not a peer; it is refused rather than buffered.
 const MAX_RECEIVED: usize = 128 * 1024;
 
+/// Who seals and opens the records.
+enum Session {
+    /// rustls: the handshake, and a TLS 1.2 connection for life. Boxed:
+    /// it is the 1 KB a TLS 1.3 connection gives back after its handshake.
+    Rustls(Box<UnbufferedServerConnection>),
+    /// A TLS 1.3 connection after its handshake.
+    Records(RecordLayer),
+    /// The hand-over from rustls failed: the connection is over.
+    Gone,
+}
+
 pub struct TlsStream {
     sock: TcpStream,
-    tls: UnbufferedServerConnection,
+    session: Session,
+    /// The handshake resumed a session (kept: rustls is gone after it).
+    resumed: bool,
     /// Received ciphertext not processed yet: the start of a record that
     /// is not whole.
     received: Vec<u8>,
@@ -60,7 +77,10 @@ impl TlsStream {
     pub fn new(sock: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsStream> {
         Ok(TlsStream {
             sock,
-            tls: UnbufferedServerConnection::new(config).map_err(io::Error::other)?,
+            session: Session::Rustls(Box::new(
+                UnbufferedServerConnection::new(config).map_err(io::Error::other)?,
+            )),
+            resumed: false,
             received: Vec::new(),
             plaintext: Vec::new(),
             unsent: Vec::new(),
@@ -80,11 +100,26 @@ impl TlsStream {
     }
 
     pub fn is_handshaking(&self) -> bool {
-        self.tls.is_handshaking()
+        match &self.session {
+            Session::Rustls(tls) => tls.is_handshaking(),
+            Session::Records(_) | Session::Gone => false,
+        }
     }
 
     pub fn resumed(&self) -> bool {
-        self.tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+        match &self.session {
+            Session::Rustls(tls) => tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            Session::Records(_) | Session::Gone => self.resumed,
+        }
+    }
+
+    /// Gives back the expanded keys not used since the last call (the
+    /// worker's sweep calls it): an idle TLS 1.3 connection keeps raw
+    /// keys only.
+    pub fn rest(&mut self) {
+        if let Session::Records(records) = &mut self.session {
+            records.rest();
+        }
     }
 
     pub fn wants_flush(&self) -> bool {
@@ -155,7 +190,19 @@ impl TlsStream {
     ) -> io::Result<usize> {
         let mut filled = 0;
         loop {
-            let stop = self.drive(input, sealed, buf, &mut filled, &mut Seal::Nothing)?;
+            let stop = match self.session {
+                Session::Records(_) => self.open_records(input, sealed, buf, &mut filled)?,
+                _ => {
+                    let stop = self.drive(input, sealed, buf, &mut filled, &mut Seal::Nothing)?;
+                    // Before rustls sees another record (a key update it
+                    // would answer itself): the rest is the record layer's.
+                    self.hand_over();
+                    if matches!(self.session, Session::Records(_)) {
+                        continue;
+                    }
+                    stop
+                }
+            };
             if filled > 0 || self.peer_closed || stop == Stop::Closed {
                 return Ok(filled);
             }
@@ -235,7 +282,10 @@ impl TlsStream {
     /// Runs the connection over what was received so far with `seal` to
     /// do, and sends what that made. Returns the plaintext bytes sealed.
     fn seal(&mut self, seal: Seal<'_>) -> io::Result<usize> {
-        tls_buffers::with(|_, sealed| {
+        if let Session::Records(_) = self.session {
+            return self.seal_records(seal);
+        }
+        let todo = tls_buffers::with(|_, sealed| {
             let mut input = Received::from_leftover(std::mem::take(&mut self.received));
             let mut none = [0u8; 0];
             let mut filled = 0;
@@ -245,12 +295,20 @@ impl TlsStream {
             let sent = self.send(sealed.bytes());
             driven?;
             sent?;
-            // Sealed when the drive took it (the handshake was done).
-            Ok(match (seal, todo) {
-                (Seal::Data(plain), Seal::Nothing) => plain.len(),
+            Ok::<_, io::Error>(todo)
+        })?;
+        // A drive that finished a TLS 1.3 handshake stops before sealing:
+        // what it was given is sealed by the record layer.
+        self.hand_over();
+        match (seal, todo) {
+            (_, Seal::Nothing) => Ok(match seal {
+                Seal::Data(plain) => plain.len(),
                 _ => 0,
-            })
-        })
+            }),
+            (_, todo) if matches!(self.session, Session::Records(_)) => self.seal_records(todo),
+            // Not sealed yet: the handshake is not done.
+            _ => Ok(0),
+        }
     }
 
     /// Writes `sealed` after any records still waiting; what the socket
