@@ -32,7 +32,7 @@ secs="${FUZZ_SECONDS:-5}"
 # Work on a copy of the corpora: a smoke run must not change the repo.
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for target in ws_frames http_head ingest_frame control_json jwt_auth cluster_message sse_query deflate server_message; do
+for target in ws_frames http_head ingest_frame control_json jwt_auth cluster_message sse_query deflate server_message tls_records; do
   mkdir -p "$work/$target"
   cp -r "corpus/$target/." "$work/$target/"
   echo "== fuzz $target (${secs}s)"

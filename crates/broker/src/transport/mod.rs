@@ -6,6 +6,8 @@
 
 mod tls_buffers;
 mod tls_records;
+#[cfg(test)]
+mod tls_records_harness;
 mod tls_stream;
 
 use std::io::{self, IoSlice, Read, Write};

@@ -102,7 +102,10 @@ impl Direction {
         let mut nonce = [0u8; aead::NONCE_LEN];
         let (key, iv) = (key.as_ref(), iv.as_ref());
         if key.len() != algorithm.key_len() || iv.len() != nonce.len() {
-            return Err(fatal(alert::INTERNAL_ERROR, "traffic keys of the wrong size"));
+            return Err(fatal(
+                alert::INTERNAL_ERROR,
+                "traffic keys of the wrong size",
+            ));
         }
         raw.get_mut(..key.len())
             .ok_or(fatal(alert::INTERNAL_ERROR, "traffic key too long"))?
@@ -203,7 +206,11 @@ impl RecordLayer {
 
     /// Seals an alert: close_notify as a warning, anything else fatal.
     pub fn seal_alert(&mut self, description: u8, out: &mut Sealed) -> Result<(), Fatal> {
-        let level = if description == alert::CLOSE_NOTIFY { 1 } else { 2 };
+        let level = if description == alert::CLOSE_NOTIFY {
+            1
+        } else {
+            2
+        };
         self.seal_record(ALERT, &[level, description], out)
     }
 
@@ -275,7 +282,10 @@ impl RecordLayer {
             return Err(fatal(alert::UNEXPECTED_MESSAGE, "a record of padding only"));
         };
         if at > MAX_PLAIN {
-            return Err(fatal(alert::RECORD_OVERFLOW, "a record's plaintext past 16 KiB"));
+            return Err(fatal(
+                alert::RECORD_OVERFLOW,
+                "a record's plaintext past 16 KiB",
+            ));
         }
         let plain = HEADER..HEADER + at;
         match inner.get(at).copied() {
@@ -295,7 +305,10 @@ impl RecordLayer {
                 self.on_handshake(message)?;
                 Ok(Opened::Nothing { len })
             }
-            _ => Err(fatal(alert::UNEXPECTED_MESSAGE, "an unexpected content type")),
+            _ => Err(fatal(
+                alert::UNEXPECTED_MESSAGE,
+                "an unexpected content type",
+            )),
         }
     }
 
@@ -316,7 +329,12 @@ impl RecordLayer {
         match request {
             0 => {}
             1 => self.tx_update_owed = true,
-            _ => return Err(fatal(alert::DECODE_ERROR, "a key update request of neither kind")),
+            _ => {
+                return Err(fatal(
+                    alert::DECODE_ERROR,
+                    "a key update request of neither kind",
+                ))
+            }
         }
         let next = self
             .kernel
