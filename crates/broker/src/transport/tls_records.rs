@@ -33,6 +33,8 @@ const HEADER: usize = 5;
 const TAG: usize = 16;
 /// Largest plaintext of one record (RFC 8446 §5.1).
 pub const MAX_PLAIN: usize = 1 << 14;
+/// Key updates a peer may send with no application data between.
+const MAX_KEY_UPDATES_IN_A_ROW: u32 = 32;
 /// Largest ciphertext of one record the peer may send (§5.2).
 const MAX_CIPHERTEXT: usize = MAX_PLAIN + 256;
 
@@ -43,6 +45,7 @@ pub mod alert {
     pub const UNEXPECTED_MESSAGE: u8 = 10;
     pub const BAD_RECORD_MAC: u8 = 20;
     pub const RECORD_OVERFLOW: u8 = 22;
+    pub const ILLEGAL_PARAMETER: u8 = 47;
     pub const DECODE_ERROR: u8 = 50;
     pub const INTERNAL_ERROR: u8 = 80;
 }
@@ -147,7 +150,10 @@ impl Direction {
 
     /// Gives back the expanded key if it was not used since last time.
     fn rest(&mut self) {
-        if !std::mem::take(&mut self.used) {
+        // No write at all for an idle connection holding nothing.
+        if self.used {
+            self.used = false;
+        } else if self.expanded.is_some() {
             self.expanded = None;
         }
     }
@@ -163,6 +169,8 @@ pub struct RecordLayer {
     tx_limit: u64,
     /// The peer asked for our key update: it goes before our next record.
     tx_update_owed: bool,
+    /// The peer's key updates since its last application data.
+    key_updates_in_a_row: u32,
 }
 
 impl RecordLayer {
@@ -182,6 +190,7 @@ impl RecordLayer {
             // A margin below the limit, as rustls keeps.
             tx_limit: tx_limit.saturating_sub(tx_limit / 16).max(1),
             tx_update_owed: false,
+            key_updates_in_a_row: 0,
         })
     }
 
@@ -277,19 +286,23 @@ impl RecordLayer {
         let inner = key
             .open_in_place(nonce, Aad::from(header), body)
             .map_err(|_| fatal(alert::BAD_RECORD_MAC, "a record that does not open"))?;
-        // The inner content type is the last byte that is not padding.
-        let Some(at) = inner.iter().rposition(|&b| b != 0) else {
-            return Err(fatal(alert::UNEXPECTED_MESSAGE, "a record of padding only"));
-        };
-        if at > MAX_PLAIN {
+        // Content, type and padding together: 16 KiB + 1 at most (§5.4).
+        if inner.len() > MAX_PLAIN + 1 {
             return Err(fatal(
                 alert::RECORD_OVERFLOW,
                 "a record's plaintext past 16 KiB",
             ));
         }
+        // The inner content type is the last byte that is not padding.
+        let Some(at) = inner.iter().rposition(|&b| b != 0) else {
+            return Err(fatal(alert::UNEXPECTED_MESSAGE, "a record of padding only"));
+        };
         let plain = HEADER..HEADER + at;
         match inner.get(at).copied() {
-            Some(APPLICATION_DATA) => Ok(Opened::Data { len, plain }),
+            Some(APPLICATION_DATA) => {
+                self.key_updates_in_a_row = 0;
+                Ok(Opened::Data { len, plain })
+            }
             // Every alert but these two is fatal, whatever its level (§6).
             Some(ALERT) => match inner.get(..at) {
                 Some([_, alert::CLOSE_NOTIFY]) => Ok(Opened::Closed { len }),
@@ -331,10 +344,19 @@ impl RecordLayer {
             1 => self.tx_update_owed = true,
             _ => {
                 return Err(fatal(
-                    alert::DECODE_ERROR,
+                    alert::ILLEGAL_PARAMETER,
                     "a key update request of neither kind",
                 ))
             }
+        }
+        // Each costs a key derivation: a peer sending nothing else is
+        // stopped, as rustls and BoringSSL do.
+        self.key_updates_in_a_row += 1;
+        if self.key_updates_in_a_row > MAX_KEY_UPDATES_IN_A_ROW {
+            return Err(fatal(
+                alert::UNEXPECTED_MESSAGE,
+                "key updates without application data between",
+            ));
         }
         let next = self
             .kernel

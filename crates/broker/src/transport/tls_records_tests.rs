@@ -166,12 +166,44 @@ fn hostile_records_end_with_their_alert() {
     too_long.push(APPLICATION_DATA);
     let e = layer.open(&mut raw.seal(&too_long)).unwrap_err();
     assert_eq!(e.alert, Some(alert::RECORD_OVERFLOW));
-    // At the limit: a whole record's plaintext, padded, opens.
+    // Padding counts (§5.4): a whole record's plaintext padded is too long.
+    let mut padded = vec![b'y'; MAX_PLAIN];
+    padded.push(APPLICATION_DATA);
+    padded.push(0);
+    let e = layer.open(&mut raw.seal(&padded)).unwrap_err();
+    assert_eq!(e.alert, Some(alert::RECORD_OVERFLOW));
+    // At the limit: a whole record's plaintext and its type open.
     let mut full = vec![b'y'; MAX_PLAIN];
     full.push(APPLICATION_DATA);
-    full.extend_from_slice(&[0; 200]);
     let opened = layer.open(&mut raw.seal(&full)).unwrap();
     assert!(matches!(opened, Opened::Data { ref plain, .. } if plain.len() == MAX_PLAIN));
+    // A key update request of neither kind.
+    let mut odd = raw.seal(&[KEY_UPDATE, 0, 0, 1, 7, HANDSHAKE]);
+    let e = layer.open(&mut odd).unwrap_err();
+    assert_eq!(e.alert, Some(alert::ILLEGAL_PARAMETER));
+}
+
+#[test]
+fn a_flood_of_key_updates_is_stopped() {
+    let (mut layer, client) = handshake(SUITES[2]);
+    let mut raw = RawClient::new(client);
+    // Sealed under the first key each time: the layer's key moves on, so
+    // only the first opens; then application data resets the count.
+    let mut first = raw.seal(&[KEY_UPDATE, 0, 0, 1, 0, HANDSHAKE]);
+    assert!(matches!(layer.open(&mut first), Ok(Opened::Nothing { .. })));
+    assert_eq!(layer.key_updates_in_a_row, 1);
+    let (mut layer2, client2) = handshake(SUITES[2]);
+    let mut raw2 = RawClient::new(client2);
+    layer2.key_updates_in_a_row = MAX_KEY_UPDATES_IN_A_ROW;
+    let mut one_more = raw2.seal(&[KEY_UPDATE, 0, 0, 1, 0, HANDSHAKE]);
+    let e = layer2.open(&mut one_more).unwrap_err();
+    assert_eq!(e.alert, Some(alert::UNEXPECTED_MESSAGE));
+    let (mut layer3, client3) = handshake(SUITES[2]);
+    let mut raw3 = RawClient::new(client3);
+    layer3.key_updates_in_a_row = MAX_KEY_UPDATES_IN_A_ROW;
+    let mut data = raw3.seal(b"x\x17");
+    assert!(matches!(layer3.open(&mut data), Ok(Opened::Data { .. })));
+    assert_eq!(layer3.key_updates_in_a_row, 0);
 }
 
 proptest! {
@@ -181,11 +213,18 @@ proptest! {
     /// a result, never a panic; application data comes back as sealed.
     #[test]
     fn any_record_opens_or_fails_cleanly(
-        inner in proptest::collection::vec(any::<u8>(), 0..300),
+        content in proptest::collection::vec(any::<u8>(), 0..300),
+        kind in prop_oneof![
+            Just(0u8), Just(ALERT), Just(HANDSHAKE), Just(APPLICATION_DATA), any::<u8>()
+        ],
+        padding in 0usize..40,
         noise in proptest::collection::vec(any::<u8>(), 0..64),
     ) {
         let (mut layer, client) = handshake(SUITES[2]);
         let mut raw = RawClient::new(client);
+        let mut inner = content;
+        inner.push(kind);
+        inner.resize(inner.len() + padding, 0);
         let mut record = raw.seal(&inner);
         let len = record.len();
         match layer.open(&mut record) {
@@ -196,7 +235,9 @@ proptest! {
                 prop_assert_eq!(&record[plain], &inner[..end]);
             }
             Ok(Opened::Incomplete) => prop_assert!(false, "a whole record"),
-            Ok(_) | Err(_) => {}
+            Ok(_) => {}
+            // Sealed with the right keys: whatever else, it decrypts.
+            Err(e) => prop_assert_ne!(e.alert, Some(alert::BAD_RECORD_MAC)),
         }
         let mut noise = noise;
         let _ = layer.open(&mut noise);

@@ -46,20 +46,30 @@ impl TlsStream {
         if self.failed {
             return Err(tls_failure("the TLS connection failed"));
         }
+        // While handshaking, rustls is given whole records one more at a
+        // time: the call that finishes the handshake must not go on to a
+        // record after it (a key update rustls would answer itself, its
+        // answer queued where the hand-over cannot see it, its new key
+        // handed over as if sent).
+        let mut records_given = 1;
         loop {
             let handing_over = self.ready_to_hand_over();
             let Session::Rustls(tls) = &mut self.session else {
                 return Err(tls_failure("the TLS session was handed over"));
             };
-            // A finished TLS 1.3 handshake: rustls is asked only for what
-            // it has left to send, and given no record (one it processed,
-            // a key update, would change keys the hand-over then misses).
-            let mut no_input = [0u8; 0];
-            let status = if handing_over {
-                tls.process_tls_records(&mut no_input)
+            let handshaking = tls.is_handshaking();
+            let whole = input.len();
+            let given = if handing_over {
+                // A finished TLS 1.3 handshake: rustls is asked only for
+                // what it has left to send, and given no record.
+                0
+            } else if handshaking {
+                records_prefix(input.unprocessed(), records_given)
             } else {
-                tls.process_tls_records(input.unprocessed())
+                whole
             };
+            let status =
+                tls.process_tls_records(input.unprocessed().get_mut(..given).unwrap_or_default());
             let mut discard = status.discard;
             let state = match status.state {
                 Ok(state) => state,
@@ -107,6 +117,14 @@ impl TlsStream {
                     None
                 }
                 ConnectionState::Closed => Some(Stop::Closed),
+                // A handshake message may span records: one more is given
+                // while there is one.
+                ConnectionState::BlockedHandshake if given < whole => {
+                    if discard == 0 {
+                        records_given += 1;
+                    }
+                    None
+                }
                 ConnectionState::BlockedHandshake => Some(Stop::NeedInput),
                 ConnectionState::WriteTraffic(_) if handing_over => Some(Stop::NeedInput),
                 ConnectionState::WriteTraffic(mut traffic) => match *seal {
@@ -139,6 +157,9 @@ impl TlsStream {
                 _ => return Err(tls_failure("unexpected TLS connection state")),
             };
             input.discard(discard);
+            if discard > 0 {
+                records_given = 1;
+            }
             if let Some(stop) = stop {
                 return Ok(stop);
             }
@@ -160,6 +181,23 @@ impl TlsStream {
             sealed.commit(n);
         }
     }
+}
+
+/// The length of the first `records` whole TLS records of `input` (all
+/// of it if fewer are whole).
+fn records_prefix(input: &[u8], records: usize) -> usize {
+    let mut at = 0;
+    for _ in 0..records {
+        let Some(&[_, _, _, hi, lo]) = input.get(at..at + 5) else {
+            return input.len();
+        };
+        let end = at + 5 + usize::from(u16::from_be_bytes([hi, lo]));
+        if end > input.len() {
+            return input.len();
+        }
+        at = end;
+    }
+    at
 }
 
 /// Copies a decrypted record into `buf` from `filled`; what does not fit

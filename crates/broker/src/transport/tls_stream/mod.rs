@@ -196,7 +196,7 @@ impl TlsStream {
                     let stop = self.drive(input, sealed, buf, &mut filled, &mut Seal::Nothing)?;
                     // Before rustls sees another record (a key update it
                     // would answer itself): the rest is the record layer's.
-                    self.hand_over();
+                    self.hand_over()?;
                     if matches!(self.session, Session::Records(_)) {
                         continue;
                     }
@@ -299,7 +299,7 @@ impl TlsStream {
         })?;
         // A drive that finished a TLS 1.3 handshake stops before sealing:
         // what it was given is sealed by the record layer.
-        self.hand_over();
+        self.hand_over()?;
         match (seal, todo) {
             (_, Seal::Nothing) => Ok(match seal {
                 Seal::Data(plain) => plain.len(),

@@ -15,27 +15,27 @@ impl TlsStream {
     /// Once rustls finished a TLS 1.3 handshake (and has nothing left to
     /// send), its keys go to a [`RecordLayer`] and rustls' connection is
     /// dropped. A hand-over rustls refuses ends the connection.
-    pub(super) fn hand_over(&mut self) {
+    pub(super) fn hand_over(&mut self) -> io::Result<()> {
         if !self.ready_to_hand_over() {
-            return;
+            return Ok(());
         }
         let Session::Rustls(tls) = std::mem::replace(&mut self.session, Session::Gone) else {
-            return;
+            return Ok(());
         };
         self.resumed = tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-        match tls.dangerous_into_kernel_connection() {
+        let why = match tls.dangerous_into_kernel_connection() {
             Ok((secrets, kernel)) => match RecordLayer::new(secrets, kernel) {
-                Ok(records) => self.session = Session::Records(records),
-                Err(e) => {
-                    tracing::warn!(why = e.why, "TLS keys not usable after the handshake");
-                    self.failed = true;
+                Ok(records) => {
+                    self.session = Session::Records(records);
+                    return Ok(());
                 }
+                Err(e) => e.why,
             },
-            Err(e) => {
-                tracing::warn!(error = %e, "rustls kept the TLS keys after the handshake");
-                self.failed = true;
-            }
-        }
+            Err(_) => "rustls kept the TLS keys after the handshake",
+        };
+        tracing::warn!(why, "a TLS connection could not go on after its handshake");
+        self.failed = true;
+        Err(tls_failure(why))
     }
 
     /// A TLS 1.3 handshake is done and the connection is still good: its
