@@ -13,8 +13,14 @@
 #[path = "../../crates/broker/src/transport/tls_buffers.rs"]
 mod tls_buffers;
 #[allow(dead_code)]
+#[path = "../../crates/broker/src/transport/tls_key_updates.rs"]
+mod tls_key_updates;
+#[allow(dead_code)]
 #[path = "../../crates/broker/src/transport/tls_records.rs"]
 mod tls_records;
+#[allow(dead_code)]
+#[path = "../../crates/broker/src/transport/tls_secrets.rs"]
+mod tls_secrets;
 #[allow(dead_code)]
 #[path = "../../crates/broker/src/transport/tls_records_harness.rs"]
 mod tls_records_harness;

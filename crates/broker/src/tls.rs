@@ -158,6 +158,10 @@ impl TlsEndpoint {
         // broker's own record layer (transport/tls_records.rs), which
         // keeps 44 bytes a direction where rustls kept ~1.6 KB.
         config.enable_secret_extraction = true;
+        // Its key updates then derive from the traffic secrets, taken by a
+        // key log that writes nowhere (transport/tls_secrets.rs), so that
+        // rustls' ~1 KB key schedule need not be kept either.
+        config.key_log = crate::transport::traffic_secret_log();
         Ok(TlsEndpoint {
             config: Arc::new(config),
             cert,

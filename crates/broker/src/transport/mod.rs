@@ -5,9 +5,11 @@
 //! TLS records the socket had no room for.
 
 mod tls_buffers;
+mod tls_key_updates;
 mod tls_records;
 #[cfg(test)]
 mod tls_records_harness;
+mod tls_secrets;
 mod tls_stream;
 
 use std::io::{self, IoSlice, Read, Write};
@@ -21,6 +23,12 @@ use rustls::ServerConfig;
 
 use tickwire_client::tls_io;
 use tls_stream::TlsStream;
+
+/// The key log a TLS endpoint's config carries: it hands TLS 1.3 traffic
+/// secrets to the connection being driven, and writes nothing anywhere.
+pub fn traffic_secret_log() -> Arc<dyn rustls::KeyLog> {
+    Arc::new(tls_secrets::CaptureTrafficSecrets)
+}
 
 pub enum Transport {
     Plain(TcpStream),

@@ -18,12 +18,14 @@
 
 use std::ops::Range;
 
-use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey};
 use rustls::kernel::KernelConnection;
 use rustls::server::ServerConnectionData;
 use rustls::{ConnectionTrafficSecrets, ExtractedSecrets};
 
 use super::tls_buffers::Sealed;
+use super::tls_key_updates::{NextKeys, RawKeys, Side};
+use super::tls_secrets::Captured;
 
 const APPLICATION_DATA: u8 = 23;
 const ALERT: u8 = 21;
@@ -79,12 +81,10 @@ pub enum Opened {
     Closed { len: usize },
 }
 
-/// One direction's keys: the raw key and IV, its record count, and the
-/// expanded key while in use.
+/// One direction's keys: the raw key and IV (wiped when dropped), its
+/// record count, and the expanded key while in use.
 struct Direction {
-    algorithm: &'static aead::Algorithm,
-    key: [u8; 32],
-    iv: [u8; aead::NONCE_LEN],
+    raw: RawKeys,
     seq: u64,
     expanded: Option<Box<LessSafeKey>>,
     /// Used since the last [`RecordLayer::rest`].
@@ -92,42 +92,25 @@ struct Direction {
 }
 
 impl Direction {
-    fn new((seq, secrets): (u64, ConnectionTrafficSecrets)) -> Result<Direction, Fatal> {
-        let (algorithm, key, iv) = match &secrets {
-            ConnectionTrafficSecrets::Aes128Gcm { key, iv } => (&aead::AES_128_GCM, key, iv),
-            ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (&aead::AES_256_GCM, key, iv),
-            ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => {
-                (&aead::CHACHA20_POLY1305, key, iv)
-            }
-            _ => return Err(fatal(alert::INTERNAL_ERROR, "an unknown cipher suite")),
-        };
-        let mut raw = [0u8; 32];
-        let mut nonce = [0u8; aead::NONCE_LEN];
-        let (key, iv) = (key.as_ref(), iv.as_ref());
-        if key.len() != algorithm.key_len() || iv.len() != nonce.len() {
-            return Err(fatal(
-                alert::INTERNAL_ERROR,
-                "traffic keys of the wrong size",
-            ));
-        }
-        raw.get_mut(..key.len())
-            .ok_or(fatal(alert::INTERNAL_ERROR, "traffic key too long"))?
-            .copy_from_slice(key);
-        nonce.copy_from_slice(iv);
-        Ok(Direction {
-            algorithm,
-            key: raw,
-            iv: nonce,
+    fn new((seq, raw): (u64, RawKeys)) -> Direction {
+        Direction {
+            raw,
             seq,
             expanded: None,
             used: false,
-        })
+        }
+    }
+
+    fn from_rustls((seq, secrets): (u64, ConnectionTrafficSecrets)) -> Result<Direction, Fatal> {
+        let raw = RawKeys::from_rustls(&secrets)
+            .ok_or(fatal(alert::INTERNAL_ERROR, "traffic keys not usable"))?;
+        Ok(Direction::new((seq, raw)))
     }
 
     /// The expanded key (made now if it was given back) and the next
     /// record's nonce: the IV XOR the record number (§5.3).
     fn next(&mut self) -> Result<(&LessSafeKey, Nonce), Fatal> {
-        let mut nonce = self.iv;
+        let mut nonce = self.raw.iv;
         for (n, s) in nonce.iter_mut().skip(4).zip(self.seq.to_be_bytes()) {
             *n ^= s;
         }
@@ -139,8 +122,9 @@ impl Direction {
         let key = match &mut self.expanded {
             Some(key) => key,
             slot => {
-                let raw = self.key.get(..self.algorithm.key_len()).unwrap_or_default();
-                let unbound = UnboundKey::new(self.algorithm, raw)
+                let algorithm = self.raw.algorithm;
+                let raw = self.raw.key.get(..algorithm.key_len()).unwrap_or_default();
+                let unbound = UnboundKey::new(algorithm, raw)
                     .map_err(|_| fatal(alert::INTERNAL_ERROR, "a traffic key ring refused"))?;
                 slot.insert(Box::new(LessSafeKey::new(unbound)))
             }
@@ -161,7 +145,7 @@ impl Direction {
 
 /// A TLS 1.3 connection's records after its handshake.
 pub struct RecordLayer {
-    kernel: Box<KernelConnection<ServerConnectionData>>,
+    next_keys: NextKeys,
     tx: Direction,
     rx: Direction,
     /// Records one key may seal before a key update replaces it (the
@@ -174,24 +158,37 @@ pub struct RecordLayer {
 }
 
 impl RecordLayer {
+    /// `captured`: the traffic secrets the endpoint's key log took during
+    /// this handshake ([`super::tls_secrets`]); kept, and rustls'
+    /// `kernel` dropped, when they make the keys rustls handed over.
     pub fn new(
         secrets: ExtractedSecrets,
         kernel: KernelConnection<ServerConnectionData>,
+        captured: Option<Captured>,
     ) -> Result<RecordLayer, Fatal> {
         let tx_limit = kernel
             .negotiated_cipher_suite()
             .tls13()
             .map(|suite| suite.common.confidentiality_limit)
             .ok_or(fatal(alert::INTERNAL_ERROR, "not a TLS 1.3 connection"))?;
+        let tx = Direction::from_rustls(secrets.tx)?;
+        let rx = Direction::from_rustls(secrets.rx)?;
+        let algorithm = tx.raw.algorithm;
         Ok(RecordLayer {
-            kernel: Box::new(kernel),
-            tx: Direction::new(secrets.tx)?,
-            rx: Direction::new(secrets.rx)?,
+            next_keys: NextKeys::new(kernel, captured, algorithm, &tx.raw, &rx.raw),
+            tx,
+            rx,
             // A margin below the limit, as rustls keeps.
             tx_limit: tx_limit.saturating_sub(tx_limit / 16).max(1),
             tx_update_owed: false,
             key_updates_in_a_row: 0,
         })
+    }
+
+    /// Whether key updates derive from secrets kept here (rustls'
+    /// connection dropped), rather than from rustls' key schedule.
+    pub fn owns_secrets(&self) -> bool {
+        self.next_keys.own()
     }
 
     /// Gives back the expanded keys not used since the last call (the
@@ -228,10 +225,10 @@ impl RecordLayer {
     fn update_tx(&mut self, out: &mut Sealed) -> Result<(), Fatal> {
         self.seal_record(HANDSHAKE, &[KEY_UPDATE, 0, 0, 1, 0], out)?;
         let next = self
-            .kernel
-            .update_tx_secret()
-            .map_err(|_| fatal(alert::INTERNAL_ERROR, "no next sending key"))?;
-        self.tx = Direction::new(next)?;
+            .next_keys
+            .next(Side::Server)
+            .ok_or(fatal(alert::INTERNAL_ERROR, "no next sending key"))?;
+        self.tx = Direction::new(next);
         self.tx_update_owed = false;
         Ok(())
     }
@@ -359,10 +356,10 @@ impl RecordLayer {
             ));
         }
         let next = self
-            .kernel
-            .update_rx_secret()
-            .map_err(|_| fatal(alert::INTERNAL_ERROR, "no next receiving key"))?;
-        self.rx = Direction::new(next)?;
+            .next_keys
+            .next(Side::Client)
+            .ok_or(fatal(alert::INTERNAL_ERROR, "no next receiving key"))?;
+        self.rx = Direction::new(next);
         Ok(())
     }
 }

@@ -15,9 +15,30 @@ use rustls::{
 };
 
 use super::tls_records::RecordLayer;
+use super::tls_secrets::{take_captured, CaptureTrafficSecrets, Captured};
+
+/// How the record layer gets the traffic secrets the key log took.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// As the broker does: it keeps them (rustls' connection dropped).
+    Captured,
+    /// None came: key updates go through rustls' `KernelConnection`.
+    Missing,
+    /// Client's and server's swapped: they do not make the keys, so the
+    /// layer keeps rustls' `KernelConnection`.
+    Swapped,
+}
 
 /// A finished handshake: the server's record layer and the client.
 pub fn handshake(suite: SupportedCipherSuite) -> (RecordLayer, ClientConnection) {
+    handshake_with(suite, Secrets::Captured)
+}
+
+/// [`handshake`], the secrets given to the record layer as `secrets` says.
+pub fn handshake_with(
+    suite: SupportedCipherSuite,
+    secrets: Secrets,
+) -> (RecordLayer, ClientConnection) {
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
         .unwrap()
@@ -34,6 +55,7 @@ pub fn handshake(suite: SupportedCipherSuite) -> (RecordLayer, ClientConnection)
         )
         .unwrap();
     server_config.enable_secret_extraction = true;
+    server_config.key_log = Arc::new(CaptureTrafficSecrets);
     let mut roots = RootCertStore::empty();
     roots.add(cert.der().clone()).unwrap();
     let client_provider = rustls::crypto::CryptoProvider {
@@ -51,12 +73,16 @@ pub fn handshake(suite: SupportedCipherSuite) -> (RecordLayer, ClientConnection)
     let mut server = UnbufferedServerConnection::new(Arc::new(server_config)).unwrap();
     let mut to_server = Vec::new();
     let mut to_client = Vec::new();
+    let mut captured = None;
     for _ in 0..16 {
         while client.wants_write() {
             client.write_tls(&mut to_server).unwrap();
         }
         loop {
             let status = server.process_tls_records(&mut to_server);
+            if let Some(taken) = take_captured() {
+                captured = Some(taken);
+            }
             let discard = status.discard;
             let more = match status.state.unwrap() {
                 ConnectionState::EncodeTlsData(mut encode) => {
@@ -80,8 +106,18 @@ pub fn handshake(suite: SupportedCipherSuite) -> (RecordLayer, ClientConnection)
         deliver(&mut client, &to_client);
         to_client.clear();
         if !server.is_handshaking() && to_server.is_empty() && !client.wants_write() {
-            let (secrets, kernel) = server.dangerous_into_kernel_connection().unwrap();
-            return (RecordLayer::new(secrets, kernel).unwrap(), client);
+            let (extracted, kernel) = server.dangerous_into_kernel_connection().unwrap();
+            let given = match secrets {
+                Secrets::Captured => captured,
+                Secrets::Missing => None,
+                Secrets::Swapped => captured.map(|c| Captured {
+                    client: c.server,
+                    server: c.client,
+                }),
+            };
+            let layer = RecordLayer::new(extracted, kernel, given).unwrap();
+            assert_eq!(layer.owns_secrets(), secrets == Secrets::Captured);
+            return (layer, client);
         }
     }
     panic!("the handshake did not finish");

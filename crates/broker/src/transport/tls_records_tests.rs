@@ -9,7 +9,9 @@ use rustls::crypto::ring::cipher_suite;
 use rustls::{ClientConnection, SupportedCipherSuite};
 
 use super::*;
-use crate::transport::tls_records_harness::{client_records, deliver, handshake, RawClient};
+use crate::transport::tls_records_harness::{
+    client_records, deliver, handshake, handshake_with, RawClient, Secrets,
+};
 
 const SUITES: [SupportedCipherSuite; 3] = [
     cipher_suite::TLS13_AES_128_GCM_SHA256,
@@ -85,6 +87,29 @@ fn a_client_key_update_is_followed_and_answered() {
     assert!(!layer.tx_update_owed);
     assert_eq!(layer.tx.seq, 1, "the answer went under the new key");
     assert_eq!(client_reads(&mut client, &sealed), b"answer");
+}
+
+/// Key updates both ways, the next keys derived from the captured
+/// secrets (the broker's way) and from rustls' key schedule (when the
+/// secrets are missing or do not make rustls' keys): the client, which
+/// derives its own, reads and is read under each.
+#[test]
+fn key_updates_from_kept_secrets_and_from_rustls_agree_with_the_client() {
+    for secrets in [Secrets::Captured, Secrets::Missing, Secrets::Swapped] {
+        for suite in SUITES {
+            let (mut layer, mut client) = handshake_with(suite, secrets);
+            let mut sealed = Sealed::default();
+            for round in 0..3u8 {
+                client.refresh_traffic_keys().unwrap();
+                client.writer().write_all(&[b'a' + round]).unwrap();
+                let (data, _) = open_all(&mut layer, client_records(&mut client)).unwrap();
+                assert_eq!(data, [b'a' + round]);
+                sealed.clear();
+                layer.seal(&[b'x' + round], &mut sealed).unwrap();
+                assert_eq!(client_reads(&mut client, &sealed), [b'x' + round]);
+            }
+        }
+    }
 }
 
 #[test]

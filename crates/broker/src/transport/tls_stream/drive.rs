@@ -7,6 +7,7 @@ use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
 
 use super::{tls_failure, Session, TlsStream};
 use crate::transport::tls_buffers::{self, Received, Sealed};
+use crate::transport::tls_secrets::take_captured;
 
 /// Ciphertext of one record beyond its plaintext, with room to spare
 /// (header 5, content type 1, tag 16; TLS 1.2: nonce 8, tag 16).
@@ -70,6 +71,10 @@ impl TlsStream {
             };
             let status =
                 tls.process_tls_records(input.unprocessed().get_mut(..given).unwrap_or_default());
+            // Secrets the key log took in that call are this connection's.
+            if let Some(captured) = take_captured() {
+                self.captured = Some(Box::new(captured));
+            }
             let mut discard = status.discard;
             let state = match status.state {
                 Ok(state) => state,

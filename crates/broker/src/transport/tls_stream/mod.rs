@@ -24,6 +24,7 @@ use rustls::ServerConfig;
 
 use super::tls_buffers::{self, Received, Sealed};
 use super::tls_records::RecordLayer;
+use super::tls_secrets::Captured;
 use drive::{Seal, Stop};
 
 /// Ciphertext read from the socket per read: two full records.
@@ -35,6 +36,9 @@ const READ_SIZE: usize = 34 * 1024;
 const MAX_RECEIVED: usize = 128 * 1024;
 
 /// Who seals and opens the records.
+// The record layer is a connection's state for life: inline in the boxed
+// stream (one allocation), the short-lived rustls connection boxed.
+#[allow(clippy::large_enum_variant)]
 enum Session {
     /// rustls: the handshake, and a TLS 1.2 connection for life. Boxed:
     /// it is the 1 KB a TLS 1.3 connection gives back after its handshake.
@@ -50,6 +54,9 @@ pub struct TlsStream {
     session: Session,
     /// The handshake resumed a session (kept: rustls is gone after it).
     resumed: bool,
+    /// The traffic secrets the key log took during this handshake, until
+    /// the hand-over ([`super::tls_secrets`]).
+    captured: Option<Box<Captured>>,
     /// Received ciphertext not processed yet: the start of a record that
     /// is not whole.
     received: Vec<u8>,
@@ -81,6 +88,7 @@ impl TlsStream {
                 UnbufferedServerConnection::new(config).map_err(io::Error::other)?,
             )),
             resumed: false,
+            captured: None,
             received: Vec::new(),
             plaintext: Vec::new(),
             unsent: Vec::new(),
