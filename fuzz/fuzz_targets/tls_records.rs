@@ -19,11 +19,11 @@ mod tls_key_updates;
 #[path = "../../crates/broker/src/transport/tls_records.rs"]
 mod tls_records;
 #[allow(dead_code)]
-#[path = "../../crates/broker/src/transport/tls_secrets.rs"]
-mod tls_secrets;
-#[allow(dead_code)]
 #[path = "../../crates/broker/src/transport/tls_records_harness.rs"]
 mod tls_records_harness;
+#[allow(dead_code)]
+#[path = "../../crates/broker/src/transport/tls_secrets.rs"]
+mod tls_secrets;
 
 use std::sync::Mutex;
 
