@@ -358,3 +358,7 @@ fn send_some(sock: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
         other => other,
     }
 }
+
+#[cfg(test)]
+#[path = "hand_over_tests.rs"]
+mod hand_over_tests;
