@@ -76,7 +76,7 @@ impl NextKeys {
     /// (`tx` ours, `rx` the peer's); rustls' connection otherwise.
     pub fn new(
         kernel: KernelConnection<ServerConnectionData>,
-        captured: Option<Captured>,
+        captured: Option<&Captured>,
         algorithm: &'static aead::Algorithm,
         tx: &RawKeys,
         rx: &RawKeys,
@@ -90,11 +90,11 @@ impl NextKeys {
             Some(HashAlgorithm::SHA384) => hkdf::HKDF_SHA384,
             _ => return NextKeys::Kernel(Box::new(kernel)),
         };
-        let Some(Captured {
-            client: Some(client),
-            server: Some(server),
-        }) = captured
-        else {
+        // Copied: the caller's copy is dropped where it lies (wiped).
+        let (Some(client), Some(server)) = (
+            captured.and_then(|c| c.client.clone()),
+            captured.and_then(|c| c.server.clone()),
+        ) else {
             return NextKeys::Kernel(Box::new(kernel));
         };
         let makes = |secret: &Secret, keys: &RawKeys| {

@@ -164,7 +164,7 @@ impl RecordLayer {
     pub fn new(
         secrets: ExtractedSecrets,
         kernel: KernelConnection<ServerConnectionData>,
-        captured: Option<Captured>,
+        captured: Option<&Captured>,
     ) -> Result<RecordLayer, Fatal> {
         let tx_limit = kernel
             .negotiated_cipher_suite()

@@ -111,11 +111,11 @@ pub fn handshake_with(
                 Secrets::Captured => captured,
                 Secrets::Missing => None,
                 Secrets::Swapped => captured.map(|c| Captured {
-                    client: c.server,
-                    server: c.client,
+                    client: c.server.clone(),
+                    server: c.client.clone(),
                 }),
             };
-            let layer = RecordLayer::new(extracted, kernel, given).unwrap();
+            let layer = RecordLayer::new(extracted, kernel, given.as_ref()).unwrap();
             assert_eq!(layer.owns_secrets(), secrets == Secrets::Captured);
             return (layer, client);
         }

@@ -17,8 +17,9 @@ use std::cell::RefCell;
 
 use ring::hkdf;
 
-/// A traffic secret: a hash's length (32 or 48 bytes).
-#[derive(Clone, PartialEq, Eq)]
+/// A traffic secret: a hash's length (32 or 48 bytes), wiped when
+/// dropped.
+#[derive(Clone)]
 pub struct Secret {
     bytes: [u8; 48],
     len: u8,
@@ -63,9 +64,21 @@ thread_local! {
 }
 
 /// Takes what the key log put in this thread's slot since the last take.
+/// Copied out, and the slot's own copy dropped in place (wiped): a move
+/// would leave the bytes behind in the slot.
 pub fn take_captured() -> Option<Captured> {
-    let captured = CAPTURED.with(|slot| std::mem::take(&mut *slot.borrow_mut()));
-    (captured.client.is_some() || captured.server.is_some()).then_some(captured)
+    CAPTURED.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.client.is_none() && slot.server.is_none() {
+            return None;
+        }
+        let taken = Captured {
+            client: slot.client.clone(),
+            server: slot.server.clone(),
+        };
+        *slot = Captured::default();
+        Some(taken)
+    })
 }
 
 /// The endpoint's key log: into the thread's slot, never to a file.

@@ -23,12 +23,11 @@ impl TlsStream {
             return Ok(());
         };
         self.resumed = tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        // Dropped in its box at the end (wiped), the record layer keeping
+        // copies.
+        let captured = self.captured.take();
         let why = match tls.dangerous_into_kernel_connection() {
-            Ok((secrets, kernel)) => match RecordLayer::new(
-                secrets,
-                kernel,
-                self.captured.take().map(|captured| *captured),
-            ) {
+            Ok((secrets, kernel)) => match RecordLayer::new(secrets, kernel, captured.as_deref()) {
                 Ok(records) => {
                     if !records.owns_secrets() {
                         // Works, at ~1 KB more for the connection's life.
