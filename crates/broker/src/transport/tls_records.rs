@@ -4,10 +4,12 @@
 //! Why not rustls to the end: an idle wss subscriber kept rustls' whole
 //! connection (~3.2 KB: the handshake's deframer, the record layer's
 //! boxed encrypter and decrypter, expanded AES keys of ~550 B each). Once
-//! the handshake is done, rustls hands over the traffic keys and a small
+//! the handshake is done, rustls hands over the traffic keys and a
 //! [`KernelConnection`] that derives the next keys on a key update (its
-//! "kernel" API, made for kTLS). This layer keeps the raw keys (44 bytes
-//! a direction) and expands them only while the connection is in use:
+//! "kernel" API, made for kTLS); key updates use the traffic secrets
+//! instead when the connection has them ([`super::tls_key_updates`]), so
+//! that ~1 KB goes too. This layer keeps the raw keys (44 bytes a
+//! direction) and expands them only while the connection is in use:
 //! [`RecordLayer::rest`], called by the worker's sweep, drops an expanded
 //! key not used since the sweep before.
 //!
