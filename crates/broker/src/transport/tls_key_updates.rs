@@ -50,6 +50,7 @@ impl Drop for RawKeys {
     }
 }
 
+/// What a connection derives its next keys from on a key update.
 pub enum NextKeys {
     /// The two traffic secrets (~100 bytes): derived further here.
     Own {
