@@ -34,11 +34,10 @@ pub fn handshake(suite: SupportedCipherSuite) -> (RecordLayer, ClientConnection)
     handshake_with(suite, Secrets::Captured)
 }
 
-/// [`handshake`], the secrets given to the record layer as `secrets` says.
-pub fn handshake_with(
-    suite: SupportedCipherSuite,
-    secrets: Secrets,
-) -> (RecordLayer, ClientConnection) {
+/// TLS 1.3 only, a certificate made now for `localhost`: the server's
+/// config as the broker's (keys handed over, secrets to the key log) and
+/// a client's that trusts it and offers `suite` alone.
+pub fn configs(suite: SupportedCipherSuite) -> (ServerConfig, ClientConfig) {
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
         .unwrap()
@@ -68,6 +67,15 @@ pub fn handshake_with(
         .with_root_certificates(roots)
         .with_no_client_auth();
     client_config.enable_secret_extraction = true;
+    (server_config, client_config)
+}
+
+/// [`handshake`], the secrets given to the record layer as `secrets` says.
+pub fn handshake_with(
+    suite: SupportedCipherSuite,
+    secrets: Secrets,
+) -> (RecordLayer, ClientConnection) {
+    let (server_config, client_config) = configs(suite);
     let name = ServerName::try_from("localhost").unwrap();
     let mut client = ClientConnection::new(Arc::new(client_config), name).unwrap();
     let mut server = UnbufferedServerConnection::new(Arc::new(server_config)).unwrap();

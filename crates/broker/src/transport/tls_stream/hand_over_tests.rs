@@ -10,41 +10,22 @@ use std::net::{TcpListener, TcpStream as StdTcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig};
+use rustls::crypto::ring::cipher_suite;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, ServerConfig};
 
 use super::{Session, TlsStream};
+use crate::transport::tls_records_harness as harness;
 use crate::transport::traffic_secret_log;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut server = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .unwrap();
-    server.enable_secret_extraction = true;
+    let (mut server, client) = harness::configs(cipher_suite::TLS13_AES_128_GCM_SHA256);
+    // As the broker's, but no tickets: nothing makes rustls stop after the
+    // client's Finished.
     server.key_log = traffic_secret_log();
-    // No tickets: nothing makes rustls stop after the client's Finished.
     server.send_tls13_tickets = 0;
-    let mut roots = RootCertStore::empty();
-    roots.add(cert.der().clone()).unwrap();
-    let client = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     (Arc::new(server), Arc::new(client))
 }
 
