@@ -46,9 +46,15 @@ fuzz_target!(|data: &[u8]| {
         (layer, RawClient::new(client))
     });
     let keep = if mode % 2 == 0 {
-        // Raw bytes: anything but a clean result consumed a record number.
+        // Raw bytes: only a record that reached decryption (and failed
+        // it) consumed a record number; header errors leave the pair as
+        // it was.
         let mut bytes = rest.to_vec();
-        matches!(layer.open(&mut bytes), Ok(Opened::Incomplete))
+        match layer.open(&mut bytes) {
+            Ok(Opened::Incomplete) => true,
+            Err(fatal) => fatal.alert != Some(tls_records::alert::BAD_RECORD_MAC),
+            Ok(_) => false,
+        }
     } else {
         let inner = rest.get(..rest.len().min(20_000)).unwrap_or(rest);
         let mut record = raw.seal(inner);
