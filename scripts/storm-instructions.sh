@@ -11,6 +11,7 @@
 #
 #   bash scripts/storm-instructions.sh target/release/tickwire new
 #   bash scripts/storm-instructions.sh /tmp/old/tickwire old
+#   EXTRA="--no-snapshot" bash scripts/storm-instructions.sh ...   # more generator flags
 #   KEEP=/tmp/storm.callgrind bash scripts/storm-instructions.sh ...   # keep the profile
 #     (then: callgrind_annotate /tmp/storm.callgrind | head -40)
 set -euo pipefail
@@ -31,6 +32,8 @@ case $scenario in
   B) args=(--rate 100 --duration 5) ;;
   *) echo "storm-instructions.sh: SCENARIO is D or B" >&2; exit 2 ;;
 esac
+read -r -a more <<<"${EXTRA:-}"
+args+=("${more[@]}")
 BROKER_PID=$broker OUT="$tmp/run.json" RUN_TIMEOUT=200 ./run.sh broker "$scenario" "${args[@]}" >/dev/null 2>&1
 kill -INT $broker
 wait $broker 2>/dev/null || true

@@ -1,17 +1,29 @@
 //! The soak end to end, a few seconds of it: an in-process broker with
 //! `[auth]` (HS256) and small slow-consumer limits, the binary against it
-//! with every kind of churn on. Checks the verdict and that each kind of
-//! churn happened, never how fast anything was.
+//! with every kind of churn on, over plain WebSocket and over wss (the
+//! broker's own TLS 1.3 record layer under churn: handshakes, resumed
+//! sessions, slow readers' partial writes, closes). Checks the verdict and
+//! that each kind of churn happened, never how fast anything was.
 
+mod common;
+
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use tickwire_broker::config::AuthConfig;
+use tickwire_broker::config::{AuthConfig, TlsConfig};
 use tickwire_broker::{Broker, Config};
 
 const SECRET: &str = "soak end-to-end secret, at least 32 bytes";
 
-fn start(secret_file: &str) -> Broker {
+/// The broker's certificate and key, and the CA the soak trusts.
+struct Tls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn start(secret_file: &str, tls: Option<&Tls>) -> Broker {
     let mut config = Config::default();
     config.server.ws_addr = "127.0.0.1:0".into();
     config.ingest.addr = "127.0.0.1:0".into();
@@ -29,6 +41,11 @@ fn start(secret_file: &str) -> Broker {
         audience: String::new(),
         anonymous_topics: vec![],
     });
+    config.tls = tls.map(|t| TlsConfig {
+        addr: "127.0.0.1:0".into(),
+        cert_file: t.cert.display().to_string(),
+        key_file: t.key.display().to_string(),
+    });
     Broker::start(&config).expect("broker starts")
 }
 
@@ -45,17 +62,41 @@ fn num(v: &Value, path: &[&str]) -> u64 {
 fn a_short_soak_with_every_churn_passes_and_churns() {
     let dir = std::env::temp_dir().join(format!("lt-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let report = soak_with_every_churn(&dir, None);
+    assert_eq!(report["params"]["tls"], false, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_short_soak_over_tls_passes_and_churns() {
+    let (dir, ca, cert, key) = common::pki("lt-soak-tls");
+    let report = soak_with_every_churn(&dir, Some(&Tls { ca, cert, key }));
+    assert_eq!(report["params"]["tls"], true, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs the binary's soak with every kind of churn against a broker of
+/// its own (over `tls` when given) and checks its verdict and counts;
+/// returns its report. Files go to `dir`.
+fn soak_with_every_churn(dir: &Path, tls: Option<&Tls>) -> Value {
     let secret = dir.join("jwt.secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let csv = dir.join("samples.csv");
-    let broker = start(secret.to_str().unwrap());
+    let broker = start(secret.to_str().unwrap(), tls);
     // The broker runs in this process: its RSS and fds are ours.
     let pid = std::process::id().to_string();
     let (ws, ingest) = (
-        broker.ws_addr().to_string(),
+        match tls {
+            Some(_) => broker.tls_addr().expect("a TLS listener").to_string(),
+            None => broker.ws_addr().to_string(),
+        },
         broker.ingest_addr().to_string(),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_tickwire-loadtest"))
+    let mut soak = Command::new(env!("CARGO_BIN_EXE_tickwire-loadtest"));
+    if let Some(t) = tls {
+        soak.arg("--tls").arg("--ca-file").arg(&t.ca);
+    }
+    let out = soak
         .args(["--ws", &ws, "--ingest", &ingest, "--quiet", "--json"])
         .args(["--duration", "6", "--connect-timeout", "20", "--drain", "5"])
         .args(["soak", "-s", "4", "-t", "10", "-k", "3", "--rate", "200"])
@@ -166,7 +207,7 @@ fn a_short_soak_with_every_churn_passes_and_churns() {
     let text = std::fs::read_to_string(&csv).expect("samples written");
     assert!(text.starts_with("t_s,rss_kib,fds,"), "{text}");
     assert!(text.lines().count() > 2, "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
+    report
 }
 
 #[test]

@@ -1,41 +1,17 @@
 //! The load generator over wss: a real broker with a certificate made at
 //! test time (rcgen), the generator trusting that CA only.
 
+mod common;
+
 use std::path::PathBuf;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tickwire_broker::config::TlsConfig;
 use tickwire_broker::{Broker, Config};
 
-/// A CA and a localhost certificate it signed, as files: (dir, ca, cert, key).
-fn pki() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("lt-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "lt test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-    let (ca_file, cert, key) = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    );
-    std::fs::write(&ca_file, ca.pem()).unwrap();
-    std::fs::write(&cert, leaf.pem()).unwrap();
-    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-    (dir, ca_file, cert, key)
-}
-
 #[test]
 fn fanout_and_connections_over_tls_with_and_without_resumption() {
-    let (dir, ca, cert, key) = pki();
+    let (dir, ca, cert, key) = common::pki("lt-tls");
     let mut config = Config::default();
     config.server.ws_addr = "127.0.0.1:0".into();
     config.ingest.addr = "127.0.0.1:0".into();

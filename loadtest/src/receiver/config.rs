@@ -67,6 +67,14 @@ pub struct TlsClient {
     pub resume: bool,
 }
 
+impl TlsClient {
+    /// The same config (and session cache) for the blocking client: the
+    /// soak's churn connections and its metrics scrapes.
+    pub fn client_options(&self) -> tickwire_client::TlsOptions {
+        tickwire_client::TlsOptions::with_config(self.config.clone(), &self.name.to_str())
+    }
+}
+
 impl std::fmt::Debug for TlsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "TlsClient({:?})", self.name)

@@ -1,12 +1,15 @@
 //! The broker's own view, from `GET /metrics` on its WebSocket listener
-//! (plain HTTP, one connection per scrape, closed by the broker): queue
+//! (HTTP, or HTTPS with `--tls`; one connection per scrape, closed by the
+//! broker): queue
 //! depths, open subscriber connections, slow-consumer closes and resumed
 //! topics (docs/protocol.md section 7).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+
+use tickwire_client::{Stream, TlsOptions};
 
 /// Longest a scrape may take, connect and read each.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -27,19 +30,37 @@ pub struct Scrape {
     pub resumed_unrecovered: Option<f64>,
 }
 
-/// Scrapes `ws` once.
-pub fn scrape(ws: SocketAddr) -> Result<Scrape, String> {
-    let mut sock = TcpStream::connect_timeout(&ws, TIMEOUT).map_err(|e| e.to_string())?;
+/// Where the soak scrapes: the first `--ws` listener, over TLS when the
+/// soak's subscribers use it.
+#[derive(Clone)]
+pub struct MetricsAt {
+    pub ws: SocketAddr,
+    pub tls: Option<TlsOptions>,
+}
+
+impl MetricsAt {
+    /// Scrapes once.
+    pub fn scrape(&self) -> Result<Scrape, String> {
+        scrape(self.ws, self.tls.as_ref())
+    }
+}
+
+/// Scrapes `ws` once (through TLS with `tls`).
+fn scrape(ws: SocketAddr, tls: Option<&TlsOptions>) -> Result<Scrape, String> {
+    let sock = TcpStream::connect_timeout(&ws, TIMEOUT).map_err(|e| e.to_string())?;
     sock.set_read_timeout(Some(TIMEOUT))
         .and_then(|()| sock.set_write_timeout(Some(TIMEOUT)))
         .map_err(|e| e.to_string())?;
+    let mut stream = match tls {
+        Some(tls) => Stream::tls(sock, tls).map_err(|e| e.to_string())?,
+        None => Stream::Plain(sock),
+    };
     let request = format!("GET /metrics HTTP/1.1\r\nHost: {ws}\r\nConnection: close\r\n\r\n");
-    sock.write_all(request.as_bytes())
+    stream
+        .write_all(request.as_bytes())
+        .and_then(|()| stream.flush())
         .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    sock.take(MAX_BYTES)
-        .read_to_end(&mut response)
-        .map_err(|e| e.to_string())?;
+    let response = read_to_close(stream.take(MAX_BYTES)).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -49,6 +70,18 @@ pub fn scrape(ws: SocketAddr) -> Result<Scrape, String> {
         return Err(format!("GET /metrics: {status}"));
     }
     Ok(parse(body))
+}
+
+/// Reads until the server closes. Over TLS a close without `close_notify`
+/// is an error to rustls; after a response with its body it is the end of
+/// the response all the same (the body is checked by its parse).
+fn read_to_close(mut from: impl Read) -> std::io::Result<Vec<u8>> {
+    let mut response = Vec::new();
+    match from.read_to_end(&mut response) {
+        Ok(_) => Ok(response),
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof && !response.is_empty() => Ok(response),
+        Err(e) => Err(e),
+    }
 }
 
 /// The value of `label` in a `{a="x",b="y"}` label set.

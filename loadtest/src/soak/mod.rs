@@ -11,7 +11,9 @@
 //! with `--hs256-secret-file` every connection, checked ones included,
 //! sends tokens minted by `crate::tokens` and refreshes them. A sampler
 //! (`sampler`, `metrics`) records the broker's RSS, open fds and queue
-//! depths. The report (`report`) is the usual one for the checked
+//! depths. With `--tls` every connection is wss (the checked subscribers,
+//! the churn actors, the scrapes of `/metrics`), all sharing one client
+//! config, so reconnects resume their TLS sessions. The report (`report`) is the usual one for the checked
 //! subscribers plus a `soak` section with the samples' start/end/max and
 //! slopes (`series`), the churn counts (`counts`) and the verdict. The
 //! plan and its checks: `plan`.

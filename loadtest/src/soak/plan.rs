@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::metrics::MetricsAt;
 use crate::cli::SoakArgs;
 use crate::scenario::LoadSpec;
 use crate::tokens::Tokens;
@@ -64,8 +65,8 @@ impl Plan {
     /// subscriber/topic/publisher counts) with the rest of `a`.
     pub fn new(mut load: LoadSpec, a: &SoakArgs) -> Result<Plan, Error> {
         load.validate()?;
-        if load.tls.is_some() || load.deflate {
-            return Err(Error::msg("soak: --tls and --deflate are not supported"));
+        if load.deflate {
+            return Err(Error::msg("soak: --deflate is not supported"));
         }
         if load.rate <= 0.0 || load.publishers == 0 {
             return Err(Error::msg(
@@ -174,6 +175,14 @@ impl Plan {
     pub fn max_steps(&self, every: Duration) -> usize {
         let n = self.load.duration.as_secs_f64() / every.as_secs_f64().max(1e-3);
         (n.ceil() as usize).saturating_add(10).min(MAX_STEPS)
+    }
+
+    /// Where the broker's `/metrics` is scraped: the first `--ws` address.
+    pub fn metrics_at(&self) -> MetricsAt {
+        MetricsAt {
+            ws: self.load.ws[0],
+            tls: self.load.tls.as_ref().map(|t| t.client_options()),
+        }
     }
 
     /// The `--ws` address of a churn connection `n` (round-robin).

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -14,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::metrics::{self, Scrape};
+use super::metrics::{MetricsAt, Scrape};
 use super::plan::Plan;
 use crate::receiver::Shared;
 use crate::{sys, Error};
@@ -47,7 +46,7 @@ pub struct Sampled {
 }
 
 impl Sampled {
-    fn take(&mut self, pid: Option<u32>, ws: SocketAddr, t0: Instant, shared: &Shared) {
+    fn take(&mut self, pid: Option<u32>, at: &MetricsAt, t0: Instant, shared: &Shared) {
         let mut s = Sample {
             t_s: t0.elapsed().as_secs_f64(),
             checked_deliveries: shared.deliveries.load(Ordering::Relaxed),
@@ -65,7 +64,7 @@ impl Sampled {
                 }
             }
         }
-        match metrics::scrape(ws) {
+        match at.scrape() {
             Ok(m) => s.metrics = Some(m),
             Err(e) => {
                 self.metrics_errors += 1;
@@ -85,7 +84,7 @@ const SETTLE: Duration = Duration::from_secs(1);
 pub fn after(plan: &Plan, shared: &Shared, t0: Instant) -> Sample {
     std::thread::sleep(SETTLE);
     let mut out = Sampled::default();
-    out.take(plan.broker_pid, plan.load.ws[0], t0, shared);
+    out.take(plan.broker_pid, &plan.metrics_at(), t0, shared);
     out.samples.pop().unwrap_or_default()
 }
 
@@ -98,7 +97,7 @@ impl Sampler {
     /// Starts sampling now; `t0` is the start of the run.
     pub fn start(plan: &Plan, shared: Arc<Shared>, t0: Instant) -> Result<Sampler, Error> {
         let (stop, stopped) = mpsc::channel::<()>();
-        let (pid, ws, every) = (plan.broker_pid, plan.load.ws[0], plan.sample_every);
+        let (pid, at, every) = (plan.broker_pid, plan.metrics_at(), plan.sample_every);
         let planned = plan.load.duration.as_secs_f64() / every.as_secs_f64();
         let most = (planned.ceil() as u64).saturating_add(SPARE_SAMPLES);
         let handle = std::thread::Builder::new()
@@ -106,14 +105,14 @@ impl Sampler {
             .spawn(move || {
                 let mut out = Sampled::default();
                 for _ in 0..most {
-                    out.take(pid, ws, t0, &shared);
+                    out.take(pid, &at, t0, &shared);
                     match stopped.recv_timeout(every) {
                         Err(RecvTimeoutError::Timeout) => {}
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
                 // The last one, at the end of the run.
-                out.take(pid, ws, t0, &shared);
+                out.take(pid, &at, t0, &shared);
                 out
             })
             .map_err(|e| Error::msg(format!("spawn sampler: {e}")))?;

@@ -131,10 +131,11 @@ impl Session {
             Format::Binary => tickwire_client::Format::Binary,
         };
         let path = ws_path(format, load.delta);
+        let tls = load.tls.as_ref().map(|t| t.client_options());
         let sub = dial
             .connect()
             .map_err(ClientError::from)
-            .and_then(|tcp| Subscriber::connect_over(tcp, &path, None))
+            .and_then(|tcp| Subscriber::connect_over(tcp, &path, tls.as_ref()))
             .map_err(|e| Ended::Failed(format!("connect {}: {e}", dial.ws)))?;
         let mut s = Session {
             sub,
