@@ -119,6 +119,7 @@ fn tls_client(c: &cli::Common) -> Result<Option<receiver::TlsClient>, Error> {
         config: std::sync::Arc::new(config),
         name,
         resume: !c.no_resume,
+        key_update_every: None,
     }))
 }
 

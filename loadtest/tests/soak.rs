@@ -64,6 +64,7 @@ fn a_short_soak_with_every_churn_passes_and_churns() {
     std::fs::create_dir_all(&dir).unwrap();
     let report = soak_with_every_churn(&dir, None);
     assert_eq!(report["params"]["tls"], false, "{report}");
+    assert_eq!(report["soak"]["churn"]["tls_key_updates"], 0, "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -72,6 +73,8 @@ fn a_short_soak_over_tls_passes_and_churns() {
     let (dir, ca, cert, key) = common::pki("lt-soak-tls");
     let report = soak_with_every_churn(&dir, Some(&Tls { ca, cert, key }));
     assert_eq!(report["params"]["tls"], true, "{report}");
+    let key_updates = num(&report, &["soak", "churn", "tls_key_updates"]);
+    assert!(key_updates > 0, "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -113,6 +116,9 @@ fn soak_with_every_churn(dir: &Path, tls: Option<&Tls>) -> Value {
         .arg("--hs256-secret-file")
         .arg(&secret)
         .args(["--token-ttl", "6"])
+        // Over TLS: KeyUpdates both ways under way, the quotes after each
+        // gap-checked (without --tls the flag does nothing).
+        .args(["--tls-key-update-every", "0.5"])
         .args(["--conn-churn", "10", "--conn-pool", "4"])
         .args(["--resubscribers", "2", "--resubscribe-every", "0.2"])
         .args(["--slow-readers", "1", "--slow-pause", "1.5"])

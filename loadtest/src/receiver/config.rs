@@ -65,6 +65,9 @@ pub struct TlsClient {
     pub name: rustls::pki_types::ServerName<'static>,
     /// Session resumption on (off: `--no-resume`, every handshake full).
     pub resume: bool,
+    /// Streaming connections send a TLS 1.3 KeyUpdate (asking the broker
+    /// for one back) this often: the soak's `--tls-key-update-every`.
+    pub key_update_every: Option<std::time::Duration>,
 }
 
 impl TlsClient {

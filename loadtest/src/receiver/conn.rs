@@ -90,6 +90,8 @@ pub(super) struct Ctx<'a> {
     pub(super) authed: u64,
     /// `auth` requests sent on connections already streaming.
     pub(super) auth_refreshes: u64,
+    /// TLS KeyUpdates sent (`TlsClient::key_update_every`).
+    pub(super) tls_key_updates: u64,
 }
 
 impl Ctx<'_> {

@@ -113,4 +113,7 @@ pub struct RecvResult {
     pub authed: u64,
     /// Token refreshes sent (`auth` on a connection already streaming).
     pub auth_refreshes: u64,
+    /// TLS 1.3 KeyUpdates sent on streaming connections, each asking the
+    /// broker to update its keys too (`TlsClient::key_update_every`).
+    pub tls_key_updates: u64,
 }

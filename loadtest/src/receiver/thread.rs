@@ -54,6 +54,7 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
                 deflate_negotiated: 0,
                 authed: 0,
                 auth_refreshes: 0,
+                tls_key_updates: 0,
             };
         }
     };
@@ -78,6 +79,7 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
         deflate_negotiated: 0,
         authed: 0,
         auth_refreshes: 0,
+        tls_key_updates: 0,
     };
     let mut conns: Vec<Conn> = Vec::with_capacity(subs.len());
     let mut events = Events::with_capacity(1024);
@@ -90,6 +92,8 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
     let mut measure: Option<(Instant, Duration)> = None;
     let refresh_every = cfg.auth.as_ref().map(|t| t.refresh_every());
     let mut refresh_at = refresh_every.map(|every| Instant::now() + every);
+    let key_update_every = cfg.tls.as_ref().and_then(|t| t.key_update_every);
+    let mut key_update_at = key_update_every.map(|every| Instant::now() + every);
 
     loop {
         let phase = shared.phase.load(Ordering::Acquire);
@@ -181,6 +185,13 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
                 refresh_at = Some(now + every);
             }
         }
+        if let (Some(at), Some(every)) = (key_update_at, key_update_every) {
+            let now = Instant::now();
+            if now >= at {
+                update_tls_keys(&mut ctx, &mut conns);
+                key_update_at = Some(now + every);
+            }
+        }
         if ctx.deliveries != published {
             shared
                 .deliveries
@@ -226,6 +237,27 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
         deflate_negotiated: ctx.deflate_negotiated,
         authed: ctx.authed,
         auth_refreshes: ctx.auth_refreshes,
+        tls_key_updates: ctx.tls_key_updates,
+    }
+}
+
+/// Sends a TLS 1.3 KeyUpdate on every streaming connection, asking the
+/// broker to update its own keys as well: the quotes that follow (checked
+/// for gaps like any) come under the broker's next key. A connection whose
+/// keys cannot be updated (TLS 1.2) fails.
+fn update_tls_keys(ctx: &mut Ctx<'_>, conns: &mut [Conn]) {
+    for c in conns.iter_mut().filter(|c| c.state == State::Streaming) {
+        let Some(tls) = c.tls.as_mut() else {
+            continue;
+        };
+        if tls.refresh_traffic_keys().is_err() {
+            fail(ctx, c, Fail::Protocol);
+            continue;
+        }
+        ctx.tls_key_updates += 1;
+        if let Err(kind) = flush(c) {
+            fail(ctx, c, kind);
+        }
     }
 }
 

@@ -114,6 +114,9 @@ pub struct Counts {
     pub producers: Producers,
     pub resumes: Resumes,
     pub tokens: TokenCounts,
+    /// With --tls: KeyUpdates the checked subscribers sent (each answered
+    /// by one of the broker's).
+    pub tls_key_updates: u64,
     pub errors: Problems,
 }
 

@@ -13,7 +13,9 @@
 //! (`sampler`, `metrics`) records the broker's RSS, open fds and queue
 //! depths. With `--tls` every connection is wss (the checked subscribers,
 //! the churn actors, the scrapes of `/metrics`), all sharing one client
-//! config, so reconnects resume their TLS sessions. The report (`report`) is the usual one for the checked
+//! config, so reconnects resume their TLS sessions; the checked subscribers
+//! update their keys now and then, asking the broker to do the same
+//! (`--tls-key-update-every`). The report (`report`) is the usual one for the checked
 //! subscribers plus a `soak` section with the samples' start/end/max and
 //! slopes (`series`), the churn counts (`counts`) and the verdict. The
 //! plan and its checks: `plan`.
@@ -124,6 +126,7 @@ pub fn run(load: LoadSpec, args: &SoakArgs) -> Result<Report, Error> {
     let mut churn = tally.into_inner().unwrap_or_else(|e| e.into_inner());
     churn.tokens.authed += results.iter().map(|r| r.authed).sum::<u64>();
     churn.tokens.refreshes += results.iter().map(|r| r.auth_refreshes).sum::<u64>();
+    churn.tls_key_updates += results.iter().map(|r| r.tls_key_updates).sum::<u64>();
     let wall = t0.elapsed().as_secs_f64();
     let ru1 = sys::rusage_self();
     let outcome = Outcome {

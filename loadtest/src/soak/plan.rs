@@ -104,6 +104,10 @@ impl Plan {
             }
         }
         load.auth = tokens.clone();
+        let key_updates = secs("--tls-key-update-every", c.tls_key_update_every)?;
+        if let Some(tls) = load.tls.as_mut() {
+            tls.key_update_every = (!key_updates.is_zero()).then_some(key_updates);
+        }
         let duration = load.duration;
         let warmup = match a.warmup {
             Some(w) => secs("--warmup", w)?,

@@ -46,6 +46,8 @@
 //!                              unexplained, unexplained_topics, new_epoch, seq}
 //!   tokens                     {authed, refreshes}: with --hs256-secret-file, every
 //!                              connection's authed replies and token refreshes
+//!   tls_key_updates            with --tls: KeyUpdates the checked subscribers sent,
+//!                              each asking the broker for one back
 //!   errors                     {total, first[]}: unexpected events of the churn
 //! ```
 
@@ -340,6 +342,9 @@ impl SoakReport {
             "  tokens             {} authed, {} refreshes; churn deliveries {}; checked silence at most {:.1} s",
             c.tokens.authed, c.tokens.refreshes, c.deliveries, self.checked_longest_silence_s
         );
+        if c.tls_key_updates > 0 {
+            let _ = writeln!(o, "  tls                {} key updates", c.tls_key_updates);
+        }
         for w in &self.warnings {
             let _ = writeln!(o, "  WARNING            {w}");
         }
