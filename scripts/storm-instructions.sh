@@ -41,7 +41,7 @@ total=$(awk '/^summary:/ {print $2}' "$tmp/callgrind.out")
 [[ -z ${KEEP:-} ]] || cp "$tmp/callgrind.out" "$KEEP"
 if [[ $scenario == D ]]; then
   subscribed=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['storm']['subscribed'])" "$tmp/run.json")
-  echo "$label subscribed $subscribed instructions $total per-subscriber $((total / 2000))"
+  echo "$label subscribed $subscribed instructions $total per-subscriber $((total / subscribed))"
 else
   delivered=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['total_delivered'])" "$tmp/run.json")
   echo "$label delivered $delivered instructions $total per-delivery $((total / delivered))"

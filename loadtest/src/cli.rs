@@ -348,8 +348,9 @@ pub struct ChurnArgs {
     #[arg(long, default_value_t = 20.0)]
     pub token_ttl: f64,
     /// With --tls: seconds between two TLS 1.3 KeyUpdates on each checked
-    /// subscriber, each asking the broker to update its keys too (the
-    /// quotes after it are gap-checked like any); 0 = none.
+    /// subscriber (TLS 1.2 connections send none), each asking the broker
+    /// to update its keys too and followed by a ping (the quotes after it
+    /// are gap-checked like any); 0 = none.
     #[arg(long, default_value_t = 10.0)]
     pub tls_key_update_every: f64,
 }

@@ -7,6 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
+use tickwire_ws::frame::encode_masked_frame;
+use tickwire_ws::OpCode;
 
 use super::config::{RecvConfig, Shared, SlowMode, PHASE_MEASURE, PHASE_STOP};
 use super::conn::{fail, flush, on_connected, open, send_auth, Conn, Ctx, Fail, State};
@@ -241,22 +243,30 @@ pub fn run(cfg: &RecvConfig, subs: Vec<usize>, shared: &Shared, thread_no: usize
     }
 }
 
-/// Sends a TLS 1.3 KeyUpdate on every streaming connection, asking the
-/// broker to update its own keys as well: the quotes that follow (checked
-/// for gaps like any) come under the broker's next key. A connection whose
-/// keys cannot be updated (TLS 1.2) fails.
+/// Sends a TLS 1.3 KeyUpdate on every streaming TLS 1.3 connection,
+/// asking the broker to update its own keys as well, and a ping after it:
+/// the quotes and the pong that follow (checked like any) come under the
+/// broker's next key. The ping is also data between two KeyUpdates: a peer
+/// may end a connection that sends many in a row with nothing between
+/// (the broker does after 32, as rustls does), and a checked subscriber
+/// without tokens sends nothing else.
 fn update_tls_keys(ctx: &mut Ctx<'_>, conns: &mut [Conn]) {
     for c in conns.iter_mut().filter(|c| c.state == State::Streaming) {
         let Some(tls) = c.tls.as_mut() else {
             continue;
         };
+        if tls.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+            continue;
+        }
         if tls.refresh_traffic_keys().is_err() {
             fail(ctx, c, Fail::Protocol);
             continue;
         }
-        ctx.tls_key_updates += 1;
-        if let Err(kind) = flush(c) {
-            fail(ctx, c, kind);
+        let mask = ctx.mask();
+        encode_masked_frame(&mut c.wbuf, OpCode::Ping, true, b"key update", mask);
+        match flush(c) {
+            Ok(()) => ctx.tls_key_updates += 1,
+            Err(kind) => fail(ctx, c, kind),
         }
     }
 }

@@ -114,8 +114,10 @@ pub struct Counts {
     pub producers: Producers,
     pub resumes: Resumes,
     pub tokens: TokenCounts,
-    /// With --tls: KeyUpdates the checked subscribers sent (each answered
-    /// by one of the broker's).
+    /// With --tls: KeyUpdates the checked subscribers sent, each asking the
+    /// broker for one back and followed by a ping (what the client decrypts
+    /// after it — the pong, the quotes — is under the broker's answer, if
+    /// it made one; the client cannot tell whether it did).
     pub tls_key_updates: u64,
     pub errors: Problems,
 }

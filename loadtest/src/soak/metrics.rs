@@ -69,12 +69,33 @@ fn scrape(ws: SocketAddr, tls: Option<&TlsOptions>) -> Result<Scrape, String> {
     if !status.starts_with("HTTP/1.1 200") {
         return Err(format!("GET /metrics: {status}"));
     }
+    // A response cut short would parse into wrong figures (a count cut
+    // mid-number): its length must be the one announced.
+    if let Some(announced) = content_length(head) {
+        if announced != body.len() {
+            return Err(format!(
+                "GET /metrics: {} of {announced} bytes of the body",
+                body.len()
+            ));
+        }
+    }
     Ok(parse(body))
 }
 
+/// The `Content-Length` of a response head, if it has one.
+fn content_length(head: &str) -> Option<usize> {
+    head.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
 /// Reads until the server closes. Over TLS a close without `close_notify`
-/// is an error to rustls; after a response with its body it is the end of
-/// the response all the same (the body is checked by its parse).
+/// is an error to rustls; after some of a response it is the end of the
+/// response all the same (its length is checked against its
+/// `Content-Length`).
 fn read_to_close(mut from: impl Read) -> std::io::Result<Vec<u8>> {
     let mut response = Vec::new();
     match from.read_to_end(&mut response) {
@@ -150,5 +171,15 @@ mod tests {
         assert_eq!(s.resumed_recovered, Some(40.0));
         assert_eq!(s.resumed_unrecovered, Some(2.0));
         assert_eq!(parse(""), Scrape::default());
+    }
+
+    #[test]
+    fn the_body_length_is_read_from_the_head() {
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nContent-Length: 17";
+        assert_eq!(content_length(head), Some(17));
+        assert_eq!(content_length("HTTP/1.1 200 OK\r\nServer: x"), None);
+        assert_eq!(content_length("HTTP/1.1 200 OK\r\ncontent-length: x"), None);
+        // The status line is not a header.
+        assert_eq!(content_length("Content-Length: 5"), None);
     }
 }

@@ -11,9 +11,11 @@
 //! with `--hs256-secret-file` every connection, checked ones included,
 //! sends tokens minted by `crate::tokens` and refreshes them. A sampler
 //! (`sampler`, `metrics`) records the broker's RSS, open fds and queue
-//! depths. With `--tls` every connection is wss (the checked subscribers,
-//! the churn actors, the scrapes of `/metrics`), all sharing one client
-//! config, so reconnects resume their TLS sessions; the checked subscribers
+//! depths. With `--tls` every subscriber connection is wss (the checked
+//! subscribers, the churn actors) and so are the scrapes of `/metrics`
+//! (the producers' ingest stays plain), all sharing one client config, so
+//! reconnects resume their TLS sessions (unless `--no-resume`); the checked
+//! subscribers
 //! update their keys now and then, asking the broker to do the same
 //! (`--tls-key-update-every`). The report (`report`) is the usual one for the checked
 //! subscribers plus a `soak` section with the samples' start/end/max and
@@ -36,6 +38,7 @@ mod sampler;
 mod series;
 mod session;
 mod streams;
+mod table;
 
 use std::sync::Mutex;
 use std::thread::{Scope, ScopedJoinHandle};
