@@ -16,13 +16,8 @@ tmp=$(mktemp -d)
 ready=$tmp/ready
 tls_args=()
 if [[ ${TLS:-0} == 1 ]]; then
-  # A CA and a leaf it signs (webpki refuses a CA certificate as a leaf).
-  ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-  openssl req -x509 "${ec[@]}" -days 1 -subj /CN=idle-rss-ca -keyout "$tmp/ca.key" -out "$tmp/ca.pem" 2>/dev/null
-  openssl req "${ec[@]}" -subj /CN=localhost -keyout "$tmp/key.pem" -out "$tmp/leaf.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$tmp/leaf.ext"
-  openssl x509 -req -in "$tmp/leaf.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -CAcreateserial \
-    -days 1 -extfile "$tmp/leaf.ext" -out "$tmp/cert.pem" 2>/dev/null
+  source scripts/lib/test-cert.sh
+  make_test_cert "$tmp"
   tls_args=(--tls-addr 127.0.0.1:0 --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
 fi
 "$bin/tickwire" --ws-addr 127.0.0.1:0 --ingest-addr 127.0.0.1:0 "${tls_args[@]}" --workers 1 --log-level warn --print-ready >"$ready" &
