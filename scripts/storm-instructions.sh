@@ -7,7 +7,11 @@
 #
 # By default a reconnect storm: D with 2,000 subscribers (10 topics each,
 # ack and snapshots), counted per subscriber. `SCENARIO=B` counts a paced
-# fan-out instead (`scripts/fanout-instructions.sh`), per delivery.
+# fan-out instead (`scripts/fanout-instructions.sh`), per delivery;
+# `SCENARIO=A` a saturated one (3 s, per delivery: under callgrind the
+# broker is the slow side, so its turns are long). `CACHE=1` adds
+# callgrind's cache simulation: first-level and last-level data misses
+# (reads and writes), per subscriber or delivery as the instructions.
 #
 #   bash scripts/storm-instructions.sh target/release/tickwire new
 #   bash scripts/storm-instructions.sh /tmp/old/tickwire old
@@ -21,7 +25,9 @@ bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 dir=${PEERBENCH_DIR:-/tmp/tickwire-peerbench/peerbench}
 cd "$dir"
 tmp=$(mktemp -d)
-valgrind --tool=callgrind --callgrind-out-file="$tmp/callgrind.out" "$bin" --workers 1 \
+cache=()
+[[ ${CACHE:-0} != 1 ]] || cache=(--cache-sim=yes)
+valgrind --tool=callgrind "${cache[@]}" --callgrind-out-file="$tmp/callgrind.out" "$bin" --workers 1 \
   --ws-addr 127.0.0.1:8080 --ingest-addr 127.0.0.1:7001 --log-level warn >"$tmp/broker.log" 2>&1 &
 broker=$!
 trap 'kill $broker 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -30,19 +36,26 @@ scenario=${SCENARIO:-D}
 case $scenario in
   D) args=(--subscribers 2000) ;;
   B) args=(--rate 100 --duration 5) ;;
-  *) echo "storm-instructions.sh: SCENARIO is D or B" >&2; exit 2 ;;
+  A) args=(--duration 3) ;;
+  *) echo "storm-instructions.sh: SCENARIO is D, B or A" >&2; exit 2 ;;
 esac
 read -r -a more <<<"${EXTRA:-}"
 args+=("${more[@]}")
 BROKER_PID=$broker OUT="$tmp/run.json" RUN_TIMEOUT=200 ./run.sh broker "$scenario" "${args[@]}" >/dev/null 2>&1
 kill -INT $broker
 wait $broker 2>/dev/null || true
-total=$(awk '/^summary:/ {print $2}' "$tmp/callgrind.out")
+# summary: Ir [Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw] with the cache simulation.
+read -r -a summary <<<"$(awk '/^summary:/ {$1=""; print}' "$tmp/callgrind.out")"
+total=${summary[0]}
+misses() { # per $1: D1 and LL data misses, with CACHE=1
+  [[ ${#summary[@]} -ge 9 ]] || return 0
+  echo " D1-misses $(((summary[4] + summary[5]) / $1)) LL-misses-x1000 $(((summary[7] + summary[8]) * 1000 / $1))"
+}
 [[ -z ${KEEP:-} ]] || cp "$tmp/callgrind.out" "$KEEP"
 if [[ $scenario == D ]]; then
   subscribed=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['storm']['subscribed'])" "$tmp/run.json")
-  echo "$label subscribed $subscribed instructions $total per-subscriber $((total / subscribed))"
+  echo "$label subscribed $subscribed instructions $total per-subscriber $((total / subscribed))$(misses "$subscribed")"
 else
   delivered=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['total_delivered'])" "$tmp/run.json")
-  echo "$label delivered $delivered instructions $total per-delivery $((total / delivered))"
+  echo "$label delivered $delivered instructions $total per-delivery $((total / delivered))$(misses "$delivered")"
 fi
