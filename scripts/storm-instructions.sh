@@ -36,7 +36,7 @@ scenario=${SCENARIO:-D}
 case $scenario in
   D) args=(--subscribers 2000) ;;
   B) args=(--rate 100 --duration 5) ;;
-  A) args=(--duration 3) ;;
+  A) args=(--duration "${A_SECONDS:-3}") ;;
   *) echo "storm-instructions.sh: SCENARIO is D, B or A" >&2; exit 2 ;;
 esac
 read -r -a more <<<"${EXTRA:-}"

@@ -363,3 +363,5 @@ fn a_subscribe_behind_an_interest_the_router_has_not_taken_goes_to_the_router() 
     }
     w.stop();
 }
+
+mod order;
