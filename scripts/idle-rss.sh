@@ -22,7 +22,7 @@ if [[ ${TLS:-0} == 1 ]]; then
 fi
 "$bin/tickwire" --ws-addr 127.0.0.1:0 --ingest-addr 127.0.0.1:0 "${tls_args[@]}" --workers 1 --log-level warn --print-ready >"$ready" &
 broker=$!
-trap 'kill $broker 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $broker 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do [[ -s $ready ]] && break; sleep 0.1; done
 ws=$(sed -n 's/.*"ws":"\([^"]*\)".*/\1/p' $ready)
 ingest=$(sed -n 's/.*"ingest":"\([^"]*\)".*/\1/p' $ready)

@@ -16,6 +16,7 @@
 #   bash scripts/storm-instructions.sh target/release/tickwire new
 #   bash scripts/storm-instructions.sh /tmp/old/tickwire old
 #   EXTRA="--no-snapshot" bash scripts/storm-instructions.sh ...   # more generator flags
+#   bash scripts/a-marginal.sh BINARY   # A per delivery with the set-up left out
 #   KEEP=/tmp/storm.callgrind bash scripts/storm-instructions.sh ...   # keep the profile
 #     (then: callgrind_annotate /tmp/storm.callgrind | head -40)
 set -euo pipefail
@@ -30,7 +31,7 @@ cache=()
 valgrind --tool=callgrind "${cache[@]}" --callgrind-out-file="$tmp/callgrind.out" "$bin" --workers 1 \
   --ws-addr 127.0.0.1:8080 --ingest-addr 127.0.0.1:7001 --log-level warn >"$tmp/broker.log" 2>&1 &
 broker=$!
-trap 'kill $broker 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $broker 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 150); do ss -ltn | grep -q ":8080 " && break; sleep 0.2; done
 scenario=${SCENARIO:-D}
 case $scenario in
@@ -49,7 +50,8 @@ read -r -a summary <<<"$(awk '/^summary:/ {$1=""; print}' "$tmp/callgrind.out")"
 total=${summary[0]}
 misses() { # per $1: D1 and LL data misses, with CACHE=1
   [[ ${#summary[@]} -ge 9 ]] || return 0
-  echo " D1-misses $(((summary[4] + summary[5]) / $1)) LL-misses-x1000 $(((summary[7] + summary[8]) * 1000 / $1))"
+  echo " D1-misses $(((summary[4] + summary[5]) / $1)) LL-misses-x1000 $(((summary[7] + summary[8]) * 1000 / $1))" \
+    "D1-read-misses-total ${summary[4]} D1-write-misses-total ${summary[5]}"
 }
 [[ -z ${KEEP:-} ]] || cp "$tmp/callgrind.out" "$KEEP"
 if [[ $scenario == D ]]; then

@@ -19,7 +19,7 @@ tmp=$(mktemp -d)
 taskset -c 0 "$bin" --workers 1 --ws-addr 127.0.0.1:8080 --ingest-addr 127.0.0.1:7001 \
   --log-level warn >"$tmp/broker.log" 2>&1 &
 broker=$!
-trap 'kill $broker 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $broker 2>/dev/null || true; rm -rf "$tmp"' EXIT
 sleep 0.5
 perf stat -e task-clock,context-switches,page-faults -p $broker -o "$tmp/stat.txt" &
 stat=$!

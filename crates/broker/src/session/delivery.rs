@@ -108,9 +108,9 @@ impl Connection {
     }
 
     /// A live quote routed here, with the spacing (`max_hz`) of the most
-    /// specific entry matching its topic: [`Self::on_quotes`] of one
-    /// (the tests' way in).
-    #[cfg(test)]
+    /// specific entry matching its topic. The per-delivery path: no read
+    /// interest can change here (a quote is never a reason to stop or
+    /// resume reading).
     pub fn on_quote(
         &mut self,
         quote: &LocalQuote,
@@ -118,27 +118,8 @@ impl Connection {
         now: Instant,
         fx: &mut Effects,
     ) {
-        self.on_quotes(std::iter::once((quote, interval)), now, fx);
-    }
-
-    /// Live quotes routed here, in order, each with the spacing
-    /// (`max_hz`) of the most specific entry matching its topic: a
-    /// worker's turn delivers a connection's quotes in one go, its state
-    /// loaded once for all of them (`worker/by_connection.rs`). The
-    /// per-delivery path: no read interest can change here (a quote is
-    /// never a reason to stop or resume reading), and the only actions
-    /// quotes ask for are timers, so taking them after the last one
-    /// changes nothing.
-    pub fn on_quotes<'q>(
-        &mut self,
-        quotes: impl Iterator<Item = (&'q LocalQuote, Option<Duration>)>,
-        now: Instant,
-        fx: &mut Effects,
-    ) {
         self.deliver(now, fx, |core, sink| {
-            for (quote, interval) in quotes {
-                core.subs.on_quote(quote, interval, sink);
-            }
+            core.subs.on_quote(quote, interval, sink)
         });
     }
 

@@ -17,7 +17,6 @@
 //! file and `sockets` do.
 
 mod admission;
-mod by_connection;
 mod cork;
 mod effects;
 mod following;
@@ -48,13 +47,12 @@ use slab::Slab;
 
 use crate::config::{ms, Config};
 use crate::doorbell::BellSender;
-use crate::messages::{ConnId, LocalQuote, RouterCmd, WorkerMsg};
+use crate::messages::{ConnId, RouterCmd, WorkerMsg};
 use crate::metrics::Metrics;
 use crate::session::{BrokerStatus, Connection, Effects, SessionConfig};
 use crate::transport::Transport;
 use admission::Admission;
 pub use admission::IpCounts;
-use by_connection::ByConnection;
 use following::Following;
 use route_index::RouteIndex;
 use router_channel::RouterChannel;
@@ -143,10 +141,6 @@ pub struct Worker {
     schedule: Schedule,
     router: RouterChannel,
     routes: RouteIndex,
-    /// A router message's deliveries, routed, then made connection by
-    /// connection; `chunk` holds the quotes they index.
-    by_connection: ByConnection,
-    chunk: Vec<LocalQuote>,
     /// What this worker follows, and the newest quotes of its topics.
     following: Following,
     stats: WorkerStats,
@@ -251,8 +245,6 @@ impl Worker {
                 settings.deferred_limit,
             ),
             routes: RouteIndex::default(),
-            by_connection: ByConnection::default(),
-            chunk: Vec::new(),
             following: Following::default(),
             stats: WorkerStats::new(parts.id, parts.metrics, now),
             settings,

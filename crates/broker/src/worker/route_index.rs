@@ -31,11 +31,6 @@ pub struct Target {
 }
 
 impl Target {
-    #[cfg(test)]
-    pub fn new(slot: u32, max_hz: f32) -> Target {
-        Target { slot, max_hz }
-    }
-
     pub fn slot(&self) -> usize {
         self.slot as usize
     }

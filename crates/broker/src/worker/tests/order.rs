@@ -1,6 +1,7 @@
-//! The order in which a connection gets what the router sent: the worker
-//! groups a turn's quotes by connection (`by_connection.rs`), and must
-//! still hand each connection the router's messages in the router's order.
+//! The order in which a connection gets what the router sent: whatever
+//! the worker batches within a turn (a grouping of a turn's quotes by
+//! connection was tried and measured, docs/performance.md, ninth round),
+//! each connection gets the router's messages in the router's order.
 
 use std::net::TcpStream;
 use std::sync::Arc;
