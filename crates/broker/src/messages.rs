@@ -53,6 +53,30 @@ impl SharedQuote {
             decoded_at: Instant::now(),
         }
     }
+
+    /// The router's own encoding of [`sample_quote`] numbered `seq`, for
+    /// tests whose client reads the frames.
+    pub(crate) fn encoded_for_test(topic: &str, seq: u64) -> SharedQuote {
+        let quote = sample_quote(topic);
+        let order = (seq, seq);
+        let scratch = &mut Vec::new();
+        crate::router::encode::encode(&quote, topic.into(), order, Instant::now(), None, scratch)
+    }
+}
+
+/// A quote with fixed prices, for tests.
+#[cfg(test)]
+pub(crate) fn sample_quote(topic: &str) -> Quote {
+    Quote {
+        topic: topic.into(),
+        bid: 1.0,
+        ask: 2.0,
+        bid_size: 3.0,
+        ask_size: 4.0,
+        last: 1.5,
+        volume: 5.0,
+        ts: 6,
+    }
 }
 
 /// A worker's handle on a shared quote, cloned once per delivery. Its count

@@ -6,16 +6,7 @@ use mio::{Poll, Token, Waker};
 use tickwire_protocol::Selector;
 
 pub(super) fn quote(topic: &str) -> Quote {
-    Quote {
-        topic: topic.into(),
-        bid: 1.0,
-        ask: 2.0,
-        bid_size: 3.0,
-        ask_size: 4.0,
-        last: 1.5,
-        volume: 5.0,
-        ts: 6,
-    }
+    crate::messages::sample_quote(topic)
 }
 
 fn subscribe(router: &mut Router, worker: usize, selector: &str, snapshot: bool) {

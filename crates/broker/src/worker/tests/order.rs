@@ -7,12 +7,10 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tickwire_protocol::Quote;
 use tungstenite::Message;
 
 use super::{default_settings, BusyRouterWorker, PATIENCE};
 use crate::messages::{RouterCmd, SharedQuote, WorkerMsg};
-use crate::router::encode::encode;
 
 /// Waits for the router's next subscribe command and returns it (other
 /// commands, interest, are dropped: the test's router keeps no state).
@@ -44,25 +42,7 @@ fn read_text(ws: &mut tungstenite::WebSocket<TcpStream>) -> String {
 
 /// The router's encoding of a quote of `topic` numbered `seq`.
 fn shared(topic: &str, seq: u64) -> Arc<SharedQuote> {
-    let quote = Quote {
-        topic: topic.into(),
-        bid: 1.0,
-        ask: 2.0,
-        bid_size: 3.0,
-        ask_size: 4.0,
-        last: 1.5,
-        volume: 5.0,
-        ts: 6,
-    };
-    let (order, now) = ((seq, seq), Instant::now());
-    Arc::new(encode(
-        &quote,
-        topic.into(),
-        order,
-        now,
-        None,
-        &mut Vec::new(),
-    ))
+    Arc::new(SharedQuote::encoded_for_test(topic, seq))
 }
 
 #[test]
