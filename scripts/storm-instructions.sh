@@ -12,39 +12,57 @@
 # broker is the slow side, so its turns are long). `CACHE=1` adds
 # callgrind's cache simulation: first-level and last-level data misses
 # (reads and writes), per subscriber or delivery as the instructions.
+# In place of the binary, `uws` counts the uWebSockets peer (the peerbench
+# copy's build) under the same callgrind and generator.
 #
 #   bash scripts/storm-instructions.sh target/release/tickwire new
 #   bash scripts/storm-instructions.sh /tmp/old/tickwire old
 #   EXTRA="--no-snapshot" bash scripts/storm-instructions.sh ...   # more generator flags
-#   bash scripts/a-marginal.sh BINARY   # A per delivery with the set-up left out
+#   bash scripts/storm-instructions.sh uws uws   # the peer, the same way
+#   bash scripts/marginal.sh BINARY   # A or B per delivery with the set-up left out
 #   KEEP=/tmp/storm.callgrind bash scripts/storm-instructions.sh ...   # keep the profile
 #     (then: callgrind_annotate /tmp/storm.callgrind | head -40)
 set -euo pipefail
-bin=${1:?usage: storm-instructions.sh BROKER_BINARY [LABEL]}
+bin=${1:?usage: storm-instructions.sh BROKER_BINARY|uws [LABEL]}
 label=${2:-$(basename "$bin")}
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+[[ $bin == uws ]] || bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 dir=${PEERBENCH_DIR:-/tmp/tickwire-peerbench/peerbench}
 cd "$dir"
 tmp=$(mktemp -d)
 cache=()
 [[ ${CACHE:-0} != 1 ]] || cache=(--cache-sim=yes)
-valgrind --tool=callgrind "${cache[@]}" --callgrind-out-file="$tmp/callgrind.out" "$bin" --workers 1 \
-  --ws-addr 127.0.0.1:8080 --ingest-addr 127.0.0.1:7001 --log-level warn >"$tmp/broker.log" 2>&1 &
-broker=$!
-trap 'kill $broker 2>/dev/null || true; rm -rf "$tmp"' EXIT
-for _ in $(seq 150); do ss -ltn | grep -q ":8080 " && break; sleep 0.2; done
+callgrind=(valgrind --tool=callgrind "${cache[@]}" --callgrind-out-file="$tmp/callgrind.out")
+broker=""
+trap '[[ -z $broker ]] || kill $broker 2>/dev/null || true; rm -rf "$tmp"' EXIT
+if [[ $bin == uws ]]; then
+  # run.sh starts (and stops) the peer itself: through a wrapper that
+  # puts it under callgrind.
+  peer=${PEERS:-$dir/../../peers}/uws-pubsub/uws_pubsub
+  printf '#!/bin/sh\nexec %s "%s" "$@"\n' "${callgrind[*]}" "$peer" >"$tmp/uws.sh"
+  chmod +x "$tmp/uws.sh"
+  server=(uws) run_env=(UWS_BIN="$tmp/uws.sh")
+else
+  "${callgrind[@]}" "$bin" --workers 1 --ws-addr 127.0.0.1:8080 --ingest-addr 127.0.0.1:7001 \
+    --log-level warn >"$tmp/broker.log" 2>&1 &
+  broker=$!
+  for _ in $(seq 150); do ss -ltn | grep -q ":8080 " && break; sleep 0.2; done
+  server=(broker) run_env=(BROKER_PID="$broker")
+fi
 scenario=${SCENARIO:-D}
 case $scenario in
   D) args=(--subscribers 2000) ;;
-  B) args=(--rate 100 --duration 5) ;;
+  B) args=(--rate 100 --duration "${B_SECONDS:-5}") ;;
   A) args=(--duration "${A_SECONDS:-3}") ;;
   *) echo "storm-instructions.sh: SCENARIO is D, B or A" >&2; exit 2 ;;
 esac
 read -r -a more <<<"${EXTRA:-}"
 args+=("${more[@]}")
-BROKER_PID=$broker OUT="$tmp/run.json" RUN_TIMEOUT=200 ./run.sh broker "$scenario" "${args[@]}" >/dev/null 2>&1
-kill -INT $broker
-wait $broker 2>/dev/null || true
+env "${run_env[@]}" OUT="$tmp/run.json" RUN_TIMEOUT=200 ./run.sh "${server[@]}" "$scenario" "${args[@]}" >/dev/null 2>&1
+if [[ -n $broker ]]; then
+  kill -INT $broker
+  wait $broker 2>/dev/null || true
+  broker=""
+fi
 # summary: Ir [Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw] with the cache simulation.
 read -r -a summary <<<"$(awk '/^summary:/ {$1=""; print}' "$tmp/callgrind.out")"
 total=${summary[0]}
